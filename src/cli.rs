@@ -1,0 +1,332 @@
+//! Command-line interface: argument definitions, settings resolution (flags > environment >
+//! config file > defaults) and exit codes (0 success, 1 failure, 2 usage error).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::ingress::Limits;
+use crate::jobs::RunnerOptions;
+use crate::lane::policy::{parse_duration, Policy};
+use crate::server::{self, ServeSettings};
+use crate::store::{Store, StoreOptions, DEFAULT_DATABASE_URL};
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hotfix-lane",
+    version,
+    about = "The emergency lane for pull requests",
+    long_about = "The emergency lane for pull requests: a change labeled `hotfix` runs smoke-only CI, merges on a \
+                  responder's time-bound pre-authorization, is backported automatically, and is blocked by the \
+                  `hotfix-lane/postmortem` check until a postmortem issue exists."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the webhook server (the full lane). Settings come from flags, HOTFIX_LANE_* variables
+    /// and an optional TOML file, in that order of precedence.
+    Serve(ServeArgs),
+    /// Work with per-repository policy files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Inspect the job queue and give dead jobs another chance.
+    Jobs(JobsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a policy file (`.github/hotfix-lane.toml`) offline; exit 1 with `line:column`
+    /// messages when it is invalid.
+    Check { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+struct JobsArgs {
+    /// Database URL (see `serve --help`).
+    #[arg(long, env = "HOTFIX_LANE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+    #[command(subcommand)]
+    command: JobsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// List jobs that used up their attempts.
+    Dead,
+    /// Queue a dead job again with a fresh set of attempts.
+    Requeue { id: i64 },
+}
+
+/// `serve` settings. Each is optional here so that the config file can fill what flags and
+/// environment leave unset.
+#[derive(Debug, Args, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeArgs {
+    /// TOML file with any of these settings (keys in snake_case, e.g. `listen = "0.0.0.0:8080"`).
+    #[arg(long, env = "HOTFIX_LANE_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "HOTFIX_LANE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// `postgres://…` for several replicas, or a SQLite file [default: sqlite://hotfix-lane.db].
+    #[arg(long, env = "HOTFIX_LANE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Secret of the GitHub webhook or App (X-Hub-Signature-256).
+    #[arg(
+        long,
+        env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    github_webhook_secret: Option<Secret>,
+    /// The previous secret, still accepted while a rotation is under way.
+    #[arg(
+        long,
+        env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET_PREVIOUS",
+        hide_env_values = true
+    )]
+    github_webhook_secret_previous: Option<Secret>,
+    /// Log format.
+    #[arg(long, env = "HOTFIX_LANE_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// Concurrent job workers in this process [default: 4].
+    #[arg(long, env = "HOTFIX_LANE_WORKERS")]
+    workers: Option<usize>,
+    /// Job lease; a job whose process died is picked up again after this [default: 60s].
+    #[arg(long, env = "HOTFIX_LANE_JOB_LEASE", value_parser = duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    job_lease: Option<Duration>,
+    /// Attempts before a job is dead [default: 8].
+    #[arg(long, env = "HOTFIX_LANE_JOB_MAX_ATTEMPTS")]
+    job_max_attempts: Option<i64>,
+    /// How long a client may take to send a webhook body [default: 10s].
+    #[arg(long, env = "HOTFIX_LANE_BODY_TIMEOUT", value_parser = duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    body_timeout: Option<Duration>,
+    /// Acknowledge deliveries without waiting for the disk. Loses deliveries on power failure;
+    /// only for measuring what durability costs.
+    #[arg(long, env = "HOTFIX_LANE_UNSAFE_SKIP_FSYNC")]
+    #[serde(default)]
+    unsafe_skip_fsync: bool,
+}
+
+/// A secret string whose `Debug` never shows it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+impl ServeArgs {
+    /// Fills what flags and environment left unset from the config file, then from defaults.
+    fn resolve(self) -> anyhow::Result<(ServeSettings, LogFormat)> {
+        let file = match &self.config {
+            Some(path) => read_config(path)?,
+            None => ServeArgs::default(),
+        };
+        let secrets = [
+            self.github_webhook_secret.or(file.github_webhook_secret),
+            self.github_webhook_secret_previous
+                .or(file.github_webhook_secret_previous),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.0)
+        .collect();
+        let runner_defaults = RunnerOptions::default();
+        let settings = ServeSettings {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
+            database_url: self
+                .database_url
+                .or(file.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            github_webhook_secrets: secrets,
+            limits: Limits {
+                body_timeout: self
+                    .body_timeout
+                    .or(file.body_timeout)
+                    .unwrap_or(Limits::default().body_timeout),
+                ..Limits::default()
+            },
+            runner: RunnerOptions {
+                workers: self
+                    .workers
+                    .or(file.workers)
+                    .unwrap_or(runner_defaults.workers),
+                lease: self
+                    .job_lease
+                    .or(file.job_lease)
+                    .unwrap_or(runner_defaults.lease),
+                ..runner_defaults
+            },
+            max_attempts: self
+                .job_max_attempts
+                .or(file.job_max_attempts)
+                .unwrap_or(8)
+                .max(1),
+            durable: !(self.unsafe_skip_fsync || file.unsafe_skip_fsync),
+        };
+        Ok((
+            settings,
+            self.log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
+        ))
+    }
+}
+
+fn read_config(path: &Path) -> anyhow::Result<ServeArgs> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim()))
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => config_check(&file),
+        Command::Serve(args) => {
+            let (settings, log_format) = match args.resolve() {
+                Ok(resolved) => resolved,
+                Err(err) => return fail(err),
+            };
+            telemetry::init(log_format);
+            block_on(serve(settings))
+        }
+        Command::Jobs(args) => {
+            telemetry::init(LogFormat::Human);
+            block_on(jobs(args))
+        }
+    }
+}
+
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => return fail(err.into()),
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(err),
+    }
+}
+
+fn fail(err: anyhow::Error) -> ExitCode {
+    eprintln!("hotfix-lane: {err:#}");
+    ExitCode::FAILURE
+}
+
+fn config_check(file: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) => return fail(anyhow::anyhow!("cannot read {}: {err}", file.display())),
+    };
+    match Policy::parse(&text) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{}:{err}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
+    let running = server::start(settings).await?;
+    let stop = running.stopper();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    running.wait().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.database_url, &StoreOptions::default()).await?;
+    match args.command {
+        JobsCommand::Dead => {
+            let dead = store.jobs_in_state("dead").await?;
+            if dead.is_empty() {
+                println!("no dead jobs");
+            }
+            for job in dead {
+                println!(
+                    "{}\t{}\t{}\tattempts={}\t{}",
+                    job.id,
+                    job.kind,
+                    job.ordering_key,
+                    job.attempts,
+                    job.last_error.unwrap_or_default()
+                );
+            }
+        }
+        JobsCommand::Requeue { id } => {
+            if !store
+                .requeue_dead(id, crate::clock::Clock::now_ms(&crate::clock::SystemClock))
+                .await?
+            {
+                anyhow::bail!("no dead job with id {id}");
+            }
+            println!("job {id} queued again");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The durable job runner: workers claim jobs under a lease, keep the lease alive while the
+//! handler works, and record the outcome — done (with its writes), retry later, or dead.
+
+mod backoff;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+pub use backoff::Backoff;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::store::{ClaimedJob, Millis, Store, Write};
+
+/// What a handler made of one attempt.
+#[derive(Debug)]
+pub enum JobResult {
+    /// Finished; the writes are committed together with the job's completion.
+    Done(Vec<Write>),
+    /// Not now (rate limit, a forge asking to come back later): run again after this long,
+    /// without spending an attempt.
+    RetryAfter { after: Duration, reason: String },
+    /// This attempt failed; retried with backoff until attempts run out.
+    Failed(String),
+}
+
+pub trait JobHandler: Send + Sync + 'static {
+    fn run(&self, job: &ClaimedJob) -> impl Future<Output = JobResult> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    pub workers: usize,
+    pub lease: Duration,
+    /// How often idle workers look for work that other replicas queued or that became due.
+    pub poll: Duration,
+    pub backoff: Backoff,
+    /// Identifies this process's leases; unique per process.
+    pub owner: String,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            workers: 4,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_millis(500),
+            backoff: Backoff::default(),
+            owner: format!("{}-{}", std::process::id(), fastrand::u64(..)),
+        }
+    }
+}
+
+pub struct Runner<H> {
+    pub store: Store,
+    pub handler: Arc<H>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    pub options: RunnerOptions,
+    /// Poked when new work is stored in this process, so idle workers need not wait to poll.
+    pub wake: Arc<Notify>,
+}
+
+impl<H: JobHandler> Runner<H> {
+    /// Runs the workers until `shutdown` turns true; jobs in flight are finished first, then
+    /// any lease still held is released.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let mut workers = JoinSet::new();
+        for _ in 0..this.options.workers.max(1) {
+            let (this, shutdown) = (this.clone(), shutdown.clone());
+            workers.spawn(async move { this.work(shutdown).await });
+        }
+        while workers.join_next().await.is_some() {}
+        let now = this.clock.now_ms();
+        match this.store.release_leases(&this.options.owner, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "released job leases"),
+            Err(err) => tracing::warn!(error = %err, "could not release job leases"),
+        }
+    }
+
+    async fn work(&self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            match self.step().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(err) => tracing::warn!(error = %err, "job store unavailable; retrying"),
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.options.poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Claims and runs one job; false when there was nothing to do.
+    pub async fn step(&self) -> crate::store::Result<bool> {
+        let now = self.clock.now_ms();
+        for _ in 0..self.store.bury_expired(now).await? {
+            self.metrics.job_dead("unknown");
+        }
+        let Some(job) = self
+            .store
+            .claim(&self.options.owner, now, now + ms(self.options.lease))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let span =
+            tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
+        let _enter = span.enter();
+        self.metrics.job_attempt(&job.kind);
+        let result = self.run_leased(&job).await;
+        let now = self.clock.now_ms();
+        match result {
+            JobResult::Done(writes) => {
+                if !self.store.complete(&job, &writes, now).await? {
+                    tracing::warn!(
+                        "lease lost before completion; another worker owns this job now"
+                    );
+                }
+            }
+            JobResult::RetryAfter { after, reason } => {
+                tracing::info!(%reason, after_ms = ms(after), "job deferred");
+                self.store
+                    .defer(&job, now + ms(after), &reason, now)
+                    .await?;
+            }
+            JobResult::Failed(error) => {
+                self.metrics.job_failure(&job.kind);
+                let delay = self.options.backoff.delay(job.attempts, fastrand::f64());
+                if self.store.fail(&job, &error, now + ms(delay), now).await? {
+                    self.metrics.job_dead(&job.kind);
+                    tracing::error!(%error, "job is dead after its last attempt");
+                } else {
+                    tracing::warn!(%error, retry_in_ms = ms(delay), "job attempt failed");
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs the handler while renewing the lease at a third of its length.
+    async fn run_leased(&self, job: &ClaimedJob) -> JobResult {
+        let run = self.handler.run(job);
+        tokio::pin!(run);
+        let mut renew = tokio::time::interval(self.options.lease / 3);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                result = &mut run => return result,
+                _ = renew.tick() => {
+                    let until = self.clock.now_ms() + ms(self.options.lease);
+                    if let Err(err) = self.store.extend_lease(job, until).await {
+                        tracing::warn!(error = %err, "could not extend job lease");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn ms(d: Duration) -> Millis {
+    d.as_millis() as Millis
+}

@@ -1,0 +1,5 @@
+//! The pure core: events, policy and the lane's decisions. No I/O, no clocks, no forge types.
+
+pub mod event;
+pub mod policy;
+pub mod track;

@@ -1,0 +1,56 @@
+//! What the lane remembers about each pull request between events.
+
+use serde::{Deserialize, Serialize};
+
+use super::event::{Envelope, Event, ItemState, PullRequest};
+
+/// The last known facts of one pull request, kept in the store's lane state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullFacts {
+    pub number: u64,
+    pub title: String,
+    pub head_sha: String,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub labels: Vec<String>,
+    pub state: ItemState,
+    pub from_fork: bool,
+    /// Events applied to this pull request; each delivery counts once, however often its job ran.
+    pub events: u64,
+}
+
+/// The pull request an event is about, with the facts it carries (if it carries them).
+pub fn subject(envelope: &Envelope) -> Option<(u64, Option<&PullRequest>)> {
+    match &envelope.event {
+        Event::PullRequest { pull, .. } | Event::Review { pull, .. } => {
+            Some((pull.number, Some(pull)))
+        }
+        Event::Comment {
+            number,
+            on_pull_request: true,
+            ..
+        } => Some((*number, None)),
+        _ => None,
+    }
+}
+
+/// Folds one event into the facts known so far. `None` when the event is not about a pull
+/// request, or is about one the lane has not seen a full description of yet.
+pub fn observe(prior: Option<PullFacts>, envelope: &Envelope) -> Option<PullFacts> {
+    let (_, pull) = subject(envelope)?;
+    let events = prior.as_ref().map_or(0, |p| p.events) + 1;
+    match pull {
+        Some(p) => Some(PullFacts {
+            number: p.number,
+            title: p.title.clone(),
+            head_sha: p.head_sha.clone(),
+            head_ref: p.head_ref.clone(),
+            base_ref: p.base_ref.clone(),
+            labels: p.labels.clone(),
+            state: p.state,
+            from_fork: p.from_fork,
+            events,
+        }),
+        None => prior.map(|p| PullFacts { events, ..p }),
+    }
+}

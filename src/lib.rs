@@ -1,0 +1,15 @@
+//! hotfix-lane: the emergency lane for pull requests.
+//!
+//! `lane` decides (pure), `ingress` takes webhooks in, `store` keeps everything durable, `jobs`
+//! runs the work, `dispatch` connects the runner to the lane, `server` wires it all up.
+
+pub mod cli;
+pub mod clock;
+pub mod dispatch;
+pub mod ingress;
+pub mod jobs;
+pub mod lane;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,197 @@
+//! `hotfix-lane serve`: wires the store, ingress, job runner and operational endpoints together,
+//! and shuts them down in order.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::{watch, Notify};
+
+use crate::clock::{Clock, SystemClock};
+use crate::dispatch::Dispatch;
+use crate::ingress::github::GithubIngress;
+use crate::ingress::signature::Secrets;
+use crate::ingress::{self, Ingress, Limits};
+use crate::jobs::{Runner, RunnerOptions};
+use crate::metrics::Metrics;
+use crate::store::{DeliveryWriter, Store, StoreOptions};
+
+/// Everything `serve` needs, already resolved from flags, environment and config file.
+#[derive(Clone)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// Current secret first, then any still accepted during a rotation.
+    pub github_webhook_secrets: Vec<String>,
+    pub limits: Limits,
+    pub runner: RunnerOptions,
+    pub max_attempts: i64,
+    pub durable: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("no forge is configured: set HOTFIX_LANE_GITHUB_WEBHOOK_SECRET (or --github-webhook-secret)")]
+    NoForge,
+    #[error("invalid GitHub webhook secret: {0}")]
+    BadSecret(&'static str),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Ops {
+    store: Store,
+    metrics: Metrics,
+    shutting_down: AtomicBool,
+}
+
+/// A server that is up and listening.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub store: Store,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// Begins a graceful shutdown and waits for it to finish.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(Ok(()))
+    }
+
+    /// Waits until the server stops (after `stop` or a fatal error).
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.task.await.unwrap_or(Ok(()))
+    }
+
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// Opens the store, binds the listener and starts serving in the background.
+pub async fn start(settings: ServeSettings) -> Result<Running, ServeError> {
+    start_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(
+    settings: ServeSettings,
+    clock: Arc<dyn Clock>,
+) -> Result<Running, ServeError> {
+    if settings.github_webhook_secrets.is_empty() {
+        return Err(ServeError::NoForge);
+    }
+    let secrets = Secrets::new(&settings.github_webhook_secrets).map_err(ServeError::BadSecret)?;
+    let store = Store::open(
+        &settings.database_url,
+        &StoreOptions {
+            durable: settings.durable,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let metrics = Metrics::default();
+    let wake = Arc::new(Notify::new());
+    let (writer, writer_task) = DeliveryWriter::spawn(store.clone(), settings.max_attempts);
+    let ingress = Arc::new(Ingress {
+        writer,
+        github: Some(GithubIngress { secrets }),
+        metrics: metrics.clone(),
+        limits: settings.limits,
+        clock: clock.clone(),
+        wake: wake.clone(),
+    });
+    let ops = Arc::new(Ops {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        shutting_down: AtomicBool::new(false),
+    });
+    let app = Router::new()
+        .route("/webhooks/github", post(ingress::github::webhook))
+        .with_state(ingress)
+        .merge(
+            Router::new()
+                .route("/healthz", get(|| async { "ok" }))
+                .route("/readyz", get(readyz))
+                .route("/metrics", get(metrics_text))
+                .with_state(ops.clone()),
+        );
+
+    let (stop, stopped) = watch::channel(false);
+    let runner = Runner {
+        store: store.clone(),
+        handler: Dispatch::new(store.clone()),
+        clock,
+        metrics,
+        options: settings.runner.clone(),
+        wake,
+    };
+    let task_store = store.clone();
+    let task = tokio::spawn(async move {
+        let runner_task = tokio::spawn(runner.run(stopped.clone()));
+        let mut until_stop = stopped.clone();
+        let graceful = async move {
+            let _ = until_stop.wait_for(|stop| *stop).await;
+            ops.shutting_down.store(true, Ordering::SeqCst);
+            tracing::info!("shutting down: no new connections, finishing requests in flight");
+        };
+        tracing::info!(%addr, "listening");
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await;
+        // Every request handler is gone, so the writer's last batch is committed once it ends.
+        let _ = writer_task.await;
+        let _ = runner_task.await;
+        task_store.close().await;
+        tracing::info!("stopped");
+        served.map_err(ServeError::from)
+    });
+    Ok(Running {
+        addr,
+        store,
+        stop,
+        task,
+    })
+}
+
+async fn readyz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+    if ops.shutting_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match tokio::time::timeout(Duration::from_secs(2), ops.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+    }
+}
+
+async fn metrics_text(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+    let counts = ops.store.job_counts().await.ok();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ops.metrics.render(counts),
+    )
+}

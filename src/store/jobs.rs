@@ -1,0 +1,310 @@
+//! Job queries: enqueue, claim under a lease, finish, retry, bury, requeue.
+//!
+//! A job is claimable when it is queued and due (or running with an expired lease) and no older
+//! job with the same ordering key is still queued or running; that one rule gives in-order,
+//! one-at-a-time processing per pull request. Claims are compare-and-set updates, so two
+//! processes never hold the same job; on PostgreSQL `SKIP LOCKED` keeps them from queuing
+//! behind each other's candidate rows.
+
+use sqlx::{Any, Transaction};
+
+use super::records::{apply, Write};
+use super::{Dialect, Millis, Result, Store};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub kind: String,
+    pub ordering_key: String,
+    pub payload: serde_json::Value,
+    pub max_attempts: i64,
+    pub run_at: Millis,
+}
+
+/// A job this process holds the lease on.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub ordering_key: String,
+    pub payload: serde_json::Value,
+    /// Including this one.
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobSummary {
+    pub id: i64,
+    pub kind: String,
+    pub ordering_key: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub queued: i64,
+    pub running: i64,
+    pub done: i64,
+    pub dead: i64,
+}
+
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+             WHERE id = (SELECT j.id FROM jobs j \
+                WHERE ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3)) \
+                  AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.ordering_key = j.ordering_key AND e.id < j.id \
+                                  AND e.state IN ('queued', 'running')) \
+                ORDER BY j.id LIMIT 1 ",
+            $lock,
+            ") AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) \
+             RETURNING id, kind, ordering_key, payload, attempts, max_attempts"
+        )
+    };
+}
+
+const CLAIM_SQLITE: &str = claim_sql!("");
+const CLAIM_POSTGRES: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
+
+pub(super) async fn insert_job(
+    tx: &mut Transaction<'static, Any>,
+    job: &NewJob,
+    now: Millis,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (kind, ordering_key, payload, state, attempts, max_attempts, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6)",
+    )
+    .bind(&job.kind)
+    .bind(&job.ordering_key)
+    .bind(job.payload.to_string())
+    .bind(job.max_attempts)
+    .bind(job.run_at)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+type JobRow = (i64, String, String, String, i64, i64);
+
+impl Store {
+    pub async fn enqueue(&self, job: &NewJob, now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_job(&mut tx, job, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims the oldest runnable job for `owner`, leased until `lease_until`.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<Option<ClaimedJob>> {
+        let sql = match self.dialect {
+            Dialect::Sqlite => CLAIM_SQLITE,
+            Dialect::Postgres => CLAIM_POSTGRES,
+        };
+        let row: Option<JobRow> = sqlx::query_as(sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(
+            |(id, kind, ordering_key, payload, attempts, max_attempts)| ClaimedJob {
+                id,
+                kind,
+                ordering_key,
+                // Payloads are written by `insert_job` from a `Value`; they always parse.
+                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                attempts,
+                max_attempts,
+                owner: owner.to_string(),
+            },
+        ))
+    }
+
+    /// Extends a lease; false when the lease was lost (expired and taken by someone else).
+    pub async fn extend_lease(&self, job: &ClaimedJob, lease_until: Millis) -> Result<bool> {
+        let done = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'")
+            .bind(lease_until)
+            .bind(job.id)
+            .bind(&job.owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a job done and applies its writes in the same transaction. Returns false (and
+    /// applies nothing) when the lease was lost, so a job's writes land exactly once.
+    pub async fn complete(&self, job: &ClaimedJob, writes: &[Write], now: Millis) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'done', finished_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL, \
+             last_error = NULL WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+        )
+        .bind(now)
+        .bind(job.id)
+        .bind(&job.owner)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for write in writes {
+            apply(&mut tx, write, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts a failed attempt back in the queue to run at `run_at`, or buries it as dead when it
+    /// has used all its attempts. Returns true when the job is now dead.
+    pub async fn fail(
+        &self,
+        job: &ClaimedJob,
+        error: &str,
+        run_at: Millis,
+        now: Millis,
+    ) -> Result<bool> {
+        let dead = job.attempts >= job.max_attempts;
+        sqlx::query(
+            "UPDATE jobs SET state = $1, run_at = $2, last_error = $3, updated_at = $4, lease_owner = NULL, \
+             lease_until = NULL, finished_at = $5 WHERE id = $6 AND lease_owner = $7 AND state = 'running'",
+        )
+        .bind(if dead { "dead" } else { "queued" })
+        .bind(run_at)
+        .bind(error)
+        .bind(now)
+        .bind(dead.then_some(now))
+        .bind(job.id)
+        .bind(&job.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(dead)
+    }
+
+    /// Defers a job without spending an attempt (the handler asked to be retried after a rate
+    /// limit or similar).
+    pub async fn defer(
+        &self,
+        job: &ClaimedJob,
+        run_at: Millis,
+        reason: &str,
+        now: Millis,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = $1, attempts = attempts - 1, last_error = $2, updated_at = $3, \
+             lease_owner = NULL, lease_until = NULL WHERE id = $4 AND lease_owner = $5 AND state = 'running'",
+        )
+        .bind(run_at)
+        .bind(reason)
+        .bind(now)
+        .bind(job.id)
+        .bind(&job.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Hands back every lease `owner` holds (at shutdown), so other replicas pick the jobs up now
+    /// instead of after the lease runs out. The interrupted attempt is not counted.
+    pub async fn release_leases(&self, owner: &str, now: Millis) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, \
+             updated_at = $1 WHERE lease_owner = $2 AND state = 'running'",
+        )
+        .bind(now)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn jobs_in_state(&self, state: &str) -> Result<Vec<JobSummary>> {
+        let rows: Vec<(i64, String, String, String, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, kind, ordering_key, state, attempts, last_error, updated_at FROM jobs WHERE state = $1 ORDER BY id",
+        )
+        .bind(state)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, kind, ordering_key, state, attempts, last_error, updated_at)| JobSummary {
+                    id,
+                    kind,
+                    ordering_key,
+                    state,
+                    attempts,
+                    last_error,
+                    updated_at,
+                },
+            )
+            .collect())
+    }
+
+    /// Gives a dead job a fresh set of attempts. False when no dead job has that id.
+    pub async fn requeue_dead(&self, id: i64, now: Millis) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, finished_at = NULL \
+             WHERE id = $2 AND state = 'dead'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn job_counts(&self) -> Result<JobCounts> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut counts = JobCounts::default();
+        for (state, n) in rows {
+            match state.as_str() {
+                "queued" => counts.queued = n,
+                "running" => counts.running = n,
+                "done" => counts.done = n,
+                "dead" => counts.dead = n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Earliest `run_at` of a queued job, for the runner to sleep until.
+    pub async fn next_run_at(&self) -> Result<Option<Millis>> {
+        let row: (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.0)
+    }
+}
+
+impl Store {
+    /// Buries running jobs whose lease ran out after their last allowed attempt: a job that
+    /// kills its process every time must not be retried forever.
+    pub async fn bury_expired(&self, now: Millis) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'dead', last_error = 'lease expired on the last attempt', updated_at = $1, \
+             finished_at = $1, lease_owner = NULL, lease_until = NULL \
+             WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

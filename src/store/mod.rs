@@ -1,0 +1,203 @@
+//! Persistence: deliveries, jobs, lane state and the audit log, on SQLite (default) or PostgreSQL.
+//!
+//! Both backends run the same query text through sqlx's `Any` driver; the dialects differ only in
+//! their migrations (`migrations/<dialect>/`) and in the job-claim lock clause. The test suite runs
+//! against both, which is what keeps them from drifting.
+
+mod deliveries;
+mod jobs;
+mod records;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use deliveries::{DeliveryWriter, NewDelivery, StoreOutcome, DELIVERY_JOB};
+pub use jobs::{ClaimedJob, JobCounts, JobSummary, NewJob};
+pub use records::{AuditEntry, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL `{0}`: use `postgres://…`, `sqlite://FILE` or a file path")]
+    BadUrl(String),
+    #[error("storing the batch failed: {0}")]
+    BatchFailed(String),
+    #[error("the delivery writer has stopped")]
+    WriterGone,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How a database is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Wait for the disk (fsync / synchronous_commit) before a commit returns. Only benchmarks
+    /// that measure the cost of durability turn this off.
+    pub durable: bool,
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durable: true,
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+/// The embedded default: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://hotfix-lane.db";
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and brings its schema up to date.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (dialect, url) = normalize_url(url)?;
+        let connect = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let durable = options.durable;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                // SQLite has one writer; a few readers are all that helps.
+                Dialect::Sqlite => options.max_connections.min(4),
+                Dialect::Postgres => options.max_connections,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    let setup = match (dialect, durable) {
+                        (Dialect::Sqlite, true) => "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                        (Dialect::Sqlite, false) => "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                        (Dialect::Postgres, true) => "SET synchronous_commit = on",
+                        (Dialect::Postgres, false) => "SET synchronous_commit = off",
+                    };
+                    conn.execute(setup).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await?;
+        let store = Store { pool, dialect };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Cheap reachability check for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let sources: &[(i64, &str, &str, &str)] = &[(
+            1,
+            "foundation",
+            include_str!("migrations/sqlite/0001_foundation.sql"),
+            include_str!("migrations/postgres/0001_foundation.sql"),
+        )];
+        let migrations = sources
+            .iter()
+            .map(|&(version, description, sqlite, postgres)| {
+                let sql = match self.dialect {
+                    Dialect::Sqlite => sqlite,
+                    Dialect::Postgres => postgres,
+                };
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect::<Vec<_>>();
+        let migrator = Migrator {
+            migrations: Cow::Owned(migrations),
+            ..Migrator::DEFAULT
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Decides the backend from the URL; a bare path means a SQLite file, created on first run.
+fn normalize_url(url: &str) -> Result<(Dialect, String)> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Dialect::Postgres, url.to_string()));
+    }
+    let path_and_params = if let Some(rest) = url.strip_prefix("sqlite://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("sqlite:") {
+        rest
+    } else if url.contains("://") || url.is_empty() {
+        return Err(StoreError::BadUrl(url.to_string()));
+    } else {
+        url
+    };
+    let mode = if path_and_params.contains("mode=") {
+        ""
+    } else if path_and_params.contains('?') {
+        "&mode=rwc"
+    } else {
+        "?mode=rwc"
+    };
+    Ok((Dialect::Sqlite, format!("sqlite://{path_and_params}{mode}")))
+}
+
+/// Milliseconds since the Unix epoch: the one time representation the store uses.
+pub type Millis = i64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend() {
+        assert_eq!(
+            normalize_url("postgres://u@h/db").unwrap().0,
+            Dialect::Postgres
+        );
+        assert_eq!(
+            normalize_url("sqlite://x.db").unwrap(),
+            (Dialect::Sqlite, "sqlite://x.db?mode=rwc".into())
+        );
+        assert_eq!(
+            normalize_url("data/x.db").unwrap(),
+            (Dialect::Sqlite, "sqlite://data/x.db?mode=rwc".into())
+        );
+        assert_eq!(
+            normalize_url("sqlite:x.db?mode=ro").unwrap().1,
+            "sqlite://x.db?mode=ro"
+        );
+        assert!(normalize_url("mysql://h/db").is_err());
+        assert!(normalize_url("").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! Lane state and audit rows, written atomically with the job that produced them.
+
+use serde::Serialize;
+use sqlx::{Any, Transaction};
+
+use super::jobs::{insert_job, NewJob};
+use super::{Millis, Result, Store};
+
+/// One audit-log row: who did what to which change, at which commit, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub at: Millis,
+    pub forge: String,
+    pub repo: String,
+    pub number: Option<i64>,
+    pub actor: String,
+    pub action: String,
+    pub sha: Option<String>,
+    pub detail: String,
+}
+
+/// A database change a job hands back on success. The runner applies all of them in the
+/// transaction that marks the job done, so they happen exactly once even if a job is re-run
+/// after a crash.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    LaneState {
+        forge: String,
+        repo_id: i64,
+        number: i64,
+        state: serde_json::Value,
+    },
+    Audit(AuditEntry),
+    Enqueue(NewJob),
+}
+
+pub(super) async fn apply(
+    tx: &mut Transaction<'static, Any>,
+    write: &Write,
+    now: Millis,
+) -> Result<()> {
+    match write {
+        Write::LaneState {
+            forge,
+            repo_id,
+            number,
+            state,
+        } => {
+            sqlx::query(
+                "INSERT INTO lane_state (forge, repo_id, number, state, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (forge, repo_id, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(forge)
+            .bind(repo_id)
+            .bind(number)
+            .bind(state.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Write::Audit(e) => {
+            sqlx::query(
+                "INSERT INTO audit_log (at, forge, repo, number, actor, action, sha, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(e.at)
+            .bind(&e.forge)
+            .bind(&e.repo)
+            .bind(e.number)
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.sha)
+            .bind(&e.detail)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Write::Enqueue(job) => {
+            insert_job(tx, job, now).await?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn lane_state(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        number: i64,
+    ) -> Result<Option<serde_json::Value>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT state FROM lane_state WHERE forge = $1 AND repo_id = $2 AND number = $3",
+        )
+        .bind(forge)
+        .bind(repo_id)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(s,)| serde_json::from_str(&s).ok()))
+    }
+
+    /// Audit entries, oldest first, optionally narrowed to one repository and a start time.
+    pub async fn audit(
+        &self,
+        repo: Option<&str>,
+        since: Option<Millis>,
+    ) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<(
+            i64,
+            String,
+            String,
+            Option<i64>,
+            String,
+            String,
+            Option<String>,
+            String,
+        )> = sqlx::query_as(
+            "SELECT at, forge, repo, number, actor, action, sha, detail FROM audit_log \
+             WHERE ($1 IS NULL OR repo = $1) AND at >= $2 ORDER BY at, id",
+        )
+        .bind(repo)
+        .bind(since.unwrap_or(0))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(at, forge, repo, number, actor, action, sha, detail)| AuditEntry {
+                    at,
+                    forge,
+                    repo,
+                    number,
+                    actor,
+                    action,
+                    sha,
+                    detail,
+                },
+            )
+            .collect())
+    }
+}
