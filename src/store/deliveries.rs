@@ -130,13 +130,25 @@ impl Store {
         Ok(row.map(|(e,)| e))
     }
 
-    /// Whether a delivery id is stored; used by tests and operators.
-    pub async fn delivery_ids(&self, forge: &str) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT delivery_id FROM deliveries WHERE forge = $1 ORDER BY id")
+    /// The stored envelope (JSON) of a delivery, by its forge delivery id.
+    pub async fn delivery_by_forge_id(
+        &self,
+        forge: &str,
+        delivery_id: &str,
+    ) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT envelope FROM deliveries WHERE forge = $1 AND delivery_id = $2")
                 .bind(forge)
-                .fetch_all(&self.pool)
+                .bind(delivery_id)
+                .fetch_optional(&self.pool)
                 .await?;
-        Ok(rows.into_iter().map(|(d,)| d).collect())
+        Ok(row.map(|(e,)| e))
+    }
+
+    pub async fn delivery_count(&self) -> Result<i64> {
+        let row: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deliveries")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.0)
     }
 }
