@@ -57,12 +57,12 @@ macro_rules! claim_sql {
         concat!(
             "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id = (SELECT j.id FROM jobs j \
-                WHERE ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3)) \
+                WHERE ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3 AND j.attempts < j.max_attempts)) \
                   AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.ordering_key = j.ordering_key AND e.id < j.id \
                                   AND e.state IN ('queued', 'running')) \
                 ORDER BY j.id LIMIT 1 ",
             $lock,
-            ") AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) \
+            ") AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3 AND attempts < max_attempts)) \
              RETURNING id, kind, ordering_key, payload, attempts, max_attempts"
         )
     };
