@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub lane: LanePolicy,
@@ -126,18 +126,6 @@ impl Default for MergePolicy {
             max_grant: Duration::from_secs(4 * 3600),
             smoke_checks: vec![],
             allow_forks: false,
-        }
-    }
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            lane: LanePolicy::default(),
-            responders: Responders::default(),
-            postmortem: PostmortemPolicy::default(),
-            backport: BackportPolicy::default(),
-            merge: MergePolicy::default(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! processes never hold the same job; on PostgreSQL `SKIP LOCKED` keeps them from queuing
 //! behind each other's candidate rows.
 
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use super::records::{apply, Write};
 use super::{Dialect, Millis, Result, Store};
@@ -230,26 +230,25 @@ impl Store {
     }
 
     pub async fn jobs_in_state(&self, state: &str) -> Result<Vec<JobSummary>> {
-        let rows: Vec<(i64, String, String, String, i64, Option<String>, i64)> = sqlx::query_as(
+        let rows = sqlx::query(
             "SELECT id, kind, ordering_key, state, attempts, last_error, updated_at FROM jobs WHERE state = $1 ORDER BY id",
         )
         .bind(state)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, kind, ordering_key, state, attempts, last_error, updated_at)| JobSummary {
-                    id,
-                    kind,
-                    ordering_key,
-                    state,
-                    attempts,
-                    last_error,
-                    updated_at,
-                },
-            )
-            .collect())
+        rows.iter()
+            .map(|r| {
+                Ok(JobSummary {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    ordering_key: r.try_get("ordering_key")?,
+                    state: r.try_get("state")?,
+                    attempts: r.try_get("attempts")?,
+                    last_error: r.try_get("last_error")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
     }
 
     /// Gives a dead job a fresh set of attempts. False when no dead job has that id.

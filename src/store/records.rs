@@ -1,7 +1,7 @@
 //! Lane state and audit rows, written atomically with the job that produced them.
 
 use serde::Serialize;
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use super::jobs::{insert_job, NewJob};
 use super::{Millis, Result, Store};
@@ -105,16 +105,7 @@ impl Store {
         repo: Option<&str>,
         since: Option<Millis>,
     ) -> Result<Vec<AuditEntry>> {
-        let rows: Vec<(
-            i64,
-            String,
-            String,
-            Option<i64>,
-            String,
-            String,
-            Option<String>,
-            String,
-        )> = sqlx::query_as(
+        let rows = sqlx::query(
             "SELECT at, forge, repo, number, actor, action, sha, detail FROM audit_log \
              WHERE ($1 IS NULL OR repo = $1) AND at >= $2 ORDER BY at, id",
         )
@@ -122,20 +113,19 @@ impl Store {
         .bind(since.unwrap_or(0))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(at, forge, repo, number, actor, action, sha, detail)| AuditEntry {
-                    at,
-                    forge,
-                    repo,
-                    number,
-                    actor,
-                    action,
-                    sha,
-                    detail,
-                },
-            )
-            .collect())
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: r.try_get("at")?,
+                    forge: r.try_get("forge")?,
+                    repo: r.try_get("repo")?,
+                    number: r.try_get("number")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    sha: r.try_get("sha")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
     }
 }

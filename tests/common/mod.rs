@@ -80,7 +80,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::common::Backend::Sqlite).await
+                    super::$name($crate::common::Backend::Sqlite).await
                 }
             )+
         }
@@ -88,7 +88,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::common::Backend::Postgres).await
+                    super::$name($crate::common::Backend::Postgres).await
                 }
             )+
         }
