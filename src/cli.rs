@@ -330,3 +330,55 @@ async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(args).expect("valid arguments");
+        match cli.command {
+            Command::Serve(args) => args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_config_file_which_fills_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1111\"\nworkers = 3\njob_lease = \"90s\"\ngithub_webhook_secret = \"from-file\"\n")
+            .unwrap();
+        let args = serve_args(&[
+            "hotfix-lane",
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:2222",
+        ]);
+        let (settings, format) = args.resolve().unwrap();
+        assert_eq!(settings.listen.port(), 2222, "the flag wins");
+        assert_eq!(
+            settings.runner.workers, 3,
+            "the file fills what flags leave unset"
+        );
+        assert_eq!(settings.runner.lease, Duration::from_secs(90));
+        assert_eq!(
+            settings.github_webhook_secrets,
+            vec!["from-file".to_string()]
+        );
+        assert_eq!(
+            settings.database_url, DEFAULT_DATABASE_URL,
+            "defaults fill the rest"
+        );
+        assert!(settings.durable);
+        assert_eq!(format, LogFormat::Human);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let args = serve_args(&["hotfix-lane", "serve", "--github-webhook-secret", "hunter2"]);
+        assert!(!format!("{args:?}").contains("hunter2"));
+    }
+}

@@ -18,11 +18,8 @@ impl Dispatch {
     }
 
     async fn delivery(&self, job: &ClaimedJob) -> JobResult {
-        let Some(id) = job.payload.get("delivery").and_then(|v| v.as_i64()) else {
-            return JobResult::Failed(format!(
-                "delivery job without a delivery id: {}",
-                job.payload
-            ));
+        let Some(id) = job.delivery_id else {
+            return JobResult::Failed("delivery job without a delivery".into());
         };
         let stored = match self.store.delivery_envelope(id).await {
             Ok(Some(stored)) => stored,

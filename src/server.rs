@@ -148,8 +148,14 @@ pub async fn start_with_clock(
         wake,
     };
     let task_store = store.clone();
+    let prune_clock = runner.clock.clone();
     let task = tokio::spawn(async move {
         let runner_task = tokio::spawn(runner.run(stopped.clone()));
+        tokio::spawn(prune_periodically(
+            task_store.clone(),
+            prune_clock,
+            stopped.clone(),
+        ));
         let mut until_stop = stopped.clone();
         let graceful = async move {
             let _ = until_stop.wait_for(|stop| *stop).await;
@@ -173,6 +179,25 @@ pub async fn start_with_clock(
         stop,
         task,
     })
+}
+
+/// How long finished jobs and their deliveries are kept: well past GitHub's three-day window for
+/// redelivering a webhook, so a redelivery is still recognised as a duplicate.
+pub const RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+
+async fn prune_periodically(store: Store, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let before = clock.now_ms() - RETENTION.as_millis() as i64;
+        match store.prune(before).await {
+            Ok((0, 0)) => {}
+            Ok((jobs, deliveries)) => tracing::info!(jobs, deliveries, "pruned finished work"),
+            Err(err) => tracing::warn!(error = %err, "pruning failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 async fn readyz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {

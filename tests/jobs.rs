@@ -10,7 +10,9 @@ use common::{Backend, TestDb};
 use hotfix_lane::clock::{Clock, ManualClock, SystemClock};
 use hotfix_lane::jobs::{Backoff, JobHandler, JobResult, Runner, RunnerOptions};
 use hotfix_lane::metrics::Metrics;
-use hotfix_lane::store::{AuditEntry, ClaimedJob, NewJob, Store, Write};
+use hotfix_lane::store::{
+    AuditEntry, ClaimedJob, DeliveryWriter, NewDelivery, NewJob, Store, StoreOutcome, Write,
+};
 use tokio::sync::{watch, Notify};
 
 fn job(key: &str, seq: usize) -> NewJob {
@@ -18,6 +20,7 @@ fn job(key: &str, seq: usize) -> NewJob {
         kind: "test".into(),
         ordering_key: key.into(),
         payload: serde_json::json!({ "key": key, "seq": seq }),
+        delivery_id: None,
         max_attempts: 3,
         run_at: 0,
     }
@@ -401,7 +404,45 @@ async fn the_audit_log_is_append_only(backend: Backend) {
     assert!(delete.unwrap_err().to_string().contains("append-only"));
 }
 
+async fn finished_work_is_pruned_and_dead_work_kept(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let (writer, _task) = DeliveryWriter::spawn(store.clone(), 1);
+    for (id, received_at) in [("old-done", 0), ("old-dead", 0), ("recent", 500)] {
+        let delivery = NewDelivery {
+            forge: "github",
+            delivery_id: id.into(),
+            event: "push".into(),
+            envelope: "{}".into(),
+            ordering_key: id.into(),
+            received_at,
+        };
+        assert_eq!(writer.store(delivery).await.unwrap(), StoreOutcome::Stored);
+    }
+    let done = store.claim("w", 10, 1_000).await.unwrap().unwrap();
+    assert!(store.complete(&done, &[], 20).await.unwrap());
+    let dead = store.claim("w", 30, 1_000).await.unwrap().unwrap();
+    assert!(store.fail(&dead, "broken", 40, 40).await.unwrap());
+
+    assert_eq!(
+        store.prune(100).await.unwrap(),
+        (1, 1),
+        "the old finished job and its delivery go"
+    );
+    assert_eq!(store.delivery_count().await.unwrap(), 2);
+    assert!(
+        store
+            .delivery_by_forge_id("github", "old-dead")
+            .await
+            .unwrap()
+            .is_some(),
+        "kept for its dead job"
+    );
+    assert_eq!(store.jobs_in_state("dead").await.unwrap().len(), 1);
+}
+
 on_both_backends!(
+    finished_work_is_pruned_and_dead_work_kept,
     jobs_of_one_key_run_in_order_one_at_a_time,
     two_runners_on_one_database_run_each_job_exactly_once,
     failures_back_off_then_die_and_can_be_requeued,

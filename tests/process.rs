@@ -290,7 +290,7 @@ fn serve_refuses_to_start_without_a_usable_secret() {
 }
 
 #[test]
-fn settings_come_from_a_config_file_and_flags_win() {
+fn bad_serve_config_files_are_refused_with_their_name() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("serve.toml");
     std::fs::write(&config, "listen = \"not an address\"\n").unwrap();
@@ -324,7 +324,8 @@ async fn dead_jobs_are_listed_and_requeued_from_the_cli() {
     let job = hotfix_lane::store::NewJob {
         kind: "delivery".into(),
         ordering_key: "github:1:pr:7".into(),
-        payload: serde_json::json!({ "delivery": 7 }),
+        payload: serde_json::Value::Null,
+        delivery_id: Some(7),
         max_attempts: 1,
         run_at: 0,
     };

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 pub use backoff::Backoff;
 
@@ -114,7 +115,11 @@ impl<H: JobHandler> Runner<H> {
         };
         let span =
             tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
-        let _enter = span.enter();
+        self.process(job).instrument(span).await?;
+        Ok(true)
+    }
+
+    async fn process(&self, job: ClaimedJob) -> crate::store::Result<()> {
         self.metrics.job_attempt(&job.kind);
         let result = self.run_leased(&job).await;
         let now = self.clock.now_ms();
@@ -143,7 +148,7 @@ impl<H: JobHandler> Runner<H> {
                 }
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Runs the handler while renewing the lease at a third of its length.

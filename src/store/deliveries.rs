@@ -86,7 +86,7 @@ impl Store {
         batch: &[Request],
         max_attempts: i64,
     ) -> Result<Vec<StoreOutcome>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (d, _) in batch {
             let id: Option<(i64,)> = sqlx::query_as(
@@ -105,7 +105,8 @@ impl Store {
                     let job = NewJob {
                         kind: DELIVERY_JOB.to_string(),
                         ordering_key: d.ordering_key.clone(),
-                        payload: serde_json::json!({ "delivery": id }),
+                        payload: serde_json::Value::Null,
+                        delivery_id: Some(id),
                         max_attempts,
                         run_at: d.received_at,
                     };

@@ -16,6 +16,7 @@ pub struct NewJob {
     pub kind: String,
     pub ordering_key: String,
     pub payload: serde_json::Value,
+    pub delivery_id: Option<i64>,
     pub max_attempts: i64,
     pub run_at: Millis,
 }
@@ -27,6 +28,7 @@ pub struct ClaimedJob {
     pub kind: String,
     pub ordering_key: String,
     pub payload: serde_json::Value,
+    pub delivery_id: Option<i64>,
     /// Including this one.
     pub attempts: i64,
     pub max_attempts: i64,
@@ -57,13 +59,14 @@ macro_rules! claim_sql {
         concat!(
             "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id = (SELECT j.id FROM jobs j \
-                WHERE ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3 AND j.attempts < j.max_attempts)) \
+                WHERE j.state IN ('queued', 'running') \
+                  AND ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3 AND j.attempts < j.max_attempts)) \
                   AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.ordering_key = j.ordering_key AND e.id < j.id \
                                   AND e.state IN ('queued', 'running')) \
                 ORDER BY j.id LIMIT 1 ",
             $lock,
             ") AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3 AND attempts < max_attempts)) \
-             RETURNING id, kind, ordering_key, payload, attempts, max_attempts"
+             RETURNING id, kind, ordering_key, payload, delivery_id, attempts, max_attempts"
         )
     };
 }
@@ -77,12 +80,13 @@ pub(super) async fn insert_job(
     now: Millis,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO jobs (kind, ordering_key, payload, state, attempts, max_attempts, run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6)",
+        "INSERT INTO jobs (kind, ordering_key, payload, delivery_id, state, attempts, max_attempts, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7)",
     )
     .bind(&job.kind)
     .bind(&job.ordering_key)
     .bind(job.payload.to_string())
+    .bind(job.delivery_id)
     .bind(job.max_attempts)
     .bind(job.run_at)
     .bind(now)
@@ -91,11 +95,11 @@ pub(super) async fn insert_job(
     Ok(())
 }
 
-type JobRow = (i64, String, String, String, i64, i64);
+type JobRow = (i64, String, String, String, Option<i64>, i64, i64);
 
 impl Store {
     pub async fn enqueue(&self, job: &NewJob, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         insert_job(&mut tx, job, now).await?;
         tx.commit().await?;
         Ok(())
@@ -116,13 +120,14 @@ impl Store {
             .bind(owner)
             .bind(lease_until)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         Ok(row.map(
-            |(id, kind, ordering_key, payload, attempts, max_attempts)| ClaimedJob {
+            |(id, kind, ordering_key, payload, delivery_id, attempts, max_attempts)| ClaimedJob {
                 id,
                 kind,
                 ordering_key,
+                delivery_id,
                 // Payloads are written by `insert_job` from a `Value`; they always parse.
                 payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
                 attempts,
@@ -138,7 +143,7 @@ impl Store {
             .bind(lease_until)
             .bind(job.id)
             .bind(&job.owner)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -146,7 +151,7 @@ impl Store {
     /// Marks a job done and applies its writes in the same transaction. Returns false (and
     /// applies nothing) when the lease was lost, so a job's writes land exactly once.
     pub async fn complete(&self, job: &ClaimedJob, writes: &[Write], now: Millis) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = 'done', finished_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL, \
              last_error = NULL WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
@@ -187,7 +192,7 @@ impl Store {
         .bind(dead.then_some(now))
         .bind(job.id)
         .bind(&job.owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(dead)
     }
@@ -210,7 +215,7 @@ impl Store {
         .bind(now)
         .bind(job.id)
         .bind(&job.owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -224,7 +229,7 @@ impl Store {
         )
         .bind(now)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
     }
@@ -259,7 +264,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -281,15 +286,6 @@ impl Store {
         }
         Ok(counts)
     }
-
-    /// Earliest `run_at` of a queued job, for the runner to sleep until.
-    pub async fn next_run_at(&self) -> Result<Option<Millis>> {
-        let row: (Option<i64>,) =
-            sqlx::query_as("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(row.0)
-    }
 }
 
 impl Store {
@@ -302,8 +298,27 @@ impl Store {
              WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+impl Store {
+    /// Deletes finished jobs and deliveries older than `before`. Dead jobs stay until someone
+    /// looks at them. A delivery is kept while its job exists, so redelivery stays a duplicate.
+    pub async fn prune(&self, before: Millis) -> Result<(u64, u64)> {
+        let jobs = sqlx::query("DELETE FROM jobs WHERE state = 'done' AND finished_at < $1")
+            .bind(before)
+            .execute(&self.writer)
+            .await?;
+        let deliveries = sqlx::query(
+            "DELETE FROM deliveries WHERE received_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.delivery_id = deliveries.id)",
+        )
+        .bind(before)
+        .execute(&self.writer)
+        .await?;
+        Ok((jobs.rows_affected(), deliveries.rows_affected()))
     }
 }

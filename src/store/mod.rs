@@ -62,7 +62,12 @@ impl Default for StoreOptions {
 
 #[derive(Clone)]
 pub struct Store {
+    /// Reads. On PostgreSQL also writes: `writer` is the same pool there.
     pool: AnyPool,
+    /// Writes. SQLite admits one writer at a time, and a connection that finds the database
+    /// locked sleeps in SQLite's busy handler (milliseconds at a time); funnelling this
+    /// process's writes through one connection makes them queue in order instead.
+    writer: AnyPool,
     dialect: Dialect,
 }
 
@@ -74,30 +79,22 @@ impl Store {
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let (dialect, url) = normalize_url(url)?;
-        let connect = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-        let durable = options.durable;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match dialect {
-                // SQLite has one writer; a few readers are all that helps.
-                Dialect::Sqlite => options.max_connections.min(4),
-                Dialect::Postgres => options.max_connections,
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    let setup = match (dialect, durable) {
-                        (Dialect::Sqlite, true) => "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
-                        (Dialect::Sqlite, false) => "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
-                        (Dialect::Postgres, true) => "SET synchronous_commit = on",
-                        (Dialect::Postgres, false) => "SET synchronous_commit = off",
-                    };
-                    conn.execute(setup).await?;
-                    Ok(())
-                })
-            })
-            .connect_with(connect)
-            .await?;
-        let store = Store { pool, dialect };
+        let connect_options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let readers = match dialect {
+            // Readers never block each other in WAL mode; a few are all that helps.
+            Dialect::Sqlite => options.max_connections.min(4),
+            Dialect::Postgres => options.max_connections,
+        };
+        let pool = connect(dialect, &connect_options, options, readers).await?;
+        let writer = match dialect {
+            Dialect::Sqlite => connect(dialect, &connect_options, options, 1).await?,
+            Dialect::Postgres => pool.clone(),
+        };
+        let store = Store {
+            pool,
+            writer,
+            dialect,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -114,6 +111,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -143,9 +141,36 @@ impl Store {
             migrations: Cow::Owned(migrations),
             ..Migrator::DEFAULT
         };
-        migrator.run(&self.pool).await?;
+        migrator.run(&self.writer).await?;
         Ok(())
     }
+}
+
+async fn connect(
+    dialect: Dialect,
+    connect_options: &AnyConnectOptions,
+    options: &StoreOptions,
+    max_connections: u32,
+) -> Result<AnyPool> {
+    let durable = options.durable;
+    let pool = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                let setup = match (dialect, durable) {
+                    (Dialect::Sqlite, true) => "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;",
+                    (Dialect::Sqlite, false) => "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA busy_timeout=10000;",
+                    (Dialect::Postgres, true) => "SET synchronous_commit = on",
+                    (Dialect::Postgres, false) => "SET synchronous_commit = off",
+                };
+                conn.execute(setup).await?;
+                Ok(())
+            })
+        })
+        .connect_with(connect_options.clone())
+        .await?;
+    Ok(pool)
 }
 
 /// Decides the backend from the URL; a bare path means a SQLite file, created on first run.

@@ -8,6 +8,7 @@ CREATE TABLE deliveries (
     envelope    TEXT    NOT NULL,
     UNIQUE (forge, delivery_id)
 );
+CREATE INDEX deliveries_received_at ON deliveries (received_at);
 
 -- Jobs: durable work items. state is queued | running | done | dead.
 CREATE TABLE jobs (
@@ -15,6 +16,8 @@ CREATE TABLE jobs (
     kind         TEXT    NOT NULL,
     ordering_key TEXT    NOT NULL,
     payload      TEXT    NOT NULL,
+    -- The delivery a `delivery` job processes; it is kept as long as the job is.
+    delivery_id  BIGINT,
     state        TEXT    NOT NULL,
     attempts     BIGINT  NOT NULL DEFAULT 0,
     max_attempts BIGINT  NOT NULL,
@@ -26,7 +29,11 @@ CREATE TABLE jobs (
     updated_at   BIGINT  NOT NULL,
     finished_at  BIGINT
 );
-CREATE INDEX jobs_runnable ON jobs (state, run_at, id);
+CREATE INDEX jobs_delivery ON jobs (delivery_id) WHERE delivery_id IS NOT NULL;
+CREATE INDEX jobs_finished_at ON jobs (finished_at) WHERE state = 'done';
+-- Claims walk only pending jobs, oldest first, and stop at the first runnable one,
+-- however many finished jobs pile up.
+CREATE INDEX jobs_pending ON jobs (id) WHERE state IN ('queued', 'running');
 CREATE INDEX jobs_pending_by_key ON jobs (ordering_key, id) WHERE state IN ('queued', 'running');
 
 -- Lane state: one JSON document per pull request / merge request, owned by the lane.
