@@ -5,7 +5,9 @@
 //! the same run.
 //!
 //! `cargo bench --bench ingress` — environment: `BENCH_SECONDS` (default 10), `BENCH_SENDERS`
-//! (64), `HOTFIX_LANE_TEST_POSTGRES_URL` (default the local test database).
+//! (64), `HOTFIX_LANE_TEST_POSTGRES_URL` (default the local test database), and
+//! `BENCH_TARGET=http://HOST:PORT` to load an already running server (secret `bench-secret`)
+//! instead, e.g. one under a profiler.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -16,15 +18,6 @@ use hotfix_lane::ingress::signature::sign;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hotfix-lane");
 const SECRET: &str = "bench-secret";
-
-struct Result {
-    name: &'static str,
-    acked: usize,
-    failed: usize,
-    seconds: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -64,11 +57,17 @@ fn start(database_url: &str, durable: bool) -> (Child, String) {
     (child, format!("http://{addr}/webhooks/github"))
 }
 
+/// Sends for `seconds` from `senders` concurrent connections. Closed loop (`rate: None`): each
+/// sender sends its next delivery as soon as the last is answered, which finds the saturation
+/// throughput. Open loop (`Some(total per second)`): each sender keeps a fixed schedule, and
+/// latency counts from the scheduled time, so a stall shows up in full instead of slowing the
+/// senders down (no coordinated omission).
 async fn load(
     url: String,
     body: Arc<Vec<u8>>,
     senders: usize,
     seconds: f64,
+    rate: Option<f64>,
     tag: &str,
 ) -> (Vec<Duration>, usize, f64) {
     let signature = sign(SECRET.as_bytes(), &body);
@@ -85,8 +84,19 @@ async fn load(
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let (mut latencies, mut failed, mut i) = (Vec::new(), 0usize, 0u64);
+            let interval = rate.map(|r| Duration::from_secs_f64(senders as f64 / r));
+            // Spread the senders' schedules over one interval.
+            let start = Instant::now()
+                + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(s as f64 / senders as f64));
             while Instant::now() < deadline {
-                let t = Instant::now();
+                let t = match interval {
+                    Some(iv) => {
+                        let due = start + iv * i as u32;
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let resp = client
                     .post(&url)
                     .header("X-GitHub-Event", "pull_request")
@@ -151,6 +161,35 @@ async fn drop_postgres_schemas(base: &str) {
     }
 }
 
+/// One measured run.
+struct Run {
+    acked: usize,
+    failed: usize,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn measure(
+    url: &str,
+    body: &Arc<Vec<u8>>,
+    senders: usize,
+    seconds: f64,
+    rate: Option<f64>,
+    tag: &str,
+) -> Run {
+    let (mut latencies, failed, elapsed) =
+        load(url.to_string(), body.clone(), senders, seconds, rate, tag).await;
+    latencies.sort();
+    Run {
+        acked: latencies.len(),
+        failed,
+        rate: latencies.len() as f64 / elapsed,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a short smoke pass.
@@ -161,6 +200,7 @@ async fn main() {
         env_or("BENCH_SECONDS", 10.0)
     };
     let senders: usize = env_or("BENCH_SENDERS", 64);
+    let offered: f64 = env_or("BENCH_RATE", 2000.0);
     let pg = std::env::var("HOTFIX_LANE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let body = Arc::new(
@@ -170,6 +210,18 @@ async fn main() {
         ))
         .unwrap(),
     );
+    if let Ok(target) = std::env::var("BENCH_TARGET") {
+        let url = format!("{target}/webhooks/github");
+        let tag = format!("t{}", fastrand::u32(..));
+        for (what, rate) in [("saturation", None), ("fixed rate", Some(offered))] {
+            let r = measure(&url, &body, senders, seconds, rate, &format!("{tag}{what}")).await;
+            println!(
+                "{target} {what}: {:.0} acked/s, p50 {:.2} ms, p99 {:.2} ms, {} failed",
+                r.rate, r.p50_ms, r.p99_ms, r.failed
+            );
+        }
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut results = Vec::new();
     let setups: [(&'static str, bool, bool); 4] = [
@@ -189,55 +241,56 @@ async fn main() {
         };
         let (mut child, endpoint) = start(&url, durable);
         // Warm up connections and caches, then measure.
-        load(
-            endpoint.clone(),
-            body.clone(),
+        measure(&endpoint, &body, senders, 1.0, None, &format!("warm{i}")).await;
+        let saturation =
+            measure(&endpoint, &body, senders, seconds, None, &format!("sat{i}")).await;
+        let fixed = measure(
+            &endpoint,
+            &body,
             senders,
-            1.0,
-            &format!("warm{i}"),
+            seconds,
+            Some(offered),
+            &format!("fix{i}"),
         )
         .await;
-        let (mut latencies, failed, elapsed) =
-            load(endpoint, body.clone(), senders, seconds, &format!("run{i}")).await;
         child.kill().ok();
         child.wait().ok();
-        latencies.sort();
-        results.push(Result {
-            name,
-            acked: latencies.len(),
-            failed,
-            seconds: elapsed,
-            p50_ms: percentile(&latencies, 0.50),
-            p99_ms: percentile(&latencies, 0.99),
-        });
+        results.push((name, saturation, fixed));
     }
     drop_postgres_schemas(&pg).await;
 
     println!(
-        "\ningress: {} B pull_request payload, {senders} concurrent senders, {seconds} s per setup{}",
+        "\ningress: {} B pull_request payload, {senders} concurrent senders, {seconds} s per run{}",
         body.len(),
         if smoke { " (smoke run)" } else { "" }
     );
     println!(
-        "{:<22} {:>10} {:>9} {:>9} {:>9} {:>8} {:>16}",
-        "setup", "acked/s", "p50 ms", "p99 ms", "acked", "failed", "vs sqlite durable"
+        "{:<20} | {:>25} {:>9} | {:>26}",
+        "",
+        "saturation (closed loop)",
+        "",
+        format!("offered {offered:.0}/s (open loop)")
     );
-    let baseline = results[0].acked as f64 / results[0].seconds;
-    for r in &results {
-        let rate = r.acked as f64 / r.seconds;
+    println!(
+        "{:<20} | {:>9} {:>7} {:>7} {:>9} | {:>9} {:>7} {:>8}",
+        "setup", "acked/s", "p50 ms", "p99 ms", "vs base", "acked/s", "p50 ms", "p99 ms"
+    );
+    let baseline = results[0].1.rate;
+    for (name, sat, fixed) in &results {
         println!(
-            "{:<22} {:>10.0} {:>9.2} {:>9.2} {:>9} {:>8} {:>15.2}x",
-            r.name,
-            rate,
-            r.p50_ms,
-            r.p99_ms,
-            r.acked,
-            r.failed,
-            rate / baseline
+            "{:<20} | {:>9.0} {:>7.2} {:>7.2} {:>8.2}x | {:>9.0} {:>7.2} {:>8.2}",
+            name,
+            sat.rate,
+            sat.p50_ms,
+            sat.p99_ms,
+            sat.rate / baseline,
+            fixed.rate,
+            fixed.p50_ms,
+            fixed.p99_ms
         );
     }
-    assert!(
-        results.iter().all(|r| r.failed == 0),
-        "some deliveries were not acknowledged"
-    );
+    let failed: usize = results.iter().map(|(_, s, f)| s.failed + f.failed).sum();
+    let acked: usize = results.iter().map(|(_, s, f)| s.acked + f.acked).sum();
+    println!("{acked} acknowledged, {failed} not acknowledged");
+    assert_eq!(failed, 0, "some deliveries were not acknowledged");
 }

@@ -113,14 +113,14 @@ pub async fn start_with_clock(
     let addr = listener.local_addr()?;
     let metrics = Metrics::default();
     let wake = Arc::new(Notify::new());
-    let (writer, writer_task) = DeliveryWriter::spawn(store.clone(), settings.max_attempts);
+    let (writer, writer_task) =
+        DeliveryWriter::spawn(store.clone(), settings.max_attempts, wake.clone());
     let ingress = Arc::new(Ingress {
         writer,
         github: Some(GithubIngress { secrets }),
         metrics: metrics.clone(),
         limits: settings.limits,
         clock: clock.clone(),
-        wake: wake.clone(),
     });
     let ops = Arc::new(Ops {
         store: store.clone(),

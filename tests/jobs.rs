@@ -407,7 +407,7 @@ async fn the_audit_log_is_append_only(backend: Backend) {
 async fn finished_work_is_pruned_and_dead_work_kept(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    let (writer, _task) = DeliveryWriter::spawn(store.clone(), 1);
+    let (writer, _task) = DeliveryWriter::spawn(store.clone(), 1, Arc::new(Notify::new()));
     for (id, received_at) in [("old-done", 0), ("old-dead", 0), ("recent", 500)] {
         let delivery = NewDelivery {
             forge: "github",

@@ -3,6 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::error::Category;
 
 use crate::lane::event::{self, Actor, Envelope, Event, Forge, RepoRef};
 
@@ -21,31 +22,28 @@ pub enum PayloadError {
 /// Parses the body of a delivery whose `X-GitHub-Event` is `event_name`.
 /// Returns `Ok(None)` for event types the lane does not subscribe to.
 pub fn parse(event_name: &str, body: &[u8]) -> Result<Option<Envelope>, PayloadError> {
-    // One pass to check it is JSON at all, so "not JSON" and "wrong shape" get distinct reasons.
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(PayloadError::NotJson)?;
-    let shape = |source| PayloadError::WrongShape {
-        event: event_name.to_string(),
-        source,
-    };
-    fn de<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, serde_json::Error> {
-        serde_json::from_value(v)
+    // One pass straight into the typed shape: unknown fields are skipped without being built.
+    fn de<T: DeserializeOwned>(event: &str, body: &[u8]) -> Result<T, PayloadError> {
+        serde_json::from_slice(body).map_err(|e| match e.classify() {
+            Category::Data => PayloadError::WrongShape {
+                event: event.to_string(),
+                source: e,
+            },
+            Category::Syntax | Category::Eof | Category::Io => PayloadError::NotJson(e),
+        })
     }
     let envelope = match event_name {
-        "ping" => de::<Ping>(value).map_err(shape)?.into_envelope(),
-        "pull_request" => de::<PullRequestHook>(value).map_err(shape)?.into_envelope(),
-        "pull_request_review" => de::<ReviewHook>(value).map_err(shape)?.into_envelope(),
-        "issues" => de::<IssuesHook>(value).map_err(shape)?.into_envelope(),
-        "issue_comment" => de::<IssueCommentHook>(value)
-            .map_err(shape)?
-            .into_envelope(),
-        "merge_group" => de::<MergeGroupHook>(value).map_err(shape)?.into_envelope(),
-        "check_run" => de::<CheckRunHook>(value).map_err(shape)?.into_envelope(),
-        "check_suite" => de::<CheckSuiteHook>(value).map_err(shape)?.into_envelope(),
-        "status" => de::<StatusHook>(value).map_err(shape)?.into_envelope(),
-        "push" => de::<PushHook>(value).map_err(shape)?.into_envelope(),
-        "installation" => de::<InstallationHook>(value)
-            .map_err(shape)?
-            .into_envelope(),
+        "ping" => de::<Ping>(event_name, body)?.into_envelope(),
+        "pull_request" => de::<PullRequestHook>(event_name, body)?.into_envelope(),
+        "pull_request_review" => de::<ReviewHook>(event_name, body)?.into_envelope(),
+        "issues" => de::<IssuesHook>(event_name, body)?.into_envelope(),
+        "issue_comment" => de::<IssueCommentHook>(event_name, body)?.into_envelope(),
+        "merge_group" => de::<MergeGroupHook>(event_name, body)?.into_envelope(),
+        "check_run" => de::<CheckRunHook>(event_name, body)?.into_envelope(),
+        "check_suite" => de::<CheckSuiteHook>(event_name, body)?.into_envelope(),
+        "status" => de::<StatusHook>(event_name, body)?.into_envelope(),
+        "push" => de::<PushHook>(event_name, body)?.into_envelope(),
+        "installation" => de::<InstallationHook>(event_name, body)?.into_envelope(),
         _ => return Ok(None),
     };
     Ok(Some(envelope))
@@ -75,25 +73,35 @@ struct Label {
     name: String,
 }
 
-/// Fields every repository-scoped hook carries.
-#[derive(Deserialize)]
-struct Common {
-    repository: Repository,
-    sender: User,
-    #[serde(default)]
-    installation: Option<Installation>,
-}
-
-impl Common {
-    fn envelope(self, event: Event) -> Envelope {
-        Envelope {
-            forge: Forge::Github,
-            repo: Some(self.repository.into()),
-            sender: self.sender.into(),
-            installation_id: self.installation.map(|i| i.id),
-            event,
+/// Declares a repository-scoped hook: its own fields plus the `repository`, `sender` and
+/// `installation` every such hook carries, and how it becomes an [`Event`]. (Not
+/// `#[serde(flatten)]`: that buffers the whole payload, unknown fields included, and parses it
+/// a second time.)
+macro_rules! hook {
+    ($name:ident { $($(#[$attr:meta])* $field:ident : $ty:ty),* $(,)? } |$h:ident| $event:expr) => {
+        #[derive(Deserialize)]
+        struct $name {
+            $($(#[$attr])* $field: $ty,)*
+            repository: Repository,
+            sender: User,
+            #[serde(default)]
+            installation: Option<Installation>,
         }
-    }
+
+        impl $name {
+            fn into_envelope(self) -> Envelope {
+                let $h = self;
+                let event = $event;
+                Envelope {
+                    forge: Forge::Github,
+                    repo: Some($h.repository.into()),
+                    sender: $h.sender.into(),
+                    installation_id: $h.installation.map(|i| i.id),
+                    event,
+                }
+            }
+        }
+    };
 }
 
 impl From<Repository> for RepoRef {
@@ -120,17 +128,7 @@ fn label_names(labels: Vec<Label>) -> Vec<String> {
     labels.into_iter().map(|l| l.name).collect()
 }
 
-#[derive(Deserialize)]
-struct Ping {
-    #[serde(flatten)]
-    common: Common,
-}
-
-impl Ping {
-    fn into_envelope(self) -> Envelope {
-        self.common.envelope(Event::Ping)
-    }
-}
+hook!(Ping {} | _h | Event::Ping);
 
 #[derive(Deserialize)]
 struct BranchRef {
@@ -191,25 +189,16 @@ impl From<PullRequestBody> for event::PullRequest {
     }
 }
 
-#[derive(Deserialize)]
-struct PullRequestHook {
+hook!(PullRequestHook {
     action: event::PullRequestAction,
     pull_request: PullRequestBody,
     #[serde(default)]
     label: Option<Label>,
-    #[serde(flatten)]
-    common: Common,
-}
-
-impl PullRequestHook {
-    fn into_envelope(self) -> Envelope {
-        self.common.envelope(Event::PullRequest {
-            action: self.action,
-            pull: self.pull_request.into(),
-            label: self.label.map(|l| l.name),
-        })
-    }
-}
+} |h| Event::PullRequest {
+    action: h.action,
+    pull: h.pull_request.into(),
+    label: h.label.map(|l| l.name),
+});
 
 #[derive(Deserialize)]
 struct ReviewBody {
@@ -219,30 +208,23 @@ struct ReviewBody {
     commit_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct ReviewHook {
-    action: event::ReviewAction,
-    review: ReviewBody,
-    pull_request: PullRequestBody,
-    #[serde(flatten)]
-    common: Common,
-}
-
-impl ReviewHook {
-    fn into_envelope(self) -> Envelope {
-        let review = event::Review {
-            id: self.review.id,
-            state: self.review.state,
-            author: self.review.user.into(),
-            commit_sha: self.review.commit_id,
-        };
-        self.common.envelope(Event::Review {
-            action: self.action,
-            pull: self.pull_request.into(),
-            review,
-        })
-    }
-}
+hook!(
+    ReviewHook {
+        action: event::ReviewAction,
+        review: ReviewBody,
+        pull_request: PullRequestBody,
+    } | h
+        | Event::Review {
+            action: h.action,
+            pull: h.pull_request.into(),
+            review: event::Review {
+                id: h.review.id,
+                state: h.review.state,
+                author: h.review.user.into(),
+                commit_sha: h.review.commit_id,
+            },
+        }
+);
 
 #[derive(Deserialize)]
 struct IssueBody {
@@ -253,17 +235,7 @@ struct IssueBody {
     labels: Vec<Label>,
     /// Present (with URLs) only when the "issue" is a pull request.
     #[serde(default)]
-    pull_request: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct IssuesHook {
-    action: event::IssueAction,
-    issue: IssueBody,
-    #[serde(default)]
-    label: Option<Label>,
-    #[serde(flatten)]
-    common: Common,
+    pull_request: Option<serde::de::IgnoredAny>,
 }
 
 impl From<IssueBody> for event::Issue {
@@ -278,15 +250,16 @@ impl From<IssueBody> for event::Issue {
     }
 }
 
-impl IssuesHook {
-    fn into_envelope(self) -> Envelope {
-        self.common.envelope(Event::Issue {
-            action: self.action,
-            issue: self.issue.into(),
-            label: self.label.map(|l| l.name),
-        })
-    }
-}
+hook!(IssuesHook {
+    action: event::IssueAction,
+    issue: IssueBody,
+    #[serde(default)]
+    label: Option<Label>,
+} |h| Event::Issue {
+    action: h.action,
+    issue: h.issue.into(),
+    label: h.label.map(|l| l.name),
+});
 
 #[derive(Deserialize)]
 struct CommentBody {
@@ -295,29 +268,23 @@ struct CommentBody {
     user: User,
 }
 
-#[derive(Deserialize)]
-struct IssueCommentHook {
-    action: event::CommentAction,
-    issue: IssueBody,
-    comment: CommentBody,
-    #[serde(flatten)]
-    common: Common,
-}
-
-impl IssueCommentHook {
-    fn into_envelope(self) -> Envelope {
-        self.common.envelope(Event::Comment {
-            action: self.action,
-            number: self.issue.number,
-            on_pull_request: self.issue.pull_request.is_some(),
+hook!(
+    IssueCommentHook {
+        action: event::CommentAction,
+        issue: IssueBody,
+        comment: CommentBody,
+    } | h
+        | Event::Comment {
+            action: h.action,
+            number: h.issue.number,
+            on_pull_request: h.issue.pull_request.is_some(),
             comment: event::Comment {
-                id: self.comment.id,
-                body: self.comment.body.unwrap_or_default(),
-                author: self.comment.user.into(),
+                id: h.comment.id,
+                body: h.comment.body.unwrap_or_default(),
+                author: h.comment.user.into(),
             },
-        })
-    }
-}
+        }
+);
 
 #[derive(Deserialize)]
 struct MergeGroupBody {
@@ -326,31 +293,28 @@ struct MergeGroupBody {
     base_ref: String,
 }
 
-#[derive(Deserialize)]
-struct MergeGroupHook {
-    action: event::MergeGroupAction,
-    merge_group: MergeGroupBody,
-    #[serde(flatten)]
-    common: Common,
-}
-
-impl MergeGroupHook {
-    fn into_envelope(self) -> Envelope {
-        let g = self.merge_group;
-        self.common.envelope(Event::MergeGroup {
-            action: self.action,
+hook!(
+    MergeGroupHook {
+        action: event::MergeGroupAction,
+        merge_group: MergeGroupBody,
+    } | h
+        | Event::MergeGroup {
+            action: h.action,
             group: event::MergeGroup {
-                head_sha: g.head_sha,
-                head_ref: g.head_ref,
-                base_ref: g.base_ref,
+                head_sha: h.merge_group.head_sha,
+                head_ref: h.merge_group.head_ref,
+                base_ref: h.merge_group.base_ref,
             },
-        })
-    }
-}
+        }
+);
 
 #[derive(Deserialize)]
 struct PullNumber {
     number: u64,
+}
+
+fn numbers(pulls: Vec<PullNumber>) -> Vec<u64> {
+    pulls.into_iter().map(|p| p.number).collect()
 }
 
 #[derive(Deserialize)]
@@ -363,29 +327,22 @@ struct CheckRunBody {
     pull_requests: Vec<PullNumber>,
 }
 
-#[derive(Deserialize)]
-struct CheckRunHook {
-    action: event::CheckAction,
-    check_run: CheckRunBody,
-    #[serde(flatten)]
-    common: Common,
-}
-
-impl CheckRunHook {
-    fn into_envelope(self) -> Envelope {
-        let c = self.check_run;
-        self.common.envelope(Event::CheckRun {
-            action: self.action,
+hook!(
+    CheckRunHook {
+        action: event::CheckAction,
+        check_run: CheckRunBody,
+    } | h
+        | Event::CheckRun {
+            action: h.action,
             check: event::Check {
-                name: c.name,
-                head_sha: c.head_sha,
-                status: c.status,
-                conclusion: c.conclusion,
-                pull_numbers: c.pull_requests.into_iter().map(|p| p.number).collect(),
+                name: h.check_run.name,
+                head_sha: h.check_run.head_sha,
+                status: h.check_run.status,
+                conclusion: h.check_run.conclusion,
+                pull_numbers: numbers(h.check_run.pull_requests),
             },
-        })
-    }
-}
+        }
+);
 
 #[derive(Deserialize)]
 struct CheckSuiteBody {
@@ -397,78 +354,60 @@ struct CheckSuiteBody {
     pull_requests: Vec<PullNumber>,
 }
 
-#[derive(Deserialize)]
-struct CheckSuiteHook {
-    action: event::CheckAction,
-    check_suite: CheckSuiteBody,
-    #[serde(flatten)]
-    common: Common,
-}
-
-impl CheckSuiteHook {
-    fn into_envelope(self) -> Envelope {
-        let s = self.check_suite;
-        self.common.envelope(Event::CheckSuite {
-            action: self.action,
+hook!(
+    CheckSuiteHook {
+        action: event::CheckAction,
+        check_suite: CheckSuiteBody,
+    } | h
+        | Event::CheckSuite {
+            action: h.action,
             suite: event::CheckSuite {
-                head_sha: s.head_sha,
-                head_branch: s.head_branch,
-                status: s.status,
-                conclusion: s.conclusion,
-                pull_numbers: s.pull_requests.into_iter().map(|p| p.number).collect(),
+                head_sha: h.check_suite.head_sha,
+                head_branch: h.check_suite.head_branch,
+                status: h.check_suite.status,
+                conclusion: h.check_suite.conclusion,
+                pull_numbers: numbers(h.check_suite.pull_requests),
             },
-        })
-    }
-}
+        }
+);
 
-#[derive(Deserialize)]
-struct StatusHook {
-    sha: String,
-    context: String,
-    state: event::CommitState,
-    #[serde(flatten)]
-    common: Common,
-}
+hook!(
+    StatusHook {
+        sha: String,
+        context: String,
+        state: event::CommitState,
+    } | h
+        | Event::Status {
+            sha: h.sha,
+            context: h.context,
+            state: h.state
+        }
+);
 
-impl StatusHook {
-    fn into_envelope(self) -> Envelope {
-        self.common.envelope(Event::Status {
-            sha: self.sha,
-            context: self.context,
-            state: self.state,
-        })
-    }
-}
+hook!(
+    PushHook {
+        #[serde(rename = "ref")]
+        git_ref: String,
+        before: String,
+        after: String,
+        #[serde(default)]
+        created: bool,
+        #[serde(default)]
+        deleted: bool,
+        #[serde(default)]
+        forced: bool,
+    } | h
+        | Event::Push {
+            git_ref: h.git_ref,
+            before: h.before,
+            after: h.after,
+            created: h.created,
+            deleted: h.deleted,
+            forced: h.forced,
+        }
+);
 
-#[derive(Deserialize)]
-struct PushHook {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    before: String,
-    after: String,
-    #[serde(default)]
-    created: bool,
-    #[serde(default)]
-    deleted: bool,
-    #[serde(default)]
-    forced: bool,
-    #[serde(flatten)]
-    common: Common,
-}
-
-impl PushHook {
-    fn into_envelope(self) -> Envelope {
-        self.common.envelope(Event::Push {
-            git_ref: self.git_ref,
-            before: self.before,
-            after: self.after,
-            created: self.created,
-            deleted: self.deleted,
-            forced: self.forced,
-        })
-    }
-}
-
+/// Account-level: no repository.
 #[derive(Deserialize)]
 struct InstallationHook {
     action: event::InstallationAction,

@@ -17,7 +17,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::BodyExt;
-use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::lane::event::Envelope;
@@ -49,8 +48,6 @@ pub struct Ingress {
     pub metrics: Metrics,
     pub limits: Limits,
     pub clock: Arc<dyn Clock>,
-    /// Wakes the job runner as soon as a delivery is stored.
-    pub wake: Arc<Notify>,
 }
 
 /// How a delivery was answered; also the `outcome` label of the deliveries metric.
@@ -163,10 +160,7 @@ impl Ingress {
             received_at: self.clock.now_ms(),
         };
         match self.writer.store(delivery).await {
-            Ok(StoreOutcome::Stored) => {
-                self.wake.notify_one();
-                Outcome::Accepted
-            }
+            Ok(StoreOutcome::Stored) => Outcome::Accepted,
             Ok(StoreOutcome::Duplicate) => Outcome::Duplicate,
             Err(err) => Outcome::Unavailable(format!("could not store the delivery: {err}")),
         }

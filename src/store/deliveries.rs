@@ -5,10 +5,16 @@
 //! one fsync acknowledges a whole batch, so durability costs little under load and adds no wait
 //! when idle.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
 
-use super::jobs::{insert_job, NewJob};
-use super::{Millis, Result, Store, StoreError};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use std::collections::HashMap;
+
+use super::jobs::{insert_jobs, NewJob};
+use sqlx::{AnyConnection, Connection, Executor};
+
+use super::{placeholders, Dialect, Millis, Result, Store, StoreError};
 
 /// Upper bound of deliveries per transaction; keeps one commit's latency bounded.
 const MAX_BATCH: usize = 512;
@@ -43,9 +49,14 @@ pub struct DeliveryWriter {
 pub const DELIVERY_JOB: &str = "delivery";
 
 impl DeliveryWriter {
-    pub fn spawn(store: Store, max_attempts: i64) -> (DeliveryWriter, tokio::task::JoinHandle<()>) {
+    /// `wake` is notified after each commit that queued new jobs, once per batch.
+    pub fn spawn(
+        store: Store,
+        max_attempts: i64,
+        wake: Arc<Notify>,
+    ) -> (DeliveryWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let task = tokio::spawn(run(store, rx, max_attempts));
+        let task = tokio::spawn(run(store, rx, max_attempts, wake));
         (DeliveryWriter { tx }, task)
     }
 
@@ -60,11 +71,17 @@ impl DeliveryWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Request>, max_attempts: i64) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Request>, max_attempts: i64, wake: Arc<Notify>) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         match store.insert_deliveries(&batch, max_attempts).await {
             Ok(outcomes) => {
+                if outcomes.contains(&StoreOutcome::Stored) {
+                    // Idle workers wake now; the stored permit catches one that was
+                    // just about to wait.
+                    wake.notify_waiters();
+                    wake.notify_one();
+                }
                 for ((_, done), outcome) in batch.drain(..).zip(outcomes) {
                     let _ = done.send(Ok(outcome));
                 }
@@ -86,37 +103,89 @@ impl Store {
         batch: &[Request],
         max_attempts: i64,
     ) -> Result<Vec<StoreOutcome>> {
-        let mut tx = self.writer.begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for (d, _) in batch {
-            let id: Option<(i64,)> = sqlx::query_as(
-                "INSERT INTO deliveries (forge, delivery_id, event, received_at, envelope) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (forge, delivery_id) DO NOTHING RETURNING id",
-            )
-            .bind(d.forge)
-            .bind(&d.delivery_id)
-            .bind(&d.event)
-            .bind(d.received_at)
-            .bind(&d.envelope)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let outcome = match id {
-                Some((id,)) => {
-                    let job = NewJob {
-                        kind: DELIVERY_JOB.to_string(),
-                        ordering_key: d.ordering_key.clone(),
-                        payload: serde_json::Value::Null,
-                        delivery_id: Some(id),
-                        max_attempts,
-                        run_at: d.received_at,
-                    };
-                    insert_job(&mut tx, &job, d.received_at).await?;
-                    StoreOutcome::Stored
-                }
-                None => StoreOutcome::Duplicate,
-            };
-            outcomes.push(outcome);
+        let mut conn = self.writer.acquire().await?;
+        let sqlite_sync = self.durable && self.dialect == Dialect::Sqlite;
+        if sqlite_sync {
+            // In WAL mode a FULL commit syncs the log, and with it every commit before it.
+            conn.execute("PRAGMA synchronous = FULL").await?;
         }
+        let result = self.insert_batch(&mut conn, batch, max_attempts).await;
+        if sqlite_sync {
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+        }
+        result
+    }
+
+    async fn insert_batch(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[Request],
+        max_attempts: i64,
+    ) -> Result<Vec<StoreOutcome>> {
+        let mut tx = conn.begin().await?;
+        if self.durable && self.dialect == Dialect::Postgres {
+            sqlx::query("SET LOCAL synchronous_commit = on")
+                .execute(&mut *tx)
+                .await?;
+        }
+        // A delivery id seen earlier in the same batch is a duplicate of that one.
+        let mut first = std::collections::HashSet::new();
+        let fresh: Vec<&NewDelivery> = batch
+            .iter()
+            .map(|(d, _)| d)
+            .filter(|d| first.insert((d.forge, d.delivery_id.as_str())))
+            .collect();
+        // Two statements per batch, not two per delivery.
+        let sql = format!(
+            "INSERT INTO deliveries (forge, delivery_id, event, received_at, envelope) VALUES {} \
+             ON CONFLICT (forge, delivery_id) DO NOTHING RETURNING id, forge, delivery_id",
+            placeholders(fresh.len(), 5, 1)
+        );
+        let mut insert = sqlx::query_as::<_, (i64, String, String)>(&sql).persistent(false);
+        for d in &fresh {
+            insert = insert
+                .bind(d.forge)
+                .bind(&d.delivery_id)
+                .bind(&d.event)
+                .bind(d.received_at)
+                .bind(&d.envelope);
+        }
+        let stored: HashMap<(String, String), i64> = insert
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(id, forge, delivery)| ((forge, delivery), id))
+            .collect();
+        let jobs: Vec<NewJob> = fresh
+            .iter()
+            .filter_map(|d| {
+                let id = *stored.get(&(d.forge.to_string(), d.delivery_id.clone()))?;
+                Some(NewJob {
+                    kind: DELIVERY_JOB.to_string(),
+                    ordering_key: d.ordering_key.clone(),
+                    payload: serde_json::Value::Null,
+                    delivery_id: Some(id),
+                    max_attempts,
+                    run_at: d.received_at,
+                })
+            })
+            .collect();
+        if !jobs.is_empty() {
+            // Ordered as received, so jobs of one pull request run in delivery order.
+            insert_jobs(&mut tx, &jobs, jobs[0].run_at).await?;
+        }
+        let mut claimed = std::collections::HashSet::new();
+        let outcomes = batch
+            .iter()
+            .map(|(d, _)| {
+                let key = (d.forge.to_string(), d.delivery_id.clone());
+                if stored.contains_key(&key) && claimed.insert(key) {
+                    StoreOutcome::Stored
+                } else {
+                    StoreOutcome::Duplicate
+                }
+            })
+            .collect();
         tx.commit().await?;
         Ok(outcomes)
     }

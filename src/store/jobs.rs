@@ -9,7 +9,7 @@
 use sqlx::{Any, Row, Transaction};
 
 use super::records::{apply, Write};
-use super::{Dialect, Millis, Result, Store};
+use super::{placeholders, Dialect, Millis, Result, Store};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -74,24 +74,28 @@ macro_rules! claim_sql {
 const CLAIM_SQLITE: &str = claim_sql!("");
 const CLAIM_POSTGRES: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
 
-pub(super) async fn insert_job(
-    tx: &mut Transaction<'static, Any>,
-    job: &NewJob,
+pub(super) async fn insert_jobs(
+    tx: &mut Transaction<'_, Any>,
+    jobs: &[NewJob],
     now: Millis,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO jobs (kind, ordering_key, payload, delivery_id, state, attempts, max_attempts, run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7)",
-    )
-    .bind(&job.kind)
-    .bind(&job.ordering_key)
-    .bind(job.payload.to_string())
-    .bind(job.delivery_id)
-    .bind(job.max_attempts)
-    .bind(job.run_at)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let sql = format!(
+        "INSERT INTO jobs (kind, ordering_key, payload, delivery_id, max_attempts, run_at, state, attempts, created_at, \
+         updated_at) VALUES {}",
+        // $1 is `now`, shared by every row.
+        placeholders(jobs.len(), 6, 2).replace(')', ", 'queued', 0, $1, $1)")
+    );
+    let mut insert = sqlx::query(&sql).persistent(false).bind(now);
+    for job in jobs {
+        insert = insert
+            .bind(&job.kind)
+            .bind(&job.ordering_key)
+            .bind(job.payload.to_string())
+            .bind(job.delivery_id)
+            .bind(job.max_attempts)
+            .bind(job.run_at);
+    }
+    insert.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -100,7 +104,7 @@ type JobRow = (i64, String, String, String, Option<i64>, i64, i64);
 impl Store {
     pub async fn enqueue(&self, job: &NewJob, now: Millis) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        insert_job(&mut tx, job, now).await?;
+        insert_jobs(&mut tx, std::slice::from_ref(job), now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
-use super::jobs::{insert_job, NewJob};
+use super::jobs::{insert_jobs, NewJob};
 use super::{Millis, Result, Store};
 
 /// One audit-log row: who did what to which change, at which commit, and why.
@@ -34,11 +34,7 @@ pub enum Write {
     Enqueue(NewJob),
 }
 
-pub(super) async fn apply(
-    tx: &mut Transaction<'static, Any>,
-    write: &Write,
-    now: Millis,
-) -> Result<()> {
+pub(super) async fn apply(tx: &mut Transaction<'_, Any>, write: &Write, now: Millis) -> Result<()> {
     match write {
         Write::LaneState {
             forge,
@@ -75,7 +71,7 @@ pub(super) async fn apply(
             .await?;
         }
         Write::Enqueue(job) => {
-            insert_job(tx, job, now).await?;
+            insert_jobs(tx, std::slice::from_ref(job), now).await?;
         }
     }
     Ok(())
