@@ -441,7 +441,68 @@ async fn finished_work_is_pruned_and_dead_work_kept(backend: Backend) {
     assert_eq!(store.jobs_in_state("dead").await.unwrap().len(), 1);
 }
 
+async fn a_stranded_queue_head_is_repaired(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store.enqueue(&job("pr:1", 0), 0).await.unwrap();
+    store.enqueue(&job("pr:1", 1), 0).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    // What a race between two replicas could leave behind: nobody marked as head.
+    sqlx::query("UPDATE jobs SET head = 0")
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert!(
+        store.claim("w", 1, 1_000).await.unwrap().is_none(),
+        "claims consider heads only"
+    );
+    assert_eq!(
+        store.repair_heads().await.unwrap(),
+        1,
+        "only the oldest of the key is promoted"
+    );
+    let first = store
+        .claim("w", 2, 1_000)
+        .await
+        .unwrap()
+        .expect("claimable after repair");
+    assert_eq!(first.payload["seq"], 0);
+    assert!(store.complete(&first, &[], 3).await.unwrap());
+    let second = store
+        .claim("w", 4, 1_000)
+        .await
+        .unwrap()
+        .expect("completion promotes the next");
+    assert_eq!(second.payload["seq"], 1);
+}
+
+async fn the_same_delivery_twice_in_one_batch_is_stored_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let (writer, _task) = DeliveryWriter::spawn(store.clone(), 3, Arc::new(Notify::new()));
+    let delivery = NewDelivery {
+        forge: "github",
+        delivery_id: "twice".into(),
+        event: "push".into(),
+        envelope: "{}".into(),
+        ordering_key: "k".into(),
+        received_at: 0,
+    };
+    let (a, b) = tokio::join!(writer.store(delivery.clone()), writer.store(delivery));
+    let mut outcomes = vec![a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| *o == StoreOutcome::Duplicate);
+    assert_eq!(
+        outcomes,
+        vec![StoreOutcome::Stored, StoreOutcome::Duplicate]
+    );
+    assert_eq!(store.delivery_count().await.unwrap(), 1);
+    assert_eq!(store.job_counts().await.unwrap().queued, 1);
+}
+
 on_both_backends!(
+    a_stranded_queue_head_is_repaired,
+    the_same_delivery_twice_in_one_batch_is_stored_once,
     finished_work_is_pruned_and_dead_work_kept,
     jobs_of_one_key_run_in_order_one_at_a_time,
     two_runners_on_one_database_run_each_job_exactly_once,

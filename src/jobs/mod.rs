@@ -29,6 +29,9 @@ pub enum JobResult {
     Failed(String),
 }
 
+/// How often the runner looks for queue heads concurrent transactions left unmarked.
+const HEAD_REPAIR_INTERVAL: Duration = Duration::from_secs(30);
+
 pub trait JobHandler: Send + Sync + 'static {
     fn run(&self, job: &ClaimedJob) -> impl Future<Output = JobResult> + Send;
 }
@@ -72,6 +75,22 @@ impl<H: JobHandler> Runner<H> {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
         let mut workers = JoinSet::new();
+        {
+            let (this, mut shutdown) = (this.clone(), shutdown.clone());
+            workers.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(HEAD_REPAIR_INTERVAL) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                    match this.store.repair_heads().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(repaired = n, "promoted stranded queue heads"),
+                        Err(err) => tracing::warn!(error = %err, "queue head repair failed"),
+                    }
+                }
+            });
+        }
         for _ in 0..this.options.workers.max(1) {
             let (this, shutdown) = (this.clone(), shutdown.clone());
             workers.spawn(async move { this.work(shutdown).await });

@@ -5,6 +5,12 @@
 //! one-at-a-time processing per pull request. Claims are compare-and-set updates, so two
 //! processes never hold the same job; on PostgreSQL `SKIP LOCKED` keeps them from queuing
 //! behind each other's candidate rows.
+//!
+//! So that a claim never walks the jobs waiting behind a busy key, only the oldest pending job
+//! of each key carries `head = 1`, and claims look at heads only. Each change that can make
+//! another job the oldest of its key (insert, completion, death, revival) promotes it in the
+//! same transaction. The flag is a hint: the rule above is still checked on every claim, and a
+//! sweep repairs any head that concurrent transactions on PostgreSQL failed to promote.
 
 use sqlx::{Any, Row, Transaction};
 
@@ -59,7 +65,7 @@ macro_rules! claim_sql {
         concat!(
             "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id = (SELECT j.id FROM jobs j \
-                WHERE j.state IN ('queued', 'running') \
+                WHERE j.head = 1 AND j.state IN ('queued', 'running') \
                   AND ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3 AND j.attempts < j.max_attempts)) \
                   AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.ordering_key = j.ordering_key AND e.id < j.id \
                                   AND e.state IN ('queued', 'running')) \
@@ -96,6 +102,29 @@ pub(super) async fn insert_jobs(
             .bind(job.run_at);
     }
     insert.execute(&mut **tx).await?;
+    let keys: Vec<&str> = jobs.iter().map(|j| j.ordering_key.as_str()).collect();
+    promote_heads(tx, &keys).await
+}
+
+/// Marks the oldest pending job of each key as its head.
+async fn promote_heads(tx: &mut Transaction<'_, Any>, keys: &[&str]) -> Result<()> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "UPDATE jobs SET head = 1 WHERE head = 0 AND id IN (SELECT MIN(e.id) FROM jobs e \
+         WHERE e.state IN ('queued', 'running') AND e.ordering_key IN ({}) GROUP BY e.ordering_key)",
+        list.join(", ")
+    );
+    let mut promote = sqlx::query(&sql).persistent(false);
+    for key in keys {
+        promote = promote.bind(key);
+    }
+    promote.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -157,8 +186,8 @@ impl Store {
     pub async fn complete(&self, job: &ClaimedJob, writes: &[Write], now: Millis) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
-            "UPDATE jobs SET state = 'done', finished_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL, \
-             last_error = NULL WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+            "UPDATE jobs SET state = 'done', head = 0, finished_at = $1, updated_at = $1, lease_owner = NULL, \
+             lease_until = NULL, last_error = NULL WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
         )
         .bind(now)
         .bind(job.id)
@@ -168,6 +197,7 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
+        promote_heads(&mut tx, &[&job.ordering_key]).await?;
         for write in writes {
             apply(&mut tx, write, now).await?;
         }
@@ -185,19 +215,26 @@ impl Store {
         now: Millis,
     ) -> Result<bool> {
         let dead = job.attempts >= job.max_attempts;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "UPDATE jobs SET state = $1, run_at = $2, last_error = $3, updated_at = $4, lease_owner = NULL, \
-             lease_until = NULL, finished_at = $5 WHERE id = $6 AND lease_owner = $7 AND state = 'running'",
+            "UPDATE jobs SET state = $1, head = $2, run_at = $3, last_error = $4, updated_at = $5, lease_owner = NULL, \
+             lease_until = NULL, finished_at = $6 WHERE id = $7 AND lease_owner = $8 AND state = 'running'",
         )
         .bind(if dead { "dead" } else { "queued" })
+        // A retried job stays the head of its key: the jobs behind it keep waiting.
+        .bind(if dead { 0i64 } else { 1 })
         .bind(run_at)
         .bind(error)
         .bind(now)
         .bind(dead.then_some(now))
         .bind(job.id)
         .bind(&job.owner)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        if dead {
+            promote_heads(&mut tx, &[&job.ordering_key]).await?;
+        }
+        tx.commit().await?;
         Ok(dead)
     }
 
@@ -262,15 +299,21 @@ impl Store {
 
     /// Gives a dead job a fresh set of attempts. False when no dead job has that id.
     pub async fn requeue_dead(&self, id: i64, now: Millis) -> Result<bool> {
-        let done = sqlx::query(
+        let mut tx = self.writer.begin().await?;
+        let key: Option<(String,)> = sqlx::query_as(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, finished_at = NULL \
-             WHERE id = $2 AND state = 'dead'",
+             WHERE id = $2 AND state = 'dead' RETURNING ordering_key",
         )
         .bind(now)
         .bind(id)
-        .execute(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let Some((key,)) = key else {
+            return Ok(false);
+        };
+        promote_heads(&mut tx, &[&key]).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn job_counts(&self) -> Result<JobCounts> {
@@ -296,19 +339,35 @@ impl Store {
     /// Buries running jobs whose lease ran out after their last allowed attempt: a job that
     /// kills its process every time must not be retried forever.
     pub async fn bury_expired(&self, now: Millis) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE jobs SET state = 'dead', last_error = 'lease expired on the last attempt', updated_at = $1, \
-             finished_at = $1, lease_owner = NULL, lease_until = NULL \
-             WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts",
+        let mut tx = self.writer.begin().await?;
+        let keys: Vec<(String,)> = sqlx::query_as(
+            "UPDATE jobs SET state = 'dead', head = 0, last_error = 'lease expired on the last attempt', \
+             updated_at = $1, finished_at = $1, lease_owner = NULL, lease_until = NULL \
+             WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts RETURNING ordering_key",
         )
         .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let keys: Vec<&str> = keys.iter().map(|(k,)| k.as_str()).collect();
+        promote_heads(&mut tx, &keys).await?;
+        tx.commit().await?;
+        Ok(keys.len() as u64)
+    }
+
+    /// Promotes every queued job that is the oldest pending one of its key but is not marked
+    /// as head. Only concurrent transactions on PostgreSQL (one finishing a key's job while
+    /// another queues the next) can leave such a job; the runner sweeps for them now and then.
+    pub async fn repair_heads(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE jobs SET head = 1 WHERE head = 0 AND state = 'queued' AND NOT EXISTS \
+             (SELECT 1 FROM jobs e WHERE e.ordering_key = jobs.ordering_key AND e.id < jobs.id \
+              AND e.state IN ('queued', 'running'))",
+        )
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
     }
-}
 
-impl Store {
     /// Deletes finished jobs and deliveries older than `before`. Dead jobs stay until someone
     /// looks at them. A delivery is kept while its job exists, so redelivery stays a duplicate.
     pub async fn prune(&self, before: Millis) -> Result<(u64, u64)> {

@@ -18,6 +18,8 @@ CREATE TABLE jobs (
     -- The delivery a `delivery` job processes; it is kept as long as the job is.
     delivery_id  BIGINT,
     state        TEXT    NOT NULL,
+    -- 1 on the oldest queued or running job of its ordering key: the only one a claim considers.
+    head         BIGINT  NOT NULL DEFAULT 0,
     attempts     BIGINT  NOT NULL DEFAULT 0,
     max_attempts BIGINT  NOT NULL,
     run_at       BIGINT  NOT NULL,
@@ -30,9 +32,9 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_delivery ON jobs (delivery_id) WHERE delivery_id IS NOT NULL;
 CREATE INDEX jobs_finished_at ON jobs (finished_at) WHERE state = 'done';
--- Claims walk only pending jobs, oldest first, and stop at the first runnable one,
--- however many finished jobs pile up.
-CREATE INDEX jobs_pending ON jobs (id) WHERE state IN ('queued', 'running');
+-- Claims walk the heads of the pending queues, oldest first, and stop at the first runnable
+-- one, however many jobs have finished or wait behind a busy key.
+CREATE INDEX jobs_heads ON jobs (id) WHERE head = 1 AND state IN ('queued', 'running');
 CREATE INDEX jobs_pending_by_key ON jobs (ordering_key, id) WHERE state IN ('queued', 'running');
 
 CREATE TABLE lane_state (
