@@ -103,7 +103,8 @@ impl Store {
         batch: &[Request],
         max_attempts: i64,
     ) -> Result<Vec<StoreOutcome>> {
-        let mut conn = self.writer.acquire().await?;
+        let (writer, _turn) = self.inbox_writer();
+        let mut conn = writer.acquire().await?;
         let sqlite_sync = self.durable && self.dialect == Dialect::Sqlite;
         if sqlite_sync {
             // In WAL mode a FULL commit syncs the log, and with it every commit before it.

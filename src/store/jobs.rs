@@ -132,7 +132,7 @@ type JobRow = (i64, String, String, String, Option<i64>, i64, i64);
 
 impl Store {
     pub async fn enqueue(&self, job: &NewJob, now: Millis) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.background_writer().await.begin().await?;
         insert_jobs(&mut tx, std::slice::from_ref(job), now).await?;
         tx.commit().await?;
         Ok(())
@@ -153,7 +153,7 @@ impl Store {
             .bind(owner)
             .bind(lease_until)
             .bind(now)
-            .fetch_optional(&self.writer)
+            .fetch_optional(self.background_writer().await)
             .await?;
         Ok(row.map(
             |(id, kind, ordering_key, payload, delivery_id, attempts, max_attempts)| ClaimedJob {
@@ -171,6 +171,7 @@ impl Store {
     }
 
     /// Extends a lease; false when the lease was lost (expired and taken by someone else).
+    /// Not behind the inbox's priority: a lease must not run out because webhooks are busy.
     pub async fn extend_lease(&self, job: &ClaimedJob, lease_until: Millis) -> Result<bool> {
         let done = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'")
             .bind(lease_until)
@@ -184,7 +185,7 @@ impl Store {
     /// Marks a job done and applies its writes in the same transaction. Returns false (and
     /// applies nothing) when the lease was lost, so a job's writes land exactly once.
     pub async fn complete(&self, job: &ClaimedJob, writes: &[Write], now: Millis) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.background_writer().await.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = 'done', head = 0, finished_at = $1, updated_at = $1, lease_owner = NULL, \
              lease_until = NULL, last_error = NULL WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
@@ -215,7 +216,7 @@ impl Store {
         now: Millis,
     ) -> Result<bool> {
         let dead = job.attempts >= job.max_attempts;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.background_writer().await.begin().await?;
         sqlx::query(
             "UPDATE jobs SET state = $1, head = $2, run_at = $3, last_error = $4, updated_at = $5, lease_owner = NULL, \
              lease_until = NULL, finished_at = $6 WHERE id = $7 AND lease_owner = $8 AND state = 'running'",
@@ -256,7 +257,7 @@ impl Store {
         .bind(now)
         .bind(job.id)
         .bind(&job.owner)
-        .execute(&self.writer)
+        .execute(self.background_writer().await)
         .await?;
         Ok(())
     }
@@ -270,7 +271,7 @@ impl Store {
         )
         .bind(now)
         .bind(owner)
-        .execute(&self.writer)
+        .execute(self.background_writer().await)
         .await?;
         Ok(done.rows_affected())
     }
@@ -299,7 +300,7 @@ impl Store {
 
     /// Gives a dead job a fresh set of attempts. False when no dead job has that id.
     pub async fn requeue_dead(&self, id: i64, now: Millis) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.background_writer().await.begin().await?;
         let key: Option<(String,)> = sqlx::query_as(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, finished_at = NULL \
              WHERE id = $2 AND state = 'dead' RETURNING ordering_key",
@@ -339,7 +340,7 @@ impl Store {
     /// Buries running jobs whose lease ran out after their last allowed attempt: a job that
     /// kills its process every time must not be retried forever.
     pub async fn bury_expired(&self, now: Millis) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.background_writer().await.begin().await?;
         let keys: Vec<(String,)> = sqlx::query_as(
             "UPDATE jobs SET state = 'dead', head = 0, last_error = 'lease expired on the last attempt', \
              updated_at = $1, finished_at = $1, lease_owner = NULL, lease_until = NULL \
@@ -363,7 +364,7 @@ impl Store {
              (SELECT 1 FROM jobs e WHERE e.ordering_key = jobs.ordering_key AND e.id < jobs.id \
               AND e.state IN ('queued', 'running'))",
         )
-        .execute(&self.writer)
+        .execute(self.background_writer().await)
         .await?;
         Ok(done.rows_affected())
     }
@@ -373,14 +374,14 @@ impl Store {
     pub async fn prune(&self, before: Millis) -> Result<(u64, u64)> {
         let jobs = sqlx::query("DELETE FROM jobs WHERE state = 'done' AND finished_at < $1")
             .bind(before)
-            .execute(&self.writer)
+            .execute(self.background_writer().await)
             .await?;
         let deliveries = sqlx::query(
             "DELETE FROM deliveries WHERE received_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.delivery_id = deliveries.id)",
         )
         .bind(before)
-        .execute(&self.writer)
+        .execute(self.background_writer().await)
         .await?;
         Ok((jobs.rows_affected(), deliveries.rows_affected()))
     }

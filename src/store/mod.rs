@@ -16,11 +16,14 @@ mod records;
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, ConnectOptions, Executor};
+use tokio::sync::Notify;
 
 pub use deliveries::{DeliveryWriter, NewDelivery, StoreOutcome, DELIVERY_JOB};
 pub use jobs::{ClaimedJob, JobCounts, JobSummary, NewJob};
@@ -76,6 +79,26 @@ pub struct Store {
     writer: AnyPool,
     dialect: Dialect,
     durable: bool,
+    inbox: Arc<InboxTurn>,
+}
+
+/// Gives the delivery inbox priority over background writes on SQLite's one writer connection:
+/// acknowledging a webhook waits for at most one background statement, never for a run of them.
+#[derive(Default)]
+struct InboxTurn {
+    waiting: AtomicUsize,
+    done: Notify,
+}
+
+/// Held while an inbox batch waits for or uses the writer.
+struct InboxGuard<'a>(&'a InboxTurn);
+
+impl Drop for InboxGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.done.notify_waiters();
+        }
+    }
 }
 
 /// The embedded default: a SQLite file in the working directory.
@@ -102,9 +125,30 @@ impl Store {
             writer,
             dialect,
             durable: options.durable,
+            inbox: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The writer, for inbox batches: announces the batch so background writes step aside.
+    fn inbox_writer(&self) -> (&AnyPool, InboxGuard<'_>) {
+        self.inbox.waiting.fetch_add(1, Ordering::SeqCst);
+        (&self.writer, InboxGuard(&self.inbox))
+    }
+
+    /// The writer, for everything but inbox batches: on SQLite, once no inbox batch is waiting.
+    async fn background_writer(&self) -> &AnyPool {
+        if self.dialect == Dialect::Sqlite {
+            loop {
+                let done = self.inbox.done.notified();
+                if self.inbox.waiting.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                done.await;
+            }
+        }
+        &self.writer
     }
 
     pub fn dialect(&self) -> Dialect {
