@@ -1,5 +1,8 @@
 //! The pure core: events, policy and the lane's decisions. No I/O, no clocks, no forge types.
 
 pub mod event;
+pub mod membership;
 pub mod policy;
+pub mod postmortem;
+pub mod report;
 pub mod track;

@@ -1,0 +1,301 @@
+//! The blocking postmortem check: which issue a hotfix names as its postmortem, and whether that
+//! issue counts.
+
+use super::policy::Policy;
+use super::report::{CheckState, Report, POSTMORTEM_CONTEXT};
+
+/// An issue named in a description: `#123`, `owner/repo#123` or an issue URL.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IssueRef {
+    /// `owner/repo`.
+    pub repo: String,
+    pub number: u64,
+}
+
+impl std::fmt::Display for IssueRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.repo, self.number)
+    }
+}
+
+/// Finds the first `Postmortem: …` line of a description. `this_repo` resolves bare `#123`.
+/// Returns `Err` with a hint when the line is there but its value is not a reference.
+pub fn find_reference(body: &str, this_repo: &str) -> Result<Option<IssueRef>, String> {
+    for line in body.lines() {
+        let line = line.trim().trim_start_matches(['-', '*', '>', ' ']).trim();
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !key
+            .trim()
+            .trim_matches('*')
+            .eq_ignore_ascii_case("postmortem")
+        {
+            continue;
+        }
+        let value = value.trim().trim_matches('*').trim();
+        return parse_reference(value, this_repo)
+            .map(Some)
+            .ok_or_else(|| format!("`Postmortem: {value}` is not an issue reference; write `#123`, `owner/repo#123` or the issue's URL"));
+    }
+    Ok(None)
+}
+
+fn parse_reference(value: &str, this_repo: &str) -> Option<IssueRef> {
+    let value = value.split_whitespace().next()?;
+    if let Some(number) = value.strip_prefix('#') {
+        return Some(IssueRef {
+            repo: this_repo.to_string(),
+            number: number.parse().ok()?,
+        });
+    }
+    // https://<host>/<owner>/<repo>/issues/<n> (any host: GitHub Enterprise too)
+    let Some(path) = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+    else {
+        // owner/repo#123
+        let (repo, number) = value.split_once('#')?;
+        return valid_repo(repo).then_some(IssueRef {
+            repo: repo.to_string(),
+            number: number.parse().ok()?,
+        });
+    };
+    let mut parts = path.trim_end_matches('/').split('/').skip(1);
+    let (owner, name, kind, number) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if kind != "issues" || parts.next().is_some() {
+        return None;
+    }
+    let number = number.split(['#', '?']).next()?.parse().ok()?;
+    Some(IssueRef {
+        repo: format!("{owner}/{name}"),
+        number,
+    })
+}
+
+fn valid_repo(repo: &str) -> bool {
+    repo.split_once('/').is_some_and(|(o, n)| {
+        !o.is_empty() && !n.is_empty() && !n.contains('/') && !o.contains(' ')
+    })
+}
+
+/// What the forge said about a referenced issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueLookup {
+    Found {
+        is_pull_request: bool,
+        labels: Vec<String>,
+    },
+    NotFound,
+}
+
+/// Whether a reference may be looked up at all: this repository, or one the policy allows.
+pub fn allowed(reference: &IssueRef, this_repo: &str, policy: &Policy) -> bool {
+    reference.repo.eq_ignore_ascii_case(this_repo)
+        || policy
+            .postmortem
+            .allowed_repos
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&reference.repo))
+}
+
+/// The postmortem check for a change. `reference` is the outcome of [`find_reference`];
+/// `lookup` is what the forge said about an allowed reference (`None` when not looked up).
+pub fn verdict(
+    in_lane: bool,
+    reference: &Result<Option<IssueRef>, String>,
+    this_repo: &str,
+    lookup: Option<&IssueLookup>,
+    policy: &Policy,
+) -> Report {
+    let fail = |description: String, details: String| {
+        Report::new(
+            POSTMORTEM_CONTEXT,
+            CheckState::Failure,
+            description,
+            details,
+        )
+    };
+    if !in_lane {
+        return Report::new(
+            POSTMORTEM_CONTEXT,
+            CheckState::Success,
+            "not a hotfix".into(),
+            String::new(),
+        );
+    }
+    let how = "Add a line `Postmortem: #<issue>` to the description (or `owner/repo#<issue>`, or the issue's URL), \
+               or comment `/hotfix postmortem` to have one opened.";
+    let reference = match reference {
+        Err(problem) => {
+            return fail(
+                "postmortem reference unreadable".into(),
+                format!("{problem}.\n\n{how}"),
+            )
+        }
+        Ok(None) => {
+            return fail(
+                "no postmortem referenced".into(),
+                format!("This hotfix names no postmortem issue. {how}"),
+            )
+        }
+        Ok(Some(r)) => r,
+    };
+    let shown = short(reference, this_repo);
+    if !allowed(reference, this_repo, policy) {
+        return fail(
+            format!("{shown}: repository not allowed"),
+            format!(
+                "`{}` is not this repository, and the policy's `postmortem.allowed_repos` does not list it. \
+                 Reference an issue here, or add the repository to `allowed_repos`.",
+                reference.repo
+            ),
+        );
+    }
+    let label = &policy.postmortem.label;
+    match lookup {
+        None | Some(IssueLookup::NotFound) => fail(
+            format!("{shown} does not exist"),
+            format!("{shown} was not found (or is not visible to hotfix-lane). {how}"),
+        ),
+        Some(IssueLookup::Found { is_pull_request: true, .. }) => fail(
+            format!("{shown} is a pull request"),
+            format!("{shown} is a pull request, not an issue: a postmortem is an issue with the `{label}` label."),
+        ),
+        Some(IssueLookup::Found { labels, .. }) if !labels.iter().any(|l| l.eq_ignore_ascii_case(label)) => fail(
+            format!("{shown} lacks the `{label}` label"),
+            format!("{shown} exists but is not labelled `{label}`. Add the label to the issue and this check turns green."),
+        ),
+        Some(IssueLookup::Found { .. }) => {
+            Report::new(POSTMORTEM_CONTEXT, CheckState::Success, format!("postmortem {shown}"), String::new())
+        }
+    }
+}
+
+/// `#12` for this repository, `owner/repo#12` for another.
+fn short(r: &IssueRef, this_repo: &str) -> String {
+    if r.repo.eq_ignore_ascii_case(this_repo) {
+        format!("#{}", r.number)
+    } else {
+        r.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(body: &str) -> Result<Option<IssueRef>, String> {
+        find_reference(body, "acme/shop")
+    }
+
+    fn r(repo: &str, number: u64) -> Option<IssueRef> {
+        Some(IssueRef {
+            repo: repo.into(),
+            number,
+        })
+    }
+
+    #[test]
+    fn references_in_each_accepted_form() {
+        assert_eq!(
+            find("Fixes checkout.\n\nPostmortem: #123"),
+            Ok(r("acme/shop", 123))
+        );
+        assert_eq!(
+            find("postmortem: acme/incidents#7"),
+            Ok(r("acme/incidents", 7))
+        );
+        assert_eq!(
+            find("- **Postmortem:** https://github.com/acme/incidents/issues/9"),
+            Ok(r("acme/incidents", 9))
+        );
+        assert_eq!(
+            find("Postmortem: https://ghe.example/acme/shop/issues/4#issuecomment-1"),
+            Ok(r("acme/shop", 4))
+        );
+        assert_eq!(find("no reference here\nPostmortems are good"), Ok(None));
+        assert_eq!(find(""), Ok(None));
+    }
+
+    #[test]
+    fn an_unreadable_reference_is_explained() {
+        let err = find("Postmortem: soon").unwrap_err();
+        assert!(
+            err.contains("`Postmortem: soon` is not an issue reference"),
+            "{err}"
+        );
+        assert!(
+            find("Postmortem: https://github.com/acme/shop/pull/4").is_err(),
+            "a pull request URL is not an issue"
+        );
+        assert!(find("Postmortem: #abc").is_err());
+    }
+
+    #[test]
+    fn each_failure_says_what_is_missing() {
+        let policy = Policy::default();
+        let check = |reference, lookup: Option<IssueLookup>| {
+            verdict(true, &reference, "acme/shop", lookup.as_ref(), &policy)
+        };
+        let found = |pr: bool, labels: &[&str]| {
+            Some(IssueLookup::Found {
+                is_pull_request: pr,
+                labels: labels.iter().map(|l| l.to_string()).collect(),
+            })
+        };
+
+        let ok = check(Ok(r("acme/shop", 5)), found(false, &["Postmortem"]));
+        assert_eq!(
+            (ok.state, ok.description.as_str()),
+            (CheckState::Success, "postmortem #5")
+        );
+        assert_eq!(
+            check(Ok(None), None).description,
+            "no postmortem referenced"
+        );
+        assert_eq!(
+            check(Ok(r("acme/shop", 5)), Some(IssueLookup::NotFound)).description,
+            "#5 does not exist"
+        );
+        assert_eq!(
+            check(Ok(r("acme/shop", 5)), found(true, &["postmortem"])).description,
+            "#5 is a pull request"
+        );
+        assert_eq!(
+            check(Ok(r("acme/shop", 5)), found(false, &["bug"])).description,
+            "#5 lacks the `postmortem` label"
+        );
+        assert_eq!(
+            check(Ok(r("other/repo", 5)), None).description,
+            "other/repo#5: repository not allowed"
+        );
+        assert_eq!(
+            check(Err("bad".into()), None).description,
+            "postmortem reference unreadable"
+        );
+        let normal = verdict(false, &Ok(None), "acme/shop", None, &policy);
+        assert_eq!(
+            (normal.state, normal.description.as_str()),
+            (CheckState::Success, "not a hotfix")
+        );
+    }
+
+    #[test]
+    fn allow_listed_repositories_count() {
+        let policy = Policy::parse("[postmortem]\nallowed_repos = [\"acme/incidents\"]").unwrap();
+        let lookup = IssueLookup::Found {
+            is_pull_request: false,
+            labels: vec!["postmortem".into()],
+        };
+        let ok = verdict(
+            true,
+            &Ok(r("ACME/Incidents", 2)),
+            "acme/shop",
+            Some(&lookup),
+            &policy,
+        );
+        assert_eq!(ok.state, CheckState::Success, "{ok:?}");
+        assert_eq!(ok.description, "postmortem ACME/Incidents#2");
+    }
+}
