@@ -34,7 +34,7 @@ pub struct Cli {
 enum Command {
     /// Run the webhook server (the full lane). Settings come from flags, HOTFIX_LANE_* variables
     /// and an optional TOML file, in that order of precedence.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Work with per-repository policy files.
     Config {
         #[command(subcommand)]
@@ -97,6 +97,12 @@ struct ServeArgs {
         hide_env_values = true
     )]
     github_webhook_secret_previous: Option<Secret>,
+    /// GitHub REST API base URL (GitHub Enterprise: `https://HOST/api/v3`) [default: https://api.github.com].
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_API_URL")]
+    github_api_url: Option<String>,
+    /// Token hotfix-lane acts with on GitHub (commit statuses, comments, reads).
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_TOKEN", hide_env_values = true)]
+    github_token: Option<Secret>,
     /// Log format.
     #[arg(long, env = "HOTFIX_LANE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -177,6 +183,11 @@ impl ServeArgs {
                 .or(file.database_url)
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             github_webhook_secrets: secrets,
+            github_api_url: self
+                .github_api_url
+                .or(file.github_api_url)
+                .unwrap_or_else(|| "https://api.github.com".into()),
+            github_token: self.github_token.or(file.github_token).map(|s| s.0),
             limits: Limits {
                 body_timeout: self
                     .body_timeout
@@ -223,7 +234,7 @@ pub fn run(cli: Cli) -> ExitCode {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
         Command::Serve(args) => {
-            let (settings, log_format) = match args.resolve() {
+            let (settings, log_format) = match (*args).resolve() {
                 Ok(resolved) => resolved,
                 Err(err) => return fail(err),
             };
@@ -338,7 +349,7 @@ mod tests {
     fn serve_args(args: &[&str]) -> ServeArgs {
         let cli = Cli::try_parse_from(args).expect("valid arguments");
         match cli.command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             other => panic!("parsed as {other:?}"),
         }
     }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod clock;
 pub mod dispatch;
+pub mod forge;
 pub mod ingress;
 pub mod jobs;
 pub mod lane;

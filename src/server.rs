@@ -15,6 +15,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::Dispatch;
+use crate::forge::github::GitHub;
 use crate::ingress::github::GithubIngress;
 use crate::ingress::signature::Secrets;
 use crate::ingress::{self, Ingress, Limits};
@@ -29,6 +30,10 @@ pub struct ServeSettings {
     pub database_url: String,
     /// Current secret first, then any still accepted during a rotation.
     pub github_webhook_secrets: Vec<String>,
+    /// REST API base: `https://api.github.com`, a GitHub Enterprise `/api/v3`, or a test fake.
+    pub github_api_url: String,
+    /// Token the lane acts with (statuses, comments, reads). Without it nothing is reported.
+    pub github_token: Option<String>,
     pub limits: Limits,
     pub runner: RunnerOptions,
     pub max_attempts: i64,
@@ -43,6 +48,8 @@ pub enum ServeError {
     BadSecret(&'static str),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Forge(crate::forge::ForgeError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -138,10 +145,19 @@ pub async fn start_with_clock(
                 .with_state(ops.clone()),
         );
 
+    let forge = match &settings.github_token {
+        Some(token) => {
+            Some(GitHub::with_token(&settings.github_api_url, token).map_err(ServeError::Forge)?)
+        }
+        None => {
+            tracing::warn!("no GitHub token configured: deliveries are stored and tracked, nothing is reported");
+            None
+        }
+    };
     let (stop, stopped) = watch::channel(false);
     let runner = Runner {
         store: store.clone(),
-        handler: Dispatch::new(store.clone()),
+        handler: Dispatch::new(store.clone(), forge, clock.clone()),
         clock,
         metrics,
         options: settings.runner.clone(),

@@ -230,6 +230,10 @@ mod tests {
             "a pull request URL is not an issue"
         );
         assert!(find("Postmortem: #abc").is_err());
+        assert!(
+            find("Postmortem: [x](javascript:alert)/r#1").is_err(),
+            "only repository-name characters"
+        );
     }
 
     #[test]

@@ -2,7 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::event::{Envelope, Event, ItemState, PullRequest};
+use super::membership::{Labeler, Membership};
+use super::postmortem::IssueRef;
+use super::report::Report;
 
 /// The last known facts of one pull request, kept in the store's lane state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +22,48 @@ pub struct PullFacts {
     pub from_fork: bool,
     /// Events applied to this pull request; each delivery counts once, however often its job ran.
     pub events: u64,
+    #[serde(default)]
+    pub lane: LaneRecord,
+}
+
+/// The lane's own memory of a pull request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneRecord {
+    pub membership: Membership,
+    /// Who applied the lane label, learnt from the `labeled` (or `opened`) event.
+    pub labeler: Option<Labeler>,
+    /// The postmortem the description names.
+    pub postmortem: Option<IssueRef>,
+    /// The lane's one comment on the pull request, and what it last said.
+    pub comment_id: Option<u64>,
+    pub comment: Option<String>,
+    /// What was last reported, by context, so an unchanged result is not posted again.
+    pub reported: BTreeMap<String, Reported>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reported {
+    pub sha: String,
+    pub report: Report,
+}
+
+impl LaneRecord {
+    /// Whether `report` on `sha` differs from what was last posted.
+    pub fn is_news(&self, sha: &str, report: &Report) -> bool {
+        self.reported
+            .get(&report.context)
+            .is_none_or(|r| r.sha != sha || r.report != *report)
+    }
+
+    pub fn remember(&mut self, sha: &str, report: &Report) {
+        self.reported.insert(
+            report.context.clone(),
+            Reported {
+                sha: sha.to_string(),
+                report: report.clone(),
+            },
+        );
+    }
 }
 
 /// The pull request an event is about, with the facts it carries (if it carries them).
@@ -50,6 +97,7 @@ pub fn observe(prior: Option<PullFacts>, envelope: &Envelope) -> Option<PullFact
             state: p.state,
             from_fork: p.from_fork,
             events,
+            lane: prior.map(|p| p.lane).unwrap_or_default(),
         }),
         None => prior.map(|p| PullFacts { events, ..p }),
     }

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 
 pub use deliveries::{DeliveryWriter, NewDelivery, StoreOutcome, DELIVERY_JOB};
 pub use jobs::{ClaimedJob, JobCounts, JobSummary, NewJob};
-pub use records::{AuditEntry, Write};
+pub use records::{AuditEntry, LinkedChange, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -167,12 +167,20 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let sources: &[(i64, &str, &str, &str)] = &[(
-            1,
-            "foundation",
-            include_str!("migrations/sqlite/0001_foundation.sql"),
-            include_str!("migrations/postgres/0001_foundation.sql"),
-        )];
+        let sources: &[(i64, &str, &str, &str)] = &[
+            (
+                1,
+                "foundation",
+                include_str!("migrations/sqlite/0001_foundation.sql"),
+                include_str!("migrations/postgres/0001_foundation.sql"),
+            ),
+            (
+                2,
+                "postmortem links",
+                include_str!("migrations/sqlite/0002_postmortem_links.sql"),
+                include_str!("migrations/postgres/0002_postmortem_links.sql"),
+            ),
+        ];
         let migrations = sources
             .iter()
             .map(|&(version, description, sqlite, postgres)| {

@@ -32,6 +32,22 @@ pub enum Write {
     },
     Audit(AuditEntry),
     Enqueue(NewJob),
+    /// Records (or, with `issue: None`, forgets) the postmortem issue a change names.
+    PostmortemLink {
+        forge: String,
+        repo_id: i64,
+        repo: String,
+        number: i64,
+        issue: Option<(String, i64)>,
+    },
+}
+
+/// A change that names an issue as its postmortem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedChange {
+    pub repo_id: i64,
+    pub repo: String,
+    pub number: i64,
 }
 
 pub(super) async fn apply(tx: &mut Transaction<'_, Any>, write: &Write, now: Millis) -> Result<()> {
@@ -70,6 +86,36 @@ pub(super) async fn apply(tx: &mut Transaction<'_, Any>, write: &Write, now: Mil
             .execute(&mut **tx)
             .await?;
         }
+        Write::PostmortemLink {
+            forge,
+            repo_id,
+            repo,
+            number,
+            issue,
+        } => {
+            sqlx::query(
+                "DELETE FROM postmortem_links WHERE forge = $1 AND repo_id = $2 AND number = $3",
+            )
+            .bind(forge)
+            .bind(repo_id)
+            .bind(number)
+            .execute(&mut **tx)
+            .await?;
+            if let Some((issue_repo, issue_number)) = issue {
+                sqlx::query(
+                    "INSERT INTO postmortem_links (forge, repo_id, repo, number, issue_repo, issue_number) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(forge)
+                .bind(repo_id)
+                .bind(repo)
+                .bind(number)
+                .bind(issue_repo.to_lowercase())
+                .bind(issue_number)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
         Write::Enqueue(job) => {
             insert_jobs(tx, std::slice::from_ref(job), now).await?;
         }
@@ -78,6 +124,32 @@ pub(super) async fn apply(tx: &mut Transaction<'_, Any>, write: &Write, now: Mil
 }
 
 impl Store {
+    /// The changes that name `issue_repo#issue_number` as their postmortem.
+    pub async fn changes_naming(
+        &self,
+        forge: &str,
+        issue_repo: &str,
+        issue_number: i64,
+    ) -> Result<Vec<LinkedChange>> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT repo_id, repo, number FROM postmortem_links \
+             WHERE forge = $1 AND issue_repo = $2 AND issue_number = $3 ORDER BY repo_id, number",
+        )
+        .bind(forge)
+        .bind(issue_repo.to_lowercase())
+        .bind(issue_number)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(repo_id, repo, number)| LinkedChange {
+                repo_id,
+                repo,
+                number,
+            })
+            .collect())
+    }
+
     pub async fn lane_state(
         &self,
         forge: &str,

@@ -2,6 +2,8 @@
 //! signed deliveries built from the real fixtures.
 #![allow(dead_code)]
 
+pub mod fake_github;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +102,8 @@ pub fn settings(db: &TestDb) -> ServeSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: db.url.clone(),
         github_webhook_secrets: vec![SECRET.to_string()],
+        github_api_url: "http://127.0.0.1:9".into(),
+        github_token: None,
         limits: Limits {
             body_timeout: Duration::from_secs(2),
             ..Limits::default()

@@ -1,0 +1,169 @@
+//! Runs claimed jobs: a stored delivery goes through the lane; what the lane decides is
+//! reported to the forge, and comes back as writes for the runner to commit with the job.
+
+mod policies;
+mod pull;
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::forge::{Forge, ForgeError};
+use crate::jobs::{JobHandler, JobResult};
+use crate::lane::event::{Envelope, Event, IssueAction, MergeGroupAction, PullRequestAction};
+use crate::lane::track::{self, PullFacts};
+use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
+
+pub use policies::{Policies, GITHUB_POLICY_PATH};
+pub use pull::RECHECK_JOB;
+
+pub struct Dispatch<F> {
+    pub store: Store,
+    /// `None` when no forge credentials are configured: events are tracked, nothing reported.
+    pub forge: Option<F>,
+    pub policies: Policies,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Why a step of a job could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<StepError> for JobResult {
+    fn from(err: StepError) -> JobResult {
+        match err {
+            StepError::Forge(ForgeError::RateLimited(after)) => JobResult::RetryAfter {
+                after,
+                reason: "rate limited by the forge".into(),
+            },
+            other => JobResult::Failed(other.to_string()),
+        }
+    }
+}
+
+impl<F: Forge> Dispatch<F> {
+    pub fn new(store: Store, forge: Option<F>, clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(Dispatch {
+            store,
+            forge,
+            policies: Policies::default(),
+            clock,
+        })
+    }
+
+    async fn delivery(&self, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
+        let id = job
+            .delivery_id
+            .ok_or_else(|| StepError::Invalid("delivery job without a delivery".into()))?;
+        let stored = self
+            .store
+            .delivery_envelope(id)
+            .await?
+            .ok_or_else(|| StepError::Invalid(format!("delivery {id} is not stored")))?;
+        let envelope: Envelope = serde_json::from_str(&stored)
+            .map_err(|e| StepError::Invalid(format!("stored delivery {id} does not parse: {e}")))?;
+        let Some(repo) = &envelope.repo else {
+            return Ok(vec![]);
+        };
+        let forge_name = envelope.forge.as_str();
+        if let Event::Push { git_ref, .. } = &envelope.event {
+            if git_ref.strip_prefix("refs/heads/") == Some(repo.default_branch.as_str()) {
+                self.policies.invalidate(&repo.full_name);
+            }
+        }
+        let Some(forge) = &self.forge else {
+            return self.track_only(&envelope).await;
+        };
+        match &envelope.event {
+            Event::PullRequest {
+                action,
+                pull,
+                label,
+            } if *action != PullRequestAction::Unknown => {
+                let prior = self.pull_state(forge_name, repo.id, pull.number).await?;
+                pull::on_pull(
+                    self,
+                    forge,
+                    &envelope,
+                    repo,
+                    *action,
+                    pull,
+                    label.as_deref(),
+                    prior,
+                )
+                .await
+            }
+            Event::Issue { action, issue, .. }
+                if *action != IssueAction::Unknown && !issue.is_pull_request =>
+            {
+                pull::on_issue(self, &envelope, repo, *action, issue).await
+            }
+            Event::MergeGroup {
+                action: MergeGroupAction::ChecksRequested,
+                group,
+            } => pull::on_merge_group(self, forge, &envelope, repo, group).await,
+            _ => self.track_only(&envelope).await,
+        }
+    }
+
+    /// Keeps the per-change facts up to date for events that need no decision.
+    async fn track_only(&self, envelope: &Envelope) -> Result<Vec<Write>, StepError> {
+        let (Some(repo), Some((number, _))) = (&envelope.repo, track::subject(envelope)) else {
+            return Ok(vec![]);
+        };
+        let prior = self
+            .pull_state(envelope.forge.as_str(), repo.id, number)
+            .await?;
+        Ok(track::observe(prior, envelope)
+            .map(|facts| lane_state_write(envelope.forge.as_str(), repo.id, &facts))
+            .into_iter()
+            .collect())
+    }
+
+    async fn pull_state(
+        &self,
+        forge: &str,
+        repo_id: u64,
+        number: u64,
+    ) -> Result<Option<PullFacts>, StepError> {
+        Ok(self
+            .store
+            .lane_state(forge, repo_id as i64, number as i64)
+            .await?
+            .and_then(|s| serde_json::from_value::<PullFacts>(s).ok()))
+    }
+}
+
+fn lane_state_write(forge: &str, repo_id: u64, facts: &PullFacts) -> Write {
+    Write::LaneState {
+        forge: forge.to_string(),
+        repo_id: repo_id as i64,
+        number: facts.number as i64,
+        state: serde_json::to_value(facts).expect("facts serialize"),
+    }
+}
+
+impl<F: Forge> JobHandler for Dispatch<F> {
+    async fn run(&self, job: &ClaimedJob) -> JobResult {
+        let result = match job.kind.as_str() {
+            DELIVERY_JOB => self.delivery(job).await,
+            RECHECK_JOB => match &self.forge {
+                Some(forge) => pull::recheck(self, forge, job).await,
+                None => Ok(vec![]),
+            },
+            other => Err(StepError::Invalid(format!(
+                "no handler for job kind `{other}`"
+            ))),
+        };
+        match result {
+            Ok(writes) => JobResult::Done(writes),
+            Err(err) => err.into(),
+        }
+    }
+}

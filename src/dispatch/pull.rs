@@ -1,0 +1,458 @@
+//! The lane on one change: membership, the postmortem check, the lane's comment, the audit.
+
+use serde::{Deserialize, Serialize};
+
+use super::{lane_state_write, Dispatch, StepError};
+use crate::forge::Forge;
+use crate::lane::comment::{self, MARKER};
+use crate::lane::event::{
+    Envelope, Issue, IssueAction, ItemState, MergeGroup, PullRequest, PullRequestAction, RepoRef,
+};
+use crate::lane::membership::{self, Labeler, Membership};
+use crate::lane::policy::Policy;
+use crate::lane::postmortem::{self, IssueLookup, IssueRef};
+use crate::lane::report::Report;
+use crate::lane::track::{self, PullFacts};
+use crate::store::{AuditEntry, ClaimedJob, NewJob, Write};
+
+/// Re-evaluates one change's postmortem check after an event on the issue it names.
+pub const RECHECK_JOB: &str = "postmortem_recheck";
+
+#[derive(Serialize, Deserialize)]
+struct Recheck {
+    repo: RepoRef,
+    number: u64,
+    /// What the issue event said, so the recheck needs no API call.
+    lookup: Lookup,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Lookup {
+    Found {
+        is_pull_request: bool,
+        labels: Vec<String>,
+    },
+    NotFound,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn on_pull<F: Forge>(
+    d: &Dispatch<F>,
+    forge: &F,
+    envelope: &Envelope,
+    repo: &RepoRef,
+    action: PullRequestAction,
+    pull: &PullRequest,
+    label: Option<&str>,
+    prior: Option<PullFacts>,
+) -> Result<Vec<Write>, StepError> {
+    let now = d.clock.now_ms();
+    let loaded = d.policies.get(forge, repo).await?;
+    let policy = &loaded.policy;
+    let lane_label = &policy.lane.label;
+    let has_label = pull
+        .labels
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case(lane_label));
+    let sender = &envelope.sender.login;
+    let applied_now = match action {
+        PullRequestAction::Labeled => label.is_some_and(|l| l.eq_ignore_ascii_case(lane_label)),
+        // Labels set while opening the pull request were set by whoever opened it.
+        PullRequestAction::Opened => has_label,
+        _ => false,
+    };
+    let labeler = if !has_label {
+        None
+    } else if applied_now {
+        let responder = forge
+            .is_responder(&repo.full_name, sender, &policy.responders)
+            .await?;
+        Some(Labeler {
+            login: sender.clone(),
+            responder,
+            at: now,
+        })
+    } else {
+        prior.as_ref().and_then(|p| p.lane.labeler.clone())
+    };
+    let mut facts =
+        track::observe(prior.clone(), envelope).expect("a pull request event has a subject");
+    let was = prior.map(|p| p.lane.membership).unwrap_or_default();
+    facts.lane.labeler = labeler;
+    facts.lane.membership = membership::evaluate(pull, policy, facts.lane.labeler.as_ref());
+    let reference = postmortem::find_reference(&pull.body, &repo.full_name);
+    facts.lane.postmortem = reference.clone().ok().flatten();
+
+    let mut writes = Vec::new();
+    let audit = |action: &str, detail: String| {
+        Write::Audit(AuditEntry {
+            at: now,
+            forge: envelope.forge.as_str().into(),
+            repo: repo.full_name.clone(),
+            number: Some(pull.number as i64),
+            actor: sender.clone(),
+            action: action.into(),
+            sha: Some(pull.head_sha.clone()),
+            detail,
+        })
+    };
+    if facts.lane.membership != was {
+        writes.push(audit(
+            membership_action(&facts.lane.membership),
+            membership::report(&facts.lane.membership, policy).details,
+        ));
+    }
+    if pull.state == ItemState::Open {
+        let lookup = look_up(
+            forge,
+            &facts.lane.membership,
+            &reference,
+            &repo.full_name,
+            policy,
+        )
+        .await?;
+        let reports = evaluate(&facts, &reference, &repo.full_name, lookup.as_ref(), policy);
+        writes.extend(
+            publish(
+                forge,
+                repo,
+                &mut facts,
+                &reports,
+                policy,
+                loaded.error.as_ref(),
+            )
+            .await?
+            .into_iter()
+            .map(|r| {
+                audit(
+                    &format!("postmortem.{}", state_word(&r)),
+                    r.description.clone(),
+                )
+            }),
+        );
+    }
+    let issue = (facts.lane.membership.in_lane())
+        .then(|| facts.lane.postmortem.clone())
+        .flatten();
+    writes.push(link_write(
+        envelope.forge.as_str(),
+        repo,
+        pull.number,
+        issue,
+    ));
+    writes.push(lane_state_write(envelope.forge.as_str(), repo.id, &facts));
+    Ok(writes)
+}
+
+/// An event on an issue: every change naming it as postmortem gets a recheck job, queued
+/// behind that change's own jobs.
+pub(super) async fn on_issue<F: Forge>(
+    d: &Dispatch<F>,
+    envelope: &Envelope,
+    repo: &RepoRef,
+    action: IssueAction,
+    issue: &Issue,
+) -> Result<Vec<Write>, StepError> {
+    let forge_name = envelope.forge.as_str();
+    let lookup = match action {
+        IssueAction::Deleted | IssueAction::Transferred => Lookup::NotFound,
+        _ => Lookup::Found {
+            is_pull_request: issue.is_pull_request,
+            labels: issue.labels.clone(),
+        },
+    };
+    let changes = d
+        .store
+        .changes_naming(forge_name, &repo.full_name, issue.number as i64)
+        .await?;
+    let now = d.clock.now_ms();
+    Ok(changes
+        .into_iter()
+        .map(|c| {
+            let recheck = Recheck {
+                repo: RepoRef {
+                    id: c.repo_id as u64,
+                    full_name: c.repo,
+                    default_branch: String::new(),
+                },
+                number: c.number as u64,
+                lookup: match &lookup {
+                    Lookup::Found {
+                        is_pull_request,
+                        labels,
+                    } => Lookup::Found {
+                        is_pull_request: *is_pull_request,
+                        labels: labels.clone(),
+                    },
+                    Lookup::NotFound => Lookup::NotFound,
+                },
+            };
+            Write::Enqueue(NewJob {
+                kind: RECHECK_JOB.into(),
+                ordering_key: format!("{forge_name}:{}:pr:{}", c.repo_id, c.number),
+                payload: serde_json::to_value(recheck).expect("recheck serializes"),
+                delivery_id: None,
+                max_attempts: 8,
+                run_at: now,
+            })
+        })
+        .collect())
+}
+
+pub(super) async fn recheck<F: Forge>(
+    d: &Dispatch<F>,
+    forge: &F,
+    job: &ClaimedJob,
+) -> Result<Vec<Write>, StepError> {
+    let recheck: Recheck = serde_json::from_value(job.payload.clone())
+        .map_err(|e| StepError::Invalid(format!("recheck payload does not parse: {e}")))?;
+    let forge_name = job.ordering_key.split(':').next().unwrap_or("github");
+    let Some(mut facts) = d
+        .pull_state(forge_name, recheck.repo.id, recheck.number)
+        .await?
+    else {
+        return Ok(vec![]);
+    };
+    if facts.state != ItemState::Open {
+        return Ok(vec![]);
+    }
+    let mut repo = recheck.repo;
+    // The default branch is needed to read the policy; the stored change knows its base, and
+    // a cached policy is used when there is one.
+    repo.default_branch = facts.base_ref.clone();
+    let loaded = d.policies.get(forge, &repo).await?;
+    let lookup = match recheck.lookup {
+        Lookup::Found {
+            is_pull_request,
+            labels,
+        } => IssueLookup::Found {
+            is_pull_request,
+            labels,
+        },
+        Lookup::NotFound => IssueLookup::NotFound,
+    };
+    let reference = Ok(facts.lane.postmortem.clone());
+    let reports = evaluate(
+        &facts,
+        &reference,
+        &repo.full_name,
+        Some(&lookup),
+        &loaded.policy,
+    );
+    let changed = publish(
+        forge,
+        &repo,
+        &mut facts,
+        &reports,
+        &loaded.policy,
+        loaded.error.as_ref(),
+    )
+    .await?;
+    let now = d.clock.now_ms();
+    let mut writes: Vec<Write> = changed
+        .into_iter()
+        .map(|r| {
+            Write::Audit(AuditEntry {
+                at: now,
+                forge: forge_name.into(),
+                repo: repo.full_name.clone(),
+                number: Some(facts.number as i64),
+                actor: "hotfix-lane".into(),
+                action: format!("postmortem.{}", state_word(&r)),
+                sha: Some(facts.head_sha.clone()),
+                detail: format!("{} (the postmortem issue changed)", r.description),
+            })
+        })
+        .collect();
+    writes.push(lane_state_write(forge_name, repo.id, &facts));
+    Ok(writes)
+}
+
+/// A merge group asks for checks: the postmortem check of the change it carries, reported on
+/// the group's head commit so that the queue enforces it too.
+pub(super) async fn on_merge_group<F: Forge>(
+    d: &Dispatch<F>,
+    forge: &F,
+    envelope: &Envelope,
+    repo: &RepoRef,
+    group: &MergeGroup,
+) -> Result<Vec<Write>, StepError> {
+    let Some(number) = queue_pull_number(&group.head_ref) else {
+        return Err(StepError::Invalid(format!(
+            "merge group ref `{}` names no pull request",
+            group.head_ref
+        )));
+    };
+    let loaded = d.policies.get(forge, repo).await?;
+    let policy = &loaded.policy;
+    let Some(pull) = forge.pull(&repo.full_name, number).await? else {
+        return Err(StepError::Invalid(format!(
+            "pull request #{number} of merge group {} not found",
+            group.head_sha
+        )));
+    };
+    let stored = d
+        .pull_state(envelope.forge.as_str(), repo.id, number)
+        .await?;
+    let labeler = stored.as_ref().and_then(|s| s.lane.labeler.clone());
+    let membership = membership::evaluate(&pull, policy, labeler.as_ref());
+    let reference = postmortem::find_reference(&pull.body, &repo.full_name);
+    let lookup = look_up(forge, &membership, &reference, &repo.full_name, policy).await?;
+    let report = postmortem::verdict(
+        membership.in_lane(),
+        &reference,
+        &repo.full_name,
+        lookup.as_ref(),
+        policy,
+    );
+    forge
+        .report(&repo.full_name, &group.head_sha, &report)
+        .await?;
+    Ok(vec![Write::Audit(AuditEntry {
+        at: d.clock.now_ms(),
+        forge: envelope.forge.as_str().into(),
+        repo: repo.full_name.clone(),
+        number: Some(number as i64),
+        actor: envelope.sender.login.clone(),
+        action: format!("postmortem.queue.{}", state_word(&report)),
+        sha: Some(group.head_sha.clone()),
+        detail: report.description,
+    })])
+}
+
+/// `refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>` → `<number>`.
+pub fn queue_pull_number(head_ref: &str) -> Option<u64> {
+    let rest = head_ref
+        .strip_prefix("refs/heads/")
+        .unwrap_or(head_ref)
+        .strip_prefix("gh-readonly-queue/")?;
+    let last = rest.rsplit('/').next()?;
+    last.strip_prefix("pr-")?.split('-').next()?.parse().ok()
+}
+
+/// Looks up the referenced issue when the check needs it: only for changes in the lane, and
+/// only in allowed repositories.
+async fn look_up<F: Forge>(
+    forge: &F,
+    membership: &Membership,
+    reference: &Result<Option<IssueRef>, String>,
+    this_repo: &str,
+    policy: &Policy,
+) -> Result<Option<IssueLookup>, StepError> {
+    match reference {
+        Ok(Some(r)) if membership.in_lane() && postmortem::allowed(r, this_repo, policy) => {
+            Ok(Some(forge.issue(&r.repo, r.number).await?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The lane and postmortem reports for a change's current state.
+fn evaluate(
+    facts: &PullFacts,
+    reference: &Result<Option<IssueRef>, String>,
+    this_repo: &str,
+    lookup: Option<&IssueLookup>,
+    policy: &Policy,
+) -> [Report; 2] {
+    let membership = &facts.lane.membership;
+    [
+        membership::report(membership, policy),
+        postmortem::verdict(membership.in_lane(), reference, this_repo, lookup, policy),
+    ]
+}
+
+/// Posts what changed since the last time (reports on the head commit, the one comment) and
+/// returns the postmortem report if its state changed, for the audit log.
+async fn publish<F: Forge>(
+    forge: &F,
+    repo: &RepoRef,
+    facts: &mut PullFacts,
+    reports: &[Report; 2],
+    policy: &Policy,
+    policy_error: Option<&crate::lane::policy::PolicyError>,
+) -> Result<Option<Report>, StepError> {
+    let [lane, postmortem] = reports;
+    let pm_changed = facts
+        .lane
+        .reported
+        .get(&postmortem.context)
+        .is_none_or(|r| r.report.state != postmortem.state);
+    for report in reports {
+        if facts.lane.is_news(&facts.head_sha, report) {
+            forge
+                .report(&repo.full_name, &facts.head_sha, report)
+                .await?;
+            facts.lane.remember(&facts.head_sha.clone(), report);
+        }
+    }
+    if facts.lane.membership != Membership::Normal || facts.lane.comment_id.is_some() {
+        let mut body = comment::render(&facts.lane.membership, lane, postmortem, policy);
+        if let Some(error) = policy_error {
+            body.push_str(&format!(
+                "\n⚠️ `.github/hotfix-lane.toml` on the default branch is invalid ({error}); the last valid policy applies.\n"
+            ));
+        }
+        if facts.lane.comment.as_deref() != Some(body.as_str()) {
+            let id = forge
+                .upsert_comment(
+                    &repo.full_name,
+                    facts.number,
+                    facts.lane.comment_id,
+                    MARKER,
+                    &body,
+                )
+                .await?;
+            facts.lane.comment_id = Some(id);
+            facts.lane.comment = Some(body);
+        }
+    }
+    Ok(pm_changed.then(|| postmortem.clone()))
+}
+
+fn link_write(forge: &str, repo: &RepoRef, number: u64, issue: Option<IssueRef>) -> Write {
+    Write::PostmortemLink {
+        forge: forge.into(),
+        repo_id: repo.id as i64,
+        repo: repo.full_name.clone(),
+        number: number as i64,
+        issue: issue.map(|i| (i.repo, i.number as i64)),
+    }
+}
+
+fn membership_action(m: &Membership) -> &'static str {
+    match m {
+        Membership::Normal => "lane.normal",
+        Membership::Hotfix { .. } => "lane.hotfix",
+        Membership::NotAuthorized { .. } => "lane.not_authorized",
+        Membership::BranchMismatch => "lane.branch_mismatch",
+    }
+}
+
+fn state_word(r: &Report) -> &'static str {
+    match r.state {
+        crate::lane::report::CheckState::Success => "success",
+        crate::lane::report::CheckState::Failure => "failure",
+        crate::lane::report::CheckState::Pending => "pending",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queue_pull_number;
+
+    #[test]
+    fn merge_queue_refs_name_their_pull_request() {
+        assert_eq!(
+            queue_pull_number(
+                "refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64"
+            ),
+            Some(104)
+        );
+        assert_eq!(
+            queue_pull_number("refs/heads/gh-readonly-queue/release/1.x/pr-7-abc"),
+            Some(7)
+        );
+        assert_eq!(queue_pull_number("refs/heads/main"), None);
+    }
+}

@@ -1,0 +1,331 @@
+//! GitHub through octocrab, with our own small request and response shapes (only the fields
+//! read). Every URL is relative to the configured API base, so GitHub Enterprise and the test
+//! suite's fake GitHub work the same way.
+
+use std::time::Duration;
+
+use base64::Engine;
+use octocrab::Octocrab;
+use serde::{Deserialize, Serialize};
+
+use super::{FileContent, Forge, ForgeError};
+use crate::lane::event::{self, Actor, PullRequest};
+use crate::lane::policy::{Permission, Responders};
+use crate::lane::postmortem::IssueLookup;
+use crate::lane::report::{CheckState, Report};
+
+pub struct GitHub {
+    client: Octocrab,
+}
+
+impl GitHub {
+    /// A client authenticated with a token (personal access token or installation token).
+    pub fn with_token(api_url: &str, token: &str) -> Result<GitHub, ForgeError> {
+        let client = Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{api_url}`: {e}")))?
+            .personal_token(token.to_string())
+            .build()
+            .map_err(|e| ForgeError::Failed(e.to_string()))?;
+        Ok(GitHub { client })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        route: &str,
+    ) -> Result<Option<T>, ForgeError> {
+        match self.client.get::<T, _, ()>(route, None).await {
+            Ok(value) => Ok(Some(value)),
+            Err(err) if status(&err) == Some(404) => Ok(None),
+            Err(err) => Err(classify(err)),
+        }
+    }
+}
+
+fn status(err: &octocrab::Error) -> Option<u16> {
+    match err {
+        octocrab::Error::GitHub { source, .. } => Some(source.status_code.as_u16()),
+        _ => None,
+    }
+}
+
+/// Rate limits become "retry later" (honouring the reset time); everything else a failure.
+fn classify(err: octocrab::Error) -> ForgeError {
+    if let octocrab::Error::GitHub { source, .. } = &err {
+        let code = source.status_code.as_u16();
+        let limited =
+            code == 429 || (code == 403 && source.message.to_lowercase().contains("rate limit"));
+        if limited {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let wait = source
+                .rate_limit_reset
+                .map_or(60, |reset| reset.saturating_sub(now).clamp(1, 3600));
+            return ForgeError::RateLimited(Duration::from_secs(wait));
+        }
+        return ForgeError::Failed(format!("GitHub answered {code}: {}", source.message));
+    }
+    ForgeError::Failed(err.to_string())
+}
+
+#[derive(Deserialize)]
+struct Contents {
+    sha: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct IssueBody {
+    #[serde(default)]
+    labels: Vec<Named>,
+    #[serde(default)]
+    pull_request: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: u64,
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct Branch {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    sha: String,
+    repo: Option<RepoId>,
+}
+
+#[derive(Deserialize)]
+struct RepoId {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct PullBody {
+    number: u64,
+    title: String,
+    body: Option<String>,
+    user: User,
+    state: event::ItemState,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    merged: bool,
+    merge_commit_sha: Option<String>,
+    head: Branch,
+    base: Branch,
+    #[serde(default)]
+    labels: Vec<Named>,
+}
+
+#[derive(Serialize)]
+struct NewStatus<'a> {
+    state: &'a str,
+    context: &'a str,
+    description: &'a str,
+}
+
+#[derive(Serialize)]
+struct CommentText<'a> {
+    body: &'a str,
+}
+
+#[derive(Deserialize)]
+struct CommentId {
+    id: u64,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Membership {
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct CollaboratorPermission {
+    #[serde(default)]
+    role_name: Option<String>,
+    permission: String,
+}
+
+impl Forge for GitHub {
+    async fn file(
+        &self,
+        repo: &str,
+        path: &str,
+        branch: &str,
+    ) -> Result<Option<FileContent>, ForgeError> {
+        let Some(contents) = self
+            .get::<Contents>(&format!("/repos/{repo}/contents/{path}?ref={branch}"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(contents.content.replace(['\n', '\r'], ""))
+            .map_err(|e| ForgeError::Failed(format!("{path} is not valid base64: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ForgeError::Failed(format!("{path} is not UTF-8")))?;
+        Ok(Some(FileContent {
+            sha: contents.sha,
+            text,
+        }))
+    }
+
+    async fn issue(&self, repo: &str, number: u64) -> Result<IssueLookup, ForgeError> {
+        Ok(
+            match self
+                .get::<IssueBody>(&format!("/repos/{repo}/issues/{number}"))
+                .await?
+            {
+                Some(issue) => IssueLookup::Found {
+                    is_pull_request: issue.pull_request.is_some(),
+                    labels: issue.labels.into_iter().map(|l| l.name).collect(),
+                },
+                None => IssueLookup::NotFound,
+            },
+        )
+    }
+
+    async fn pull(&self, repo: &str, number: u64) -> Result<Option<PullRequest>, ForgeError> {
+        let Some(p) = self
+            .get::<PullBody>(&format!("/repos/{repo}/pulls/{number}"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let from_fork = p.head.repo.map(|r| r.id) != p.base.repo.map(|r| r.id);
+        Ok(Some(PullRequest {
+            number: p.number,
+            title: p.title,
+            body: p.body.unwrap_or_default(),
+            author: Actor {
+                id: p.user.id,
+                login: p.user.login,
+            },
+            state: if p.merged {
+                event::ItemState::Merged
+            } else {
+                p.state
+            },
+            draft: p.draft,
+            merged: p.merged,
+            merge_commit_sha: p.merge_commit_sha,
+            head_sha: p.head.sha,
+            head_ref: p.head.git_ref,
+            base_ref: p.base.git_ref,
+            from_fork,
+            labels: p.labels.into_iter().map(|l| l.name).collect(),
+        }))
+    }
+
+    async fn report(&self, repo: &str, sha: &str, report: &Report) -> Result<(), ForgeError> {
+        let state = match report.state {
+            CheckState::Success => "success",
+            CheckState::Failure => "failure",
+            CheckState::Pending => "pending",
+        };
+        let status = NewStatus {
+            state,
+            context: &report.context,
+            description: &report.description,
+        };
+        self.client
+            .post::<_, serde_json::Value>(format!("/repos/{repo}/statuses/{sha}"), Some(&status))
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn upsert_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        known: Option<u64>,
+        marker: &str,
+        body: &str,
+    ) -> Result<u64, ForgeError> {
+        let existing = match known {
+            Some(id) => Some(id),
+            None => self
+                .get::<Vec<CommentId>>(&format!(
+                    "/repos/{repo}/issues/{number}/comments?per_page=100"
+                ))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
+                .map(|c| c.id),
+        };
+        let text = CommentText { body };
+        let comment: CommentId = match existing {
+            Some(id) => {
+                self.client
+                    .patch(format!("/repos/{repo}/issues/comments/{id}"), Some(&text))
+                    .await
+            }
+            None => {
+                self.client
+                    .post(
+                        format!("/repos/{repo}/issues/{number}/comments"),
+                        Some(&text),
+                    )
+                    .await
+            }
+        }
+        .map_err(classify)?;
+        Ok(comment.id)
+    }
+
+    async fn is_responder(
+        &self,
+        repo: &str,
+        login: &str,
+        responders: &Responders,
+    ) -> Result<bool, ForgeError> {
+        if responders
+            .users
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(login))
+        {
+            return Ok(true);
+        }
+        for team in &responders.teams {
+            let Some((org, slug)) = team.trim_start_matches('@').split_once('/') else {
+                continue;
+            };
+            let route = format!("/orgs/{org}/teams/{slug}/memberships/{login}");
+            if self
+                .get::<Membership>(&route)
+                .await?
+                .is_some_and(|m| m.state == "active")
+            {
+                return Ok(true);
+            }
+        }
+        if let Some(min) = responders.min_permission {
+            let route = format!("/repos/{repo}/collaborators/{login}/permission");
+            if let Some(p) = self.get::<CollaboratorPermission>(&route).await? {
+                let role = p.role_name.unwrap_or(p.permission);
+                let held = match role.as_str() {
+                    "admin" => Some(Permission::Admin),
+                    "maintain" => Some(Permission::Maintain),
+                    "write" | "push" => Some(Permission::Write),
+                    "triage" => Some(Permission::Triage),
+                    "read" | "pull" => Some(Permission::Read),
+                    _ => None,
+                };
+                return Ok(held.is_some_and(|h| h >= min));
+            }
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,80 @@
+//! What the lane needs from a forge, as one trait; each forge's client implements it.
+
+pub mod github;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::lane::event::PullRequest;
+use crate::lane::policy::Responders;
+use crate::lane::postmortem::IssueLookup;
+use crate::lane::report::Report;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    /// The forge asked us to slow down; the job is retried after this long.
+    #[error("rate limited by the forge; retry in {0:?}")]
+    RateLimited(Duration),
+    #[error("forge request failed: {0}")]
+    Failed(String),
+}
+
+/// A file read from a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileContent {
+    /// The blob id: unchanged content, unchanged id.
+    pub sha: String,
+    pub text: String,
+}
+
+pub trait Forge: Send + Sync + 'static {
+    /// A file on a branch; `None` when it does not exist.
+    fn file(
+        &self,
+        repo: &str,
+        path: &str,
+        branch: &str,
+    ) -> impl Future<Output = Result<Option<FileContent>, ForgeError>> + Send;
+
+    /// An issue (or pull request) by number, for postmortem checks.
+    fn issue(
+        &self,
+        repo: &str,
+        number: u64,
+    ) -> impl Future<Output = Result<IssueLookup, ForgeError>> + Send;
+
+    /// A pull request by number; `None` when it does not exist.
+    fn pull(
+        &self,
+        repo: &str,
+        number: u64,
+    ) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
+
+    /// Reports a check result on a commit.
+    fn report(
+        &self,
+        repo: &str,
+        sha: &str,
+        report: &Report,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+
+    /// Creates or updates the lane's one comment on a change; returns its id. Finds a comment
+    /// it wrote before (by `marker`) when `known` is `None`, so a retried job never adds a
+    /// second one.
+    fn upsert_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        known: Option<u64>,
+        marker: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
+
+    /// Whether `login` is a responder under `responders` (users, teams, repository permission).
+    fn is_responder(
+        &self,
+        repo: &str,
+        login: &str,
+        responders: &Responders,
+    ) -> impl Future<Output = Result<bool, ForgeError>> + Send;
+}

@@ -1,0 +1,328 @@
+//! A stateful fake of the GitHub REST API on loopback: the real client talks to it over HTTP.
+//! It holds repositories (files, issues, pull requests, statuses, comments), teams and
+//! permissions, and records every request so tests can count API calls.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub sha: String,
+    pub context: String,
+    pub state: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: u64,
+    pub number: u64,
+    pub body: String,
+}
+
+#[derive(Default)]
+pub struct Repo {
+    /// (branch, path) → content.
+    pub files: HashMap<(String, String), String>,
+    /// number → (labels, is pull request).
+    pub issues: BTreeMap<u64, (Vec<String>, bool)>,
+    pub pulls: BTreeMap<u64, Value>,
+    pub statuses: Vec<Status>,
+    pub comments: Vec<Comment>,
+}
+
+#[derive(Default)]
+pub struct World {
+    pub repos: HashMap<String, Repo>,
+    /// (org, team slug) → member logins.
+    pub teams: HashMap<(String, String), Vec<String>>,
+    /// (repo, login) → role name.
+    pub permissions: HashMap<(String, String), String>,
+    /// "METHOD /path" of every request, in order.
+    pub calls: Vec<String>,
+    next_id: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeGitHub {
+    pub world: Arc<Mutex<World>>,
+    pub url: String,
+}
+
+impl FakeGitHub {
+    pub async fn start() -> FakeGitHub {
+        let world = Arc::new(Mutex::new(World {
+            next_id: 1000,
+            ..World::default()
+        }));
+        let app = Router::new()
+            .route("/repos/{owner}/{repo}/contents/{*path}", get(contents))
+            .route("/repos/{owner}/{repo}/issues/{number}", get(issue))
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                get(list_comments).post(create_comment),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/comments/{id}",
+                patch(edit_comment),
+            )
+            .route("/repos/{owner}/{repo}/pulls/{number}", get(pull))
+            .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
+            .route(
+                "/orgs/{org}/teams/{team}/memberships/{login}",
+                get(team_membership),
+            )
+            .route(
+                "/repos/{owner}/{repo}/collaborators/{login}/permission",
+                get(permission),
+            )
+            .fallback(|uri: Uri| async move { not_found(&format!("no fake for {uri}")) })
+            .layer(axum::middleware::from_fn_with_state(world.clone(), record))
+            .with_state(world.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeGitHub { world, url }
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut self.world.lock().unwrap())
+    }
+
+    pub fn repo<T>(&self, name: &str, f: impl FnOnce(&mut Repo) -> T) -> T {
+        self.with(|w| f(w.repos.entry(name.to_string()).or_default()))
+    }
+
+    /// The latest status of `context` on `sha`.
+    pub fn status(&self, repo: &str, sha: &str, context: &str) -> Option<Status> {
+        self.repo(repo, |r| {
+            r.statuses
+                .iter()
+                .rev()
+                .find(|s| s.sha == sha && s.context == context)
+                .cloned()
+        })
+    }
+
+    pub fn comments(&self, repo: &str, number: u64) -> Vec<Comment> {
+        self.repo(repo, |r| {
+            r.comments
+                .iter()
+                .filter(|c| c.number == number)
+                .cloned()
+                .collect()
+        })
+    }
+
+    pub fn take_calls(&self) -> Vec<String> {
+        self.with(|w| std::mem::take(&mut w.calls))
+    }
+}
+
+type Shared = State<Arc<Mutex<World>>>;
+
+async fn record(
+    State(world): Shared,
+    method: Method,
+    uri: Uri,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    world
+        .lock()
+        .unwrap()
+        .calls
+        .push(format!("{method} {}", uri.path()));
+    next.run(request).await
+}
+
+fn not_found(message: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "message": message, "documentation_url": "https://docs.github.com" })),
+    )
+        .into_response()
+}
+
+fn full(owner: &str, repo: &str) -> String {
+    format!("{owner}/{repo}")
+}
+
+async fn contents(
+    State(world): Shared,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let world = world.lock().unwrap();
+    let branch = q.get("ref").cloned().unwrap_or_else(|| "main".into());
+    let Some(text) = world
+        .repos
+        .get(&full(&owner, &repo))
+        .and_then(|r| r.files.get(&(branch, path.clone())))
+    else {
+        return not_found("Not Found");
+    };
+    let sha = format!(
+        "{:040x}",
+        text.bytes()
+            .fold(0u128, |h, b| h.wrapping_mul(31).wrapping_add(b as u128))
+    );
+    let content = base64::engine::general_purpose::STANDARD.encode(text);
+    Json(json!({ "type": "file", "path": path, "sha": sha, "encoding": "base64", "content": content })).into_response()
+}
+
+async fn issue(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+) -> Response {
+    let world = world.lock().unwrap();
+    match world
+        .repos
+        .get(&full(&owner, &repo))
+        .and_then(|r| r.issues.get(&number))
+    {
+        Some((labels, is_pr)) => {
+            let labels: Vec<Value> = labels.iter().map(|l| json!({ "name": l })).collect();
+            let mut body =
+                json!({ "number": number, "title": "incident", "state": "open", "labels": labels });
+            if *is_pr {
+                body["pull_request"] = json!({ "url": "https://api.github.com/x" });
+            }
+            Json(body).into_response()
+        }
+        None => not_found("Not Found"),
+    }
+}
+
+async fn pull(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+) -> Response {
+    let world = world.lock().unwrap();
+    match world
+        .repos
+        .get(&full(&owner, &repo))
+        .and_then(|r| r.pulls.get(&number))
+    {
+        Some(p) => Json(p.clone()).into_response(),
+        None => not_found("Not Found"),
+    }
+}
+
+async fn create_status(
+    State(world): Shared,
+    Path((owner, repo, sha)): Path<(String, String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let status = Status {
+        sha,
+        context: body["context"].as_str().unwrap_or_default().into(),
+        state: body["state"].as_str().unwrap_or_default().into(),
+        description: body["description"].as_str().unwrap_or_default().into(),
+    };
+    world
+        .repos
+        .entry(full(&owner, &repo))
+        .or_default()
+        .statuses
+        .push(status);
+    (StatusCode::CREATED, Json(json!({ "id": 1 }))).into_response()
+}
+
+async fn list_comments(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+) -> Response {
+    let world = world.lock().unwrap();
+    let list: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .map(|r| {
+            r.comments
+                .iter()
+                .filter(|c| c.number == number)
+                .map(|c| json!({ "id": c.id, "body": c.body }))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(list).into_response()
+}
+
+async fn create_comment(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    world.next_id += 1;
+    let id = world.next_id;
+    let body = body["body"].as_str().unwrap_or_default().to_string();
+    world
+        .repos
+        .entry(full(&owner, &repo))
+        .or_default()
+        .comments
+        .push(Comment {
+            id,
+            number,
+            body: body.clone(),
+        });
+    (StatusCode::CREATED, Json(json!({ "id": id, "body": body }))).into_response()
+}
+
+async fn edit_comment(
+    State(world): Shared,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let text = body["body"].as_str().unwrap_or_default().to_string();
+    let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    match repo.comments.iter_mut().find(|c| c.id == id) {
+        Some(c) => {
+            c.body = text.clone();
+            Json(json!({ "id": id, "body": text })).into_response()
+        }
+        None => not_found("Not Found"),
+    }
+}
+
+async fn team_membership(
+    State(world): Shared,
+    Path((org, team, login)): Path<(String, String, String)>,
+) -> Response {
+    let world = world.lock().unwrap();
+    match world.teams.get(&(org, team)) {
+        Some(members) if members.iter().any(|m| m.eq_ignore_ascii_case(&login)) => {
+            Json(json!({ "state": "active", "role": "member" })).into_response()
+        }
+        _ => not_found("Not Found"),
+    }
+}
+
+async fn permission(
+    State(world): Shared,
+    Path((owner, repo, login)): Path<(String, String, String)>,
+) -> Response {
+    let world = world.lock().unwrap();
+    let role = world
+        .permissions
+        .get(&(full(&owner, &repo), login))
+        .cloned()
+        .unwrap_or_else(|| "read".into());
+    let permission = match role.as_str() {
+        "maintain" => "write",
+        "triage" => "read",
+        other => other,
+    };
+    Json(json!({ "permission": permission, "role_name": role })).into_response()
+}

@@ -1,0 +1,474 @@
+//! The hotfix lane end to end: real webhooks through the real router, the real GitHub client
+//! against a stateful fake GitHub on loopback, every comment the lane writes snapshotted.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::fake_github::FakeGitHub;
+use common::{base_url, eventually, Backend, Delivery, TestDb};
+use hotfix_lane::clock::SystemClock;
+use hotfix_lane::server::Running;
+use hotfix_lane::store::Store;
+use serde_json::{json, Value};
+
+const REPO: &str = "Codertocat/Hello-World";
+const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+const POLICY: &str = ".github/hotfix-lane.toml";
+
+struct Lane {
+    fake: FakeGitHub,
+    server: Running,
+    client: reqwest::Client,
+    base: String,
+    next_delivery: std::sync::atomic::AtomicU32,
+    _db: TestDb,
+}
+
+impl Lane {
+    async fn start(backend: Backend, policy: &str) -> Lane {
+        let fake = FakeGitHub::start().await;
+        fake.repo(REPO, |r| {
+            r.files
+                .insert(("master".into(), POLICY.into()), policy.into())
+        });
+        let db = TestDb::new(backend).await;
+        let mut settings = common::settings(&db);
+        settings.github_api_url = fake.url.clone();
+        settings.github_token = Some("test-token".into());
+        let server = common::start_server_with(settings, Arc::new(SystemClock)).await;
+        let base = base_url(&server);
+        Lane {
+            fake,
+            server,
+            client: reqwest::Client::new(),
+            base,
+            next_delivery: 0.into(),
+            _db: db,
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.server.store
+    }
+
+    /// Sends a delivery and waits until every job it caused has run.
+    async fn send(&self, event: &str, body: Value) {
+        let n = self
+            .next_delivery
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let delivery = Delivery::new(
+            event,
+            &format!("lane-{n}"),
+            serde_json::to_vec(&body).unwrap(),
+        );
+        self.deliver(&delivery).await;
+    }
+
+    async fn deliver(&self, delivery: &Delivery) {
+        let (status, answer) = delivery.send(&self.client, &self.base).await;
+        assert!(status == 202 || status == 200, "{status}: {answer}");
+        self.settle().await;
+    }
+
+    async fn settle(&self) {
+        let store = self.store().clone();
+        eventually("the queue to drain", || async {
+            let c = store.job_counts().await.unwrap();
+            c.queued == 0 && c.running == 0
+        })
+        .await;
+        assert_eq!(
+            store.job_counts().await.unwrap().dead,
+            0,
+            "a job died: {:?}",
+            store.jobs_in_state("dead").await
+        );
+    }
+
+    fn status(&self, sha: &str, context: &str) -> (String, String) {
+        let s = self
+            .fake
+            .status(REPO, sha, context)
+            .unwrap_or_else(|| panic!("no {context} status on {sha}"));
+        (s.state, s.description)
+    }
+
+    fn comments(&self) -> Vec<String> {
+        self.fake
+            .comments(REPO, 2)
+            .into_iter()
+            .map(|c| c.body)
+            .collect()
+    }
+}
+
+fn fixture(path: &str) -> Value {
+    serde_json::from_slice(&common::fixture(path)).unwrap()
+}
+
+/// A `pull_request` delivery for PR #2 of the fixture repository.
+fn pr_event(action: &str, label: Option<&str>, labels: &[&str], body: &str, sender: &str) -> Value {
+    let mut event = fixture("github/pull_request/labeled.json");
+    event["action"] = action.into();
+    event["label"] = label.map_or(Value::Null, |l| json!({ "name": l }));
+    event["pull_request"]["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
+    event["pull_request"]["body"] = body.into();
+    event["sender"]["login"] = sender.into();
+    event
+}
+
+fn issue_event(action: &str, number: u64, labels: &[&str]) -> Value {
+    let mut event = fixture("github/issues/labeled.json");
+    event["action"] = action.into();
+    event["issue"]["number"] = number.into();
+    event["issue"]["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
+    event
+}
+
+const RESPONDERS: &str = "[responders]\nusers = [\"Codertocat\"]\n";
+
+async fn a_normal_pull_request_passes_without_a_comment(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    lane.send(
+        "pull_request",
+        pr_event("opened", None, &[], "Small fix.", "Codertocat"),
+    )
+    .await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/lane"),
+        ("success".into(), "normal".into())
+    );
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/postmortem"),
+        ("success".into(), "not a hotfix".into())
+    );
+    assert!(lane.comments().is_empty());
+}
+
+async fn a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    lane.send(
+        "pull_request",
+        pr_event(
+            "labeled",
+            Some("hotfix"),
+            &["hotfix"],
+            "Fix the outage.",
+            "Codertocat",
+        ),
+    )
+    .await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/lane"),
+        ("success".into(), "hotfix: smoke-only".into())
+    );
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/postmortem"),
+        ("failure".into(), "no postmortem referenced".into())
+    );
+    insta::assert_snapshot!("hotfix_without_postmortem", lane.comments().join("\n---\n"));
+
+    // The description names an issue that does not exist yet.
+    let body = "Fix the outage.\n\nPostmortem: #50";
+    lane.send(
+        "pull_request",
+        pr_event("edited", None, &["hotfix"], body, "Codertocat"),
+    )
+    .await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/postmortem"),
+        ("failure".into(), "#50 does not exist".into())
+    );
+
+    // The issue is opened, labelled: the check flips without touching the pull request.
+    lane.fake.repo(REPO, |r| {
+        r.issues.insert(50, (vec!["postmortem".into()], false))
+    });
+    lane.send("issues", issue_event("opened", 50, &["postmortem"]))
+        .await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/postmortem"),
+        ("success".into(), "postmortem #50".into())
+    );
+
+    // It loses its label: blocked again.
+    lane.fake
+        .repo(REPO, |r| r.issues.insert(50, (vec![], false)));
+    lane.send("issues", issue_event("unlabeled", 50, &[])).await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/postmortem"),
+        ("failure".into(), "#50 lacks the `postmortem` label".into())
+    );
+
+    let comments = lane.comments();
+    assert_eq!(comments.len(), 1, "one comment, kept up to date");
+    insta::assert_snapshot!("hotfix_postmortem_unlabelled", comments[0]);
+    let audit: Vec<String> = lane
+        .store()
+        .audit(Some(REPO), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            "lane.hotfix",
+            "postmortem.failure",
+            "postmortem.success",
+            "postmortem.failure"
+        ],
+        "each lane decision is audited once"
+    );
+}
+
+async fn each_bad_reference_has_its_own_message(backend: Backend) {
+    let lane = Lane::start(
+        backend,
+        &format!("{RESPONDERS}[postmortem]\nallowed_repos = [\"acme/incidents\"]\n"),
+    )
+    .await;
+    lane.fake.repo(REPO, |r| {
+        r.issues.insert(7, (vec!["postmortem".into()], true));
+        r.issues.insert(8, (vec!["bug".into()], false));
+    });
+    lane.fake.repo("acme/incidents", |r| {
+        r.issues.insert(3, (vec!["postmortem".into()], false))
+    });
+    let cases = [
+        ("Postmortem: #99", "#99 does not exist"),
+        ("Postmortem: #7", "#7 is a pull request"),
+        ("Postmortem: #8", "#8 lacks the `postmortem` label"),
+        (
+            "Postmortem: other/repo#3",
+            "other/repo#3: repository not allowed",
+        ),
+        ("Postmortem: tomorrow", "postmortem reference unreadable"),
+        (
+            "Postmortem: https://github.com/acme/incidents/issues/3",
+            "postmortem acme/incidents#3",
+        ),
+    ];
+    lane.send(
+        "pull_request",
+        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat"),
+    )
+    .await;
+    for (body, expected) in cases {
+        lane.send(
+            "pull_request",
+            pr_event("edited", None, &["hotfix"], body, "Codertocat"),
+        )
+        .await;
+        assert_eq!(
+            lane.status(HEAD, "hotfix-lane/postmortem").1,
+            expected,
+            "{body}"
+        );
+    }
+}
+
+async fn a_label_from_a_non_responder_is_refused_and_explained(backend: Backend) {
+    let lane = Lane::start(
+        backend,
+        "[responders]\nusers = [\"alice\"]\nteams = [\"@acme/oncall\"]\n",
+    )
+    .await;
+    lane.send(
+        "pull_request",
+        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "mallory"),
+    )
+    .await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/lane"),
+        ("failure".into(), "hotfix label not authorized".into())
+    );
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/postmortem"),
+        ("success".into(), "not a hotfix".into())
+    );
+    insta::assert_snapshot!("label_by_non_responder", lane.comments().join("\n---\n"));
+    let audit = lane.store().audit(Some(REPO), None).await.unwrap();
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].actor.as_str()),
+        ("lane.not_authorized", "mallory")
+    );
+}
+
+async fn a_team_member_is_a_responder(backend: Backend) {
+    let lane = Lane::start(backend, "[responders]\nteams = [\"@acme/oncall\"]\n").await;
+    lane.fake.with(|w| {
+        w.teams
+            .insert(("acme".into(), "oncall".into()), vec!["bob".into()])
+    });
+    lane.send(
+        "pull_request",
+        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "bob"),
+    )
+    .await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/lane").1,
+        "hotfix: smoke-only"
+    );
+}
+
+async fn an_invalid_policy_is_reported_and_the_last_good_one_kept(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    lane.send(
+        "pull_request",
+        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat"),
+    )
+    .await;
+    // The default branch gets a broken policy, announced by a push.
+    lane.fake.repo(REPO, |r| {
+        r.files.insert(
+            ("master".into(), POLICY.into()),
+            "[responders]\nuser = [\"x\"]\n".into(),
+        )
+    });
+    let mut push = fixture("github/push/payload.json");
+    push["ref"] = "refs/heads/master".into();
+    lane.send("push", push).await;
+    lane.send(
+        "pull_request",
+        pr_event("edited", None, &["hotfix"], "still broken", "Codertocat"),
+    )
+    .await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/lane").1,
+        "hotfix: smoke-only",
+        "the last good policy still applies"
+    );
+    let comments = lane.comments();
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].contains("is invalid (2:1: unknown field `user`"),
+        "{}",
+        comments[0]
+    );
+}
+
+async fn the_merge_queue_enforces_the_postmortem_check(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    let queue_repo = "octo-org/octo-repo";
+    let group = fixture("github/merge_group/checks_requested.json");
+    let group_head = group["merge_group"]["head_sha"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut pull = fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    pull["number"] = 104.into();
+    pull["labels"] = json!([{ "name": "hotfix" }]);
+    pull["body"] = "no reference".into();
+    lane.fake.repo(queue_repo, |r| {
+        r.pulls.insert(104, pull.clone());
+        r.files
+            .insert(("main".into(), POLICY.into()), RESPONDERS.into());
+    });
+    // The lane learnt who labelled #104 when it happened.
+    let mut labeled = pr_event(
+        "labeled",
+        Some("hotfix"),
+        &["hotfix"],
+        "no reference",
+        "Codertocat",
+    );
+    labeled["pull_request"] = pull.clone();
+    labeled["repository"] = group["repository"].clone();
+    lane.send("pull_request", labeled).await;
+
+    lane.send("merge_group", group.clone()).await;
+    let status = lane
+        .fake
+        .status(queue_repo, &group_head, "hotfix-lane/postmortem")
+        .expect("status on the group head");
+    assert_eq!(
+        (status.state.as_str(), status.description.as_str()),
+        ("failure", "no postmortem referenced")
+    );
+
+    lane.fake.repo(queue_repo, |r| {
+        r.pulls.get_mut(&104).unwrap()["body"] = "Postmortem: #9".into();
+        r.issues.insert(9, (vec!["postmortem".into()], false));
+    });
+    let mut again = group;
+    again["merge_group"]["head_sha"] = "1111111111111111111111111111111111111111".into();
+    lane.send("merge_group", again).await;
+    let status = lane
+        .fake
+        .status(
+            queue_repo,
+            "1111111111111111111111111111111111111111",
+            "hotfix-lane/postmortem",
+        )
+        .unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.description.as_str()),
+        ("success", "postmortem #9")
+    );
+}
+
+async fn redelivered_events_never_double_comment(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    let delivery = Delivery::new(
+        "pull_request",
+        "same-delivery",
+        serde_json::to_vec(&pr_event(
+            "labeled",
+            Some("hotfix"),
+            &["hotfix"],
+            "",
+            "Codertocat",
+        ))
+        .unwrap(),
+    );
+    lane.deliver(&delivery).await;
+    lane.deliver(&delivery).await;
+    // A different delivery with the same content (GitHub's "redeliver" gives a new id too).
+    lane.send(
+        "pull_request",
+        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat"),
+    )
+    .await;
+    assert_eq!(lane.comments().len(), 1);
+    let statuses = lane.fake.repo(REPO, |r| r.statuses.len());
+    assert_eq!(statuses, 2, "unchanged reports are not posted again");
+}
+
+async fn one_hotfix_lifecycle_costs_few_api_calls(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    lane.fake.repo(REPO, |r| {
+        r.issues.insert(50, (vec!["postmortem".into()], false))
+    });
+    lane.send(
+        "pull_request",
+        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat"),
+    )
+    .await;
+    lane.send(
+        "pull_request",
+        pr_event("edited", None, &["hotfix"], "Postmortem: #50", "Codertocat"),
+    )
+    .await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/postmortem").1,
+        "postmortem #50"
+    );
+    let calls = lane.fake.take_calls();
+    insta::assert_snapshot!("api_calls_label_to_green", calls.join("\n"));
+    assert!(calls.len() <= 9, "{calls:#?}");
+}
+
+on_both_backends!(
+    a_normal_pull_request_passes_without_a_comment,
+    a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists,
+    each_bad_reference_has_its_own_message,
+    a_label_from_a_non_responder_is_refused_and_explained,
+    a_team_member_is_a_responder,
+    an_invalid_policy_is_reported_and_the_last_good_one_kept,
+    the_merge_queue_enforces_the_postmortem_check,
+    redelivered_events_never_double_comment,
+    one_hotfix_lifecycle_costs_few_api_calls,
+);
