@@ -63,20 +63,24 @@ fn parse_reference(value: &str, this_repo: &str) -> Option<IssueRef> {
     };
     let mut parts = path.trim_end_matches('/').split('/').skip(1);
     let (owner, name, kind, number) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if kind != "issues" || parts.next().is_some() {
+    let repo = format!("{owner}/{name}");
+    if kind != "issues" || parts.next().is_some() || !valid_repo(&repo) {
         return None;
     }
     let number = number.split(['#', '?']).next()?.parse().ok()?;
-    Some(IssueRef {
-        repo: format!("{owner}/{name}"),
-        number,
-    })
+    Some(IssueRef { repo, number })
 }
 
+/// `owner/name` in the characters GitHub and GitLab allow. The reference comes from untrusted
+/// text and ends up in the lane's comments, so nothing else (markdown, HTML) gets through.
 fn valid_repo(repo: &str) -> bool {
-    repo.split_once('/').is_some_and(|(o, n)| {
-        !o.is_empty() && !n.is_empty() && !n.contains('/') && !o.contains(' ')
-    })
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    repo.split_once('/')
+        .is_some_and(|(o, n)| part(o) && part(n))
 }
 
 /// What the forge said about a referenced issue.
@@ -230,6 +234,7 @@ mod tests {
             "a pull request URL is not an issue"
         );
         assert!(find("Postmortem: #abc").is_err());
+        assert!(find("Postmortem: https://h/<b>x</b>/r/issues/1").is_err());
         assert!(
             find("Postmortem: [x](javascript:alert)/r#1").is_err(),
             "only repository-name characters"
