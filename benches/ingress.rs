@@ -20,27 +20,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_hotfix-lane");
 const SECRET: &str = "bench-secret";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn start(database_url: &str, durable: bool) -> (Child, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        "--database-url",
-        database_url,
-    ])
-    .env("HOTFIX_LANE_GITHUB_WEBHOOK_SECRET", SECRET)
-    .env("RUST_LOG", "info")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--database-url", database_url])
+        .env("HOTFIX_LANE_GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     if !durable {
         cmd.arg("--unsafe-skip-fsync");
     }
@@ -75,19 +64,13 @@ async fn load(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..senders {
-        let (url, body, signature, tag) = (
-            url.clone(),
-            body.clone(),
-            signature.clone(),
-            tag.to_string(),
-        );
+        let (url, body, signature, tag) = (url.clone(), body.clone(), signature.clone(), tag.to_string());
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let (mut latencies, mut failed, mut i) = (Vec::new(), 0usize, 0u64);
             let interval = rate.map(|r| Duration::from_secs_f64(senders as f64 / r));
             // Spread the senders' schedules over one interval.
-            let start = Instant::now()
-                + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(s as f64 / senders as f64));
+            let start = Instant::now() + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(s as f64 / senders as f64));
             while Instant::now() < deadline {
                 let t = match interval {
                     Some(iv) => {
@@ -134,13 +117,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 async fn fresh_postgres_schema(base: &str) -> String {
     let schema = format!("hl_bench_{:x}", fastrand::u64(..));
-    let pool = sqlx::PgPool::connect(base)
-        .await
-        .expect("PostgreSQL for the benchmark");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
+    let pool = sqlx::PgPool::connect(base).await.expect("PostgreSQL for the benchmark");
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options[search_path]={schema}")
@@ -154,10 +132,7 @@ async fn drop_postgres_schemas(base: &str) {
             .await
             .unwrap();
     for (s,) in schemas {
-        sqlx::query(&format!("DROP SCHEMA {s} CASCADE"))
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query(&format!("DROP SCHEMA {s} CASCADE")).execute(&pool).await.unwrap();
     }
 }
 
@@ -170,16 +145,8 @@ struct Run {
     p99_ms: f64,
 }
 
-async fn measure(
-    url: &str,
-    body: &Arc<Vec<u8>>,
-    senders: usize,
-    seconds: f64,
-    rate: Option<f64>,
-    tag: &str,
-) -> Run {
-    let (mut latencies, failed, elapsed) =
-        load(url.to_string(), body.clone(), senders, seconds, rate, tag).await;
+async fn measure(url: &str, body: &Arc<Vec<u8>>, senders: usize, seconds: f64, rate: Option<f64>, tag: &str) -> Run {
+    let (mut latencies, failed, elapsed) = load(url.to_string(), body.clone(), senders, seconds, rate, tag).await;
     latencies.sort();
     Run {
         acked: latencies.len(),
@@ -194,21 +161,13 @@ async fn measure(
 async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a short smoke pass.
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let seconds: f64 = if smoke {
-        1.0
-    } else {
-        env_or("BENCH_SECONDS", 10.0)
-    };
+    let seconds: f64 = if smoke { 1.0 } else { env_or("BENCH_SECONDS", 10.0) };
     let senders: usize = env_or("BENCH_SENDERS", 64);
     let offered: f64 = env_or("BENCH_RATE", 2000.0);
     let pg = std::env::var("HOTFIX_LANE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let body = Arc::new(
-        std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/github/pull_request/opened.json"
-        ))
-        .unwrap(),
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/github/pull_request/opened.json")).unwrap(),
     );
     if let Ok(target) = std::env::var("BENCH_TARGET") {
         let url = format!("{target}/webhooks/github");
@@ -234,27 +193,15 @@ async fn main() {
         let url = if postgres {
             fresh_postgres_schema(&pg).await
         } else {
-            format!(
-                "sqlite://{}",
-                dir.path().join(format!("bench-{i}.db")).display()
-            )
+            format!("sqlite://{}", dir.path().join(format!("bench-{i}.db")).display())
         };
         let (mut child, endpoint) = start(&url, durable);
         // Warm up connections and caches, then measure.
         measure(&endpoint, &body, senders, 1.0, None, &format!("warm{i}")).await;
         // The fixed rate first: the saturation run leaves a backlog of jobs that the runner
         // then drains, which is not the steady state a fixed rate is meant to show.
-        let fixed = measure(
-            &endpoint,
-            &body,
-            senders,
-            seconds,
-            Some(offered),
-            &format!("fix{i}"),
-        )
-        .await;
-        let saturation =
-            measure(&endpoint, &body, senders, seconds, None, &format!("sat{i}")).await;
+        let fixed = measure(&endpoint, &body, senders, seconds, Some(offered), &format!("fix{i}")).await;
+        let saturation = measure(&endpoint, &body, senders, seconds, None, &format!("sat{i}")).await;
         child.kill().ok();
         child.wait().ok();
         results.push((name, saturation, fixed));

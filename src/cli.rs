@@ -84,18 +84,10 @@ struct ServeArgs {
     #[arg(long, env = "HOTFIX_LANE_DATABASE_URL")]
     database_url: Option<String>,
     /// Secret of the GitHub webhook or App (X-Hub-Signature-256).
-    #[arg(
-        long,
-        env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
     github_webhook_secret: Option<Secret>,
     /// The previous secret, still accepted while a rotation is under way.
-    #[arg(
-        long,
-        env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET_PREVIOUS",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET_PREVIOUS", hide_env_values = true)]
     github_webhook_secret_previous: Option<Secret>,
     /// GitHub REST API base URL (GitHub Enterprise: `https://HOST/api/v3`) [default: https://api.github.com].
     #[arg(long, env = "HOTFIX_LANE_GITHUB_API_URL")]
@@ -151,9 +143,7 @@ fn duration(text: &str) -> Result<Duration, String> {
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
-    parse_duration(&text)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
+    parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
 impl ServeArgs {
@@ -165,8 +155,7 @@ impl ServeArgs {
         };
         let secrets = [
             self.github_webhook_secret.or(file.github_webhook_secret),
-            self.github_webhook_secret_previous
-                .or(file.github_webhook_secret_previous),
+            self.github_webhook_secret_previous.or(file.github_webhook_secret_previous),
         ]
         .into_iter()
         .flatten()
@@ -174,14 +163,8 @@ impl ServeArgs {
         .collect();
         let runner_defaults = RunnerOptions::default();
         let settings = ServeSettings {
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
-            database_url: self
-                .database_url
-                .or(file.database_url)
-                .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
+            database_url: self.database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             github_webhook_secrets: secrets,
             github_api_url: self
                 .github_api_url
@@ -189,50 +172,29 @@ impl ServeArgs {
                 .unwrap_or_else(|| "https://api.github.com".into()),
             github_token: self.github_token.or(file.github_token).map(|s| s.0),
             limits: Limits {
-                body_timeout: self
-                    .body_timeout
-                    .or(file.body_timeout)
-                    .unwrap_or(Limits::default().body_timeout),
+                body_timeout: self.body_timeout.or(file.body_timeout).unwrap_or(Limits::default().body_timeout),
                 ..Limits::default()
             },
             runner: RunnerOptions {
-                workers: self
-                    .workers
-                    .or(file.workers)
-                    .unwrap_or(runner_defaults.workers),
-                lease: self
-                    .job_lease
-                    .or(file.job_lease)
-                    .unwrap_or(runner_defaults.lease),
+                workers: self.workers.or(file.workers).unwrap_or(runner_defaults.workers),
+                lease: self.job_lease.or(file.job_lease).unwrap_or(runner_defaults.lease),
                 ..runner_defaults
             },
-            max_attempts: self
-                .job_max_attempts
-                .or(file.job_max_attempts)
-                .unwrap_or(8)
-                .max(1),
+            max_attempts: self.job_max_attempts.or(file.job_max_attempts).unwrap_or(8).max(1),
             durable: !(self.unsafe_skip_fsync || file.unsafe_skip_fsync),
         };
-        Ok((
-            settings,
-            self.log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Human),
-        ))
+        Ok((settings, self.log_format.or(file.log_format).unwrap_or(LogFormat::Human)))
     }
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ServeArgs> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim()))
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Config {
-            command: ConfigCommand::Check { file },
-        } => config_check(&file),
+        Command::Config { command: ConfigCommand::Check { file } } => config_check(&file),
         Command::Serve(args) => {
             let (settings, log_format) = match (*args).resolve() {
                 Ok(resolved) => resolved,
@@ -249,10 +211,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => return fail(err.into()),
     };
@@ -330,10 +289,7 @@ async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
             }
         }
         JobsCommand::Requeue { id } => {
-            if !store
-                .requeue_dead(id, crate::clock::Clock::now_ms(&crate::clock::SystemClock))
-                .await?
-            {
+            if !store.requeue_dead(id, crate::clock::Clock::now_ms(&crate::clock::SystemClock)).await? {
                 anyhow::bail!("no dead job with id {id}");
             }
             println!("job {id} queued again");
@@ -358,31 +314,19 @@ mod tests {
     fn flags_win_over_the_config_file_which_fills_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("serve.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1111\"\nworkers = 3\njob_lease = \"90s\"\ngithub_webhook_secret = \"from-file\"\n")
-            .unwrap();
-        let args = serve_args(&[
-            "hotfix-lane",
-            "serve",
-            "--config",
-            file.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:2222",
-        ]);
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\nworkers = 3\njob_lease = \"90s\"\ngithub_webhook_secret = \"from-file\"\n",
+        )
+        .unwrap();
+        let args =
+            serve_args(&["hotfix-lane", "serve", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:2222"]);
         let (settings, format) = args.resolve().unwrap();
         assert_eq!(settings.listen.port(), 2222, "the flag wins");
-        assert_eq!(
-            settings.runner.workers, 3,
-            "the file fills what flags leave unset"
-        );
+        assert_eq!(settings.runner.workers, 3, "the file fills what flags leave unset");
         assert_eq!(settings.runner.lease, Duration::from_secs(90));
-        assert_eq!(
-            settings.github_webhook_secrets,
-            vec!["from-file".to_string()]
-        );
-        assert_eq!(
-            settings.database_url, DEFAULT_DATABASE_URL,
-            "defaults fill the rest"
-        );
+        assert_eq!(settings.github_webhook_secrets, vec!["from-file".to_string()]);
+        assert_eq!(settings.database_url, DEFAULT_DATABASE_URL, "defaults fill the rest");
         assert!(settings.durable);
         assert_eq!(format, LogFormat::Human);
     }

@@ -58,104 +58,47 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("hotfix_lane");
         let deliveries = Family::<DeliveryLabels, Counter>::default();
-        registry.register(
-            "deliveries",
-            "Webhook deliveries by forge, event and outcome",
-            deliveries.clone(),
-        );
-        let ingress_seconds = Family::<ForgeLabel, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "ingress_seconds",
-            "Time from request to acknowledgement",
-            ingress_seconds.clone(),
-        );
+        registry.register("deliveries", "Webhook deliveries by forge, event and outcome", deliveries.clone());
+        let ingress_seconds =
+            Family::<ForgeLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("ingress_seconds", "Time from request to acknowledgement", ingress_seconds.clone());
         let jobs = Family::<StateLabel, Gauge>::default();
-        registry.register(
-            "jobs",
-            "Jobs in the queue by state (queue depth is state=\"queued\")",
-            jobs.clone(),
-        );
+        registry.register("jobs", "Jobs in the queue by state (queue depth is state=\"queued\")", jobs.clone());
         let job_attempts = Family::<KindLabel, Counter>::default();
         registry.register("job_attempts", "Job attempts started", job_attempts.clone());
         let job_failures = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "job_failures",
-            "Job attempts that failed",
-            job_failures.clone(),
-        );
+        registry.register("job_failures", "Job attempts that failed", job_failures.clone());
         let jobs_dead = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "jobs_dead",
-            "Jobs that used up their attempts",
-            jobs_dead.clone(),
-        );
-        Metrics(Arc::new(Inner {
-            registry,
-            deliveries,
-            ingress_seconds,
-            jobs,
-            job_attempts,
-            job_failures,
-            jobs_dead,
-        }))
+        registry.register("jobs_dead", "Jobs that used up their attempts", jobs_dead.clone());
+        Metrics(Arc::new(Inner { registry, deliveries, ingress_seconds, jobs, job_attempts, job_failures, jobs_dead }))
     }
 }
 
 impl Metrics {
     pub fn delivery(&self, forge: &str, event: &str, outcome: &str, elapsed: Duration) {
-        let labels = DeliveryLabels {
-            forge: forge.into(),
-            event: event.into(),
-            outcome: outcome.into(),
-        };
+        let labels = DeliveryLabels { forge: forge.into(), event: event.into(), outcome: outcome.into() };
         self.0.deliveries.get_or_create(&labels).inc();
-        self.0
-            .ingress_seconds
-            .get_or_create(&ForgeLabel {
-                forge: forge.into(),
-            })
-            .observe(elapsed.as_secs_f64());
+        self.0.ingress_seconds.get_or_create(&ForgeLabel { forge: forge.into() }).observe(elapsed.as_secs_f64());
     }
 
     pub fn job_attempt(&self, kind: &str) {
-        self.0
-            .job_attempts
-            .get_or_create(&KindLabel { kind: kind.into() })
-            .inc();
+        self.0.job_attempts.get_or_create(&KindLabel { kind: kind.into() }).inc();
     }
 
     pub fn job_failure(&self, kind: &str) {
-        self.0
-            .job_failures
-            .get_or_create(&KindLabel { kind: kind.into() })
-            .inc();
+        self.0.job_failures.get_or_create(&KindLabel { kind: kind.into() }).inc();
     }
 
     pub fn job_dead(&self, kind: &str) {
-        self.0
-            .jobs_dead
-            .get_or_create(&KindLabel { kind: kind.into() })
-            .inc();
+        self.0.jobs_dead.get_or_create(&KindLabel { kind: kind.into() }).inc();
     }
 
     /// Renders the registry, with the queue gauges refreshed from `counts` (read from the
     /// database at scrape time, so they agree across replicas).
     pub fn render(&self, counts: Option<JobCounts>) -> String {
         if let Some(c) = counts {
-            for (state, n) in [
-                ("queued", c.queued),
-                ("running", c.running),
-                ("done", c.done),
-                ("dead", c.dead),
-            ] {
-                self.0
-                    .jobs
-                    .get_or_create(&StateLabel {
-                        state: state.into(),
-                    })
-                    .set(n);
+            for (state, n) in [("queued", c.queued), ("running", c.running), ("done", c.done), ("dead", c.dead)] {
+                self.0.jobs.get_or_create(&StateLabel { state: state.into() }).set(n);
             }
         }
         let mut out = String::new();

@@ -51,10 +51,7 @@ pub enum ServeError {
     #[error(transparent)]
     Forge(crate::forge::ForgeError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -95,33 +92,20 @@ pub async fn start(settings: ServeSettings) -> Result<Running, ServeError> {
     start_with_clock(settings, Arc::new(SystemClock)).await
 }
 
-pub async fn start_with_clock(
-    settings: ServeSettings,
-    clock: Arc<dyn Clock>,
-) -> Result<Running, ServeError> {
+pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) -> Result<Running, ServeError> {
     if settings.github_webhook_secrets.is_empty() {
         return Err(ServeError::NoForge);
     }
     let secrets = Secrets::new(&settings.github_webhook_secrets).map_err(ServeError::BadSecret)?;
-    let store = Store::open(
-        &settings.database_url,
-        &StoreOptions {
-            durable: settings.durable,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let store =
+        Store::open(&settings.database_url, &StoreOptions { durable: settings.durable, ..Default::default() }).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .map_err(|source| ServeError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+        .map_err(|source| ServeError::Bind { addr: settings.listen, source })?;
     let addr = listener.local_addr()?;
     let metrics = Metrics::default();
     let wake = Arc::new(Notify::new());
-    let (writer, writer_task) =
-        DeliveryWriter::spawn(store.clone(), settings.max_attempts, wake.clone());
+    let (writer, writer_task) = DeliveryWriter::spawn(store.clone(), settings.max_attempts, wake.clone());
     let ingress = Arc::new(Ingress {
         writer,
         github: Some(GithubIngress { secrets }),
@@ -129,26 +113,17 @@ pub async fn start_with_clock(
         limits: settings.limits,
         clock: clock.clone(),
     });
-    let ops = Arc::new(Ops {
-        store: store.clone(),
-        metrics: metrics.clone(),
-        shutting_down: AtomicBool::new(false),
-    });
-    let app = Router::new()
-        .route("/webhooks/github", post(ingress::github::webhook))
-        .with_state(ingress)
-        .merge(
-            Router::new()
-                .route("/healthz", get(|| async { "ok" }))
-                .route("/readyz", get(readyz))
-                .route("/metrics", get(metrics_text))
-                .with_state(ops.clone()),
-        );
+    let ops = Arc::new(Ops { store: store.clone(), metrics: metrics.clone(), shutting_down: AtomicBool::new(false) });
+    let app = Router::new().route("/webhooks/github", post(ingress::github::webhook)).with_state(ingress).merge(
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .with_state(ops.clone()),
+    );
 
     let forge = match &settings.github_token {
-        Some(token) => {
-            Some(GitHub::with_token(&settings.github_api_url, token).map_err(ServeError::Forge)?)
-        }
+        Some(token) => Some(GitHub::with_token(&settings.github_api_url, token).map_err(ServeError::Forge)?),
         None => {
             tracing::warn!("no GitHub token configured: deliveries are stored and tracked, nothing is reported");
             None
@@ -167,11 +142,7 @@ pub async fn start_with_clock(
     let prune_clock = runner.clock.clone();
     let task = tokio::spawn(async move {
         let runner_task = tokio::spawn(runner.run(stopped.clone()));
-        tokio::spawn(prune_periodically(
-            task_store.clone(),
-            prune_clock,
-            stopped.clone(),
-        ));
+        tokio::spawn(prune_periodically(task_store.clone(), prune_clock, stopped.clone()));
         let mut until_stop = stopped.clone();
         let graceful = async move {
             let _ = until_stop.wait_for(|stop| *stop).await;
@@ -179,9 +150,7 @@ pub async fn start_with_clock(
             tracing::info!("shutting down: no new connections, finishing requests in flight");
         };
         tracing::info!(%addr, "listening");
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await;
+        let served = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
         // Every request handler is gone, so the writer's last batch is committed once it ends.
         let _ = writer_task.await;
         let _ = runner_task.await;
@@ -189,12 +158,7 @@ pub async fn start_with_clock(
         tracing::info!("stopped");
         served.map_err(ServeError::from)
     });
-    Ok(Running {
-        addr,
-        store,
-        stop,
-        task,
-    })
+    Ok(Running { addr, store, stop, task })
 }
 
 /// How long finished jobs and their deliveries are kept: well past GitHub's three-day window for
@@ -228,11 +192,5 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
 
 async fn metrics_text(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
     let counts = ops.store.job_counts().await.ok();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        ops.metrics.render(counts),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], ops.metrics.render(counts))
 }

@@ -65,17 +65,9 @@ async fn fixtures_become_events(backend: Backend) {
         let delivery = Delivery::fixture(event, file, &format!("fixture-{i}"));
         let (status, body) = delivery.send(&client, &base).await;
         assert_eq!(status, 202, "{event}/{file}: {body}");
-        let stored = server
-            .store
-            .delivery_by_forge_id("github", &delivery.id)
-            .await
-            .unwrap()
-            .expect("stored");
+        let stored = server.store.delivery_by_forge_id("github", &delivery.id).await.unwrap().expect("stored");
         let envelope: serde_json::Value = serde_json::from_str(&stored).unwrap();
-        insta::assert_json_snapshot!(
-            format!("{event}__{}", file.trim_end_matches(".json")),
-            envelope
-        );
+        insta::assert_json_snapshot!(format!("{event}__{}", file.trim_end_matches(".json")), envelope);
     }
     server.shutdown().await.unwrap();
 }
@@ -85,9 +77,7 @@ async fn ping_is_answered_and_not_stored(backend: Backend) {
     let server = start_server(&db).await;
     let (client, base) = (reqwest::Client::new(), base_url(&server));
     for file in ["payload.json", "with-app_id.json"] {
-        let (status, body) = Delivery::fixture("ping", file, file)
-            .send(&client, &base)
-            .await;
+        let (status, body) = Delivery::fixture("ping", file, file).send(&client, &base).await;
         assert_eq!((status, body["outcome"].as_str()), (200, Some("ping")));
     }
     assert_eq!(server.store.delivery_count().await.unwrap(), 0);
@@ -104,27 +94,15 @@ async fn duplicate_delivery_is_stored_once(backend: Backend) {
     assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")));
     assert_eq!(server.store.delivery_count().await.unwrap(), 1);
     let store = server.store.clone();
-    eventually("the one job is done", || async {
-        store.job_counts().await.unwrap().done == 1
-    })
-    .await;
+    eventually("the one job is done", || async { store.job_counts().await.unwrap().done == 1 }).await;
     assert_eq!(store.job_counts().await.unwrap().queued, 0);
     server.shutdown().await.unwrap();
 }
 
-on_both_backends!(
-    fixtures_become_events,
-    ping_is_answered_and_not_stored,
-    duplicate_delivery_is_stored_once
-);
+on_both_backends!(fixtures_become_events, ping_is_answered_and_not_stored, duplicate_delivery_is_stored_once);
 
 /// A server on SQLite for the refusal tests, which never reach the database.
-async fn refusals() -> (
-    TestDb,
-    hotfix_lane::server::Running,
-    reqwest::Client,
-    String,
-) {
+async fn refusals() -> (TestDb, hotfix_lane::server::Running, reqwest::Client, String) {
     let db = TestDb::new(Backend::Sqlite).await;
     let server = start_server(&db).await;
     let base = base_url(&server);
@@ -142,17 +120,11 @@ async fn post(
         req = req.header(*name, value);
     }
     let resp = req.body(body).send().await.expect("request sent");
-    (
-        resp.status().as_u16(),
-        resp.text().await.unwrap_or_default(),
-    )
+    (resp.status().as_u16(), resp.text().await.unwrap_or_default())
 }
 
 fn headers(event: &str, signature: Option<String>) -> Vec<(&'static str, String)> {
-    let mut h = vec![
-        ("X-GitHub-Event", event.to_string()),
-        ("X-GitHub-Delivery", format!("d-{}", fastrand::u64(..))),
-    ];
+    let mut h = vec![("X-GitHub-Event", event.to_string()), ("X-GitHub-Delivery", format!("d-{}", fastrand::u64(..)))];
     if let Some(sig) = signature {
         h.push(("X-Hub-Signature-256", sig));
     }
@@ -167,28 +139,18 @@ async fn signatures_are_checked_before_anything_else() {
     let cases: Vec<(&str, Option<String>)> = vec![
         ("no signature", None),
         ("wrong secret", Some(sign(b"not-the-secret", &body))),
-        (
-            "signature of other bytes",
-            Some(sign(SECRET.as_bytes(), b"{}")),
-        ),
+        ("signature of other bytes", Some(sign(SECRET.as_bytes(), b"{}"))),
         ("sha1 only", Some(format!("sha1={}", &good[7..47]))),
         ("hex too short", Some(good[..good.len() - 2].to_string())),
         ("hex too long", Some(format!("{good}00"))),
-        (
-            "uppercase hex",
-            Some(format!("sha256={}", good[7..].to_uppercase())),
-        ),
+        ("uppercase hex", Some(format!("sha256={}", good[7..].to_uppercase()))),
         ("no prefix", Some(good[7..].to_string())),
     ];
     for (what, sig) in cases {
         let mut h = headers("pull_request", None);
         if let Some(sig) = sig {
             // `sha1 only` sends the legacy header instead of the sha256 one.
-            let name = if sig.starts_with("sha1=") {
-                "X-Hub-Signature"
-            } else {
-                "X-Hub-Signature-256"
-            };
+            let name = if sig.starts_with("sha1=") { "X-Hub-Signature" } else { "X-Hub-Signature-256" };
             h.push((name, sig));
         }
         let (status, text) = post(&client, &base, &h, body.clone()).await;
@@ -205,29 +167,14 @@ async fn malformed_requests_get_a_reason() {
     let signed = |body: &[u8]| Some(sign(SECRET.as_bytes(), body));
 
     let not_json = b"this is not json".to_vec();
-    let (status, text) = post(
-        &client,
-        &base,
-        &headers("pull_request", signed(&not_json)),
-        not_json,
-    )
-    .await;
+    let (status, text) = post(&client, &base, &headers("pull_request", signed(&not_json)), not_json).await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("not valid JSON"), "{text}");
 
     let wrong_shape = br#"{"action":"opened","pull_request":{"number":"seven"}}"#.to_vec();
-    let (status, text) = post(
-        &client,
-        &base,
-        &headers("pull_request", signed(&wrong_shape)),
-        wrong_shape,
-    )
-    .await;
+    let (status, text) = post(&client, &base, &headers("pull_request", signed(&wrong_shape)), wrong_shape).await;
     assert_eq!(status, 400, "{text}");
-    assert!(
-        text.contains("`pull_request` payload has the wrong shape"),
-        "{text}"
-    );
+    assert!(text.contains("`pull_request` payload has the wrong shape"), "{text}");
 
     let body = common::fixture("github/pull_request/labeled.json");
     let mut no_event = headers("pull_request", signed(&body));
@@ -250,13 +197,7 @@ async fn malformed_requests_get_a_reason() {
 async fn unknown_events_and_actions_are_acknowledged_ignored_and_counted() {
     let (_db, server, client, base) = refusals().await;
     let body = br#"{"action":"created","starred_at":null}"#.to_vec();
-    let (status, text) = post(
-        &client,
-        &base,
-        &headers("star", Some(sign(SECRET.as_bytes(), &body))),
-        body,
-    )
-    .await;
+    let (status, text) = post(&client, &base, &headers("star", Some(sign(SECRET.as_bytes(), &body))), body).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("ignored"), "{text}");
 
@@ -265,29 +206,15 @@ async fn unknown_events_and_actions_are_acknowledged_ignored_and_counted() {
         serde_json::from_slice(&common::fixture("github/pull_request/labeled.json")).unwrap();
     pr["action"] = "auto_merge_enabled".into();
     let body = serde_json::to_vec(&pr).unwrap();
-    let (status, text) = post(
-        &client,
-        &base,
-        &headers("pull_request", Some(sign(SECRET.as_bytes(), &body))),
-        body,
-    )
-    .await;
+    let (status, text) =
+        post(&client, &base, &headers("pull_request", Some(sign(SECRET.as_bytes(), &body))), body).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("ignored"), "{text}");
 
     assert_eq!(server.store.delivery_count().await.unwrap(), 0);
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(
-        metrics.contains(
-            r#"hotfix_lane_deliveries_total{forge="github",event="star",outcome="ignored"} 1"#
-        ),
+        metrics.contains(r#"hotfix_lane_deliveries_total{forge="github",event="star",outcome="ignored"} 1"#),
         "{metrics}"
     );
     server.shutdown().await.unwrap();
@@ -298,13 +225,7 @@ async fn oversized_bodies_are_refused_without_reading_them_whole() {
     let (_db, server, client, base) = refusals().await;
     let big = vec![b' '; 30 * 1024 * 1024];
     // Declared length: refused before a byte of the body is read.
-    let (status, _) = post(
-        &client,
-        &base,
-        &headers("push", Some("sha256=00".into())),
-        big.clone(),
-    )
-    .await;
+    let (status, _) = post(&client, &base, &headers("push", Some("sha256=00".into())), big.clone()).await;
     assert_eq!(status, 413);
     // Streamed without a length: refused once the limit is crossed, not after reading it all.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -329,10 +250,7 @@ async fn oversized_bodies_are_refused_without_reading_them_whole() {
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
     let answer = String::from_utf8_lossy(&answer);
-    assert!(
-        answer.starts_with("HTTP/1.1 413"),
-        "after {sent} MiB: {answer}"
-    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "after {sent} MiB: {answer}");
     assert_eq!(server.store.delivery_count().await.unwrap(), 0);
     server.shutdown().await.unwrap();
 }
@@ -350,18 +268,11 @@ async fn a_slow_client_times_out_while_others_are_served() {
     .unwrap();
 
     let delivery = Delivery::fixture("pull_request", "opened.json", "while-slow");
-    assert_eq!(
-        delivery.send(&client, &base).await.0,
-        202,
-        "others are served meanwhile"
-    );
+    assert_eq!(delivery.send(&client, &base).await.0, 202, "others are served meanwhile");
 
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
-    assert!(
-        read.is_ok(),
-        "the slow request is cut off by the body timeout"
-    );
+    assert!(read.is_ok(), "the slow request is cut off by the body timeout");
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     server.shutdown().await.unwrap();
@@ -374,9 +285,6 @@ async fn health_and_readiness() {
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
-    assert!(
-        metrics.contains(r#"hotfix_lane_jobs{state="queued"} 0"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"hotfix_lane_jobs{state="queued"} 0"#), "{metrics}");
     server.shutdown().await.unwrap();
 }

@@ -10,9 +10,7 @@ use common::{Backend, TestDb};
 use hotfix_lane::clock::{Clock, ManualClock, SystemClock};
 use hotfix_lane::jobs::{Backoff, JobHandler, JobResult, Runner, RunnerOptions};
 use hotfix_lane::metrics::Metrics;
-use hotfix_lane::store::{
-    AuditEntry, ClaimedJob, DeliveryWriter, NewDelivery, NewJob, Store, StoreOutcome, Write,
-};
+use hotfix_lane::store::{AuditEntry, ClaimedJob, DeliveryWriter, NewDelivery, NewJob, Store, StoreOutcome, Write};
 use tokio::sync::{watch, Notify};
 
 fn job(key: &str, seq: usize) -> NewJob {
@@ -26,12 +24,7 @@ fn job(key: &str, seq: usize) -> NewJob {
     }
 }
 
-fn runner<H: JobHandler>(
-    store: Store,
-    handler: Arc<H>,
-    clock: Arc<dyn Clock>,
-    owner: &str,
-) -> Runner<H> {
+fn runner<H: JobHandler>(store: Store, handler: Arc<H>, clock: Arc<dyn Clock>, owner: &str) -> Runner<H> {
     Runner {
         store,
         handler,
@@ -41,10 +34,7 @@ fn runner<H: JobHandler>(
             workers: 4,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(10),
-            backoff: Backoff {
-                base: Duration::from_secs(10),
-                cap: Duration::from_secs(60),
-            },
+            backoff: Backoff { base: Duration::from_secs(10), cap: Duration::from_secs(60) },
             owner: owner.into(),
         },
         wake: Arc::new(Notify::new()),
@@ -62,38 +52,20 @@ struct Recorder {
 impl JobHandler for Recorder {
     async fn run(&self, job: &ClaimedJob) -> JobResult {
         let key = job.payload["key"].as_str().unwrap().to_string();
-        let busy = self
-            .in_flight
-            .lock()
-            .unwrap()
-            .insert(key.clone(), true)
-            .unwrap_or(false);
+        let busy = self.in_flight.lock().unwrap().insert(key.clone(), true).unwrap_or(false);
         assert!(!busy, "two jobs of {key} ran at once");
         *self.runs_per_job.lock().unwrap().entry(job.id).or_default() += 1;
         tokio::time::sleep(Duration::from_millis(fastrand::u64(0..3))).await;
-        self.ran
-            .lock()
-            .unwrap()
-            .push((key.clone(), job.payload["seq"].as_u64().unwrap()));
+        self.ran.lock().unwrap().push((key.clone(), job.payload["seq"].as_u64().unwrap()));
         self.in_flight.lock().unwrap().insert(key, false);
         JobResult::Done(vec![])
     }
 }
 
-async fn run_until_drained<H: JobHandler>(
-    runners: Vec<Runner<H>>,
-    store: &Store,
-    expected_done: i64,
-) {
+async fn run_until_drained<H: JobHandler>(runners: Vec<Runner<H>>, store: &Store, expected_done: i64) {
     let (stop, stopped) = watch::channel(false);
-    let tasks: Vec<_> = runners
-        .into_iter()
-        .map(|r| tokio::spawn(r.run(stopped.clone())))
-        .collect();
-    common::eventually("all jobs done", || async {
-        store.job_counts().await.unwrap().done == expected_done
-    })
-    .await;
+    let tasks: Vec<_> = runners.into_iter().map(|r| tokio::spawn(r.run(stopped.clone()))).collect();
+    common::eventually("all jobs done", || async { store.job_counts().await.unwrap().done == expected_done }).await;
     stop.send(true).unwrap();
     for t in tasks {
         t.await.unwrap();
@@ -104,31 +76,14 @@ async fn jobs_of_one_key_run_in_order_one_at_a_time(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     for seq in 0..30 {
-        store
-            .enqueue(&job(&format!("pr:{}", seq % 3), seq), 0)
-            .await
-            .unwrap();
+        store.enqueue(&job(&format!("pr:{}", seq % 3), seq), 0).await.unwrap();
     }
     let recorder = Arc::new(Recorder::default());
-    run_until_drained(
-        vec![runner(
-            store.clone(),
-            recorder.clone(),
-            Arc::new(SystemClock),
-            "a",
-        )],
-        &store,
-        30,
-    )
-    .await;
+    run_until_drained(vec![runner(store.clone(), recorder.clone(), Arc::new(SystemClock), "a")], &store, 30).await;
     let ran = recorder.ran.lock().unwrap().clone();
     assert_eq!(ran.len(), 30);
     for key in ["pr:0", "pr:1", "pr:2"] {
-        let seqs: Vec<u64> = ran
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, s)| *s)
-            .collect();
+        let seqs: Vec<u64> = ran.iter().filter(|(k, _)| k == key).map(|(_, s)| *s).collect();
         let mut sorted = seqs.clone();
         sorted.sort();
         assert_eq!(seqs, sorted, "{key} ran out of order");
@@ -140,21 +95,13 @@ async fn two_runners_on_one_database_run_each_job_exactly_once(backend: Backend)
     // Separate pools, as two `serve` processes would have.
     let (store_a, store_b) = (db.store().await, db.store().await);
     for seq in 0..200 {
-        store_a
-            .enqueue(&job(&format!("pr:{}", seq % 40), seq), 0)
-            .await
-            .unwrap();
+        store_a.enqueue(&job(&format!("pr:{}", seq % 40), seq), 0).await.unwrap();
     }
     let recorder = Arc::new(Recorder::default());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_until_drained(
         vec![
-            runner(
-                store_a.clone(),
-                recorder.clone(),
-                clock.clone(),
-                "replica-a",
-            ),
+            runner(store_a.clone(), recorder.clone(), clock.clone(), "replica-a"),
             runner(store_b, recorder.clone(), clock, "replica-b"),
         ],
         &store_a,
@@ -163,10 +110,7 @@ async fn two_runners_on_one_database_run_each_job_exactly_once(backend: Backend)
     .await;
     let runs = recorder.runs_per_job.lock().unwrap();
     assert_eq!(runs.len(), 200);
-    assert!(
-        runs.values().all(|&n| n == 1),
-        "a job ran more than once: {runs:?}"
-    );
+    assert!(runs.values().all(|&n| n == 1), "a job ran more than once: {runs:?}");
 }
 
 /// Fails every attempt, or asks to come back later, as told.
@@ -188,108 +132,55 @@ impl JobHandler for Scripted {
 }
 
 fn scripted(results: Vec<JobResult>) -> Arc<Scripted> {
-    Arc::new(Scripted {
-        results: Mutex::new(results),
-        attempts: Mutex::new(vec![]),
-    })
+    Arc::new(Scripted { results: Mutex::new(results), attempts: Mutex::new(vec![]) })
 }
 
 async fn failures_back_off_then_die_and_can_be_requeued(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let clock = Arc::new(ManualClock::new(1_000_000));
-    store
-        .enqueue(&job("pr:1", 0), clock.now_ms())
-        .await
-        .unwrap();
-    store
-        .enqueue(&job("pr:1", 1), clock.now_ms())
-        .await
-        .unwrap();
+    store.enqueue(&job("pr:1", 0), clock.now_ms()).await.unwrap();
+    store.enqueue(&job("pr:1", 1), clock.now_ms()).await.unwrap();
     let handler = scripted(vec![]);
     let r = runner(store.clone(), handler.clone(), clock.clone(), "a");
 
     assert!(r.step().await.unwrap(), "first attempt runs");
-    assert!(
-        !r.step().await.unwrap(),
-        "not due yet, and the next job of the key waits behind it"
-    );
+    assert!(!r.step().await.unwrap(), "not due yet, and the next job of the key waits behind it");
     clock.advance(4_999);
-    assert!(
-        !r.step().await.unwrap(),
-        "backoff after attempt 1 is at least 5 s (base 10 s, half jittered)"
-    );
+    assert!(!r.step().await.unwrap(), "backoff after attempt 1 is at least 5 s (base 10 s, half jittered)");
     clock.advance(5_001);
     assert!(r.step().await.unwrap(), "second attempt after at most 10 s");
     clock.advance(20_000);
-    assert!(
-        r.step().await.unwrap(),
-        "third and last attempt after at most 20 s"
-    );
+    assert!(r.step().await.unwrap(), "third and last attempt after at most 20 s");
     assert_eq!(*handler.attempts.lock().unwrap(), vec![1, 2, 3]);
 
     let dead = store.jobs_in_state("dead").await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].last_error.as_deref(), Some("still broken"));
-    assert!(
-        r.step().await.unwrap(),
-        "a dead job no longer holds back its key"
-    );
+    assert!(r.step().await.unwrap(), "a dead job no longer holds back its key");
     assert_eq!(handler.attempts.lock().unwrap().len(), 4);
 
-    assert!(store
-        .requeue_dead(dead[0].id, clock.now_ms())
-        .await
-        .unwrap());
-    assert!(
-        !store
-            .requeue_dead(dead[0].id, clock.now_ms())
-            .await
-            .unwrap(),
-        "only dead jobs are requeued"
-    );
-    assert_eq!(
-        store
-            .jobs_in_state("queued")
-            .await
-            .unwrap()
-            .iter()
-            .find(|j| j.id == dead[0].id)
-            .unwrap()
-            .attempts,
-        0
-    );
+    assert!(store.requeue_dead(dead[0].id, clock.now_ms()).await.unwrap());
+    assert!(!store.requeue_dead(dead[0].id, clock.now_ms()).await.unwrap(), "only dead jobs are requeued");
+    assert_eq!(store.jobs_in_state("queued").await.unwrap().iter().find(|j| j.id == dead[0].id).unwrap().attempts, 0);
 }
 
 async fn retry_after_is_honoured_without_spending_an_attempt(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let clock = Arc::new(ManualClock::new(1_000_000));
-    store
-        .enqueue(&job("pr:1", 0), clock.now_ms())
-        .await
-        .unwrap();
+    store.enqueue(&job("pr:1", 0), clock.now_ms()).await.unwrap();
     let handler = scripted(vec![
-        JobResult::RetryAfter {
-            after: Duration::from_secs(60),
-            reason: "rate limited".into(),
-        },
+        JobResult::RetryAfter { after: Duration::from_secs(60), reason: "rate limited".into() },
         JobResult::Done(vec![]),
     ]);
     let r = runner(store.clone(), handler.clone(), clock.clone(), "a");
     assert!(r.step().await.unwrap());
     clock.advance(59_000);
-    assert!(
-        !r.step().await.unwrap(),
-        "not before the time the handler asked for"
-    );
+    assert!(!r.step().await.unwrap(), "not before the time the handler asked for");
     clock.advance(1_000);
     assert!(r.step().await.unwrap());
-    assert_eq!(
-        *handler.attempts.lock().unwrap(),
-        vec![1, 1],
-        "the deferral spent no attempt"
-    );
+    assert_eq!(*handler.attempts.lock().unwrap(), vec![1, 1], "the deferral spent no attempt");
     assert_eq!(store.job_counts().await.unwrap().done, 1);
 }
 
@@ -298,24 +189,9 @@ async fn a_lost_lease_is_reclaimed_and_its_writes_never_land(backend: Backend) {
     let store = db.store().await;
     let t0 = 1_000_000;
     store.enqueue(&job("pr:1", 0), t0).await.unwrap();
-    let first = store
-        .claim("crashed", t0, t0 + 1_000)
-        .await
-        .unwrap()
-        .expect("claimed");
-    assert!(
-        store
-            .claim("other", t0 + 500, t0 + 1_500)
-            .await
-            .unwrap()
-            .is_none(),
-        "leased"
-    );
-    let second = store
-        .claim("other", t0 + 2_000, t0 + 3_000)
-        .await
-        .unwrap()
-        .expect("reclaimed after expiry");
+    let first = store.claim("crashed", t0, t0 + 1_000).await.unwrap().expect("claimed");
+    assert!(store.claim("other", t0 + 500, t0 + 1_500).await.unwrap().is_none(), "leased");
+    let second = store.claim("other", t0 + 2_000, t0 + 3_000).await.unwrap().expect("reclaimed after expiry");
     assert_eq!((second.id, second.attempts), (first.id, 2));
 
     let audit = |actor: &str| {
@@ -330,19 +206,10 @@ async fn a_lost_lease_is_reclaimed_and_its_writes_never_land(backend: Backend) {
             detail: String::new(),
         })
     };
-    assert!(!store
-        .complete(&first, &[audit("stale")], t0 + 2_100)
-        .await
-        .unwrap());
-    assert!(store
-        .complete(&second, &[audit("owner")], t0 + 2_200)
-        .await
-        .unwrap());
+    assert!(!store.complete(&first, &[audit("stale")], t0 + 2_100).await.unwrap());
+    assert!(store.complete(&second, &[audit("owner")], t0 + 2_200).await.unwrap());
     let entries = store.audit(Some("o/r"), None).await.unwrap();
-    assert_eq!(
-        entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
-        vec!["owner"]
-    );
+    assert_eq!(entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(), vec!["owner"]);
 }
 
 async fn shutdown_releases_leases(backend: Backend) {
@@ -351,37 +218,17 @@ async fn shutdown_releases_leases(backend: Backend) {
     store.enqueue(&job("pr:1", 0), 0).await.unwrap();
     let claimed = store.claim("leaving", 10, 60_000).await.unwrap().unwrap();
     assert_eq!(store.release_leases("leaving", 20).await.unwrap(), 1);
-    let again = store
-        .claim("staying", 30, 60_000)
-        .await
-        .unwrap()
-        .expect("claimable at once");
-    assert_eq!(
-        (again.id, again.attempts),
-        (claimed.id, 1),
-        "the interrupted attempt is not counted"
-    );
+    let again = store.claim("staying", 30, 60_000).await.unwrap().expect("claimable at once");
+    assert_eq!((again.id, again.attempts), (claimed.id, 1), "the interrupted attempt is not counted");
 }
 
 async fn a_job_that_keeps_killing_its_process_is_buried(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    store
-        .enqueue(
-            &NewJob {
-                max_attempts: 2,
-                ..job("pr:1", 0)
-            },
-            0,
-        )
-        .await
-        .unwrap();
+    store.enqueue(&NewJob { max_attempts: 2, ..job("pr:1", 0) }, 0).await.unwrap();
     store.claim("p1", 10, 20).await.unwrap().unwrap();
     store.claim("p2", 30, 40).await.unwrap().unwrap();
-    assert!(
-        store.claim("p3", 50, 60).await.unwrap().is_none(),
-        "no third attempt"
-    );
+    assert!(store.claim("p3", 50, 60).await.unwrap().is_none(), "no third attempt");
     assert_eq!(store.bury_expired(50).await.unwrap(), 1);
     assert_eq!(store.jobs_in_state("dead").await.unwrap().len(), 1);
 }
@@ -392,13 +239,13 @@ async fn the_audit_log_is_append_only(backend: Backend) {
     drop(store);
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
-    sqlx::query("INSERT INTO audit_log (at, forge, repo, actor, action, detail) VALUES (1, 'github', 'o/r', 'a', 'x', '')")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let update = sqlx::query("UPDATE audit_log SET actor = 'b'")
-        .execute(&pool)
-        .await;
+    sqlx::query(
+        "INSERT INTO audit_log (at, forge, repo, actor, action, detail) VALUES (1, 'github', 'o/r', 'a', 'x', '')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let update = sqlx::query("UPDATE audit_log SET actor = 'b'").execute(&pool).await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
     let delete = sqlx::query("DELETE FROM audit_log").execute(&pool).await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));
@@ -424,20 +271,9 @@ async fn finished_work_is_pruned_and_dead_work_kept(backend: Backend) {
     let dead = store.claim("w", 30, 1_000).await.unwrap().unwrap();
     assert!(store.fail(&dead, "broken", 40, 40).await.unwrap());
 
-    assert_eq!(
-        store.prune(100).await.unwrap(),
-        (1, 1),
-        "the old finished job and its delivery go"
-    );
+    assert_eq!(store.prune(100).await.unwrap(), (1, 1), "the old finished job and its delivery go");
     assert_eq!(store.delivery_count().await.unwrap(), 2);
-    assert!(
-        store
-            .delivery_by_forge_id("github", "old-dead")
-            .await
-            .unwrap()
-            .is_some(),
-        "kept for its dead job"
-    );
+    assert!(store.delivery_by_forge_id("github", "old-dead").await.unwrap().is_some(), "kept for its dead job");
     assert_eq!(store.jobs_in_state("dead").await.unwrap().len(), 1);
 }
 
@@ -449,31 +285,13 @@ async fn a_stranded_queue_head_is_repaired(backend: Backend) {
     sqlx::any::install_default_drivers();
     let raw = sqlx::AnyPool::connect(&db.url).await.unwrap();
     // What a race between two replicas could leave behind: nobody marked as head.
-    sqlx::query("UPDATE jobs SET head = 0")
-        .execute(&raw)
-        .await
-        .unwrap();
-    assert!(
-        store.claim("w", 1, 1_000).await.unwrap().is_none(),
-        "claims consider heads only"
-    );
-    assert_eq!(
-        store.repair_heads().await.unwrap(),
-        1,
-        "only the oldest of the key is promoted"
-    );
-    let first = store
-        .claim("w", 2, 1_000)
-        .await
-        .unwrap()
-        .expect("claimable after repair");
+    sqlx::query("UPDATE jobs SET head = 0").execute(&raw).await.unwrap();
+    assert!(store.claim("w", 1, 1_000).await.unwrap().is_none(), "claims consider heads only");
+    assert_eq!(store.repair_heads().await.unwrap(), 1, "only the oldest of the key is promoted");
+    let first = store.claim("w", 2, 1_000).await.unwrap().expect("claimable after repair");
     assert_eq!(first.payload["seq"], 0);
     assert!(store.complete(&first, &[], 3).await.unwrap());
-    let second = store
-        .claim("w", 4, 1_000)
-        .await
-        .unwrap()
-        .expect("completion promotes the next");
+    let second = store.claim("w", 4, 1_000).await.unwrap().expect("completion promotes the next");
     assert_eq!(second.payload["seq"], 1);
 }
 
@@ -492,10 +310,7 @@ async fn the_same_delivery_twice_in_one_batch_is_stored_once(backend: Backend) {
     let (a, b) = tokio::join!(writer.store(delivery.clone()), writer.store(delivery));
     let mut outcomes = vec![a.unwrap(), b.unwrap()];
     outcomes.sort_by_key(|o| *o == StoreOutcome::Duplicate);
-    assert_eq!(
-        outcomes,
-        vec![StoreOutcome::Stored, StoreOutcome::Duplicate]
-    );
+    assert_eq!(outcomes, vec![StoreOutcome::Stored, StoreOutcome::Duplicate]);
     assert_eq!(store.delivery_count().await.unwrap(), 1);
     assert_eq!(store.job_counts().await.unwrap().queued, 1);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::fake_github::FakeGitHub;
 use common::{base_url, eventually, Backend, Delivery, TestDb};
-use hotfix_lane::clock::SystemClock;
+use hotfix_lane::clock::ManualClock;
 use hotfix_lane::server::Running;
 use hotfix_lane::store::Store;
 use serde_json::{json, Value};
@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 const REPO: &str = "Codertocat/Hello-World";
 const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const POLICY: &str = ".github/hotfix-lane.toml";
+/// 2026-11-26 13:24 UTC.
+const NOW: i64 = 1_795_699_440_000;
 
 struct Lane {
     fake: FakeGitHub,
@@ -28,24 +30,15 @@ struct Lane {
 impl Lane {
     async fn start(backend: Backend, policy: &str) -> Lane {
         let fake = FakeGitHub::start().await;
-        fake.repo(REPO, |r| {
-            r.files
-                .insert(("master".into(), POLICY.into()), policy.into())
-        });
+        fake.repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), policy.into()));
         let db = TestDb::new(backend).await;
         let mut settings = common::settings(&db);
         settings.github_api_url = fake.url.clone();
         settings.github_token = Some("test-token".into());
-        let server = common::start_server_with(settings, Arc::new(SystemClock)).await;
+        // A fixed clock: timestamps in what the lane writes are part of the snapshots.
+        let server = common::start_server_with(settings, Arc::new(ManualClock::new(NOW))).await;
         let base = base_url(&server);
-        Lane {
-            fake,
-            server,
-            client: reqwest::Client::new(),
-            base,
-            next_delivery: 0.into(),
-            _db: db,
-        }
+        Lane { fake, server, client: reqwest::Client::new(), base, next_delivery: 0.into(), _db: db }
     }
 
     fn store(&self) -> &Store {
@@ -54,14 +47,8 @@ impl Lane {
 
     /// Sends a delivery and waits until every job it caused has run.
     async fn send(&self, event: &str, body: Value) {
-        let n = self
-            .next_delivery
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let delivery = Delivery::new(
-            event,
-            &format!("lane-{n}"),
-            serde_json::to_vec(&body).unwrap(),
-        );
+        let n = self.next_delivery.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let delivery = Delivery::new(event, &format!("lane-{n}"), serde_json::to_vec(&body).unwrap());
         self.deliver(&delivery).await;
     }
 
@@ -78,28 +65,16 @@ impl Lane {
             c.queued == 0 && c.running == 0
         })
         .await;
-        assert_eq!(
-            store.job_counts().await.unwrap().dead,
-            0,
-            "a job died: {:?}",
-            store.jobs_in_state("dead").await
-        );
+        assert_eq!(store.job_counts().await.unwrap().dead, 0, "a job died: {:?}", store.jobs_in_state("dead").await);
     }
 
     fn status(&self, sha: &str, context: &str) -> (String, String) {
-        let s = self
-            .fake
-            .status(REPO, sha, context)
-            .unwrap_or_else(|| panic!("no {context} status on {sha}"));
+        let s = self.fake.status(REPO, sha, context).unwrap_or_else(|| panic!("no {context} status on {sha}"));
         (s.state, s.description)
     }
 
     fn comments(&self) -> Vec<String> {
-        self.fake
-            .comments(REPO, 2)
-            .into_iter()
-            .map(|c| c.body)
-            .collect()
+        self.fake.comments(REPO, 2).into_iter().map(|c| c.body).collect()
     }
 }
 
@@ -128,73 +103,115 @@ fn issue_event(action: &str, number: u64, labels: &[&str]) -> Value {
 
 const RESPONDERS: &str = "[responders]\nusers = [\"Codertocat\"]\n";
 
+/// A comment on PR #2, as `author`.
+fn comment_event(body: &str, author: &str) -> Value {
+    let mut event = fixture("github/issue_comment/created.json");
+    event["issue"]["number"] = 2.into();
+    event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
+    event["comment"]["body"] = body.into();
+    event["comment"]["user"]["login"] = author.into();
+    event["sender"]["login"] = author.into();
+    event
+}
+
+/// Serves PR #2 from the fake, labelled `hotfix`, with `body`.
+fn serve_pull(lane: &Lane, body: &str) {
+    let mut pull = fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    pull["labels"] = json!([{ "name": "hotfix" }]);
+    pull["body"] = body.into();
+    lane.fake.repo(REPO, |r| r.pulls.insert(2, pull));
+}
+
+fn pull_body(lane: &Lane) -> String {
+    lane.fake.repo(REPO, |r| r.pulls[&2]["body"].as_str().unwrap_or_default().to_string())
+}
+
+async fn slash_postmortem_opens_and_links_the_issue_once(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    serve_pull(&lane, "Fix the outage.");
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Fix the outage.", "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").0, "failure");
+
+    lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
+    let issues = lane.fake.repo(REPO, |r| r.issue_texts.clone());
+    assert_eq!(issues.len(), 1, "one postmortem issue");
+    let (&number, (title, body)) = issues.iter().next().unwrap();
+    assert_eq!(title, "Postmortem: Update the README with new information.");
+    assert_eq!(lane.fake.repo(REPO, |r| r.issues[&number].0.clone()), vec!["postmortem".to_string()]);
+    insta::assert_snapshot!("postmortem_issue_body", body);
+    assert_eq!(pull_body(&lane), format!("Fix the outage.\n\nPostmortem: #{number}"));
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), format!("postmortem #{number}")));
+
+    // Asking again changes nothing.
+    lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
+    assert_eq!(lane.fake.repo(REPO, |r| r.issue_texts.len()), 1);
+    let actions: Vec<String> = lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "postmortem.opened").count(), 1, "{actions:?}");
+}
+
+async fn a_retried_postmortem_command_finds_the_issue_it_opened(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    serve_pull(&lane, "");
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
+    // An earlier attempt opened the issue, then died before linking it.
+    lane.fake.repo(REPO, |r| {
+        r.issues.insert(40, (vec!["postmortem".into()], false));
+        r.issue_texts.insert(40, ("Postmortem".into(), "<!-- hotfix-lane:postmortem-for Codertocat/Hello-World#2 -->".into()));
+    });
+    lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
+    assert_eq!(lane.fake.repo(REPO, |r| r.issue_texts.len()), 1, "no second issue");
+    assert_eq!(pull_body(&lane), "Postmortem: #40");
+}
+
+async fn only_responders_and_the_author_open_postmortems(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    serve_pull(&lane, "");
+    lane.send("issue_comment", comment_event("/hotfix postmortem", "drive-by")).await;
+    assert!(lane.fake.repo(REPO, |r| r.issue_texts.is_empty()));
+    let audit = lane.store().audit(Some(REPO), None).await.unwrap();
+    assert_eq!((audit[0].action.as_str(), audit[0].actor.as_str()), ("postmortem.command_refused", "drive-by"));
+    // An edited comment never runs a command.
+    let mut edited = comment_event("/hotfix postmortem", "Codertocat");
+    edited["action"] = "edited".into();
+    lane.send("issue_comment", edited).await;
+    assert!(lane.fake.repo(REPO, |r| r.issue_texts.is_empty()));
+}
+
+async fn the_policy_can_open_the_postmortem_when_the_label_is_applied(backend: Backend) {
+    let lane = Lane::start(backend, &format!("{RESPONDERS}[postmortem]\nopen_on_label = true\n")).await;
+    serve_pull(&lane, "Fix.");
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Fix.", "Codertocat")).await;
+    let number = lane.fake.repo(REPO, |r| *r.issue_texts.keys().next().expect("an issue was opened"));
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), format!("postmortem #{number}")));
+}
+
 async fn a_normal_pull_request_passes_without_a_comment(backend: Backend) {
     let lane = Lane::start(backend, RESPONDERS).await;
-    lane.send(
-        "pull_request",
-        pr_event("opened", None, &[], "Small fix.", "Codertocat"),
-    )
-    .await;
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/lane"),
-        ("success".into(), "normal".into())
-    );
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/postmortem"),
-        ("success".into(), "not a hotfix".into())
-    );
+    lane.send("pull_request", pr_event("opened", None, &[], "Small fix.", "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/lane"), ("success".into(), "normal".into()));
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "not a hotfix".into()));
     assert!(lane.comments().is_empty());
 }
 
 async fn a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists(backend: Backend) {
     let lane = Lane::start(backend, RESPONDERS).await;
-    lane.send(
-        "pull_request",
-        pr_event(
-            "labeled",
-            Some("hotfix"),
-            &["hotfix"],
-            "Fix the outage.",
-            "Codertocat",
-        ),
-    )
-    .await;
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/lane"),
-        ("success".into(), "hotfix: smoke-only".into())
-    );
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/postmortem"),
-        ("failure".into(), "no postmortem referenced".into())
-    );
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Fix the outage.", "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/lane"), ("success".into(), "hotfix: smoke-only".into()));
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("failure".into(), "no postmortem referenced".into()));
     insta::assert_snapshot!("hotfix_without_postmortem", lane.comments().join("\n---\n"));
 
     // The description names an issue that does not exist yet.
     let body = "Fix the outage.\n\nPostmortem: #50";
-    lane.send(
-        "pull_request",
-        pr_event("edited", None, &["hotfix"], body, "Codertocat"),
-    )
-    .await;
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/postmortem"),
-        ("failure".into(), "#50 does not exist".into())
-    );
+    lane.send("pull_request", pr_event("edited", None, &["hotfix"], body, "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("failure".into(), "#50 does not exist".into()));
 
     // The issue is opened, labelled: the check flips without touching the pull request.
-    lane.fake.repo(REPO, |r| {
-        r.issues.insert(50, (vec!["postmortem".into()], false))
-    });
-    lane.send("issues", issue_event("opened", 50, &["postmortem"]))
-        .await;
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/postmortem"),
-        ("success".into(), "postmortem #50".into())
-    );
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
+    lane.send("issues", issue_event("opened", 50, &["postmortem"])).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "postmortem #50".into()));
 
     // It loses its label: blocked again.
-    lane.fake
-        .repo(REPO, |r| r.issues.insert(50, (vec![], false)));
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec![], false)));
     lane.send("issues", issue_event("unlabeled", 50, &[])).await;
     assert_eq!(
         lane.status(HEAD, "hotfix-lane/postmortem"),
@@ -204,190 +221,91 @@ async fn a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists(backend
     let comments = lane.comments();
     assert_eq!(comments.len(), 1, "one comment, kept up to date");
     insta::assert_snapshot!("hotfix_postmortem_unlabelled", comments[0]);
-    let audit: Vec<String> = lane
-        .store()
-        .audit(Some(REPO), None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+    let audit: Vec<String> =
+        lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(
         audit,
-        [
-            "lane.hotfix",
-            "postmortem.failure",
-            "postmortem.success",
-            "postmortem.failure"
-        ],
+        ["lane.hotfix", "postmortem.failure", "postmortem.success", "postmortem.failure"],
         "each lane decision is audited once"
     );
 }
 
 async fn each_bad_reference_has_its_own_message(backend: Backend) {
-    let lane = Lane::start(
-        backend,
-        &format!("{RESPONDERS}[postmortem]\nallowed_repos = [\"acme/incidents\"]\n"),
-    )
-    .await;
+    let lane = Lane::start(backend, &format!("{RESPONDERS}[postmortem]\nallowed_repos = [\"acme/incidents\"]\n")).await;
     lane.fake.repo(REPO, |r| {
         r.issues.insert(7, (vec!["postmortem".into()], true));
         r.issues.insert(8, (vec!["bug".into()], false));
     });
-    lane.fake.repo("acme/incidents", |r| {
-        r.issues.insert(3, (vec!["postmortem".into()], false))
-    });
+    lane.fake.repo("acme/incidents", |r| r.issues.insert(3, (vec!["postmortem".into()], false)));
     let cases = [
         ("Postmortem: #99", "#99 does not exist"),
         ("Postmortem: #7", "#7 is a pull request"),
         ("Postmortem: #8", "#8 lacks the `postmortem` label"),
-        (
-            "Postmortem: other/repo#3",
-            "other/repo#3: repository not allowed",
-        ),
+        ("Postmortem: other/repo#3", "other/repo#3: repository not allowed"),
         ("Postmortem: tomorrow", "postmortem reference unreadable"),
-        (
-            "Postmortem: https://github.com/acme/incidents/issues/3",
-            "postmortem acme/incidents#3",
-        ),
+        ("Postmortem: https://github.com/acme/incidents/issues/3", "postmortem acme/incidents#3"),
     ];
-    lane.send(
-        "pull_request",
-        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat"),
-    )
-    .await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
     for (body, expected) in cases {
-        lane.send(
-            "pull_request",
-            pr_event("edited", None, &["hotfix"], body, "Codertocat"),
-        )
-        .await;
-        assert_eq!(
-            lane.status(HEAD, "hotfix-lane/postmortem").1,
-            expected,
-            "{body}"
-        );
+        lane.send("pull_request", pr_event("edited", None, &["hotfix"], body, "Codertocat")).await;
+        assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").1, expected, "{body}");
     }
 }
 
 async fn a_label_from_a_non_responder_is_refused_and_explained(backend: Backend) {
-    let lane = Lane::start(
-        backend,
-        "[responders]\nusers = [\"alice\"]\nteams = [\"@acme/oncall\"]\n",
-    )
-    .await;
-    lane.send(
-        "pull_request",
-        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "mallory"),
-    )
-    .await;
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/lane"),
-        ("failure".into(), "hotfix label not authorized".into())
-    );
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/postmortem"),
-        ("success".into(), "not a hotfix".into())
-    );
+    let lane = Lane::start(backend, "[responders]\nusers = [\"alice\"]\nteams = [\"@acme/oncall\"]\n").await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "mallory")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/lane"), ("failure".into(), "hotfix label not authorized".into()));
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "not a hotfix".into()));
     insta::assert_snapshot!("label_by_non_responder", lane.comments().join("\n---\n"));
     let audit = lane.store().audit(Some(REPO), None).await.unwrap();
-    assert_eq!(
-        (audit[0].action.as_str(), audit[0].actor.as_str()),
-        ("lane.not_authorized", "mallory")
-    );
+    assert_eq!((audit[0].action.as_str(), audit[0].actor.as_str()), ("lane.not_authorized", "mallory"));
 }
 
 async fn a_team_member_is_a_responder(backend: Backend) {
     let lane = Lane::start(backend, "[responders]\nteams = [\"@acme/oncall\"]\n").await;
-    lane.fake.with(|w| {
-        w.teams
-            .insert(("acme".into(), "oncall".into()), vec!["bob".into()])
-    });
-    lane.send(
-        "pull_request",
-        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "bob"),
-    )
-    .await;
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/lane").1,
-        "hotfix: smoke-only"
-    );
+    lane.fake.with(|w| w.teams.insert(("acme".into(), "oncall".into()), vec!["bob".into()]));
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "bob")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/lane").1, "hotfix: smoke-only");
 }
 
 async fn an_invalid_policy_is_reported_and_the_last_good_one_kept(backend: Backend) {
     let lane = Lane::start(backend, RESPONDERS).await;
-    lane.send(
-        "pull_request",
-        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat"),
-    )
-    .await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
     // The default branch gets a broken policy, announced by a push.
-    lane.fake.repo(REPO, |r| {
-        r.files.insert(
-            ("master".into(), POLICY.into()),
-            "[responders]\nuser = [\"x\"]\n".into(),
-        )
-    });
+    lane.fake.repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), "[responders]\nuser = [\"x\"]\n".into()));
     let mut push = fixture("github/push/payload.json");
     push["ref"] = "refs/heads/master".into();
     lane.send("push", push).await;
-    lane.send(
-        "pull_request",
-        pr_event("edited", None, &["hotfix"], "still broken", "Codertocat"),
-    )
-    .await;
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/lane").1,
-        "hotfix: smoke-only",
-        "the last good policy still applies"
-    );
+    lane.send("pull_request", pr_event("edited", None, &["hotfix"], "still broken", "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/lane").1, "hotfix: smoke-only", "the last good policy still applies");
     let comments = lane.comments();
     assert_eq!(comments.len(), 1);
-    assert!(
-        comments[0].contains("is invalid (2:1: unknown field `user`"),
-        "{}",
-        comments[0]
-    );
+    assert!(comments[0].contains("is invalid (2:1: unknown field `user`"), "{}", comments[0]);
 }
 
 async fn the_merge_queue_enforces_the_postmortem_check(backend: Backend) {
     let lane = Lane::start(backend, RESPONDERS).await;
     let queue_repo = "octo-org/octo-repo";
     let group = fixture("github/merge_group/checks_requested.json");
-    let group_head = group["merge_group"]["head_sha"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let group_head = group["merge_group"]["head_sha"].as_str().unwrap().to_string();
     let mut pull = fixture("github/pull_request/labeled.json")["pull_request"].clone();
     pull["number"] = 104.into();
     pull["labels"] = json!([{ "name": "hotfix" }]);
     pull["body"] = "no reference".into();
     lane.fake.repo(queue_repo, |r| {
         r.pulls.insert(104, pull.clone());
-        r.files
-            .insert(("main".into(), POLICY.into()), RESPONDERS.into());
+        r.files.insert(("main".into(), POLICY.into()), RESPONDERS.into());
     });
     // The lane learnt who labelled #104 when it happened.
-    let mut labeled = pr_event(
-        "labeled",
-        Some("hotfix"),
-        &["hotfix"],
-        "no reference",
-        "Codertocat",
-    );
+    let mut labeled = pr_event("labeled", Some("hotfix"), &["hotfix"], "no reference", "Codertocat");
     labeled["pull_request"] = pull.clone();
     labeled["repository"] = group["repository"].clone();
     lane.send("pull_request", labeled).await;
 
     lane.send("merge_group", group.clone()).await;
-    let status = lane
-        .fake
-        .status(queue_repo, &group_head, "hotfix-lane/postmortem")
-        .expect("status on the group head");
-    assert_eq!(
-        (status.state.as_str(), status.description.as_str()),
-        ("failure", "no postmortem referenced")
-    );
+    let status = lane.fake.status(queue_repo, &group_head, "hotfix-lane/postmortem").expect("status on the group head");
+    assert_eq!((status.state.as_str(), status.description.as_str()), ("failure", "no postmortem referenced"));
 
     lane.fake.repo(queue_repo, |r| {
         r.pulls.get_mut(&104).unwrap()["body"] = "Postmortem: #9".into();
@@ -396,18 +314,9 @@ async fn the_merge_queue_enforces_the_postmortem_check(backend: Backend) {
     let mut again = group;
     again["merge_group"]["head_sha"] = "1111111111111111111111111111111111111111".into();
     lane.send("merge_group", again).await;
-    let status = lane
-        .fake
-        .status(
-            queue_repo,
-            "1111111111111111111111111111111111111111",
-            "hotfix-lane/postmortem",
-        )
-        .unwrap();
-    assert_eq!(
-        (status.state.as_str(), status.description.as_str()),
-        ("success", "postmortem #9")
-    );
+    let status =
+        lane.fake.status(queue_repo, "1111111111111111111111111111111111111111", "hotfix-lane/postmortem").unwrap();
+    assert_eq!((status.state.as_str(), status.description.as_str()), ("success", "postmortem #9"));
 }
 
 async fn redelivered_events_never_double_comment(backend: Backend) {
@@ -415,23 +324,12 @@ async fn redelivered_events_never_double_comment(backend: Backend) {
     let delivery = Delivery::new(
         "pull_request",
         "same-delivery",
-        serde_json::to_vec(&pr_event(
-            "labeled",
-            Some("hotfix"),
-            &["hotfix"],
-            "",
-            "Codertocat",
-        ))
-        .unwrap(),
+        serde_json::to_vec(&pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).unwrap(),
     );
     lane.deliver(&delivery).await;
     lane.deliver(&delivery).await;
     // A different delivery with the same content (GitHub's "redeliver" gives a new id too).
-    lane.send(
-        "pull_request",
-        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat"),
-    )
-    .await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
     assert_eq!(lane.comments().len(), 1);
     let statuses = lane.fake.repo(REPO, |r| r.statuses.len());
     assert_eq!(statuses, 2, "unchanged reports are not posted again");
@@ -439,29 +337,20 @@ async fn redelivered_events_never_double_comment(backend: Backend) {
 
 async fn one_hotfix_lifecycle_costs_few_api_calls(backend: Backend) {
     let lane = Lane::start(backend, RESPONDERS).await;
-    lane.fake.repo(REPO, |r| {
-        r.issues.insert(50, (vec!["postmortem".into()], false))
-    });
-    lane.send(
-        "pull_request",
-        pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat"),
-    )
-    .await;
-    lane.send(
-        "pull_request",
-        pr_event("edited", None, &["hotfix"], "Postmortem: #50", "Codertocat"),
-    )
-    .await;
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/postmortem").1,
-        "postmortem #50"
-    );
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
+    lane.send("pull_request", pr_event("edited", None, &["hotfix"], "Postmortem: #50", "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").1, "postmortem #50");
     let calls = lane.fake.take_calls();
     insta::assert_snapshot!("api_calls_label_to_green", calls.join("\n"));
     assert!(calls.len() <= 9, "{calls:#?}");
 }
 
 on_both_backends!(
+    slash_postmortem_opens_and_links_the_issue_once,
+    a_retried_postmortem_command_finds_the_issue_it_opened,
+    only_responders_and_the_author_open_postmortems,
+    the_policy_can_open_the_postmortem_when_the_label_is_applied,
     a_normal_pull_request_passes_without_a_comment,
     a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists,
     each_bad_reference_has_its_own_message,

@@ -21,15 +21,7 @@ struct Server {
 
 fn spawn_server(db: &TestDb) -> Server {
     let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--job-lease",
-            "2s",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--job-lease", "2s"])
         .args(["--database-url", &db.url])
         .env("HOTFIX_LANE_GITHUB_WEBHOOK_SECRET", SECRET)
         .env("RUST_LOG", "info")
@@ -40,10 +32,7 @@ fn spawn_server(db: &TestDb) -> Server {
         .expect("spawn hotfix-lane serve");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
+        let line = lines.next().expect("server exited before listening").unwrap();
         let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if log["message"] == "listening" {
             break log["addr"].as_str().unwrap().parse().unwrap();
@@ -56,28 +45,16 @@ fn spawn_server(db: &TestDb) -> Server {
 
 /// Pull request deliveries for many pull requests, each with its own delivery id.
 fn deliveries(n: usize) -> Vec<Delivery> {
-    let files = [
-        "opened.json",
-        "labeled.json",
-        "synchronize.json",
-        "unlabeled.json",
-        "reopened.json",
-    ];
+    let files = ["opened.json", "labeled.json", "synchronize.json", "unlabeled.json", "reopened.json"];
     (0..n)
         .map(|i| {
-            let mut body: serde_json::Value = serde_json::from_slice(&common::fixture(&format!(
-                "github/pull_request/{}",
-                files[i % files.len()]
-            )))
-            .unwrap();
+            let mut body: serde_json::Value =
+                serde_json::from_slice(&common::fixture(&format!("github/pull_request/{}", files[i % files.len()])))
+                    .unwrap();
             let number = 1000 + (i % 37) as u64;
             body["number"] = number.into();
             body["pull_request"]["number"] = number.into();
-            Delivery::new(
-                "pull_request",
-                &format!("crash-{i:04}"),
-                serde_json::to_vec(&body).unwrap(),
-            )
+            Delivery::new("pull_request", &format!("crash-{i:04}"), serde_json::to_vec(&body).unwrap())
         })
         .collect()
 }
@@ -90,10 +67,7 @@ async fn deliveries_acknowledged_before_a_kill_9_survive_it_and_run_once(backend
     let acked_before_kill = Arc::new(std::sync::Mutex::new(Vec::new()));
     let acks = Arc::new(AtomicUsize::new(0));
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
 
     // 16 concurrent senders; each retries a delivery until it is acknowledged, as GitHub's
     // "redeliver" would.
@@ -131,28 +105,17 @@ async fn deliveries_acknowledged_before_a_kill_9_survive_it_and_run_once(backend
         }));
     }
 
-    common::eventually("100 acknowledgements", || async {
-        acks.load(Ordering::SeqCst) >= 100
-    })
-    .await;
+    common::eventually("100 acknowledgements", || async { acks.load(Ordering::SeqCst) >= 100 }).await;
     killed.store(true, Ordering::SeqCst);
     server.child.kill().expect("kill -9");
     server.child.wait().unwrap();
     let survivors = acked_before_kill.lock().unwrap().clone();
-    assert!(
-        survivors.len() >= 100,
-        "{} acknowledged before the kill",
-        survivors.len()
-    );
+    assert!(survivors.len() >= 100, "{} acknowledged before the kill", survivors.len());
 
     let store = db.store().await;
     for id in &survivors {
         assert!(
-            store
-                .delivery_by_forge_id("github", id)
-                .await
-                .unwrap()
-                .is_some(),
+            store.delivery_by_forge_id("github", id).await.unwrap().is_some(),
             "delivery {id} was acknowledged but lost in the crash"
         );
     }
@@ -163,21 +126,14 @@ async fn deliveries_acknowledged_before_a_kill_9_survive_it_and_run_once(backend
         s.await.unwrap();
     }
     assert_eq!(store.delivery_count().await.unwrap(), 300);
-    common::eventually("every job done", || async {
-        store.job_counts().await.unwrap().done == 300
-    })
-    .await;
+    common::eventually("every job done", || async { store.job_counts().await.unwrap().done == 300 }).await;
     let counts = store.job_counts().await.unwrap();
     assert_eq!((counts.queued, counts.running, counts.dead), (0, 0, 0));
 
     // Each job's effect landed exactly once: the lane counted every delivery once per PR.
     let mut applied = 0;
     for number in 1000..1037 {
-        let state = store
-            .lane_state("github", 186853002, number)
-            .await
-            .unwrap()
-            .expect("lane state");
+        let state = store.lane_state("github", 186853002, number).await.unwrap().expect("lane state");
         applied += state["events"].as_u64().unwrap();
     }
     assert_eq!(applied, 300, "every delivery applied exactly once");
@@ -186,12 +142,7 @@ async fn deliveries_acknowledged_before_a_kill_9_survive_it_and_run_once(backend
     let base_now = base.lock().unwrap().clone();
     for d in all.iter() {
         let (status, body) = d.send(&client, &base_now).await;
-        assert_eq!(
-            (status, body["outcome"].as_str()),
-            (200, Some("duplicate")),
-            "{}",
-            d.id
-        );
+        assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")), "{}", d.id);
     }
     assert_eq!(store.delivery_count().await.unwrap(), 300);
     server.child.kill().unwrap();
@@ -206,14 +157,9 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero(backend: Backend) {
     for d in deliveries(20) {
         assert_eq!(d.send(&client, &base).await.0, 202);
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap();
     assert_eq!(exit.code(), Some(0), "{exit:?}");
     let store = db.store().await;
     assert_eq!(store.delivery_count().await.unwrap(), 20);
@@ -228,11 +174,7 @@ on_both_backends!(
 );
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("HOTFIX_LANE_GITHUB_WEBHOOK_SECRET")
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(args).env_remove("HOTFIX_LANE_GITHUB_WEBHOOK_SECRET").output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -244,11 +186,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn config_check_reports_problems_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::write(
-        &good,
-        "[lane]\nlabel = \"hotfix\"\n[merge]\nmax_grant = \"2h\"\n",
-    )
-    .unwrap();
+    std::fs::write(&good, "[lane]\nlabel = \"hotfix\"\n[merge]\nmax_grant = \"2h\"\n").unwrap();
     let (code, out, _) = run(&["config", "check", good.to_str().unwrap()]);
     assert_eq!((code, out.trim().ends_with(": ok")), (0, true), "{out}");
 
@@ -256,17 +194,11 @@ fn config_check_reports_problems_with_their_place() {
     std::fs::write(&bad, "[lane]\nlabel = \"hotfix\"\ncolour = \"red\"\n").unwrap();
     let (code, _, err) = run(&["config", "check", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("bad.toml:3:1: unknown field `colour`"),
-        "{err}"
-    );
+    assert!(err.contains("bad.toml:3:1: unknown field `colour`"), "{err}");
 
     let (code, _, err) = run(&["config", "check", "/nonexistent/policy.toml"]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("cannot read /nonexistent/policy.toml"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read /nonexistent/policy.toml"), "{err}");
 }
 
 #[test]
@@ -276,15 +208,8 @@ fn serve_refuses_to_start_without_a_usable_secret() {
     let (code, _, err) = run(&["serve", "--listen", "127.0.0.1:0", "--database-url", &db]);
     assert_eq!(code, 1);
     assert!(err.contains("no forge is configured"), "{err}");
-    let (code, _, err) = run(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
-        &db,
-        "--github-webhook-secret",
-        "",
-    ]);
+    let (code, _, err) =
+        run(&["serve", "--listen", "127.0.0.1:0", "--database-url", &db, "--github-webhook-secret", ""]);
     assert_eq!(code, 1);
     assert!(err.contains("must not be empty"), "{err}");
 }
@@ -331,37 +256,16 @@ async fn dead_jobs_are_listed_and_requeued_from_the_cli() {
     };
     store.enqueue(&job, 0).await.unwrap();
     let claimed = store.claim("t", 1, 1_000).await.unwrap().unwrap();
-    assert!(
-        store.fail(&claimed, "forge said no", 2, 2).await.unwrap(),
-        "dead after its only attempt"
-    );
+    assert!(store.fail(&claimed, "forge said no", 2, 2).await.unwrap(), "dead after its only attempt");
 
     let (code, out, err) = run(&["jobs", "--database-url", &db.url, "dead"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains(&format!(
-            "{}\tdelivery\tgithub:1:pr:7\tattempts=1\tforge said no",
-            claimed.id
-        )),
-        "{out}"
-    );
-    let (code, out, err) = run(&[
-        "jobs",
-        "--database-url",
-        &db.url,
-        "requeue",
-        &claimed.id.to_string(),
-    ]);
+    assert!(out.contains(&format!("{}\tdelivery\tgithub:1:pr:7\tattempts=1\tforge said no", claimed.id)), "{out}");
+    let (code, out, err) = run(&["jobs", "--database-url", &db.url, "requeue", &claimed.id.to_string()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("queued again"), "{out}");
     assert_eq!(store.job_counts().await.unwrap().queued, 1);
-    let (code, _, err) = run(&[
-        "jobs",
-        "--database-url",
-        &db.url,
-        "requeue",
-        &claimed.id.to_string(),
-    ]);
+    let (code, _, err) = run(&["jobs", "--database-url", &db.url, "requeue", &claimed.id.to_string()]);
     assert_eq!(code, 1);
     assert!(err.contains("no dead job with id"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! Runs claimed jobs: a stored delivery goes through the lane; what the lane decides is
 //! reported to the forge, and comes back as writes for the runner to commit with the job.
 
+mod command;
 mod policies;
 mod pull;
 
@@ -38,10 +39,9 @@ pub enum StepError {
 impl From<StepError> for JobResult {
     fn from(err: StepError) -> JobResult {
         match err {
-            StepError::Forge(ForgeError::RateLimited(after)) => JobResult::RetryAfter {
-                after,
-                reason: "rate limited by the forge".into(),
-            },
+            StepError::Forge(ForgeError::RateLimited(after)) => {
+                JobResult::RetryAfter { after, reason: "rate limited by the forge".into() }
+            }
             other => JobResult::Failed(other.to_string()),
         }
     }
@@ -49,18 +49,11 @@ impl From<StepError> for JobResult {
 
 impl<F: Forge> Dispatch<F> {
     pub fn new(store: Store, forge: Option<F>, clock: Arc<dyn Clock>) -> Arc<Self> {
-        Arc::new(Dispatch {
-            store,
-            forge,
-            policies: Policies::default(),
-            clock,
-        })
+        Arc::new(Dispatch { store, forge, policies: Policies::default(), clock })
     }
 
     async fn delivery(&self, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
-        let id = job
-            .delivery_id
-            .ok_or_else(|| StepError::Invalid("delivery job without a delivery".into()))?;
+        let id = job.delivery_id.ok_or_else(|| StepError::Invalid("delivery job without a delivery".into()))?;
         let stored = self
             .store
             .delivery_envelope(id)
@@ -81,33 +74,19 @@ impl<F: Forge> Dispatch<F> {
             return self.track_only(&envelope).await;
         };
         match &envelope.event {
-            Event::PullRequest {
-                action,
-                pull,
-                label,
-            } if *action != PullRequestAction::Unknown => {
+            Event::PullRequest { action, pull, label } if *action != PullRequestAction::Unknown => {
                 let prior = self.pull_state(forge_name, repo.id, pull.number).await?;
-                pull::on_pull(
-                    self,
-                    forge,
-                    &envelope,
-                    repo,
-                    *action,
-                    pull,
-                    label.as_deref(),
-                    prior,
-                )
-                .await
+                pull::on_pull(self, forge, &envelope, repo, *action, pull, label.as_deref(), prior).await
             }
-            Event::Issue { action, issue, .. }
-                if *action != IssueAction::Unknown && !issue.is_pull_request =>
-            {
+            Event::Issue { action, issue, .. } if *action != IssueAction::Unknown && !issue.is_pull_request => {
                 pull::on_issue(self, &envelope, repo, *action, issue).await
             }
-            Event::MergeGroup {
-                action: MergeGroupAction::ChecksRequested,
-                group,
-            } => pull::on_merge_group(self, forge, &envelope, repo, group).await,
+            Event::Comment { action, number, on_pull_request: true, comment } => {
+                command::on_comment(self, forge, &envelope, repo, *action, *number, comment).await
+            }
+            Event::MergeGroup { action: MergeGroupAction::ChecksRequested, group } => {
+                pull::on_merge_group(self, forge, &envelope, repo, group).await
+            }
             _ => self.track_only(&envelope).await,
         }
     }
@@ -117,21 +96,14 @@ impl<F: Forge> Dispatch<F> {
         let (Some(repo), Some((number, _))) = (&envelope.repo, track::subject(envelope)) else {
             return Ok(vec![]);
         };
-        let prior = self
-            .pull_state(envelope.forge.as_str(), repo.id, number)
-            .await?;
+        let prior = self.pull_state(envelope.forge.as_str(), repo.id, number).await?;
         Ok(track::observe(prior, envelope)
             .map(|facts| lane_state_write(envelope.forge.as_str(), repo.id, &facts))
             .into_iter()
             .collect())
     }
 
-    async fn pull_state(
-        &self,
-        forge: &str,
-        repo_id: u64,
-        number: u64,
-    ) -> Result<Option<PullFacts>, StepError> {
+    async fn pull_state(&self, forge: &str, repo_id: u64, number: u64) -> Result<Option<PullFacts>, StepError> {
         Ok(self
             .store
             .lane_state(forge, repo_id as i64, number as i64)
@@ -157,9 +129,7 @@ impl<F: Forge> JobHandler for Dispatch<F> {
                 Some(forge) => pull::recheck(self, forge, job).await,
                 None => Ok(vec![]),
             },
-            other => Err(StepError::Invalid(format!(
-                "no handler for job kind `{other}`"
-            ))),
+            other => Err(StepError::Invalid(format!("no handler for job kind `{other}`"))),
         };
         match result {
             Ok(writes) => JobResult::Done(writes),

@@ -34,67 +34,29 @@ pub struct Loaded {
 
 impl Policies {
     pub async fn get<F: Forge>(&self, forge: &F, repo: &RepoRef) -> Result<Loaded, ForgeError> {
-        let known = self
-            .cache
-            .lock()
-            .expect("policy cache lock")
-            .get(&repo.full_name)
-            .cloned();
+        let known = self.cache.lock().expect("policy cache lock").get(&repo.full_name).cloned();
         if let Some(c) = &known {
             if !c.stale {
-                return Ok(Loaded {
-                    policy: c.policy.clone(),
-                    error: c.error.clone(),
-                });
+                return Ok(Loaded { policy: c.policy.clone(), error: c.error.clone() });
             }
         }
-        let file = forge
-            .file(&repo.full_name, GITHUB_POLICY_PATH, &repo.default_branch)
-            .await?;
+        let file = forge.file(&repo.full_name, GITHUB_POLICY_PATH, &repo.default_branch).await?;
         let fresh = match file {
-            None => Cached {
-                sha: None,
-                policy: Policy::default(),
-                error: None,
-                stale: false,
-            },
-            Some(f)
-                if known
-                    .as_ref()
-                    .is_some_and(|c| c.sha.as_deref() == Some(&f.sha)) =>
-            {
-                Cached {
-                    stale: false,
-                    ..known.clone().expect("checked above")
-                }
+            None => Cached { sha: None, policy: Policy::default(), error: None, stale: false },
+            Some(f) if known.as_ref().is_some_and(|c| c.sha.as_deref() == Some(&f.sha)) => {
+                Cached { stale: false, ..known.clone().expect("checked above") }
             }
             Some(f) => match Policy::parse(&f.text) {
-                Ok(policy) => Cached {
-                    sha: Some(f.sha),
-                    policy,
-                    error: None,
-                    stale: false,
-                },
+                Ok(policy) => Cached { sha: Some(f.sha), policy, error: None, stale: false },
                 Err(error) => {
                     tracing::warn!(repo = %repo.full_name, %error, "invalid policy file; keeping the last good policy");
                     let last_good = known.map(|c| c.policy).unwrap_or_default();
-                    Cached {
-                        sha: Some(f.sha),
-                        policy: last_good,
-                        error: Some(error),
-                        stale: false,
-                    }
+                    Cached { sha: Some(f.sha), policy: last_good, error: Some(error), stale: false }
                 }
             },
         };
-        let loaded = Loaded {
-            policy: fresh.policy.clone(),
-            error: fresh.error.clone(),
-        };
-        self.cache
-            .lock()
-            .expect("policy cache lock")
-            .insert(repo.full_name.clone(), fresh);
+        let loaded = Loaded { policy: fresh.policy.clone(), error: fresh.error.clone() };
+        self.cache.lock().expect("policy cache lock").insert(repo.full_name.clone(), fresh);
         Ok(loaded)
     }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{lane_state_write, Dispatch, StepError};
+use super::{command, lane_state_write, Dispatch, StepError};
 use crate::forge::Forge;
 use crate::lane::comment::{self, MARKER};
 use crate::lane::event::{
@@ -28,10 +28,7 @@ struct Recheck {
 
 #[derive(Serialize, Deserialize)]
 enum Lookup {
-    Found {
-        is_pull_request: bool,
-        labels: Vec<String>,
-    },
+    Found { is_pull_request: bool, labels: Vec<String> },
     NotFound,
 }
 
@@ -50,10 +47,7 @@ pub(super) async fn on_pull<F: Forge>(
     let loaded = d.policies.get(forge, repo).await?;
     let policy = &loaded.policy;
     let lane_label = &policy.lane.label;
-    let has_label = pull
-        .labels
-        .iter()
-        .any(|l| l.eq_ignore_ascii_case(lane_label));
+    let has_label = pull.labels.iter().any(|l| l.eq_ignore_ascii_case(lane_label));
     let sender = &envelope.sender.login;
     let applied_now = match action {
         PullRequestAction::Labeled => label.is_some_and(|l| l.eq_ignore_ascii_case(lane_label)),
@@ -64,25 +58,15 @@ pub(super) async fn on_pull<F: Forge>(
     let labeler = if !has_label {
         None
     } else if applied_now {
-        let responder = forge
-            .is_responder(&repo.full_name, sender, &policy.responders)
-            .await?;
-        Some(Labeler {
-            login: sender.clone(),
-            responder,
-            at: now,
-        })
+        let responder = forge.is_responder(&repo.full_name, sender, &policy.responders).await?;
+        Some(Labeler { login: sender.clone(), responder, at: now })
     } else {
         prior.as_ref().and_then(|p| p.lane.labeler.clone())
     };
-    let mut facts =
-        track::observe(prior.clone(), envelope).expect("a pull request event has a subject");
+    let mut facts = track::observe(prior.clone(), envelope).expect("a pull request event has a subject");
     let was = prior.map(|p| p.lane.membership).unwrap_or_default();
     facts.lane.labeler = labeler;
     facts.lane.membership = membership::evaluate(pull, policy, facts.lane.labeler.as_ref());
-    let reference = postmortem::find_reference(&pull.body, &repo.full_name);
-    facts.lane.postmortem = reference.clone().ok().flatten();
-
     let mut writes = Vec::new();
     let audit = |action: &str, detail: String| {
         Write::Audit(AuditEntry {
@@ -102,44 +86,28 @@ pub(super) async fn on_pull<F: Forge>(
             membership::report(&facts.lane.membership, policy).details,
         ));
     }
+    let mut pull = pull.clone();
+    if applied_now && facts.lane.membership.in_lane() && policy.postmortem.open_on_label {
+        let labeler = facts.lane.labeler.as_ref();
+        if let Some(issue) = command::ensure_postmortem(d, forge, repo, &mut pull, labeler, policy).await? {
+            writes.push(audit("postmortem.opened", format!("#{issue} opened as the lane label was applied, and linked")));
+        }
+    }
+    let pull = &pull;
+    let reference = postmortem::find_reference(&pull.body, &repo.full_name);
+    facts.lane.postmortem = reference.clone().ok().flatten();
     if pull.state == ItemState::Open {
-        let lookup = look_up(
-            forge,
-            &facts.lane.membership,
-            &reference,
-            &repo.full_name,
-            policy,
-        )
-        .await?;
+        let lookup = look_up(forge, &facts.lane.membership, &reference, &repo.full_name, policy).await?;
         let reports = evaluate(&facts, &reference, &repo.full_name, lookup.as_ref(), policy);
         writes.extend(
-            publish(
-                forge,
-                repo,
-                &mut facts,
-                &reports,
-                policy,
-                loaded.error.as_ref(),
-            )
-            .await?
-            .into_iter()
-            .map(|r| {
-                audit(
-                    &format!("postmortem.{}", state_word(&r)),
-                    r.description.clone(),
-                )
-            }),
+            publish(forge, repo, &mut facts, &reports, policy, loaded.error.as_ref())
+                .await?
+                .into_iter()
+                .map(|r| audit(&format!("postmortem.{}", state_word(&r)), r.description.clone())),
         );
     }
-    let issue = (facts.lane.membership.in_lane())
-        .then(|| facts.lane.postmortem.clone())
-        .flatten();
-    writes.push(link_write(
-        envelope.forge.as_str(),
-        repo,
-        pull.number,
-        issue,
-    ));
+    let issue = (facts.lane.membership.in_lane()).then(|| facts.lane.postmortem.clone()).flatten();
+    writes.push(link_write(envelope.forge.as_str(), repo, pull.number, issue));
     writes.push(lane_state_write(envelope.forge.as_str(), repo.id, &facts));
     Ok(writes)
 }
@@ -156,34 +124,20 @@ pub(super) async fn on_issue<F: Forge>(
     let forge_name = envelope.forge.as_str();
     let lookup = match action {
         IssueAction::Deleted | IssueAction::Transferred => Lookup::NotFound,
-        _ => Lookup::Found {
-            is_pull_request: issue.is_pull_request,
-            labels: issue.labels.clone(),
-        },
+        _ => Lookup::Found { is_pull_request: issue.is_pull_request, labels: issue.labels.clone() },
     };
-    let changes = d
-        .store
-        .changes_naming(forge_name, &repo.full_name, issue.number as i64)
-        .await?;
+    let changes = d.store.changes_naming(forge_name, &repo.full_name, issue.number as i64).await?;
     let now = d.clock.now_ms();
     Ok(changes
         .into_iter()
         .map(|c| {
             let recheck = Recheck {
-                repo: RepoRef {
-                    id: c.repo_id as u64,
-                    full_name: c.repo,
-                    default_branch: String::new(),
-                },
+                repo: RepoRef { id: c.repo_id as u64, full_name: c.repo, default_branch: String::new() },
                 number: c.number as u64,
                 lookup: match &lookup {
-                    Lookup::Found {
-                        is_pull_request,
-                        labels,
-                    } => Lookup::Found {
-                        is_pull_request: *is_pull_request,
-                        labels: labels.clone(),
-                    },
+                    Lookup::Found { is_pull_request, labels } => {
+                        Lookup::Found { is_pull_request: *is_pull_request, labels: labels.clone() }
+                    }
                     Lookup::NotFound => Lookup::NotFound,
                 },
             };
@@ -199,18 +153,11 @@ pub(super) async fn on_issue<F: Forge>(
         .collect())
 }
 
-pub(super) async fn recheck<F: Forge>(
-    d: &Dispatch<F>,
-    forge: &F,
-    job: &ClaimedJob,
-) -> Result<Vec<Write>, StepError> {
+pub(super) async fn recheck<F: Forge>(d: &Dispatch<F>, forge: &F, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
     let recheck: Recheck = serde_json::from_value(job.payload.clone())
         .map_err(|e| StepError::Invalid(format!("recheck payload does not parse: {e}")))?;
     let forge_name = job.ordering_key.split(':').next().unwrap_or("github");
-    let Some(mut facts) = d
-        .pull_state(forge_name, recheck.repo.id, recheck.number)
-        .await?
-    else {
+    let Some(mut facts) = d.pull_state(forge_name, recheck.repo.id, recheck.number).await? else {
         return Ok(vec![]);
     };
     if facts.state != ItemState::Open {
@@ -222,32 +169,12 @@ pub(super) async fn recheck<F: Forge>(
     repo.default_branch = facts.base_ref.clone();
     let loaded = d.policies.get(forge, &repo).await?;
     let lookup = match recheck.lookup {
-        Lookup::Found {
-            is_pull_request,
-            labels,
-        } => IssueLookup::Found {
-            is_pull_request,
-            labels,
-        },
+        Lookup::Found { is_pull_request, labels } => IssueLookup::Found { is_pull_request, labels },
         Lookup::NotFound => IssueLookup::NotFound,
     };
     let reference = Ok(facts.lane.postmortem.clone());
-    let reports = evaluate(
-        &facts,
-        &reference,
-        &repo.full_name,
-        Some(&lookup),
-        &loaded.policy,
-    );
-    let changed = publish(
-        forge,
-        &repo,
-        &mut facts,
-        &reports,
-        &loaded.policy,
-        loaded.error.as_ref(),
-    )
-    .await?;
+    let reports = evaluate(&facts, &reference, &repo.full_name, Some(&lookup), &loaded.policy);
+    let changed = publish(forge, &repo, &mut facts, &reports, &loaded.policy, loaded.error.as_ref()).await?;
     let now = d.clock.now_ms();
     let mut writes: Vec<Write> = changed
         .into_iter()
@@ -278,36 +205,20 @@ pub(super) async fn on_merge_group<F: Forge>(
     group: &MergeGroup,
 ) -> Result<Vec<Write>, StepError> {
     let Some(number) = queue_pull_number(&group.head_ref) else {
-        return Err(StepError::Invalid(format!(
-            "merge group ref `{}` names no pull request",
-            group.head_ref
-        )));
+        return Err(StepError::Invalid(format!("merge group ref `{}` names no pull request", group.head_ref)));
     };
     let loaded = d.policies.get(forge, repo).await?;
     let policy = &loaded.policy;
     let Some(pull) = forge.pull(&repo.full_name, number).await? else {
-        return Err(StepError::Invalid(format!(
-            "pull request #{number} of merge group {} not found",
-            group.head_sha
-        )));
+        return Err(StepError::Invalid(format!("pull request #{number} of merge group {} not found", group.head_sha)));
     };
-    let stored = d
-        .pull_state(envelope.forge.as_str(), repo.id, number)
-        .await?;
+    let stored = d.pull_state(envelope.forge.as_str(), repo.id, number).await?;
     let labeler = stored.as_ref().and_then(|s| s.lane.labeler.clone());
     let membership = membership::evaluate(&pull, policy, labeler.as_ref());
     let reference = postmortem::find_reference(&pull.body, &repo.full_name);
     let lookup = look_up(forge, &membership, &reference, &repo.full_name, policy).await?;
-    let report = postmortem::verdict(
-        membership.in_lane(),
-        &reference,
-        &repo.full_name,
-        lookup.as_ref(),
-        policy,
-    );
-    forge
-        .report(&repo.full_name, &group.head_sha, &report)
-        .await?;
+    let report = postmortem::verdict(membership.in_lane(), &reference, &repo.full_name, lookup.as_ref(), policy);
+    forge.report(&repo.full_name, &group.head_sha, &report).await?;
     Ok(vec![Write::Audit(AuditEntry {
         at: d.clock.now_ms(),
         forge: envelope.forge.as_str().into(),
@@ -322,10 +233,7 @@ pub(super) async fn on_merge_group<F: Forge>(
 
 /// `refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>` → `<number>`.
 pub fn queue_pull_number(head_ref: &str) -> Option<u64> {
-    let rest = head_ref
-        .strip_prefix("refs/heads/")
-        .unwrap_or(head_ref)
-        .strip_prefix("gh-readonly-queue/")?;
+    let rest = head_ref.strip_prefix("refs/heads/").unwrap_or(head_ref).strip_prefix("gh-readonly-queue/")?;
     let last = rest.rsplit('/').next()?;
     last.strip_prefix("pr-")?.split('-').next()?.parse().ok()
 }
@@ -373,16 +281,10 @@ async fn publish<F: Forge>(
     policy_error: Option<&crate::lane::policy::PolicyError>,
 ) -> Result<Option<Report>, StepError> {
     let [lane, postmortem] = reports;
-    let pm_changed = facts
-        .lane
-        .reported
-        .get(&postmortem.context)
-        .is_none_or(|r| r.report.state != postmortem.state);
+    let pm_changed = facts.lane.reported.get(&postmortem.context).is_none_or(|r| r.report.state != postmortem.state);
     for report in reports {
         if facts.lane.is_news(&facts.head_sha, report) {
-            forge
-                .report(&repo.full_name, &facts.head_sha, report)
-                .await?;
+            forge.report(&repo.full_name, &facts.head_sha, report).await?;
             facts.lane.remember(&facts.head_sha.clone(), report);
         }
     }
@@ -394,15 +296,7 @@ async fn publish<F: Forge>(
             ));
         }
         if facts.lane.comment.as_deref() != Some(body.as_str()) {
-            let id = forge
-                .upsert_comment(
-                    &repo.full_name,
-                    facts.number,
-                    facts.lane.comment_id,
-                    MARKER,
-                    &body,
-                )
-                .await?;
+            let id = forge.upsert_comment(&repo.full_name, facts.number, facts.lane.comment_id, MARKER, &body).await?;
             facts.lane.comment_id = Some(id);
             facts.lane.comment = Some(body);
         }
@@ -444,15 +338,10 @@ mod tests {
     #[test]
     fn merge_queue_refs_name_their_pull_request() {
         assert_eq!(
-            queue_pull_number(
-                "refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64"
-            ),
+            queue_pull_number("refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64"),
             Some(104)
         );
-        assert_eq!(
-            queue_pull_number("refs/heads/gh-readonly-queue/release/1.x/pr-7-abc"),
-            Some(7)
-        );
+        assert_eq!(queue_pull_number("refs/heads/gh-readonly-queue/release/1.x/pr-7-abc"), Some(7));
         assert_eq!(queue_pull_number("refs/heads/main"), None);
     }
 }

@@ -30,10 +30,7 @@ impl GitHub {
         Ok(GitHub { client })
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        route: &str,
-    ) -> Result<Option<T>, ForgeError> {
+    async fn get<T: serde::de::DeserializeOwned>(&self, route: &str) -> Result<Option<T>, ForgeError> {
         match self.client.get::<T, _, ()>(route, None).await {
             Ok(value) => Ok(Some(value)),
             Err(err) if status(&err) == Some(404) => Ok(None),
@@ -53,15 +50,10 @@ fn status(err: &octocrab::Error) -> Option<u16> {
 fn classify(err: octocrab::Error) -> ForgeError {
     if let octocrab::Error::GitHub { source, .. } = &err {
         let code = source.status_code.as_u16();
-        let limited =
-            code == 429 || (code == 403 && source.message.to_lowercase().contains("rate limit"));
+        let limited = code == 429 || (code == 403 && source.message.to_lowercase().contains("rate limit"));
         if limited {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let wait = source
-                .rate_limit_reset
-                .map_or(60, |reset| reset.saturating_sub(now).clamp(1, 3600));
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let wait = source.rate_limit_reset.map_or(60, |reset| reset.saturating_sub(now).clamp(1, 3600));
             return ForgeError::RateLimited(Duration::from_secs(wait));
         }
         return ForgeError::Failed(format!("GitHub answered {code}: {}", source.message));
@@ -144,6 +136,38 @@ struct CommentId {
     body: Option<String>,
 }
 
+#[derive(Serialize)]
+struct NewIssue<'a> {
+    title: &'a str,
+    body: &'a str,
+    labels: &'a [String],
+}
+
+#[derive(Deserialize)]
+struct Numbered {
+    number: u64,
+}
+
+#[derive(Deserialize)]
+struct ListedIssue {
+    number: u64,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    pull_request: Option<serde::de::IgnoredAny>,
+}
+
+/// Percent-encodes a query value (labels may contain spaces and other characters).
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[derive(Deserialize)]
 struct Membership {
     state: String,
@@ -157,49 +181,29 @@ struct CollaboratorPermission {
 }
 
 impl Forge for GitHub {
-    async fn file(
-        &self,
-        repo: &str,
-        path: &str,
-        branch: &str,
-    ) -> Result<Option<FileContent>, ForgeError> {
-        let Some(contents) = self
-            .get::<Contents>(&format!("/repos/{repo}/contents/{path}?ref={branch}"))
-            .await?
-        else {
+    async fn file(&self, repo: &str, path: &str, branch: &str) -> Result<Option<FileContent>, ForgeError> {
+        let Some(contents) = self.get::<Contents>(&format!("/repos/{repo}/contents/{path}?ref={branch}")).await? else {
             return Ok(None);
         };
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(contents.content.replace(['\n', '\r'], ""))
             .map_err(|e| ForgeError::Failed(format!("{path} is not valid base64: {e}")))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| ForgeError::Failed(format!("{path} is not UTF-8")))?;
-        Ok(Some(FileContent {
-            sha: contents.sha,
-            text,
-        }))
+        let text = String::from_utf8(bytes).map_err(|_| ForgeError::Failed(format!("{path} is not UTF-8")))?;
+        Ok(Some(FileContent { sha: contents.sha, text }))
     }
 
     async fn issue(&self, repo: &str, number: u64) -> Result<IssueLookup, ForgeError> {
-        Ok(
-            match self
-                .get::<IssueBody>(&format!("/repos/{repo}/issues/{number}"))
-                .await?
-            {
-                Some(issue) => IssueLookup::Found {
-                    is_pull_request: issue.pull_request.is_some(),
-                    labels: issue.labels.into_iter().map(|l| l.name).collect(),
-                },
-                None => IssueLookup::NotFound,
+        Ok(match self.get::<IssueBody>(&format!("/repos/{repo}/issues/{number}")).await? {
+            Some(issue) => IssueLookup::Found {
+                is_pull_request: issue.pull_request.is_some(),
+                labels: issue.labels.into_iter().map(|l| l.name).collect(),
             },
-        )
+            None => IssueLookup::NotFound,
+        })
     }
 
     async fn pull(&self, repo: &str, number: u64) -> Result<Option<PullRequest>, ForgeError> {
-        let Some(p) = self
-            .get::<PullBody>(&format!("/repos/{repo}/pulls/{number}"))
-            .await?
-        else {
+        let Some(p) = self.get::<PullBody>(&format!("/repos/{repo}/pulls/{number}")).await? else {
             return Ok(None);
         };
         let from_fork = p.head.repo.map(|r| r.id) != p.base.repo.map(|r| r.id);
@@ -207,15 +211,8 @@ impl Forge for GitHub {
             number: p.number,
             title: p.title,
             body: p.body.unwrap_or_default(),
-            author: Actor {
-                id: p.user.id,
-                login: p.user.login,
-            },
-            state: if p.merged {
-                event::ItemState::Merged
-            } else {
-                p.state
-            },
+            author: Actor { id: p.user.id, login: p.user.login },
+            state: if p.merged { event::ItemState::Merged } else { p.state },
             draft: p.draft,
             merged: p.merged,
             merge_commit_sha: p.merge_commit_sha,
@@ -233,11 +230,7 @@ impl Forge for GitHub {
             CheckState::Failure => "failure",
             CheckState::Pending => "pending",
         };
-        let status = NewStatus {
-            state,
-            context: &report.context,
-            description: &report.description,
-        };
+        let status = NewStatus { state, context: &report.context, description: &report.description };
         self.client
             .post::<_, serde_json::Value>(format!("/repos/{repo}/statuses/{sha}"), Some(&status))
             .await
@@ -256,9 +249,7 @@ impl Forge for GitHub {
         let existing = match known {
             Some(id) => Some(id),
             None => self
-                .get::<Vec<CommentId>>(&format!(
-                    "/repos/{repo}/issues/{number}/comments?per_page=100"
-                ))
+                .get::<Vec<CommentId>>(&format!("/repos/{repo}/issues/{number}/comments?per_page=100"))
                 .await?
                 .unwrap_or_default()
                 .into_iter()
@@ -267,35 +258,40 @@ impl Forge for GitHub {
         };
         let text = CommentText { body };
         let comment: CommentId = match existing {
-            Some(id) => {
-                self.client
-                    .patch(format!("/repos/{repo}/issues/comments/{id}"), Some(&text))
-                    .await
-            }
-            None => {
-                self.client
-                    .post(
-                        format!("/repos/{repo}/issues/{number}/comments"),
-                        Some(&text),
-                    )
-                    .await
-            }
+            Some(id) => self.client.patch(format!("/repos/{repo}/issues/comments/{id}"), Some(&text)).await,
+            None => self.client.post(format!("/repos/{repo}/issues/{number}/comments"), Some(&text)).await,
         }
         .map_err(classify)?;
         Ok(comment.id)
     }
 
-    async fn is_responder(
-        &self,
-        repo: &str,
-        login: &str,
-        responders: &Responders,
-    ) -> Result<bool, ForgeError> {
-        if responders
-            .users
-            .iter()
-            .any(|u| u.eq_ignore_ascii_case(login))
-        {
+    async fn create_issue(&self, repo: &str, title: &str, body: &str, labels: &[String]) -> Result<u64, ForgeError> {
+        let new = NewIssue { title, body, labels };
+        let created: Numbered =
+            self.client.post(format!("/repos/{repo}/issues"), Some(&new)).await.map_err(classify)?;
+        Ok(created.number)
+    }
+
+    async fn find_issue(&self, repo: &str, label: &str, marker: &str) -> Result<Option<u64>, ForgeError> {
+        let route = format!("/repos/{repo}/issues?labels={}&state=all&per_page=100", encode_query(label));
+        let issues = self.get::<Vec<ListedIssue>>(&route).await?.unwrap_or_default();
+        Ok(issues
+            .into_iter()
+            .find(|i| i.pull_request.is_none() && i.body.as_deref().is_some_and(|b| b.contains(marker)))
+            .map(|i| i.number))
+    }
+
+    async fn set_pull_body(&self, repo: &str, number: u64, body: &str) -> Result<(), ForgeError> {
+        let _: serde_json::Value = self
+            .client
+            .patch(format!("/repos/{repo}/pulls/{number}"), Some(&CommentText { body }))
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn is_responder(&self, repo: &str, login: &str, responders: &Responders) -> Result<bool, ForgeError> {
+        if responders.users.iter().any(|u| u.eq_ignore_ascii_case(login)) {
             return Ok(true);
         }
         for team in &responders.teams {
@@ -303,11 +299,7 @@ impl Forge for GitHub {
                 continue;
             };
             let route = format!("/orgs/{org}/teams/{slug}/memberships/{login}");
-            if self
-                .get::<Membership>(&route)
-                .await?
-                .is_some_and(|m| m.state == "active")
-            {
+            if self.get::<Membership>(&route).await?.is_some_and(|m| m.state == "active") {
                 return Ok(true);
             }
         }

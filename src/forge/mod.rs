@@ -37,26 +37,13 @@ pub trait Forge: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<FileContent>, ForgeError>> + Send;
 
     /// An issue (or pull request) by number, for postmortem checks.
-    fn issue(
-        &self,
-        repo: &str,
-        number: u64,
-    ) -> impl Future<Output = Result<IssueLookup, ForgeError>> + Send;
+    fn issue(&self, repo: &str, number: u64) -> impl Future<Output = Result<IssueLookup, ForgeError>> + Send;
 
     /// A pull request by number; `None` when it does not exist.
-    fn pull(
-        &self,
-        repo: &str,
-        number: u64,
-    ) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
+    fn pull(&self, repo: &str, number: u64) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
 
     /// Reports a check result on a commit.
-    fn report(
-        &self,
-        repo: &str,
-        sha: &str,
-        report: &Report,
-    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+    fn report(&self, repo: &str, sha: &str, report: &Report) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
     /// Creates or updates the lane's one comment on a change; returns its id. Finds a comment
     /// it wrote before (by `marker`) when `known` is `None`, so a retried job never adds a
@@ -69,6 +56,27 @@ pub trait Forge: Send + Sync + 'static {
         marker: &str,
         body: &str,
     ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
+
+    /// Opens an issue with labels; returns its number.
+    fn create_issue(
+        &self,
+        repo: &str,
+        title: &str,
+        body: &str,
+        labels: &[String],
+    ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
+
+    /// The number of an issue carrying `label` whose body contains `marker`, if there is one.
+    fn find_issue(
+        &self,
+        repo: &str,
+        label: &str,
+        marker: &str,
+    ) -> impl Future<Output = Result<Option<u64>, ForgeError>> + Send;
+
+    /// Replaces a pull request's description.
+    fn set_pull_body(&self, repo: &str, number: u64, body: &str)
+        -> impl Future<Output = Result<(), ForgeError>> + Send;
 
     /// Whether `login` is a responder under `responders` (users, teams, repository permission).
     fn is_responder(

@@ -17,18 +17,10 @@ pub struct GithubIngress {
     pub secrets: Secrets,
 }
 
-pub async fn webhook(
-    State(ingress): State<Arc<Ingress>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn webhook(State(ingress): State<Arc<Ingress>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let delivery = id_header(&headers, "x-github-delivery")
-        .unwrap_or("-")
-        .to_string();
-    let event = id_header(&headers, "x-github-event")
-        .unwrap_or("-")
-        .to_string();
+    let delivery = id_header(&headers, "x-github-delivery").unwrap_or("-").to_string();
+    let event = id_header(&headers, "x-github-event").unwrap_or("-").to_string();
     let span = tracing::info_span!("delivery", forge = "github", id = %delivery, event = %event);
     async {
         let outcome = intake(&ingress, &headers, body).await;
@@ -63,8 +55,6 @@ async fn intake(ingress: &Ingress, headers: &HeaderMap, body: Body) -> Outcome {
         }
         Ok(Some(envelope)) => ingress.accept(delivery, event, envelope).await,
         Ok(None) => Outcome::Ignored("event type not handled by the lane"),
-        Err(err @ (PayloadError::NotJson(_) | PayloadError::WrongShape { .. })) => {
-            Outcome::BadRequest(err.to_string())
-        }
+        Err(err @ (PayloadError::NotJson(_) | PayloadError::WrongShape { .. })) => Outcome::BadRequest(err.to_string()),
     }
 }

@@ -13,10 +13,7 @@ pub enum PayloadError {
     #[error("body is not valid JSON: {0}")]
     NotJson(serde_json::Error),
     #[error("`{event}` payload has the wrong shape: {source}")]
-    WrongShape {
-        event: String,
-        source: serde_json::Error,
-    },
+    WrongShape { event: String, source: serde_json::Error },
 }
 
 /// Parses the body of a delivery whose `X-GitHub-Event` is `event_name`.
@@ -25,10 +22,7 @@ pub fn parse(event_name: &str, body: &[u8]) -> Result<Option<Envelope>, PayloadE
     // One pass straight into the typed shape: unknown fields are skipped without being built.
     fn de<T: DeserializeOwned>(event: &str, body: &[u8]) -> Result<T, PayloadError> {
         serde_json::from_slice(body).map_err(|e| match e.classify() {
-            Category::Data => PayloadError::WrongShape {
-                event: event.to_string(),
-                source: e,
-            },
+            Category::Data => PayloadError::WrongShape { event: event.to_string(), source: e },
             Category::Syntax | Category::Eof | Category::Io => PayloadError::NotJson(e),
         })
     }
@@ -117,10 +111,7 @@ impl From<Repository> for RepoRef {
 
 impl From<User> for Actor {
     fn from(u: User) -> Self {
-        Actor {
-            id: u.id,
-            login: u.login,
-        }
+        Actor { id: u.id, login: u.login }
     }
 }
 
@@ -172,11 +163,7 @@ impl From<PullRequestBody> for event::PullRequest {
             title: p.title,
             body: p.body.unwrap_or_default(),
             author: p.user.into(),
-            state: if merged {
-                event::ItemState::Merged
-            } else {
-                p.state
-            },
+            state: if merged { event::ItemState::Merged } else { p.state },
             draft: p.draft,
             merged,
             merge_commit_sha: p.merge_commit_sha,
@@ -209,11 +196,8 @@ struct ReviewBody {
 }
 
 hook!(
-    ReviewHook {
-        action: event::ReviewAction,
-        review: ReviewBody,
-        pull_request: PullRequestBody,
-    } | h
+    ReviewHook { action: event::ReviewAction, review: ReviewBody, pull_request: PullRequestBody }
+        | h
         | Event::Review {
             action: h.action,
             pull: h.pull_request.into(),
@@ -269,11 +253,8 @@ struct CommentBody {
 }
 
 hook!(
-    IssueCommentHook {
-        action: event::CommentAction,
-        issue: IssueBody,
-        comment: CommentBody,
-    } | h
+    IssueCommentHook { action: event::CommentAction, issue: IssueBody, comment: CommentBody }
+        | h
         | Event::Comment {
             action: h.action,
             number: h.issue.number,
@@ -294,10 +275,8 @@ struct MergeGroupBody {
 }
 
 hook!(
-    MergeGroupHook {
-        action: event::MergeGroupAction,
-        merge_group: MergeGroupBody,
-    } | h
+    MergeGroupHook { action: event::MergeGroupAction, merge_group: MergeGroupBody }
+        | h
         | Event::MergeGroup {
             action: h.action,
             group: event::MergeGroup {
@@ -328,10 +307,8 @@ struct CheckRunBody {
 }
 
 hook!(
-    CheckRunHook {
-        action: event::CheckAction,
-        check_run: CheckRunBody,
-    } | h
+    CheckRunHook { action: event::CheckAction, check_run: CheckRunBody }
+        | h
         | Event::CheckRun {
             action: h.action,
             check: event::Check {
@@ -355,10 +332,8 @@ struct CheckSuiteBody {
 }
 
 hook!(
-    CheckSuiteHook {
-        action: event::CheckAction,
-        check_suite: CheckSuiteBody,
-    } | h
+    CheckSuiteHook { action: event::CheckAction, check_suite: CheckSuiteBody }
+        | h
         | Event::CheckSuite {
             action: h.action,
             suite: event::CheckSuite {
@@ -372,16 +347,9 @@ hook!(
 );
 
 hook!(
-    StatusHook {
-        sha: String,
-        context: String,
-        state: event::CommitState,
-    } | h
-        | Event::Status {
-            sha: h.sha,
-            context: h.context,
-            state: h.state
-        }
+    StatusHook { sha: String, context: String, state: event::CommitState }
+        | h
+        | Event::Status { sha: h.sha, context: h.context, state: h.state }
 );
 
 hook!(
@@ -422,9 +390,7 @@ impl InstallationHook {
             repo: None,
             sender: self.sender.into(),
             installation_id: Some(self.installation.id),
-            event: Event::Installation {
-                action: self.action,
-            },
+            event: Event::Installation { action: self.action },
         }
     }
 }

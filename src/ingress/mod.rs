@@ -35,10 +35,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_body: MAX_BODY_BYTES,
-            body_timeout: Duration::from_secs(10),
-        }
+        Limits { max_body: MAX_BODY_BYTES, body_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -92,25 +89,14 @@ impl IntoResponse for Outcome {
             Outcome::Ignored(why) => (StatusCode::OK, why.to_string()),
             Outcome::Unauthorized(why) => (StatusCode::UNAUTHORIZED, why),
             Outcome::BadRequest(why) => (StatusCode::BAD_REQUEST, why),
-            Outcome::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body exceeds {MAX_BODY_BYTES} bytes"),
-            ),
-            Outcome::Timeout => (
-                StatusCode::REQUEST_TIMEOUT,
-                "body not received in time".to_string(),
-            ),
-            Outcome::NotConfigured => (
-                StatusCode::NOT_FOUND,
-                "this forge is not configured on this server".to_string(),
-            ),
+            Outcome::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds {MAX_BODY_BYTES} bytes")),
+            Outcome::Timeout => (StatusCode::REQUEST_TIMEOUT, "body not received in time".to_string()),
+            Outcome::NotConfigured => {
+                (StatusCode::NOT_FOUND, "this forge is not configured on this server".to_string())
+            }
             Outcome::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
         };
-        (
-            status,
-            Json(serde_json::json!({ "outcome": label, "detail": detail })),
-        )
-            .into_response()
+        (status, Json(serde_json::json!({ "outcome": label, "detail": detail }))).into_response()
     }
 }
 
@@ -130,8 +116,7 @@ impl Ingress {
             let mut body = body;
             let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
             while let Some(frame) = body.frame().await {
-                let frame =
-                    frame.map_err(|e| Outcome::BadRequest(format!("could not read body: {e}")))?;
+                let frame = frame.map_err(|e| Outcome::BadRequest(format!("could not read body: {e}")))?;
                 if let Ok(data) = frame.into_data() {
                     if buf.len() + data.len() > max {
                         return Err(Outcome::TooLarge);
@@ -141,9 +126,7 @@ impl Ingress {
             }
             Ok(Bytes::from(buf))
         };
-        tokio::time::timeout(self.limits.body_timeout, read)
-            .await
-            .unwrap_or(Err(Outcome::Timeout))
+        tokio::time::timeout(self.limits.body_timeout, read).await.unwrap_or(Err(Outcome::Timeout))
     }
 
     /// Stores an authenticated, parsed delivery; the shared tail of every forge endpoint.
@@ -168,15 +151,10 @@ impl Ingress {
 
     fn finish(&self, forge: &str, event: &str, started: Instant, outcome: Outcome) -> Response {
         let elapsed = started.elapsed();
-        self.metrics
-            .delivery(forge, event, outcome.label(), elapsed);
+        self.metrics.delivery(forge, event, outcome.label(), elapsed);
         match &outcome {
             Outcome::Accepted | Outcome::Duplicate | Outcome::Pong | Outcome::Ignored(_) => {
-                tracing::debug!(
-                    outcome = outcome.label(),
-                    elapsed_us = elapsed.as_micros() as u64,
-                    "delivery answered"
-                )
+                tracing::debug!(outcome = outcome.label(), elapsed_us = elapsed.as_micros() as u64, "delivery answered")
             }
             _ => tracing::info!(outcome = outcome.label(), ?outcome, "delivery refused"),
         }

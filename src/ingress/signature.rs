@@ -33,15 +33,9 @@ impl Secrets {
 
     pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
         let header = header.ok_or(SignatureError::Missing)?;
-        let hex_digits = header
-            .strip_prefix(b"sha256=")
-            .ok_or(SignatureError::Malformed)?;
+        let hex_digits = header.strip_prefix(b"sha256=").ok_or(SignatureError::Malformed)?;
         // GitHub always sends lowercase; anything else is not a GitHub signature.
-        if hex_digits.len() != 64
-            || !hex_digits
-                .iter()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-        {
+        if hex_digits.len() != 64 || !hex_digits.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)) {
             return Err(SignatureError::Malformed);
         }
         let mut expected = [0u8; 32];
@@ -49,8 +43,7 @@ impl Secrets {
         // Every secret is tried, so timing does not reveal which one (if any) matched.
         let mut matched = false;
         for secret in &self.0 {
-            let mut mac =
-                Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
             mac.update(body);
             matched |= mac.verify_slice(&expected).is_ok();
         }
@@ -77,34 +70,14 @@ mod tests {
     fn accepts_any_configured_secret_and_refuses_everything_else() {
         let secrets = Secrets::new(["old", "new"]).unwrap();
         let body = b"{}";
-        assert_eq!(
-            secrets.verify(Some(sign(b"old", body).as_bytes()), body),
-            Ok(())
-        );
-        assert_eq!(
-            secrets.verify(Some(sign(b"new", body).as_bytes()), body),
-            Ok(())
-        );
-        assert_eq!(
-            secrets.verify(Some(sign(b"other", body).as_bytes()), body),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            secrets.verify(Some(sign(b"new", b"[]").as_bytes()), body),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(secrets.verify(Some(sign(b"old", body).as_bytes()), body), Ok(()));
+        assert_eq!(secrets.verify(Some(sign(b"new", body).as_bytes()), body), Ok(()));
+        assert_eq!(secrets.verify(Some(sign(b"other", body).as_bytes()), body), Err(SignatureError::Mismatch));
+        assert_eq!(secrets.verify(Some(sign(b"new", b"[]").as_bytes()), body), Err(SignatureError::Mismatch));
         assert_eq!(secrets.verify(None, body), Err(SignatureError::Missing));
-        let upper = sign(b"new", body)
-            .to_uppercase()
-            .replace("SHA256=", "sha256=");
-        assert_eq!(
-            secrets.verify(Some(upper.as_bytes()), body),
-            Err(SignatureError::Malformed)
-        );
-        assert_eq!(
-            secrets.verify(Some(b"sha256=abcd"), body),
-            Err(SignatureError::Malformed)
-        );
+        let upper = sign(b"new", body).to_uppercase().replace("SHA256=", "sha256=");
+        assert_eq!(secrets.verify(Some(upper.as_bytes()), body), Err(SignatureError::Malformed));
+        assert_eq!(secrets.verify(Some(b"sha256=abcd"), body), Err(SignatureError::Malformed));
     }
 
     #[test]

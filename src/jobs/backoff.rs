@@ -10,10 +10,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            base: Duration::from_secs(2),
-            cap: Duration::from_secs(15 * 60),
-        }
+        Backoff { base: Duration::from_secs(2), cap: Duration::from_secs(15 * 60) }
     }
 }
 
@@ -22,10 +19,7 @@ impl Backoff {
     /// The jitter spreads retries of jobs that failed together (say, behind one outage).
     pub fn delay(&self, attempts: i64, unit: f64) -> Duration {
         let exp = attempts.clamp(1, 32) as u32 - 1;
-        let full = self
-            .base
-            .saturating_mul(2u32.saturating_pow(exp))
-            .min(self.cap);
+        let full = self.base.saturating_mul(2u32.saturating_pow(exp)).min(self.cap);
         full / 2 + full.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
     }
 }
@@ -36,10 +30,7 @@ mod tests {
 
     #[test]
     fn doubles_per_attempt_within_jitter_bounds_and_caps() {
-        let b = Backoff {
-            base: Duration::from_secs(2),
-            cap: Duration::from_secs(60),
-        };
+        let b = Backoff { base: Duration::from_secs(2), cap: Duration::from_secs(60) };
         assert_eq!(b.delay(1, 0.0), Duration::from_secs(1));
         assert_eq!(b.delay(1, 1.0), Duration::from_secs(2));
         assert_eq!(b.delay(3, 0.0), Duration::from_secs(4));

@@ -125,15 +125,10 @@ impl<H: JobHandler> Runner<H> {
         for _ in 0..self.store.bury_expired(now).await? {
             self.metrics.job_dead("unknown");
         }
-        let Some(job) = self
-            .store
-            .claim(&self.options.owner, now, now + ms(self.options.lease))
-            .await?
-        else {
+        let Some(job) = self.store.claim(&self.options.owner, now, now + ms(self.options.lease)).await? else {
             return Ok(false);
         };
-        let span =
-            tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
+        let span = tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
         self.process(job).instrument(span).await?;
         Ok(true)
     }
@@ -145,16 +140,12 @@ impl<H: JobHandler> Runner<H> {
         match result {
             JobResult::Done(writes) => {
                 if !self.store.complete(&job, &writes, now).await? {
-                    tracing::warn!(
-                        "lease lost before completion; another worker owns this job now"
-                    );
+                    tracing::warn!("lease lost before completion; another worker owns this job now");
                 }
             }
             JobResult::RetryAfter { after, reason } => {
                 tracing::info!(%reason, after_ms = ms(after), "job deferred");
-                self.store
-                    .defer(&job, now + ms(after), &reason, now)
-                    .await?;
+                self.store.defer(&job, now + ms(after), &reason, now).await?;
             }
             JobResult::Failed(error) => {
                 self.metrics.job_failure(&job.kind);

@@ -9,12 +9,7 @@ pub const MARKER: &str = "<!-- hotfix-lane -->";
 
 /// The comment for the current lane and postmortem reports. Only the lane's own words and
 /// forge identifiers (logins, issue numbers) appear in it, never text from the change.
-pub fn render(
-    membership: &Membership,
-    lane: &Report,
-    postmortem: &Report,
-    policy: &Policy,
-) -> String {
+pub fn render(membership: &Membership, lane: &Report, postmortem: &Report, policy: &Policy) -> String {
     let mark = |state| {
         if state == CheckState::Success {
             "✅"

@@ -197,52 +197,13 @@ forge_enum!(PullRequestAction {
     ReadyForReview,
     ConvertedToDraft,
 });
-forge_enum!(ReviewAction {
-    Submitted,
-    Edited,
-    Dismissed
-});
-forge_enum!(ReviewState {
-    Approved,
-    ChangesRequested,
-    Commented,
-    Dismissed,
-    Pending
-});
-forge_enum!(IssueAction {
-    Opened,
-    Edited,
-    Deleted,
-    Transferred,
-    Closed,
-    Reopened,
-    Labeled,
-    Unlabeled
-});
-forge_enum!(CommentAction {
-    Created,
-    Edited,
-    Deleted
-});
-forge_enum!(MergeGroupAction {
-    ChecksRequested,
-    Destroyed
-});
-forge_enum!(CheckAction {
-    Created,
-    Completed,
-    Rerequested,
-    RequestedAction,
-    Requested
-});
-forge_enum!(CheckStatus {
-    Queued,
-    InProgress,
-    Completed,
-    Waiting,
-    Requested,
-    Pending
-});
+forge_enum!(ReviewAction { Submitted, Edited, Dismissed });
+forge_enum!(ReviewState { Approved, ChangesRequested, Commented, Dismissed, Pending });
+forge_enum!(IssueAction { Opened, Edited, Deleted, Transferred, Closed, Reopened, Labeled, Unlabeled });
+forge_enum!(CommentAction { Created, Edited, Deleted });
+forge_enum!(MergeGroupAction { ChecksRequested, Destroyed });
+forge_enum!(CheckAction { Created, Completed, Rerequested, RequestedAction, Requested });
+forge_enum!(CheckStatus { Queued, InProgress, Completed, Waiting, Requested, Pending });
 forge_enum!(CheckConclusion {
     Success,
     Failure,
@@ -254,24 +215,9 @@ forge_enum!(CheckConclusion {
     Stale,
     StartupFailure,
 });
-forge_enum!(CommitState {
-    Pending,
-    Success,
-    Failure,
-    Error
-});
-forge_enum!(ItemState {
-    Open,
-    Closed,
-    Merged
-});
-forge_enum!(InstallationAction {
-    Created,
-    Deleted,
-    Suspend,
-    Unsuspend,
-    NewPermissionsAccepted
-});
+forge_enum!(CommitState { Pending, Success, Failure, Error });
+forge_enum!(ItemState { Open, Closed, Merged });
+forge_enum!(InstallationAction { Created, Deleted, Suspend, Unsuspend, NewPermissionsAccepted });
 
 impl Envelope {
     /// Whether the lane acts on this event at all. Ignored events are acknowledged with `200`
@@ -284,9 +230,7 @@ impl Envelope {
             Event::Issue { action, .. } => *action != IssueAction::Unknown,
             Event::Comment { action, .. } => *action != CommentAction::Unknown,
             Event::MergeGroup { action, .. } => *action != MergeGroupAction::Unknown,
-            Event::CheckRun { action, .. } | Event::CheckSuite { action, .. } => {
-                *action != CheckAction::Unknown
-            }
+            Event::CheckRun { action, .. } | Event::CheckSuite { action, .. } => *action != CheckAction::Unknown,
             Event::Status { .. } | Event::Push { .. } => true,
             Event::Installation { action } => *action != InstallationAction::Unknown,
         }
@@ -303,36 +247,18 @@ impl Envelope {
             Event::PullRequest { pull, .. } | Event::Review { pull, .. } => {
                 format!("pr:{}", pull.number)
             }
-            Event::Comment {
-                number,
-                on_pull_request: true,
-                ..
-            } => format!("pr:{number}"),
+            Event::Comment { number, on_pull_request: true, .. } => format!("pr:{number}"),
             Event::Comment { number, .. } => format!("issue:{number}"),
             Event::Issue { issue, .. } if issue.is_pull_request => format!("pr:{}", issue.number),
             Event::Issue { issue, .. } => format!("issue:{}", issue.number),
             Event::MergeGroup { group, .. } => format!("queue:{}", group.base_ref),
-            Event::CheckRun {
-                check:
-                    Check {
-                        pull_numbers,
-                        head_sha,
-                        ..
-                    },
-                ..
+            Event::CheckRun { check: Check { pull_numbers, head_sha, .. }, .. }
+            | Event::CheckSuite { suite: CheckSuite { pull_numbers, head_sha, .. }, .. } => {
+                match pull_numbers.first() {
+                    Some(n) => format!("pr:{n}"),
+                    None => format!("sha:{head_sha}"),
+                }
             }
-            | Event::CheckSuite {
-                suite:
-                    CheckSuite {
-                        pull_numbers,
-                        head_sha,
-                        ..
-                    },
-                ..
-            } => match pull_numbers.first() {
-                Some(n) => format!("pr:{n}"),
-                None => format!("sha:{head_sha}"),
-            },
             Event::Status { sha, .. } => format!("sha:{sha}"),
             Event::Push { git_ref, .. } => format!("ref:{git_ref}"),
             Event::Ping | Event::Installation { .. } => "repo".to_string(),

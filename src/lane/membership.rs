@@ -44,17 +44,12 @@ pub fn evaluate(pull: &PullRequest, policy: &Policy, labeler: Option<&Labeler>) 
         Some(l) if l.responder => {
             let patterns = &policy.lane.branch_patterns;
             if patterns.is_empty() || patterns.iter().any(|p| glob_match(p, &pull.head_ref)) {
-                Membership::Hotfix {
-                    by: l.login.clone(),
-                    since: l.at,
-                }
+                Membership::Hotfix { by: l.login.clone(), since: l.at }
             } else {
                 Membership::BranchMismatch
             }
         }
-        Some(l) => Membership::NotAuthorized {
-            by: Some(l.login.clone()),
-        },
+        Some(l) => Membership::NotAuthorized { by: Some(l.login.clone()) },
         None => Membership::NotAuthorized { by: None },
     }
 }
@@ -63,12 +58,7 @@ pub fn evaluate(pull: &PullRequest, policy: &Policy, labeler: Option<&Labeler>) 
 pub fn report(membership: &Membership, policy: &Policy) -> Report {
     let label = &policy.lane.label;
     match membership {
-        Membership::Normal => Report::new(
-            LANE_CONTEXT,
-            CheckState::Success,
-            "normal".into(),
-            String::new(),
-        ),
+        Membership::Normal => Report::new(LANE_CONTEXT, CheckState::Success, "normal".into(), String::new()),
         Membership::Hotfix { by, .. } => Report::new(
             LANE_CONTEXT,
             CheckState::Success,
@@ -81,10 +71,7 @@ pub fn report(membership: &Membership, policy: &Policy) -> Report {
             format!("{label} label not authorized"),
             format!(
                 "The `{label}` label was applied by {}, who is not a responder. {}",
-                by.as_ref().map_or(
-                    "someone hotfix-lane could not identify".to_string(),
-                    |b| format!("@{b}")
-                ),
+                by.as_ref().map_or("someone hotfix-lane could not identify".to_string(), |b| format!("@{b}")),
                 who_can_authorize(policy)
             ),
         ),
@@ -94,13 +81,7 @@ pub fn report(membership: &Membership, policy: &Policy) -> Report {
             "hotfix branch does not match policy".into(),
             format!(
                 "The policy admits only head branches matching {}.",
-                policy
-                    .lane
-                    .branch_patterns
-                    .iter()
-                    .map(|p| format!("`{p}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                policy.lane.branch_patterns.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
             ),
         ),
     }
@@ -112,18 +93,12 @@ pub fn who_can_authorize(policy: &Policy) -> String {
     let mut who: Vec<String> = r.users.iter().map(|u| format!("@{u}")).collect();
     who.extend(r.teams.iter().cloned());
     if let Some(p) = r.min_permission {
-        who.push(format!(
-            "anyone with `{}` permission or more",
-            format!("{p:?}").to_lowercase()
-        ));
+        who.push(format!("anyone with `{}` permission or more", format!("{p:?}").to_lowercase()));
     }
     if who.is_empty() {
         "No responders are configured: list them under `[responders]` in `.github/hotfix-lane.toml`.".to_string()
     } else {
-        format!(
-            "Responders who can put a change in the lane: {}.",
-            who.join(", ")
-        )
+        format!("Responders who can put a change in the lane: {}.", who.join(", "))
     }
 }
 
@@ -134,10 +109,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first)
-        || !text[first.len()..].ends_with(last)
-        || text.len() < first.len() + last.len()
-    {
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -160,10 +132,7 @@ mod tests {
             number: 1,
             title: "t".into(),
             body: String::new(),
-            author: Actor {
-                id: 1,
-                login: "dev".into(),
-            },
+            author: Actor { id: 1, login: "dev".into() },
             state: ItemState::Open,
             draft: false,
             merged: false,
@@ -177,93 +146,45 @@ mod tests {
     }
 
     fn by(login: &str, responder: bool) -> Labeler {
-        Labeler {
-            login: login.into(),
-            responder,
-            at: 7,
-        }
+        Labeler { login: login.into(), responder, at: 7 }
     }
 
     #[test]
     fn the_label_counts_only_from_a_responder() {
         let policy = Policy::default();
-        assert_eq!(
-            evaluate(&pull(&[], "fix"), &policy, None),
-            Membership::Normal
-        );
+        assert_eq!(evaluate(&pull(&[], "fix"), &policy, None), Membership::Normal);
         assert_eq!(
             evaluate(&pull(&["HotFix"], "fix"), &policy, Some(&by("alice", true))),
-            Membership::Hotfix {
-                by: "alice".into(),
-                since: 7
-            }
+            Membership::Hotfix { by: "alice".into(), since: 7 }
         );
         assert_eq!(
-            evaluate(
-                &pull(&["hotfix"], "fix"),
-                &policy,
-                Some(&by("mallory", false))
-            ),
-            Membership::NotAuthorized {
-                by: Some("mallory".into())
-            }
+            evaluate(&pull(&["hotfix"], "fix"), &policy, Some(&by("mallory", false))),
+            Membership::NotAuthorized { by: Some("mallory".into()) }
         );
-        assert_eq!(
-            evaluate(&pull(&["hotfix"], "fix"), &policy, None),
-            Membership::NotAuthorized { by: None }
-        );
+        assert_eq!(evaluate(&pull(&["hotfix"], "fix"), &policy, None), Membership::NotAuthorized { by: None });
     }
 
     #[test]
     fn branch_patterns_narrow_the_lane() {
         let policy = Policy::parse("[lane]\nbranch_patterns = [\"hotfix/*\"]").unwrap();
-        assert!(evaluate(
-            &pull(&["hotfix"], "hotfix/db"),
-            &policy,
-            Some(&by("a", true))
-        )
-        .in_lane());
+        assert!(evaluate(&pull(&["hotfix"], "hotfix/db"), &policy, Some(&by("a", true))).in_lane());
         assert_eq!(
-            evaluate(
-                &pull(&["hotfix"], "feature/x"),
-                &policy,
-                Some(&by("a", true))
-            ),
+            evaluate(&pull(&["hotfix"], "feature/x"), &policy, Some(&by("a", true))),
             Membership::BranchMismatch
         );
     }
 
     #[test]
     fn reports_read_as_the_contract_says() {
-        let policy =
-            Policy::parse("[responders]\nusers = [\"alice\"]\nteams = [\"@acme/oncall\"]").unwrap();
+        let policy = Policy::parse("[responders]\nusers = [\"alice\"]\nteams = [\"@acme/oncall\"]").unwrap();
         assert_eq!(report(&Membership::Normal, &policy).description, "normal");
         assert_eq!(
-            report(
-                &Membership::Hotfix {
-                    by: "alice".into(),
-                    since: 0
-                },
-                &policy
-            )
-            .description,
+            report(&Membership::Hotfix { by: "alice".into(), since: 0 }, &policy).description,
             "hotfix: smoke-only"
         );
-        let refused = report(
-            &Membership::NotAuthorized {
-                by: Some("bob".into()),
-            },
-            &policy,
-        );
-        assert_eq!(
-            (refused.state, refused.description.as_str()),
-            (CheckState::Failure, "hotfix label not authorized")
-        );
-        assert!(
-            refused.details.contains("@alice, @acme/oncall"),
-            "{}",
-            refused.details
-        );
+        let refused = report(&Membership::NotAuthorized { by: Some("bob".into()) }, &policy);
+        assert_eq!((refused.state, refused.description.as_str()), (CheckState::Failure, "hotfix label not authorized"));
+        assert!(refused.details.contains("@alice, @acme/oncall"), "{}", refused.details);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The pure core: events, policy and the lane's decisions. No I/O, no clocks, no forge types.
 
+pub mod command;
 pub mod comment;
 pub mod event;
+pub mod incident;
 pub mod membership;
 pub mod policy;
 pub mod postmortem;

@@ -91,31 +91,19 @@ pub enum MergeMethod {
 
 impl Default for LanePolicy {
     fn default() -> Self {
-        LanePolicy {
-            label: "hotfix".into(),
-            branch_patterns: vec![],
-        }
+        LanePolicy { label: "hotfix".into(), branch_patterns: vec![] }
     }
 }
 
 impl Default for PostmortemPolicy {
     fn default() -> Self {
-        PostmortemPolicy {
-            label: "postmortem".into(),
-            allowed_repos: vec![],
-            template: None,
-            open_on_label: false,
-        }
+        PostmortemPolicy { label: "postmortem".into(), allowed_repos: vec![], template: None, open_on_label: false }
     }
 }
 
 impl Default for BackportPolicy {
     fn default() -> Self {
-        BackportPolicy {
-            targets: vec![],
-            labels: vec![],
-            stale_after: Duration::from_secs(3 * 24 * 3600),
-        }
+        BackportPolicy { targets: vec![], labels: vec![], stale_after: Duration::from_secs(3 * 24 * 3600) }
     }
 }
 
@@ -145,10 +133,7 @@ impl Policy {
             location: e.span().map(|span| line_column(text, span.start)),
             message: e.message().trim().to_string(),
         })?;
-        policy.validate().map_err(|message| PolicyError {
-            location: None,
-            message,
-        })?;
+        policy.validate().map_err(|message| PolicyError { location: None, message })?;
         Ok(policy)
     }
 
@@ -160,14 +145,10 @@ impl Policy {
             return Err("postmortem.label must not be empty".into());
         }
         if let Some(bad) = self.responders.teams.iter().find(|t| !is_team(t)) {
-            return Err(format!(
-                "responders.teams: `{bad}` is not a team; write it as `@org/team`"
-            ));
+            return Err(format!("responders.teams: `{bad}` is not a team; write it as `@org/team`"));
         }
         if let Some(bad) = self.postmortem.allowed_repos.iter().find(|r| !is_repo(r)) {
-            return Err(format!(
-                "postmortem.allowed_repos: `{bad}` is not `owner/repo`"
-            ));
+            return Err(format!("postmortem.allowed_repos: `{bad}` is not `owner/repo`"));
         }
         if self.merge.max_grant.is_zero() {
             return Err("merge.max_grant must be longer than zero".into());
@@ -183,8 +164,7 @@ fn is_team(t: &str) -> bool {
 }
 
 fn is_repo(r: &str) -> bool {
-    r.split_once('/')
-        .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+    r.split_once('/').is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -212,9 +192,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => return Err(bad()),
         };
         let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = total
-            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
-            .ok_or_else(bad)?;
+        total = total.checked_add(n.checked_mul(unit).ok_or_else(bad)?).ok_or_else(bad)?;
         digits.clear();
     }
     if !digits.is_empty() || text.trim().is_empty() {

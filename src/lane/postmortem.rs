@@ -26,17 +26,15 @@ pub fn find_reference(body: &str, this_repo: &str) -> Result<Option<IssueRef>, S
         let Some((key, value)) = line.split_once(':') else {
             continue;
         };
-        if !key
-            .trim()
-            .trim_matches('*')
-            .eq_ignore_ascii_case("postmortem")
-        {
+        if !key.trim().trim_matches('*').eq_ignore_ascii_case("postmortem") {
             continue;
         }
         let value = value.trim().trim_matches('*').trim();
-        return parse_reference(value, this_repo)
-            .map(Some)
-            .ok_or_else(|| format!("`Postmortem: {value}` is not an issue reference; write `#123`, `owner/repo#123` or the issue's URL"));
+        return parse_reference(value, this_repo).map(Some).ok_or_else(|| {
+            format!(
+                "`Postmortem: {value}` is not an issue reference; write `#123`, `owner/repo#123` or the issue's URL"
+            )
+        });
     }
     Ok(None)
 }
@@ -44,22 +42,13 @@ pub fn find_reference(body: &str, this_repo: &str) -> Result<Option<IssueRef>, S
 fn parse_reference(value: &str, this_repo: &str) -> Option<IssueRef> {
     let value = value.split_whitespace().next()?;
     if let Some(number) = value.strip_prefix('#') {
-        return Some(IssueRef {
-            repo: this_repo.to_string(),
-            number: number.parse().ok()?,
-        });
+        return Some(IssueRef { repo: this_repo.to_string(), number: number.parse().ok()? });
     }
     // https://<host>/<owner>/<repo>/issues/<n> (any host: GitHub Enterprise too)
-    let Some(path) = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-    else {
+    let Some(path) = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://")) else {
         // owner/repo#123
         let (repo, number) = value.split_once('#')?;
-        return valid_repo(repo).then_some(IssueRef {
-            repo: repo.to_string(),
-            number: number.parse().ok()?,
-        });
+        return valid_repo(repo).then_some(IssueRef { repo: repo.to_string(), number: number.parse().ok()? });
     };
     let mut parts = path.trim_end_matches('/').split('/').skip(1);
     let (owner, name, kind, number) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -74,33 +63,21 @@ fn parse_reference(value: &str, this_repo: &str) -> Option<IssueRef> {
 /// `owner/name` in the characters GitHub and GitLab allow. The reference comes from untrusted
 /// text and ends up in the lane's comments, so nothing else (markdown, HTML) gets through.
 fn valid_repo(repo: &str) -> bool {
-    let part = |p: &str| {
-        !p.is_empty()
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    repo.split_once('/')
-        .is_some_and(|(o, n)| part(o) && part(n))
+    let part = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    repo.split_once('/').is_some_and(|(o, n)| part(o) && part(n))
 }
 
 /// What the forge said about a referenced issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IssueLookup {
-    Found {
-        is_pull_request: bool,
-        labels: Vec<String>,
-    },
+    Found { is_pull_request: bool, labels: Vec<String> },
     NotFound,
 }
 
 /// Whether a reference may be looked up at all: this repository, or one the policy allows.
 pub fn allowed(reference: &IssueRef, this_repo: &str, policy: &Policy) -> bool {
     reference.repo.eq_ignore_ascii_case(this_repo)
-        || policy
-            .postmortem
-            .allowed_repos
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(&reference.repo))
+        || policy.postmortem.allowed_repos.iter().any(|r| r.eq_ignore_ascii_case(&reference.repo))
 }
 
 /// The postmortem check for a change. `reference` is the outcome of [`find_reference`];
@@ -113,35 +90,17 @@ pub fn verdict(
     policy: &Policy,
 ) -> Report {
     let fail = |description: String, details: String| {
-        Report::new(
-            POSTMORTEM_CONTEXT,
-            CheckState::Failure,
-            description,
-            details,
-        )
+        Report::new(POSTMORTEM_CONTEXT, CheckState::Failure, description, details)
     };
     if !in_lane {
-        return Report::new(
-            POSTMORTEM_CONTEXT,
-            CheckState::Success,
-            "not a hotfix".into(),
-            String::new(),
-        );
+        return Report::new(POSTMORTEM_CONTEXT, CheckState::Success, "not a hotfix".into(), String::new());
     }
     let how = "Add a line `Postmortem: #<issue>` to the description (or `owner/repo#<issue>`, or the issue's URL), \
                or comment `/hotfix postmortem` to have one opened.";
     let reference = match reference {
-        Err(problem) => {
-            return fail(
-                "postmortem reference unreadable".into(),
-                format!("{problem}.\n\n{how}"),
-            )
-        }
+        Err(problem) => return fail("postmortem reference unreadable".into(), format!("{problem}.\n\n{how}")),
         Ok(None) => {
-            return fail(
-                "no postmortem referenced".into(),
-                format!("This hotfix names no postmortem issue. {how}"),
-            )
+            return fail("no postmortem referenced".into(), format!("This hotfix names no postmortem issue. {how}"))
         }
         Ok(Some(r)) => r,
     };
@@ -168,7 +127,9 @@ pub fn verdict(
         ),
         Some(IssueLookup::Found { labels, .. }) if !labels.iter().any(|l| l.eq_ignore_ascii_case(label)) => fail(
             format!("{shown} lacks the `{label}` label"),
-            format!("{shown} exists but is not labelled `{label}`. Add the label to the issue and this check turns green."),
+            format!(
+                "{shown} exists but is not labelled `{label}`. Add the label to the issue and this check turns green."
+            ),
         ),
         Some(IssueLookup::Found { .. }) => {
             Report::new(POSTMORTEM_CONTEXT, CheckState::Success, format!("postmortem {shown}"), String::new())
@@ -194,30 +155,15 @@ mod tests {
     }
 
     fn r(repo: &str, number: u64) -> Option<IssueRef> {
-        Some(IssueRef {
-            repo: repo.into(),
-            number,
-        })
+        Some(IssueRef { repo: repo.into(), number })
     }
 
     #[test]
     fn references_in_each_accepted_form() {
-        assert_eq!(
-            find("Fixes checkout.\n\nPostmortem: #123"),
-            Ok(r("acme/shop", 123))
-        );
-        assert_eq!(
-            find("postmortem: acme/incidents#7"),
-            Ok(r("acme/incidents", 7))
-        );
-        assert_eq!(
-            find("- **Postmortem:** https://github.com/acme/incidents/issues/9"),
-            Ok(r("acme/incidents", 9))
-        );
-        assert_eq!(
-            find("Postmortem: https://ghe.example/acme/shop/issues/4#issuecomment-1"),
-            Ok(r("acme/shop", 4))
-        );
+        assert_eq!(find("Fixes checkout.\n\nPostmortem: #123"), Ok(r("acme/shop", 123)));
+        assert_eq!(find("postmortem: acme/incidents#7"), Ok(r("acme/incidents", 7)));
+        assert_eq!(find("- **Postmortem:** https://github.com/acme/incidents/issues/9"), Ok(r("acme/incidents", 9)));
+        assert_eq!(find("Postmortem: https://ghe.example/acme/shop/issues/4#issuecomment-1"), Ok(r("acme/shop", 4)));
         assert_eq!(find("no reference here\nPostmortems are good"), Ok(None));
         assert_eq!(find(""), Ok(None));
     }
@@ -225,85 +171,39 @@ mod tests {
     #[test]
     fn an_unreadable_reference_is_explained() {
         let err = find("Postmortem: soon").unwrap_err();
-        assert!(
-            err.contains("`Postmortem: soon` is not an issue reference"),
-            "{err}"
-        );
-        assert!(
-            find("Postmortem: https://github.com/acme/shop/pull/4").is_err(),
-            "a pull request URL is not an issue"
-        );
+        assert!(err.contains("`Postmortem: soon` is not an issue reference"), "{err}");
+        assert!(find("Postmortem: https://github.com/acme/shop/pull/4").is_err(), "a pull request URL is not an issue");
         assert!(find("Postmortem: #abc").is_err());
         assert!(find("Postmortem: https://h/<b>x</b>/r/issues/1").is_err());
-        assert!(
-            find("Postmortem: [x](javascript:alert)/r#1").is_err(),
-            "only repository-name characters"
-        );
+        assert!(find("Postmortem: [x](javascript:alert)/r#1").is_err(), "only repository-name characters");
     }
 
     #[test]
     fn each_failure_says_what_is_missing() {
         let policy = Policy::default();
-        let check = |reference, lookup: Option<IssueLookup>| {
-            verdict(true, &reference, "acme/shop", lookup.as_ref(), &policy)
-        };
+        let check =
+            |reference, lookup: Option<IssueLookup>| verdict(true, &reference, "acme/shop", lookup.as_ref(), &policy);
         let found = |pr: bool, labels: &[&str]| {
-            Some(IssueLookup::Found {
-                is_pull_request: pr,
-                labels: labels.iter().map(|l| l.to_string()).collect(),
-            })
+            Some(IssueLookup::Found { is_pull_request: pr, labels: labels.iter().map(|l| l.to_string()).collect() })
         };
 
         let ok = check(Ok(r("acme/shop", 5)), found(false, &["Postmortem"]));
-        assert_eq!(
-            (ok.state, ok.description.as_str()),
-            (CheckState::Success, "postmortem #5")
-        );
-        assert_eq!(
-            check(Ok(None), None).description,
-            "no postmortem referenced"
-        );
-        assert_eq!(
-            check(Ok(r("acme/shop", 5)), Some(IssueLookup::NotFound)).description,
-            "#5 does not exist"
-        );
-        assert_eq!(
-            check(Ok(r("acme/shop", 5)), found(true, &["postmortem"])).description,
-            "#5 is a pull request"
-        );
-        assert_eq!(
-            check(Ok(r("acme/shop", 5)), found(false, &["bug"])).description,
-            "#5 lacks the `postmortem` label"
-        );
-        assert_eq!(
-            check(Ok(r("other/repo", 5)), None).description,
-            "other/repo#5: repository not allowed"
-        );
-        assert_eq!(
-            check(Err("bad".into()), None).description,
-            "postmortem reference unreadable"
-        );
+        assert_eq!((ok.state, ok.description.as_str()), (CheckState::Success, "postmortem #5"));
+        assert_eq!(check(Ok(None), None).description, "no postmortem referenced");
+        assert_eq!(check(Ok(r("acme/shop", 5)), Some(IssueLookup::NotFound)).description, "#5 does not exist");
+        assert_eq!(check(Ok(r("acme/shop", 5)), found(true, &["postmortem"])).description, "#5 is a pull request");
+        assert_eq!(check(Ok(r("acme/shop", 5)), found(false, &["bug"])).description, "#5 lacks the `postmortem` label");
+        assert_eq!(check(Ok(r("other/repo", 5)), None).description, "other/repo#5: repository not allowed");
+        assert_eq!(check(Err("bad".into()), None).description, "postmortem reference unreadable");
         let normal = verdict(false, &Ok(None), "acme/shop", None, &policy);
-        assert_eq!(
-            (normal.state, normal.description.as_str()),
-            (CheckState::Success, "not a hotfix")
-        );
+        assert_eq!((normal.state, normal.description.as_str()), (CheckState::Success, "not a hotfix"));
     }
 
     #[test]
     fn allow_listed_repositories_count() {
         let policy = Policy::parse("[postmortem]\nallowed_repos = [\"acme/incidents\"]").unwrap();
-        let lookup = IssueLookup::Found {
-            is_pull_request: false,
-            labels: vec!["postmortem".into()],
-        };
-        let ok = verdict(
-            true,
-            &Ok(r("ACME/Incidents", 2)),
-            "acme/shop",
-            Some(&lookup),
-            &policy,
-        );
+        let lookup = IssueLookup::Found { is_pull_request: false, labels: vec!["postmortem".into()] };
+        let ok = verdict(true, &Ok(r("ACME/Incidents", 2)), "acme/shop", Some(&lookup), &policy);
         assert_eq!(ok.state, CheckState::Success, "{ok:?}");
         assert_eq!(ok.description, "postmortem ACME/Incidents#2");
     }

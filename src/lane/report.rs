@@ -31,11 +31,6 @@ impl Report {
         } else {
             description
         };
-        Report {
-            context: context.to_string(),
-            state,
-            description,
-            details,
-        }
+        Report { context: context.to_string(), state, description, details }
     }
 }

@@ -50,33 +50,19 @@ pub struct Reported {
 impl LaneRecord {
     /// Whether `report` on `sha` differs from what was last posted.
     pub fn is_news(&self, sha: &str, report: &Report) -> bool {
-        self.reported
-            .get(&report.context)
-            .is_none_or(|r| r.sha != sha || r.report != *report)
+        self.reported.get(&report.context).is_none_or(|r| r.sha != sha || r.report != *report)
     }
 
     pub fn remember(&mut self, sha: &str, report: &Report) {
-        self.reported.insert(
-            report.context.clone(),
-            Reported {
-                sha: sha.to_string(),
-                report: report.clone(),
-            },
-        );
+        self.reported.insert(report.context.clone(), Reported { sha: sha.to_string(), report: report.clone() });
     }
 }
 
 /// The pull request an event is about, with the facts it carries (if it carries them).
 pub fn subject(envelope: &Envelope) -> Option<(u64, Option<&PullRequest>)> {
     match &envelope.event {
-        Event::PullRequest { pull, .. } | Event::Review { pull, .. } => {
-            Some((pull.number, Some(pull)))
-        }
-        Event::Comment {
-            number,
-            on_pull_request: true,
-            ..
-        } => Some((*number, None)),
+        Event::PullRequest { pull, .. } | Event::Review { pull, .. } => Some((pull.number, Some(pull))),
+        Event::Comment { number, on_pull_request: true, .. } => Some((*number, None)),
         _ => None,
     }
 }

@@ -50,11 +50,7 @@ pub const DELIVERY_JOB: &str = "delivery";
 
 impl DeliveryWriter {
     /// `wake` is notified after each commit that queued new jobs, once per batch.
-    pub fn spawn(
-        store: Store,
-        max_attempts: i64,
-        wake: Arc<Notify>,
-    ) -> (DeliveryWriter, tokio::task::JoinHandle<()>) {
+    pub fn spawn(store: Store, max_attempts: i64, wake: Arc<Notify>) -> (DeliveryWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let task = tokio::spawn(run(store, rx, max_attempts, wake));
         (DeliveryWriter { tx }, task)
@@ -63,10 +59,7 @@ impl DeliveryWriter {
     /// Stores one delivery; returns once it is committed (or known to be a duplicate).
     pub async fn store(&self, delivery: NewDelivery) -> Result<StoreOutcome> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send((delivery, done))
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
+        self.tx.send((delivery, done)).await.map_err(|_| StoreError::WriterGone)?;
         wait.await.map_err(|_| StoreError::WriterGone)?
     }
 }
@@ -98,11 +91,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Request>, max_attempts: i64, w
 }
 
 impl Store {
-    async fn insert_deliveries(
-        &self,
-        batch: &[Request],
-        max_attempts: i64,
-    ) -> Result<Vec<StoreOutcome>> {
+    async fn insert_deliveries(&self, batch: &[Request], max_attempts: i64) -> Result<Vec<StoreOutcome>> {
         let (writer, _turn) = self.inbox_writer();
         let mut conn = writer.acquire().await?;
         let sqlite_sync = self.durable && self.dialect == Dialect::Sqlite;
@@ -125,17 +114,12 @@ impl Store {
     ) -> Result<Vec<StoreOutcome>> {
         let mut tx = conn.begin().await?;
         if self.durable && self.dialect == Dialect::Postgres {
-            sqlx::query("SET LOCAL synchronous_commit = on")
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("SET LOCAL synchronous_commit = on").execute(&mut *tx).await?;
         }
         // A delivery id seen earlier in the same batch is a duplicate of that one.
         let mut first = std::collections::HashSet::new();
-        let fresh: Vec<&NewDelivery> = batch
-            .iter()
-            .map(|(d, _)| d)
-            .filter(|d| first.insert((d.forge, d.delivery_id.as_str())))
-            .collect();
+        let fresh: Vec<&NewDelivery> =
+            batch.iter().map(|(d, _)| d).filter(|d| first.insert((d.forge, d.delivery_id.as_str()))).collect();
         // Two statements per batch, not two per delivery.
         let sql = format!(
             "INSERT INTO deliveries (forge, delivery_id, event, received_at, envelope) VALUES {} \
@@ -144,12 +128,7 @@ impl Store {
         );
         let mut insert = sqlx::query_as::<_, (i64, String, String)>(&sql).persistent(false);
         for d in &fresh {
-            insert = insert
-                .bind(d.forge)
-                .bind(&d.delivery_id)
-                .bind(&d.event)
-                .bind(d.received_at)
-                .bind(&d.envelope);
+            insert = insert.bind(d.forge).bind(&d.delivery_id).bind(&d.event).bind(d.received_at).bind(&d.envelope);
         }
         let stored: HashMap<(String, String), i64> = insert
             .fetch_all(&mut *tx)
@@ -194,19 +173,12 @@ impl Store {
     /// The stored envelope (JSON) of a delivery, by row id.
     pub async fn delivery_envelope(&self, id: i64) -> Result<Option<String>> {
         let row: Option<(String,)> =
-            sqlx::query_as("SELECT envelope FROM deliveries WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+            sqlx::query_as("SELECT envelope FROM deliveries WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         Ok(row.map(|(e,)| e))
     }
 
     /// The stored envelope (JSON) of a delivery, by its forge delivery id.
-    pub async fn delivery_by_forge_id(
-        &self,
-        forge: &str,
-        delivery_id: &str,
-    ) -> Result<Option<String>> {
+    pub async fn delivery_by_forge_id(&self, forge: &str, delivery_id: &str) -> Result<Option<String>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT envelope FROM deliveries WHERE forge = $1 AND delivery_id = $2")
                 .bind(forge)
@@ -217,9 +189,7 @@ impl Store {
     }
 
     pub async fn delivery_count(&self) -> Result<i64> {
-        let row: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deliveries")
-            .fetch_one(&self.pool)
-            .await?;
+        let row: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deliveries").fetch_one(&self.pool).await?;
         Ok(row.0)
     }
 }

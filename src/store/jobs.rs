@@ -80,11 +80,7 @@ macro_rules! claim_sql {
 const CLAIM_SQLITE: &str = claim_sql!("");
 const CLAIM_POSTGRES: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
 
-pub(super) async fn insert_jobs(
-    tx: &mut Transaction<'_, Any>,
-    jobs: &[NewJob],
-    now: Millis,
-) -> Result<()> {
+pub(super) async fn insert_jobs(tx: &mut Transaction<'_, Any>, jobs: &[NewJob], now: Millis) -> Result<()> {
     let sql = format!(
         "INSERT INTO jobs (kind, ordering_key, payload, delivery_id, max_attempts, run_at, state, attempts, created_at, \
          updated_at) VALUES {}",
@@ -139,12 +135,7 @@ impl Store {
     }
 
     /// Claims the oldest runnable job for `owner`, leased until `lease_until`.
-    pub async fn claim(
-        &self,
-        owner: &str,
-        now: Millis,
-        lease_until: Millis,
-    ) -> Result<Option<ClaimedJob>> {
+    pub async fn claim(&self, owner: &str, now: Millis, lease_until: Millis) -> Result<Option<ClaimedJob>> {
         let sql = match self.dialect {
             Dialect::Sqlite => CLAIM_SQLITE,
             Dialect::Postgres => CLAIM_POSTGRES,
@@ -155,30 +146,29 @@ impl Store {
             .bind(now)
             .fetch_optional(self.background_writer().await)
             .await?;
-        Ok(row.map(
-            |(id, kind, ordering_key, payload, delivery_id, attempts, max_attempts)| ClaimedJob {
-                id,
-                kind,
-                ordering_key,
-                delivery_id,
-                // Payloads are written by `insert_job` from a `Value`; they always parse.
-                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-                attempts,
-                max_attempts,
-                owner: owner.to_string(),
-            },
-        ))
+        Ok(row.map(|(id, kind, ordering_key, payload, delivery_id, attempts, max_attempts)| ClaimedJob {
+            id,
+            kind,
+            ordering_key,
+            delivery_id,
+            // Payloads are written by `insert_job` from a `Value`; they always parse.
+            payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+            attempts,
+            max_attempts,
+            owner: owner.to_string(),
+        }))
     }
 
     /// Extends a lease; false when the lease was lost (expired and taken by someone else).
     /// Not behind the inbox's priority: a lease must not run out because webhooks are busy.
     pub async fn extend_lease(&self, job: &ClaimedJob, lease_until: Millis) -> Result<bool> {
-        let done = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'")
-            .bind(lease_until)
-            .bind(job.id)
-            .bind(&job.owner)
-            .execute(&self.writer)
-            .await?;
+        let done =
+            sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'")
+                .bind(lease_until)
+                .bind(job.id)
+                .bind(&job.owner)
+                .execute(&self.writer)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -208,13 +198,7 @@ impl Store {
 
     /// Puts a failed attempt back in the queue to run at `run_at`, or buries it as dead when it
     /// has used all its attempts. Returns true when the job is now dead.
-    pub async fn fail(
-        &self,
-        job: &ClaimedJob,
-        error: &str,
-        run_at: Millis,
-        now: Millis,
-    ) -> Result<bool> {
+    pub async fn fail(&self, job: &ClaimedJob, error: &str, run_at: Millis, now: Millis) -> Result<bool> {
         let dead = job.attempts >= job.max_attempts;
         let mut tx = self.background_writer().await.begin().await?;
         sqlx::query(
@@ -241,13 +225,7 @@ impl Store {
 
     /// Defers a job without spending an attempt (the handler asked to be retried after a rate
     /// limit or similar).
-    pub async fn defer(
-        &self,
-        job: &ClaimedJob,
-        run_at: Millis,
-        reason: &str,
-        now: Millis,
-    ) -> Result<()> {
+    pub async fn defer(&self, job: &ClaimedJob, run_at: Millis, reason: &str, now: Millis) -> Result<()> {
         sqlx::query(
             "UPDATE jobs SET state = 'queued', run_at = $1, attempts = attempts - 1, last_error = $2, updated_at = $3, \
              lease_owner = NULL, lease_until = NULL WHERE id = $4 AND lease_owner = $5 AND state = 'running'",
@@ -319,9 +297,7 @@ impl Store {
 
     pub async fn job_counts(&self) -> Result<JobCounts> {
         let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state")
-                .fetch_all(&self.pool)
-                .await?;
+            sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetch_all(&self.pool).await?;
         let mut counts = JobCounts::default();
         for (state, n) in rows {
             match state.as_str() {

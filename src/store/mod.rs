@@ -62,10 +62,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            durable: true,
-            max_connections: 8,
-        }
+        StoreOptions { durable: true, max_connections: 8 }
     }
 }
 
@@ -120,13 +117,7 @@ impl Store {
             Dialect::Sqlite => connect(dialect, &connect_options, options, 1).await?,
             Dialect::Postgres => pool.clone(),
         };
-        let store = Store {
-            pool,
-            writer,
-            dialect,
-            durable: options.durable,
-            inbox: Arc::default(),
-        };
+        let store = Store { pool, writer, dialect, durable: options.durable, inbox: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -188,19 +179,10 @@ impl Store {
                     Dialect::Sqlite => sqlite,
                     Dialect::Postgres => postgres,
                 };
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    Cow::Borrowed(sql),
-                    false,
-                )
+                Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), false)
             })
             .collect::<Vec<_>>();
-        let migrator = Migrator {
-            migrations: Cow::Owned(migrations),
-            ..Migrator::DEFAULT
-        };
+        let migrator = Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT };
         migrator.run(&self.writer).await?;
         Ok(())
     }
@@ -220,8 +202,12 @@ async fn connect(
             Box::pin(async move {
                 // Commits do not wait for the disk unless they ask to (see the module docs).
                 let setup = match (dialect, durable) {
-                    (Dialect::Sqlite, true) => "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
-                    (Dialect::Sqlite, false) => "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA busy_timeout=10000;",
+                    (Dialect::Sqlite, true) => {
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;"
+                    }
+                    (Dialect::Sqlite, false) => {
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA busy_timeout=10000;"
+                    }
                     (Dialect::Postgres, _) => "SET synchronous_commit = off",
                 };
                 conn.execute(setup).await?;
@@ -261,9 +247,7 @@ fn normalize_url(url: &str) -> Result<(Dialect, String)> {
 fn placeholders(rows: usize, cols: usize, first: usize) -> String {
     (0..rows)
         .map(|r| {
-            let group: Vec<String> = (0..cols)
-                .map(|c| format!("${}", first + r * cols + c))
-                .collect();
+            let group: Vec<String> = (0..cols).map(|c| format!("${}", first + r * cols + c)).collect();
             format!("({})", group.join(", "))
         })
         .collect::<Vec<_>>()
@@ -285,22 +269,10 @@ mod tests {
 
     #[test]
     fn urls_pick_the_backend() {
-        assert_eq!(
-            normalize_url("postgres://u@h/db").unwrap().0,
-            Dialect::Postgres
-        );
-        assert_eq!(
-            normalize_url("sqlite://x.db").unwrap(),
-            (Dialect::Sqlite, "sqlite://x.db?mode=rwc".into())
-        );
-        assert_eq!(
-            normalize_url("data/x.db").unwrap(),
-            (Dialect::Sqlite, "sqlite://data/x.db?mode=rwc".into())
-        );
-        assert_eq!(
-            normalize_url("sqlite:x.db?mode=ro").unwrap().1,
-            "sqlite://x.db?mode=ro"
-        );
+        assert_eq!(normalize_url("postgres://u@h/db").unwrap().0, Dialect::Postgres);
+        assert_eq!(normalize_url("sqlite://x.db").unwrap(), (Dialect::Sqlite, "sqlite://x.db?mode=rwc".into()));
+        assert_eq!(normalize_url("data/x.db").unwrap(), (Dialect::Sqlite, "sqlite://data/x.db?mode=rwc".into()));
+        assert_eq!(normalize_url("sqlite:x.db?mode=ro").unwrap().1, "sqlite://x.db?mode=ro");
         assert!(normalize_url("mysql://h/db").is_err());
         assert!(normalize_url("").is_err());
     }

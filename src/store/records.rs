@@ -52,12 +52,7 @@ pub struct LinkedChange {
 
 pub(super) async fn apply(tx: &mut Transaction<'_, Any>, write: &Write, now: Millis) -> Result<()> {
     match write {
-        Write::LaneState {
-            forge,
-            repo_id,
-            number,
-            state,
-        } => {
+        Write::LaneState { forge, repo_id, number, state } => {
             sqlx::query(
                 "INSERT INTO lane_state (forge, repo_id, number, state, updated_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (forge, repo_id, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
@@ -86,21 +81,13 @@ pub(super) async fn apply(tx: &mut Transaction<'_, Any>, write: &Write, now: Mil
             .execute(&mut **tx)
             .await?;
         }
-        Write::PostmortemLink {
-            forge,
-            repo_id,
-            repo,
-            number,
-            issue,
-        } => {
-            sqlx::query(
-                "DELETE FROM postmortem_links WHERE forge = $1 AND repo_id = $2 AND number = $3",
-            )
-            .bind(forge)
-            .bind(repo_id)
-            .bind(number)
-            .execute(&mut **tx)
-            .await?;
+        Write::PostmortemLink { forge, repo_id, repo, number, issue } => {
+            sqlx::query("DELETE FROM postmortem_links WHERE forge = $1 AND repo_id = $2 AND number = $3")
+                .bind(forge)
+                .bind(repo_id)
+                .bind(number)
+                .execute(&mut **tx)
+                .await?;
             if let Some((issue_repo, issue_number)) = issue {
                 sqlx::query(
                     "INSERT INTO postmortem_links (forge, repo_id, repo, number, issue_repo, issue_number) \
@@ -125,12 +112,7 @@ pub(super) async fn apply(tx: &mut Transaction<'_, Any>, write: &Write, now: Mil
 
 impl Store {
     /// The changes that name `issue_repo#issue_number` as their postmortem.
-    pub async fn changes_naming(
-        &self,
-        forge: &str,
-        issue_repo: &str,
-        issue_number: i64,
-    ) -> Result<Vec<LinkedChange>> {
+    pub async fn changes_naming(&self, forge: &str, issue_repo: &str, issue_number: i64) -> Result<Vec<LinkedChange>> {
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT repo_id, repo, number FROM postmortem_links \
              WHERE forge = $1 AND issue_repo = $2 AND issue_number = $3 ORDER BY repo_id, number",
@@ -140,39 +122,22 @@ impl Store {
         .bind(issue_number)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(repo_id, repo, number)| LinkedChange {
-                repo_id,
-                repo,
-                number,
-            })
-            .collect())
+        Ok(rows.into_iter().map(|(repo_id, repo, number)| LinkedChange { repo_id, repo, number }).collect())
     }
 
-    pub async fn lane_state(
-        &self,
-        forge: &str,
-        repo_id: i64,
-        number: i64,
-    ) -> Result<Option<serde_json::Value>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT state FROM lane_state WHERE forge = $1 AND repo_id = $2 AND number = $3",
-        )
-        .bind(forge)
-        .bind(repo_id)
-        .bind(number)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn lane_state(&self, forge: &str, repo_id: i64, number: i64) -> Result<Option<serde_json::Value>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT state FROM lane_state WHERE forge = $1 AND repo_id = $2 AND number = $3")
+                .bind(forge)
+                .bind(repo_id)
+                .bind(number)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.and_then(|(s,)| serde_json::from_str(&s).ok()))
     }
 
     /// Audit entries, oldest first, optionally narrowed to one repository and a start time.
-    pub async fn audit(
-        &self,
-        repo: Option<&str>,
-        since: Option<Millis>,
-    ) -> Result<Vec<AuditEntry>> {
+    pub async fn audit(&self, repo: Option<&str>, since: Option<Millis>) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT at, forge, repo, number, actor, action, sha, detail FROM audit_log \
              WHERE ($1 IS NULL OR repo = $1) AND at >= $2 ORDER BY at, id",

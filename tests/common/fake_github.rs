@@ -34,6 +34,8 @@ pub struct Repo {
     pub files: HashMap<(String, String), String>,
     /// number → (labels, is pull request).
     pub issues: BTreeMap<u64, (Vec<String>, bool)>,
+    /// number → (title, body), for issues opened through the API.
+    pub issue_texts: BTreeMap<u64, (String, String)>,
     pub pulls: BTreeMap<u64, Value>,
     pub statuses: Vec<Status>,
     pub comments: Vec<Comment>,
@@ -59,31 +61,17 @@ pub struct FakeGitHub {
 
 impl FakeGitHub {
     pub async fn start() -> FakeGitHub {
-        let world = Arc::new(Mutex::new(World {
-            next_id: 1000,
-            ..World::default()
-        }));
+        let world = Arc::new(Mutex::new(World { next_id: 1000, ..World::default() }));
         let app = Router::new()
             .route("/repos/{owner}/{repo}/contents/{*path}", get(contents))
+            .route("/repos/{owner}/{repo}/issues", get(list_issues).post(create_issue))
             .route("/repos/{owner}/{repo}/issues/{number}", get(issue))
-            .route(
-                "/repos/{owner}/{repo}/issues/{number}/comments",
-                get(list_comments).post(create_comment),
-            )
-            .route(
-                "/repos/{owner}/{repo}/issues/comments/{id}",
-                patch(edit_comment),
-            )
-            .route("/repos/{owner}/{repo}/pulls/{number}", get(pull))
+            .route("/repos/{owner}/{repo}/issues/{number}/comments", get(list_comments).post(create_comment))
+            .route("/repos/{owner}/{repo}/issues/comments/{id}", patch(edit_comment))
+            .route("/repos/{owner}/{repo}/pulls/{number}", get(pull).patch(edit_pull))
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
-            .route(
-                "/orgs/{org}/teams/{team}/memberships/{login}",
-                get(team_membership),
-            )
-            .route(
-                "/repos/{owner}/{repo}/collaborators/{login}/permission",
-                get(permission),
-            )
+            .route("/orgs/{org}/teams/{team}/memberships/{login}", get(team_membership))
+            .route("/repos/{owner}/{repo}/collaborators/{login}/permission", get(permission))
             .fallback(|uri: Uri| async move { not_found(&format!("no fake for {uri}")) })
             .layer(axum::middleware::from_fn_with_state(world.clone(), record))
             .with_state(world.clone());
@@ -103,23 +91,11 @@ impl FakeGitHub {
 
     /// The latest status of `context` on `sha`.
     pub fn status(&self, repo: &str, sha: &str, context: &str) -> Option<Status> {
-        self.repo(repo, |r| {
-            r.statuses
-                .iter()
-                .rev()
-                .find(|s| s.sha == sha && s.context == context)
-                .cloned()
-        })
+        self.repo(repo, |r| r.statuses.iter().rev().find(|s| s.sha == sha && s.context == context).cloned())
     }
 
     pub fn comments(&self, repo: &str, number: u64) -> Vec<Comment> {
-        self.repo(repo, |r| {
-            r.comments
-                .iter()
-                .filter(|c| c.number == number)
-                .cloned()
-                .collect()
-        })
+        self.repo(repo, |r| r.comments.iter().filter(|c| c.number == number).cloned().collect())
     }
 
     pub fn take_calls(&self) -> Vec<String> {
@@ -136,19 +112,12 @@ async fn record(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    world
-        .lock()
-        .unwrap()
-        .calls
-        .push(format!("{method} {}", uri.path()));
+    world.lock().unwrap().calls.push(format!("{method} {}", uri.path()));
     next.run(request).await
 }
 
 fn not_found(message: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "message": message, "documentation_url": "https://docs.github.com" })),
-    )
+    (StatusCode::NOT_FOUND, Json(json!({ "message": message, "documentation_url": "https://docs.github.com" })))
         .into_response()
 }
 
@@ -163,36 +132,20 @@ async fn contents(
 ) -> Response {
     let world = world.lock().unwrap();
     let branch = q.get("ref").cloned().unwrap_or_else(|| "main".into());
-    let Some(text) = world
-        .repos
-        .get(&full(&owner, &repo))
-        .and_then(|r| r.files.get(&(branch, path.clone())))
-    else {
+    let Some(text) = world.repos.get(&full(&owner, &repo)).and_then(|r| r.files.get(&(branch, path.clone()))) else {
         return not_found("Not Found");
     };
-    let sha = format!(
-        "{:040x}",
-        text.bytes()
-            .fold(0u128, |h, b| h.wrapping_mul(31).wrapping_add(b as u128))
-    );
+    let sha = format!("{:040x}", text.bytes().fold(0u128, |h, b| h.wrapping_mul(31).wrapping_add(b as u128)));
     let content = base64::engine::general_purpose::STANDARD.encode(text);
     Json(json!({ "type": "file", "path": path, "sha": sha, "encoding": "base64", "content": content })).into_response()
 }
 
-async fn issue(
-    State(world): Shared,
-    Path((owner, repo, number)): Path<(String, String, u64)>,
-) -> Response {
+async fn issue(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
     let world = world.lock().unwrap();
-    match world
-        .repos
-        .get(&full(&owner, &repo))
-        .and_then(|r| r.issues.get(&number))
-    {
+    match world.repos.get(&full(&owner, &repo)).and_then(|r| r.issues.get(&number)) {
         Some((labels, is_pr)) => {
             let labels: Vec<Value> = labels.iter().map(|l| json!({ "name": l })).collect();
-            let mut body =
-                json!({ "number": number, "title": "incident", "state": "open", "labels": labels });
+            let mut body = json!({ "number": number, "title": "incident", "state": "open", "labels": labels });
             if *is_pr {
                 body["pull_request"] = json!({ "url": "https://api.github.com/x" });
             }
@@ -202,19 +155,70 @@ async fn issue(
     }
 }
 
-async fn pull(
-    State(world): Shared,
-    Path((owner, repo, number)): Path<(String, String, u64)>,
-) -> Response {
+async fn pull(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
     let world = world.lock().unwrap();
-    match world
-        .repos
-        .get(&full(&owner, &repo))
-        .and_then(|r| r.pulls.get(&number))
-    {
+    match world.repos.get(&full(&owner, &repo)).and_then(|r| r.pulls.get(&number)) {
         Some(p) => Json(p.clone()).into_response(),
         None => not_found("Not Found"),
     }
+}
+
+async fn edit_pull(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    match repo.pulls.get_mut(&number) {
+        Some(p) => {
+            if let Some(text) = body.get("body") {
+                p["body"] = text.clone();
+            }
+            Json(p.clone()).into_response()
+        }
+        None => not_found("Not Found"),
+    }
+}
+
+async fn create_issue(
+    State(world): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    let number = repo.issues.keys().chain(repo.pulls.keys()).max().copied().unwrap_or(0) + 1;
+    let labels: Vec<String> =
+        body["labels"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(String::from)).collect();
+    repo.issues.insert(number, (labels, false));
+    let text = (body["title"].as_str().unwrap_or_default().into(), body["body"].as_str().unwrap_or_default().into());
+    repo.issue_texts.insert(number, text);
+    (StatusCode::CREATED, Json(json!({ "number": number }))).into_response()
+}
+
+async fn list_issues(
+    State(world): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let world = world.lock().unwrap();
+    let Some(repo) = world.repos.get(&full(&owner, &repo)) else { return Json(json!([])).into_response() };
+    let label = q.get("labels").cloned().unwrap_or_default();
+    let list: Vec<Value> = repo
+        .issues
+        .iter()
+        .filter(|(_, (labels, _))| label.is_empty() || labels.contains(&label))
+        .map(|(n, (_, is_pr))| {
+            let body = repo.issue_texts.get(n).map(|t| t.1.clone()).unwrap_or_default();
+            let mut issue = json!({ "number": n, "body": body });
+            if *is_pr {
+                issue["pull_request"] = json!({});
+            }
+            issue
+        })
+        .collect();
+    Json(list).into_response()
 }
 
 async fn create_status(
@@ -229,29 +233,17 @@ async fn create_status(
         state: body["state"].as_str().unwrap_or_default().into(),
         description: body["description"].as_str().unwrap_or_default().into(),
     };
-    world
-        .repos
-        .entry(full(&owner, &repo))
-        .or_default()
-        .statuses
-        .push(status);
+    world.repos.entry(full(&owner, &repo)).or_default().statuses.push(status);
     (StatusCode::CREATED, Json(json!({ "id": 1 }))).into_response()
 }
 
-async fn list_comments(
-    State(world): Shared,
-    Path((owner, repo, number)): Path<(String, String, u64)>,
-) -> Response {
+async fn list_comments(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
     let world = world.lock().unwrap();
     let list: Vec<Value> = world
         .repos
         .get(&full(&owner, &repo))
         .map(|r| {
-            r.comments
-                .iter()
-                .filter(|c| c.number == number)
-                .map(|c| json!({ "id": c.id, "body": c.body }))
-                .collect()
+            r.comments.iter().filter(|c| c.number == number).map(|c| json!({ "id": c.id, "body": c.body })).collect()
         })
         .unwrap_or_default();
     Json(list).into_response()
@@ -266,16 +258,7 @@ async fn create_comment(
     world.next_id += 1;
     let id = world.next_id;
     let body = body["body"].as_str().unwrap_or_default().to_string();
-    world
-        .repos
-        .entry(full(&owner, &repo))
-        .or_default()
-        .comments
-        .push(Comment {
-            id,
-            number,
-            body: body.clone(),
-        });
+    world.repos.entry(full(&owner, &repo)).or_default().comments.push(Comment { id, number, body: body.clone() });
     (StatusCode::CREATED, Json(json!({ "id": id, "body": body }))).into_response()
 }
 
@@ -296,10 +279,7 @@ async fn edit_comment(
     }
 }
 
-async fn team_membership(
-    State(world): Shared,
-    Path((org, team, login)): Path<(String, String, String)>,
-) -> Response {
+async fn team_membership(State(world): Shared, Path((org, team, login)): Path<(String, String, String)>) -> Response {
     let world = world.lock().unwrap();
     match world.teams.get(&(org, team)) {
         Some(members) if members.iter().any(|m| m.eq_ignore_ascii_case(&login)) => {
@@ -309,16 +289,9 @@ async fn team_membership(
     }
 }
 
-async fn permission(
-    State(world): Shared,
-    Path((owner, repo, login)): Path<(String, String, String)>,
-) -> Response {
+async fn permission(State(world): Shared, Path((owner, repo, login)): Path<(String, String, String)>) -> Response {
     let world = world.lock().unwrap();
-    let role = world
-        .permissions
-        .get(&(full(&owner, &repo), login))
-        .cloned()
-        .unwrap_or_else(|| "read".into());
+    let role = world.permissions.get(&(full(&owner, &repo), login)).cloned().unwrap_or_else(|| "read".into());
     let permission = match role.as_str() {
         "maintain" => "write",
         "triage" => "read",

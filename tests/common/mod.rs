@@ -20,8 +20,7 @@ pub const SECRET: &str = "test-webhook-secret";
 /// The PostgreSQL server every development machine and CI run has; tests that need it fail
 /// (never skip) when it is unreachable.
 pub fn postgres_url() -> String {
-    std::env::var("HOTFIX_LANE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("HOTFIX_LANE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,35 +41,24 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("lane.db").display());
-                TestDb {
-                    url,
-                    _dir: Some(dir),
-                }
+                TestDb { url, _dir: Some(dir) }
             }
             Backend::Postgres => {
                 let base = postgres_url();
                 let schema = format!("hl_test_{:016x}", fastrand::u64(..));
-                let admin = sqlx::PgPool::connect(&base).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL at {base} is required for these tests: {e}")
-                });
-                sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                    .execute(&admin)
+                let admin = sqlx::PgPool::connect(&base)
                     .await
-                    .expect("create schema");
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for these tests: {e}"));
+                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
                 admin.close().await;
                 let sep = if base.contains('?') { '&' } else { '?' };
-                TestDb {
-                    url: format!("{base}{sep}options[search_path]={schema}"),
-                    _dir: None,
-                }
+                TestDb { url: format!("{base}{sep}options[search_path]={schema}"), _dir: None }
             }
         }
     }
 
     pub async fn store(&self) -> Store {
-        Store::open(&self.url, &StoreOptions::default())
-            .await
-            .expect("open store")
+        Store::open(&self.url, &StoreOptions::default()).await.expect("open store")
     }
 }
 
@@ -104,14 +92,8 @@ pub fn settings(db: &TestDb) -> ServeSettings {
         github_webhook_secrets: vec![SECRET.to_string()],
         github_api_url: "http://127.0.0.1:9".into(),
         github_token: None,
-        limits: Limits {
-            body_timeout: Duration::from_secs(2),
-            ..Limits::default()
-        },
-        runner: RunnerOptions {
-            poll: Duration::from_millis(50),
-            ..RunnerOptions::default()
-        },
+        limits: Limits { body_timeout: Duration::from_secs(2), ..Limits::default() },
+        runner: RunnerOptions { poll: Duration::from_millis(50), ..RunnerOptions::default() },
         max_attempts: 3,
         durable: true,
     }
@@ -122,15 +104,11 @@ pub async fn start_server(db: &TestDb) -> Running {
 }
 
 pub async fn start_server_with(settings: ServeSettings, clock: Arc<dyn Clock>) -> Running {
-    server::start_with_clock(settings, clock)
-        .await
-        .expect("server starts")
+    server::start_with_clock(settings, clock).await.expect("server starts")
 }
 
 pub fn fixture_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }
 
 pub fn fixture(rel: &str) -> Vec<u8> {
@@ -146,11 +124,7 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(event: &str, id: &str, body: Vec<u8>) -> Delivery {
-        Delivery {
-            event: event.into(),
-            id: id.into(),
-            body,
-        }
+        Delivery { event: event.into(), id: id.into(), body }
     }
 
     pub fn fixture(event: &str, file: &str, id: &str) -> Delivery {
@@ -168,11 +142,7 @@ impl Delivery {
     }
 
     pub async fn send(&self, client: &reqwest::Client, base: &str) -> (u16, serde_json::Value) {
-        let resp = self
-            .request(client, base)
-            .send()
-            .await
-            .expect("request sent");
+        let resp = self.request(client, base).send().await.expect("request sent");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -190,10 +160,7 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,0 +1,115 @@
+//! The postmortem issue hotfix-lane opens for a hotfix: title, body (from the policy's template
+//! or a built-in one with the incident timeline) and the marker that makes opening idempotent.
+
+use super::membership::Labeler;
+use crate::store::Millis;
+
+/// What the issue records about the change.
+pub struct Incident<'a> {
+    pub repo: &'a str,
+    pub number: u64,
+    pub title: &'a str,
+    pub labeler: Option<&'a Labeler>,
+    pub label: &'a str,
+    pub now: Millis,
+}
+
+const DEFAULT_TEMPLATE: &str = "\
+## Postmortem: {{title}}
+
+Hotfix: {{pr}}
+
+### Timeline (UTC)
+
+| when | what |
+| --- | --- |
+| {{labeled_at}} | {{labeled}} |
+| {{opened_at}} | this postmortem opened by hotfix-lane |
+
+Add when the incident was detected and mitigated, and when the hotfix merged and was backported.
+
+### Impact
+
+### Root cause
+
+### Resolution
+
+### Follow-up actions
+
+- [ ] 
+";
+
+/// Hidden in the issue body: lets a retried job find the issue it already opened.
+pub fn marker(repo: &str, number: u64) -> String {
+    format!("<!-- hotfix-lane:postmortem-for {repo}#{number} -->")
+}
+
+pub fn title(incident: &Incident) -> String {
+    let title: String = incident.title.chars().take(200).collect();
+    format!("Postmortem: {title}")
+}
+
+/// The issue body. A template may use `{{title}}`, `{{pr}}`, `{{labeled}}`, `{{labeled_at}}`
+/// and `{{opened_at}}`.
+pub fn body(template: Option<&str>, incident: &Incident) -> String {
+    let labeled = match incident.labeler {
+        Some(l) => format!("`{}` label applied by @{}: the change enters the hotfix lane", incident.label, l.login),
+        None => format!("`{}` label applied", incident.label),
+    };
+    let text = template
+        .unwrap_or(DEFAULT_TEMPLATE)
+        .replace("{{title}}", incident.title)
+        .replace("{{pr}}", &format!("#{}", incident.number))
+        .replace("{{labeled_at}}", &incident.labeler.map_or("—".into(), |l| format_utc(l.at)))
+        .replace("{{labeled}}", &labeled)
+        .replace("{{opened_at}}", &format_utc(incident.now));
+    format!("{text}\n{}\n", marker(incident.repo, incident.number))
+}
+
+/// `2026-11-26 13:24 UTC`.
+pub fn format_utc(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_utc(1_795_699_440_000), "2026-11-26 13:24 UTC");
+        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn templates_are_filled_and_marked() {
+        let labeler = Labeler { login: "alice".into(), responder: true, at: 0 };
+        let incident = Incident {
+            repo: "acme/shop",
+            number: 2,
+            title: "Fix checkout",
+            labeler: Some(&labeler),
+            label: "hotfix",
+            now: 60_000,
+        };
+        let text = body(Some("PR {{pr}} ({{title}}) by {{labeled}} at {{labeled_at}}"), &incident);
+        assert!(text.starts_with("PR #2 (Fix checkout) by `hotfix` label applied by @alice"), "{text}");
+        assert!(text.contains("at 1970-01-01 00:00 UTC"), "{text}");
+        assert!(text.contains(&marker("acme/shop", 2)));
+        assert!(body(None, &incident).contains("| 1970-01-01 00:01 UTC | this postmortem opened by hotfix-lane |"));
+        assert_eq!(title(&incident), "Postmortem: Fix checkout");
+    }
+}
