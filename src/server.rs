@@ -129,6 +129,7 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
             None
         }
     };
+    let reports = forge.is_some();
     let (stop, stopped) = watch::channel(false);
     let runner = Runner {
         store: store.clone(),
@@ -140,9 +141,13 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     };
     let task_store = store.clone();
     let prune_clock = runner.clock.clone();
+    let reconcile_wake = runner.wake.clone();
     let task = tokio::spawn(async move {
         let runner_task = tokio::spawn(runner.run(stopped.clone()));
-        tokio::spawn(prune_periodically(task_store.clone(), prune_clock, stopped.clone()));
+        tokio::spawn(prune_periodically(task_store.clone(), prune_clock.clone(), stopped.clone()));
+        if reports {
+            tokio::spawn(reconcile_periodically(task_store.clone(), prune_clock, reconcile_wake, stopped.clone()));
+        }
         let mut until_stop = stopped.clone();
         let graceful = async move {
             let _ = until_stop.wait_for(|stop| *stop).await;
@@ -164,6 +169,31 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
 /// How long finished jobs and their deliveries are kept: well past GitHub's three-day window for
 /// redelivering a webhook, so a redelivery is still recognised as a duplicate.
 pub const RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// How often open changes the lane watches are re-read from GitHub (and once at start-up).
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(5 * 60);
+
+async fn reconcile_periodically(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match crate::dispatch::reconcile(&store, "github", clock.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(changes = n, "reconciling open changes with GitHub");
+                wake.notify_waiters();
+            }
+            Err(err) => tracing::warn!(error = %err, "reconcile sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
 
 async fn prune_periodically(store: Store, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
     loop {

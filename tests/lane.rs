@@ -145,7 +145,8 @@ async fn slash_postmortem_opens_and_links_the_issue_once(backend: Backend) {
     // Asking again changes nothing.
     lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
     assert_eq!(lane.fake.repo(REPO, |r| r.issue_texts.len()), 1);
-    let actions: Vec<String> = lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> =
+        lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(actions.iter().filter(|a| *a == "postmortem.opened").count(), 1, "{actions:?}");
 }
 
@@ -156,7 +157,8 @@ async fn a_retried_postmortem_command_finds_the_issue_it_opened(backend: Backend
     // An earlier attempt opened the issue, then died before linking it.
     lane.fake.repo(REPO, |r| {
         r.issues.insert(40, (vec!["postmortem".into()], false));
-        r.issue_texts.insert(40, ("Postmortem".into(), "<!-- hotfix-lane:postmortem-for Codertocat/Hello-World#2 -->".into()));
+        r.issue_texts
+            .insert(40, ("Postmortem".into(), "<!-- hotfix-lane:postmortem-for Codertocat/Hello-World#2 -->".into()));
     });
     lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
     assert_eq!(lane.fake.repo(REPO, |r| r.issue_texts.len()), 1, "no second issue");
@@ -346,7 +348,32 @@ async fn one_hotfix_lifecycle_costs_few_api_calls(backend: Backend) {
     assert!(calls.len() <= 9, "{calls:#?}");
 }
 
+async fn a_label_applied_while_not_listening_is_attributed_by_the_forge(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    lane.fake
+        .repo(REPO, |r| r.label_events.push((2, "hotfix".into(), "Codertocat".into(), "2026-11-26T13:00:00Z".into())));
+    lane.send("pull_request", pr_event("synchronize", None, &["hotfix"], "", "someone-else")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/lane").1, "hotfix: smoke-only");
+    let state = lane.store().lane_state("github", 186853002, 2).await.unwrap().unwrap();
+    assert_eq!(state["lane"]["labeler"]["login"], "Codertocat");
+}
+
+async fn the_reconcile_sweep_catches_what_webhooks_missed(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    serve_pull(&lane, "Postmortem: #50");
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Postmortem: #50", "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").1, "#50 does not exist");
+    // The issue appears, but its webhook never arrives.
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
+    let queued = hotfix_lane::dispatch::reconcile(lane.store(), "github", NOW).await.unwrap();
+    assert_eq!(queued, 1, "only the open change the lane watches");
+    lane.settle().await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "postmortem #50".into()));
+}
+
 on_both_backends!(
+    a_label_applied_while_not_listening_is_attributed_by_the_forge,
+    the_reconcile_sweep_catches_what_webhooks_missed,
     slash_postmortem_opens_and_links_the_issue_once,
     a_retried_postmortem_command_finds_the_issue_it_opened,
     only_responders_and_the_author_open_postmortems,

@@ -15,7 +15,28 @@ use crate::lane::track::{self, PullFacts};
 use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
 pub use policies::{Policies, GITHUB_POLICY_PATH};
-pub use pull::RECHECK_JOB;
+pub use pull::{RECHECK_JOB, RECONCILE_JOB};
+
+/// Changes untouched for longer than this are left out of the reconcile sweep.
+const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Queues a re-evaluation of every open change the lane is watching (in the lane, refused, or
+/// commented on): webhooks missed while hotfix-lane was down or unreachable are never
+/// redelivered by GitHub. Returns how many were queued.
+pub async fn reconcile(store: &Store, forge: &str, now: crate::store::Millis) -> Result<usize, StoreError> {
+    let mut queued = 0;
+    for state in store.lane_states_since(forge, now - RECONCILE_HORIZON_MS).await? {
+        let Ok(facts) = serde_json::from_value::<PullFacts>(state) else { continue };
+        let watched =
+            facts.lane.membership != crate::lane::membership::Membership::Normal || facts.lane.comment_id.is_some();
+        let (Some(repo), true, crate::lane::event::ItemState::Open) = (&facts.repo, watched, facts.state) else {
+            continue;
+        };
+        store.enqueue(&pull::reconcile_job(forge, repo, facts.number, now), now).await?;
+        queued += 1;
+    }
+    Ok(queued)
+}
 
 pub struct Dispatch<F> {
     pub store: Store,
@@ -127,6 +148,10 @@ impl<F: Forge> JobHandler for Dispatch<F> {
             DELIVERY_JOB => self.delivery(job).await,
             RECHECK_JOB => match &self.forge {
                 Some(forge) => pull::recheck(self, forge, job).await,
+                None => Ok(vec![]),
+            },
+            RECONCILE_JOB => match &self.forge {
+                Some(forge) => pull::reconcile(self, forge, job).await,
                 None => Ok(vec![]),
             },
             other => Err(StepError::Invalid(format!("no handler for job kind `{other}`"))),

@@ -18,6 +18,50 @@ use crate::store::{AuditEntry, ClaimedJob, NewJob, Write};
 /// Re-evaluates one change's postmortem check after an event on the issue it names.
 pub const RECHECK_JOB: &str = "postmortem_recheck";
 
+/// Re-reads one change from the forge and evaluates it as if it had just been edited.
+pub const RECONCILE_JOB: &str = "reconcile";
+
+#[derive(Serialize, Deserialize)]
+struct Reconcile {
+    repo: RepoRef,
+    number: u64,
+}
+
+pub(super) fn reconcile_job(forge: &str, repo: &RepoRef, number: u64, now: crate::store::Millis) -> NewJob {
+    NewJob {
+        kind: RECONCILE_JOB.into(),
+        ordering_key: format!("{forge}:{}:pr:{number}", repo.id),
+        payload: serde_json::to_value(Reconcile { repo: repo.clone(), number }).expect("serializes"),
+        delivery_id: None,
+        max_attempts: 3,
+        run_at: now,
+    }
+}
+
+pub(super) async fn reconcile<F: Forge>(d: &Dispatch<F>, forge: &F, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
+    let Reconcile { repo, number } = serde_json::from_value(job.payload.clone())
+        .map_err(|e| StepError::Invalid(format!("reconcile payload does not parse: {e}")))?;
+    let forge_name = job.ordering_key.split(':').next().unwrap_or("github");
+    let Some(pull) = forge.pull(&repo.full_name, number).await? else { return Ok(vec![]) };
+    let prior = d.pull_state(forge_name, repo.id, number).await?;
+    let envelope = Envelope {
+        forge: if forge_name == "gitlab" {
+            crate::lane::event::Forge::Gitlab
+        } else {
+            crate::lane::event::Forge::Github
+        },
+        repo: Some(repo.clone()),
+        sender: crate::lane::event::Actor { id: 0, login: "hotfix-lane".into() },
+        installation_id: None,
+        event: crate::lane::event::Event::PullRequest {
+            action: PullRequestAction::Edited,
+            pull: pull.clone(),
+            label: None,
+        },
+    };
+    on_pull(d, forge, &envelope, &repo, PullRequestAction::Edited, &pull, None, prior).await
+}
+
 #[derive(Serialize, Deserialize)]
 struct Recheck {
     repo: RepoRef,
@@ -60,8 +104,17 @@ pub(super) async fn on_pull<F: Forge>(
     } else if applied_now {
         let responder = forge.is_responder(&repo.full_name, sender, &policy.responders).await?;
         Some(Labeler { login: sender.clone(), responder, at: now })
+    } else if let Some(known) = prior.as_ref().and_then(|p| p.lane.labeler.clone()) {
+        Some(known)
     } else {
-        prior.as_ref().and_then(|p| p.lane.labeler.clone())
+        // Labelled while hotfix-lane was not listening: ask the forge who did it.
+        match forge.labeler(&repo.full_name, pull.number, lane_label).await? {
+            Some((login, at)) => {
+                let responder = forge.is_responder(&repo.full_name, &login, &policy.responders).await?;
+                Some(Labeler { login, responder, at })
+            }
+            None => None,
+        }
     };
     let mut facts = track::observe(prior.clone(), envelope).expect("a pull request event has a subject");
     let was = prior.map(|p| p.lane.membership).unwrap_or_default();
@@ -90,7 +143,8 @@ pub(super) async fn on_pull<F: Forge>(
     if applied_now && facts.lane.membership.in_lane() && policy.postmortem.open_on_label {
         let labeler = facts.lane.labeler.as_ref();
         if let Some(issue) = command::ensure_postmortem(d, forge, repo, &mut pull, labeler, policy).await? {
-            writes.push(audit("postmortem.opened", format!("#{issue} opened as the lane label was applied, and linked")));
+            writes
+                .push(audit("postmortem.opened", format!("#{issue} opened as the lane label was applied, and linked")));
         }
     }
     let pull = &pull;

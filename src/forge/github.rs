@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{FileContent, Forge, ForgeError};
 use crate::lane::event::{self, Actor, PullRequest};
+use crate::lane::incident::parse_utc;
 use crate::lane::policy::{Permission, Responders};
 use crate::lane::postmortem::IssueLookup;
 use crate::lane::report::{CheckState, Report};
+use crate::store::Millis;
 
 pub struct GitHub {
     client: Octocrab,
@@ -134,6 +136,15 @@ struct CommentId {
     id: u64,
     #[serde(default)]
     body: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IssueEvent {
+    event: String,
+    actor: Option<User>,
+    #[serde(default)]
+    label: Option<Named>,
+    created_at: String,
 }
 
 #[derive(Serialize)]
@@ -263,6 +274,16 @@ impl Forge for GitHub {
         }
         .map_err(classify)?;
         Ok(comment.id)
+    }
+
+    async fn labeler(&self, repo: &str, number: u64, label: &str) -> Result<Option<(String, Millis)>, ForgeError> {
+        let route = format!("/repos/{repo}/issues/{number}/events?per_page=100");
+        let events = self.get::<Vec<IssueEvent>>(&route).await?.unwrap_or_default();
+        Ok(events
+            .into_iter()
+            .filter(|e| e.event == "labeled" && e.label.as_ref().is_some_and(|l| l.name.eq_ignore_ascii_case(label)))
+            .filter_map(|e| Some((e.actor?.login, parse_utc(&e.created_at)?)))
+            .next_back())
     }
 
     async fn create_issue(&self, repo: &str, title: &str, body: &str, labels: &[String]) -> Result<u64, ForgeError> {

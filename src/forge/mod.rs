@@ -57,6 +57,15 @@ pub trait Forge: Send + Sync + 'static {
         body: &str,
     ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
 
+    /// Who last applied `label` to a change, and when: for a label applied while hotfix-lane
+    /// was not listening.
+    fn labeler(
+        &self,
+        repo: &str,
+        number: u64,
+        label: &str,
+    ) -> impl Future<Output = Result<Option<(String, crate::store::Millis)>, ForgeError>> + Send;
+
     /// Opens an issue with labels; returns its number.
     fn create_issue(
         &self,

@@ -66,6 +66,21 @@ pub fn body(template: Option<&str>, incident: &Incident) -> String {
     format!("{text}\n{}\n", marker(incident.repo, incident.number))
 }
 
+/// Milliseconds since the epoch of a forge timestamp like `2026-11-26T13:24:00Z`.
+pub fn parse_utc(text: &str) -> Option<Millis> {
+    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400) + hour * 3600 + minute * 60 + second) * 1000)
+}
+
 /// `2026-11-26 13:24 UTC`.
 pub fn format_utc(ms: Millis) -> String {
     let secs = ms.div_euclid(1000);
@@ -92,6 +107,9 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(format_utc(1_795_699_440_000), "2026-11-26 13:24 UTC");
         assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(parse_utc("2026-11-26T13:24:00Z"), Some(1_795_699_440_000));
+        assert_eq!(parse_utc("2000-02-29T00:00:00Z"), Some(951_782_400_000));
+        assert_eq!(parse_utc("soon"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use super::event::{Envelope, Event, ItemState, PullRequest};
+use super::event::{Envelope, Event, ItemState, PullRequest, RepoRef};
 use super::membership::{Labeler, Membership};
 use super::postmortem::IssueRef;
 use super::report::Report;
@@ -22,6 +22,9 @@ pub struct PullFacts {
     pub from_fork: bool,
     /// Events applied to this pull request; each delivery counts once, however often its job ran.
     pub events: u64,
+    /// The repository, for work that starts from stored state (the reconcile sweep).
+    #[serde(default)]
+    pub repo: Option<RepoRef>,
     #[serde(default)]
     pub lane: LaneRecord,
 }
@@ -83,6 +86,7 @@ pub fn observe(prior: Option<PullFacts>, envelope: &Envelope) -> Option<PullFact
             state: p.state,
             from_fork: p.from_fork,
             events,
+            repo: envelope.repo.clone(),
             lane: prior.map(|p| p.lane).unwrap_or_default(),
         }),
         None => prior.map(|p| PullFacts { events, ..p }),

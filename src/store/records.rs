@@ -125,6 +125,16 @@ impl Store {
         Ok(rows.into_iter().map(|(repo_id, repo, number)| LinkedChange { repo_id, repo, number }).collect())
     }
 
+    /// Lane states of one forge changed since `since`, for the reconcile sweep.
+    pub async fn lane_states_since(&self, forge: &str, since: Millis) -> Result<Vec<serde_json::Value>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT state FROM lane_state WHERE forge = $1 AND updated_at >= $2")
+            .bind(forge)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().filter_map(|(s,)| serde_json::from_str(&s).ok()).collect())
+    }
+
     pub async fn lane_state(&self, forge: &str, repo_id: i64, number: i64) -> Result<Option<serde_json::Value>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT state FROM lane_state WHERE forge = $1 AND repo_id = $2 AND number = $3")

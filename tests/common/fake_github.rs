@@ -37,6 +37,8 @@ pub struct Repo {
     /// number → (title, body), for issues opened through the API.
     pub issue_texts: BTreeMap<u64, (String, String)>,
     pub pulls: BTreeMap<u64, Value>,
+    /// (issue or pull number, label, actor, created_at) of `labeled` events.
+    pub label_events: Vec<(u64, String, String, String)>,
     pub statuses: Vec<Status>,
     pub comments: Vec<Comment>,
 }
@@ -67,6 +69,7 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/issues", get(list_issues).post(create_issue))
             .route("/repos/{owner}/{repo}/issues/{number}", get(issue))
             .route("/repos/{owner}/{repo}/issues/{number}/comments", get(list_comments).post(create_comment))
+            .route("/repos/{owner}/{repo}/issues/{number}/events", get(issue_events))
             .route("/repos/{owner}/{repo}/issues/comments/{id}", patch(edit_comment))
             .route("/repos/{owner}/{repo}/pulls/{number}", get(pull).patch(edit_pull))
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
@@ -161,6 +164,24 @@ async fn pull(State(world): Shared, Path((owner, repo, number)): Path<(String, S
         Some(p) => Json(p.clone()).into_response(),
         None => not_found("Not Found"),
     }
+}
+
+async fn issue_events(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
+    let world = world.lock().unwrap();
+    let events: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .map(|r| {
+            r.label_events
+                .iter()
+                .filter(|e| e.0 == number)
+                .map(|(_, label, actor, at)| {
+                    json!({ "event": "labeled", "label": { "name": label }, "actor": { "id": 1, "login": actor }, "created_at": at })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(events).into_response()
 }
 
 async fn edit_pull(
