@@ -371,7 +371,28 @@ async fn the_reconcile_sweep_catches_what_webhooks_missed(backend: Backend) {
     assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "postmortem #50".into()));
 }
 
+async fn a_change_to_the_policy_file_is_validated_on_the_change(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    lane.fake.repo(REPO, |r| {
+        r.pull_files.insert(2, vec![POLICY.into(), "README.md".into()]);
+        r.files.insert((HEAD.into(), POLICY.into()), "[lane]\nlabell = \"sev1\"\n".into());
+    });
+    lane.send("pull_request", pr_event("synchronize", None, &[], "", "Codertocat")).await;
+    assert_eq!(
+        lane.status(HEAD, "hotfix-lane/policy"),
+        (
+            "failure".into(),
+            "policy file invalid: 2:1: unknown field `labell`, expected `label` or `branch_patterns`".into()
+        )
+    );
+    insta::assert_snapshot!("policy_edit_invalid", lane.comments().join("\n---\n"));
+    lane.fake.repo(REPO, |r| r.files.insert((HEAD.into(), POLICY.into()), "[lane]\nlabel = \"sev1\"\n".into()));
+    lane.send("pull_request", pr_event("synchronize", None, &[], "", "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/policy"), ("success".into(), "policy file valid".into()));
+}
+
 on_both_backends!(
+    a_change_to_the_policy_file_is_validated_on_the_change,
     a_label_applied_while_not_listening_is_attributed_by_the_forge,
     the_reconcile_sweep_catches_what_webhooks_missed,
     slash_postmortem_opens_and_links_the_issue_once,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{command, lane_state_write, Dispatch, StepError};
+use super::{command, lane_state_write, Dispatch, StepError, GITHUB_POLICY_PATH};
 use crate::forge::Forge;
 use crate::lane::comment::{self, MARKER};
 use crate::lane::event::{
@@ -11,7 +11,7 @@ use crate::lane::event::{
 use crate::lane::membership::{self, Labeler, Membership};
 use crate::lane::policy::Policy;
 use crate::lane::postmortem::{self, IssueLookup, IssueRef};
-use crate::lane::report::Report;
+use crate::lane::report::{CheckState, Report, POLICY_CONTEXT};
 use crate::lane::track::{self, PullFacts};
 use crate::store::{AuditEntry, ClaimedJob, NewJob, Write};
 
@@ -159,6 +159,9 @@ pub(super) async fn on_pull<F: Forge>(
                 .into_iter()
                 .map(|r| audit(&format!("postmortem.{}", state_word(&r)), r.description.clone())),
         );
+        if matches!(action, PullRequestAction::Opened | PullRequestAction::Synchronize | PullRequestAction::Reopened) {
+            check_policy_edit(forge, repo, pull, &mut facts).await?;
+        }
     }
     let issue = (facts.lane.membership.in_lane()).then(|| facts.lane.postmortem.clone()).flatten();
     writes.push(link_write(envelope.forge.as_str(), repo, pull.number, issue));
@@ -285,6 +288,49 @@ pub(super) async fn on_merge_group<F: Forge>(
     })])
 }
 
+/// Marks the comment that explains an invalid policy file in a change.
+const POLICY_MARKER: &str = "<!-- hotfix-lane:policy -->";
+
+/// A change that edits the policy file gets the new version validated before it can merge:
+/// reported as `hotfix-lane/policy`, with the problems spelled out in a comment.
+async fn check_policy_edit<F: Forge>(
+    forge: &F,
+    repo: &RepoRef,
+    pull: &PullRequest,
+    facts: &mut PullFacts,
+) -> Result<(), StepError> {
+    let files = forge.changed_files(&repo.full_name, pull.number).await?;
+    if !files.iter().any(|f| f == GITHUB_POLICY_PATH) {
+        return Ok(());
+    }
+    let (state, description) = match forge.file(&repo.full_name, GITHUB_POLICY_PATH, &pull.head_sha).await? {
+        None => (CheckState::Success, "policy file removed: defaults apply".to_string()),
+        Some(file) => match Policy::parse(&file.text) {
+            Ok(_) => (CheckState::Success, "policy file valid".to_string()),
+            Err(error) => {
+                // The message quotes the change's file: fence it so no markup in it renders.
+                let message = format!("{GITHUB_POLICY_PATH}:{error}");
+                let fence = "`".repeat(longest_backtick_run(&message).max(2) + 1);
+                let body = format!(
+                    "{POLICY_MARKER}\n### hotfix-lane\n\n❌ `{GITHUB_POLICY_PATH}` in this change is invalid:\n\n{fence}\n{message}\n{fence}\n\nThe lane keeps using the policy on the default branch until a valid one is merged.\n"
+                );
+                forge.upsert_comment(&repo.full_name, pull.number, None, POLICY_MARKER, &body).await?;
+                (CheckState::Failure, format!("policy file invalid: {error}"))
+            }
+        },
+    };
+    let report = Report::new(POLICY_CONTEXT, state, description, String::new());
+    if facts.lane.is_news(&pull.head_sha, &report) {
+        forge.report(&repo.full_name, &pull.head_sha, &report).await?;
+        facts.lane.remember(&pull.head_sha, &report);
+    }
+    Ok(())
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
 /// `refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>` → `<number>`.
 pub fn queue_pull_number(head_ref: &str) -> Option<u64> {
     let rest = head_ref.strip_prefix("refs/heads/").unwrap_or(head_ref).strip_prefix("gh-readonly-queue/")?;
@@ -397,5 +443,11 @@ mod tests {
         );
         assert_eq!(queue_pull_number("refs/heads/gh-readonly-queue/release/1.x/pr-7-abc"), Some(7));
         assert_eq!(queue_pull_number("refs/heads/main"), None);
+    }
+
+    #[test]
+    fn backtick_runs() {
+        assert_eq!(super::longest_backtick_run("a ``` b ` c"), 3);
+        assert_eq!(super::longest_backtick_run("none"), 0);
     }
 }

@@ -139,6 +139,11 @@ struct CommentId {
 }
 
 #[derive(Deserialize)]
+struct ChangedFile {
+    filename: String,
+}
+
+#[derive(Deserialize)]
 struct IssueEvent {
     event: String,
     actor: Option<User>,
@@ -233,6 +238,11 @@ impl Forge for GitHub {
             from_fork,
             labels: p.labels.into_iter().map(|l| l.name).collect(),
         }))
+    }
+
+    async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError> {
+        let route = format!("/repos/{repo}/pulls/{number}/files?per_page=100");
+        Ok(self.get::<Vec<ChangedFile>>(&route).await?.unwrap_or_default().into_iter().map(|f| f.filename).collect())
     }
 
     async fn report(&self, repo: &str, sha: &str, report: &Report) -> Result<(), ForgeError> {

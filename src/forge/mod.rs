@@ -42,6 +42,9 @@ pub trait Forge: Send + Sync + 'static {
     /// A pull request by number; `None` when it does not exist.
     fn pull(&self, repo: &str, number: u64) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
 
+    /// Paths a pull request changes.
+    fn changed_files(&self, repo: &str, number: u64) -> impl Future<Output = Result<Vec<String>, ForgeError>> + Send;
+
     /// Reports a check result on a commit.
     fn report(&self, repo: &str, sha: &str, report: &Report) -> impl Future<Output = Result<(), ForgeError>> + Send;
 

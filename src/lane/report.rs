@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 pub const POSTMORTEM_CONTEXT: &str = "hotfix-lane/postmortem";
 pub const LANE_CONTEXT: &str = "hotfix-lane/lane";
+/// Reported on changes that edit the policy file: is the new version valid?
+pub const POLICY_CONTEXT: &str = "hotfix-lane/policy";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

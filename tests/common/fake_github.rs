@@ -37,6 +37,8 @@ pub struct Repo {
     /// number → (title, body), for issues opened through the API.
     pub issue_texts: BTreeMap<u64, (String, String)>,
     pub pulls: BTreeMap<u64, Value>,
+    /// number → paths the pull request changes.
+    pub pull_files: BTreeMap<u64, Vec<String>>,
     /// (issue or pull number, label, actor, created_at) of `labeled` events.
     pub label_events: Vec<(u64, String, String, String)>,
     pub statuses: Vec<Status>,
@@ -72,6 +74,7 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/issues/{number}/events", get(issue_events))
             .route("/repos/{owner}/{repo}/issues/comments/{id}", patch(edit_comment))
             .route("/repos/{owner}/{repo}/pulls/{number}", get(pull).patch(edit_pull))
+            .route("/repos/{owner}/{repo}/pulls/{number}/files", get(pull_files))
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(team_membership))
             .route("/repos/{owner}/{repo}/collaborators/{login}/permission", get(permission))
@@ -182,6 +185,17 @@ async fn issue_events(State(world): Shared, Path((owner, repo, number)): Path<(S
         })
         .unwrap_or_default();
     Json(events).into_response()
+}
+
+async fn pull_files(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
+    let world = world.lock().unwrap();
+    let files: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .and_then(|r| r.pull_files.get(&number))
+        .map(|f| f.iter().map(|name| json!({ "filename": name, "status": "modified" })).collect())
+        .unwrap_or_default();
+    Json(files).into_response()
 }
 
 async fn edit_pull(
