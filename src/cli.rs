@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::forge::github::GitHubAuth;
 use crate::ingress::Limits;
 use crate::jobs::RunnerOptions;
 use crate::lane::policy::{parse_duration, Policy};
@@ -95,6 +96,13 @@ struct ServeArgs {
     /// Token hotfix-lane acts with on GitHub (commit statuses, comments, reads).
     #[arg(long, env = "HOTFIX_LANE_GITHUB_TOKEN", hide_env_values = true)]
     github_token: Option<Secret>,
+    /// GitHub App id; with the App's private key, hotfix-lane acts as each installation and
+    /// reports check runs.
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_APP_ID")]
+    github_app_id: Option<u64>,
+    /// The App's private key: the PEM text, or the path of a PEM file.
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_APP_PRIVATE_KEY", hide_env_values = true)]
+    github_app_private_key: Option<Secret>,
     /// Log format.
     #[arg(long, env = "HOTFIX_LANE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -170,7 +178,11 @@ impl ServeArgs {
                 .github_api_url
                 .or(file.github_api_url)
                 .unwrap_or_else(|| "https://api.github.com".into()),
-            github_token: self.github_token.or(file.github_token).map(|s| s.0),
+            github_auth: github_auth(
+                self.github_token.or(file.github_token),
+                self.github_app_id.or(file.github_app_id),
+                self.github_app_private_key.or(file.github_app_private_key),
+            )?,
             limits: Limits {
                 body_timeout: self.body_timeout.or(file.body_timeout).unwrap_or(Limits::default().body_timeout),
                 ..Limits::default()
@@ -184,6 +196,27 @@ impl ServeArgs {
             durable: !(self.unsafe_skip_fsync || file.unsafe_skip_fsync),
         };
         Ok((settings, self.log_format.or(file.log_format).unwrap_or(LogFormat::Human)))
+    }
+}
+
+/// A token, or an App id with its private key (inline PEM or a file path), or neither.
+fn github_auth(token: Option<Secret>, app_id: Option<u64>, key: Option<Secret>) -> anyhow::Result<Option<GitHubAuth>> {
+    match (token, app_id, key) {
+        (None, None, None) => Ok(None),
+        (Some(token), None, None) => Ok(Some(GitHubAuth::Token(token.0))),
+        (None, Some(app_id), Some(key)) => {
+            let private_key_pem = if key.0.trim_start().starts_with("-----BEGIN") {
+                key.0
+            } else {
+                std::fs::read_to_string(&key.0)
+                    .map_err(|e| anyhow::anyhow!("cannot read the GitHub App private key file {}: {e}", key.0))?
+            };
+            Ok(Some(GitHubAuth::App { app_id, private_key_pem }))
+        }
+        (Some(_), _, _) => anyhow::bail!("set a GitHub token or a GitHub App (id and private key), not both"),
+        (None, _, _) => {
+            anyhow::bail!("a GitHub App needs both HOTFIX_LANE_GITHUB_APP_ID and HOTFIX_LANE_GITHUB_APP_PRIVATE_KEY")
+        }
     }
 }
 

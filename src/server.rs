@@ -15,7 +15,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::Dispatch;
-use crate::forge::github::GitHub;
+use crate::forge::github::{GitHubAuth, GitHubClients};
 use crate::ingress::github::GithubIngress;
 use crate::ingress::signature::Secrets;
 use crate::ingress::{self, Ingress, Limits};
@@ -24,7 +24,6 @@ use crate::metrics::Metrics;
 use crate::store::{DeliveryWriter, Store, StoreOptions};
 
 /// Everything `serve` needs, already resolved from flags, environment and config file.
-#[derive(Clone)]
 pub struct ServeSettings {
     pub listen: SocketAddr,
     pub database_url: String,
@@ -32,8 +31,9 @@ pub struct ServeSettings {
     pub github_webhook_secrets: Vec<String>,
     /// REST API base: `https://api.github.com`, a GitHub Enterprise `/api/v3`, or a test fake.
     pub github_api_url: String,
-    /// Token the lane acts with (statuses, comments, reads). Without it nothing is reported.
-    pub github_token: Option<String>,
+    /// How the lane acts on GitHub (statuses or check runs, comments, reads). Without it
+    /// nothing is reported.
+    pub github_auth: Option<GitHubAuth>,
     pub limits: Limits,
     pub runner: RunnerOptions,
     pub max_attempts: i64,
@@ -122,8 +122,8 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
             .with_state(ops.clone()),
     );
 
-    let forge = match &settings.github_token {
-        Some(token) => Some(GitHub::with_token(&settings.github_api_url, token).map_err(ServeError::Forge)?),
+    let forge = match settings.github_auth {
+        Some(auth) => Some(GitHubClients::new(&settings.github_api_url, auth).map_err(ServeError::Forge)?),
         None => {
             tracing::warn!("no GitHub token configured: deliveries are stored and tracked, nothing is reported");
             None

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use common::fake_github::FakeGitHub;
 use common::{base_url, eventually, Backend, Delivery, TestDb};
 use hotfix_lane::clock::ManualClock;
+use hotfix_lane::forge::github::GitHubAuth;
 use hotfix_lane::server::Running;
 use hotfix_lane::store::Store;
 use serde_json::{json, Value};
@@ -29,12 +30,16 @@ struct Lane {
 
 impl Lane {
     async fn start(backend: Backend, policy: &str) -> Lane {
+        Lane::start_as(backend, policy, GitHubAuth::Token("test-token".into())).await
+    }
+
+    async fn start_as(backend: Backend, policy: &str, auth: GitHubAuth) -> Lane {
         let fake = FakeGitHub::start().await;
         fake.repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), policy.into()));
         let db = TestDb::new(backend).await;
         let mut settings = common::settings(&db);
         settings.github_api_url = fake.url.clone();
-        settings.github_token = Some("test-token".into());
+        settings.github_auth = Some(auth);
         // A fixed clock: timestamps in what the lane writes are part of the snapshots.
         let server = common::start_server_with(settings, Arc::new(ManualClock::new(NOW))).await;
         let base = base_url(&server);
@@ -61,6 +66,10 @@ impl Lane {
     async fn settle(&self) {
         let store = self.store().clone();
         eventually("the queue to drain", || async {
+            // The clock is fixed, so a failed attempt would wait forever: fail fast instead.
+            let failed: Vec<_> =
+                store.jobs_in_state("queued").await.unwrap().into_iter().filter_map(|j| j.last_error).collect();
+            assert!(failed.is_empty(), "a job failed: {failed:?}");
             let c = store.job_counts().await.unwrap();
             c.queued == 0 && c.running == 0
         })
@@ -391,7 +400,40 @@ async fn a_change_to_the_policy_file_is_validated_on_the_change(backend: Backend
     assert_eq!(lane.status(HEAD, "hotfix-lane/policy"), ("success".into(), "policy file valid".into()));
 }
 
+/// A throwaway RSA key for the App-mode test, made by the openssl command.
+fn app_private_key() -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+        .output()
+        .expect("the openssl command (CI installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn as_a_github_app_it_acts_per_installation_and_reports_check_runs(backend: Backend) {
+    let auth = GitHubAuth::App { app_id: 4242, private_key_pem: app_private_key() };
+    let lane = Lane::start_as(backend, RESPONDERS, auth).await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("failure".into(), "no postmortem referenced".into()));
+    let auth = lane.fake.with(|w| w.auth.clone());
+    let (_, jwt) =
+        auth.iter().find(|(path, _)| path == "/app/installations/1/access_tokens").expect("a token was bought");
+    let claims = jwt.strip_prefix("Bearer ").and_then(|t| t.split('.').nth(1)).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], 4242);
+    let repo_calls: Vec<&String> = auth.iter().filter(|(p, _)| p.starts_with("/repos/")).map(|(_, a)| a).collect();
+    assert!(!repo_calls.is_empty());
+    assert!(repo_calls.iter().all(|a| a.ends_with("ghs_installation_1")), "{repo_calls:?}");
+    let calls = lane.fake.take_calls();
+    assert!(calls.iter().any(|c| c == "POST /repos/Codertocat/Hello-World/check-runs"), "{calls:?}");
+    assert!(!calls.iter().any(|c| c.contains("/statuses/")), "check runs, not statuses, in App mode");
+}
+
 on_both_backends!(
+    as_a_github_app_it_acts_per_installation_and_reports_check_runs,
     a_change_to_the_policy_file_is_validated_on_the_change,
     a_label_applied_while_not_listening_is_attributed_by_the_forge,
     the_reconcile_sweep_catches_what_webhooks_missed,

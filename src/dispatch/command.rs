@@ -2,7 +2,7 @@
 
 use super::pull;
 use super::{Dispatch, StepError};
-use crate::forge::Forge;
+use crate::forge::{Forge, Forges};
 use crate::lane::command::{self, Command};
 use crate::lane::event::{self, CommentAction, Envelope, Event, PullRequest, PullRequestAction, RepoRef};
 use crate::lane::incident::{self, Incident};
@@ -11,9 +11,9 @@ use crate::lane::policy::Policy;
 use crate::lane::postmortem;
 use crate::store::{AuditEntry, Write};
 
-pub(super) async fn on_comment<F: Forge>(
-    d: &Dispatch<F>,
-    forge: &F,
+pub(super) async fn on_comment<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
     envelope: &Envelope,
     repo: &RepoRef,
     action: CommentAction,
@@ -69,9 +69,9 @@ pub(super) async fn on_comment<F: Forge>(
 
 /// Opens (or finds the one already opened) postmortem issue for a change that names none, and
 /// links it into the description. Returns the issue number when it linked one.
-pub(super) async fn ensure_postmortem<F: Forge>(
-    d: &Dispatch<F>,
-    forge: &F,
+pub(super) async fn ensure_postmortem<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
     repo: &RepoRef,
     pull: &mut PullRequest,
     labeler: Option<&Labeler>,

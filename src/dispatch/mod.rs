@@ -8,7 +8,7 @@ mod pull;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::forge::{Forge, ForgeError};
+use crate::forge::{ForgeError, Forges};
 use crate::jobs::{JobHandler, JobResult};
 use crate::lane::event::{Envelope, Event, IssueAction, MergeGroupAction, PullRequestAction};
 use crate::lane::track::{self, PullFacts};
@@ -32,16 +32,16 @@ pub async fn reconcile(store: &Store, forge: &str, now: crate::store::Millis) ->
         let (Some(repo), true, crate::lane::event::ItemState::Open) = (&facts.repo, watched, facts.state) else {
             continue;
         };
-        store.enqueue(&pull::reconcile_job(forge, repo, facts.number, now), now).await?;
+        store.enqueue(&pull::reconcile_job(forge, &facts, repo, now), now).await?;
         queued += 1;
     }
     Ok(queued)
 }
 
-pub struct Dispatch<F> {
+pub struct Dispatch<P> {
     pub store: Store,
     /// `None` when no forge credentials are configured: events are tracked, nothing reported.
-    pub forge: Option<F>,
+    pub forge: Option<P>,
     pub policies: Policies,
     pub clock: Arc<dyn Clock>,
 }
@@ -68,8 +68,8 @@ impl From<StepError> for JobResult {
     }
 }
 
-impl<F: Forge> Dispatch<F> {
-    pub fn new(store: Store, forge: Option<F>, clock: Arc<dyn Clock>) -> Arc<Self> {
+impl<P: Forges> Dispatch<P> {
+    pub fn new(store: Store, forge: Option<P>, clock: Arc<dyn Clock>) -> Arc<Self> {
         Arc::new(Dispatch { store, forge, policies: Policies::default(), clock })
     }
 
@@ -91,9 +91,11 @@ impl<F: Forge> Dispatch<F> {
                 self.policies.invalidate(&repo.full_name);
             }
         }
-        let Some(forge) = &self.forge else {
+        let Some(forges) = &self.forge else {
             return self.track_only(&envelope).await;
         };
+        let client = forges.client(envelope.installation_id)?;
+        let forge = &client;
         match &envelope.event {
             Event::PullRequest { action, pull, label } if *action != PullRequestAction::Unknown => {
                 let prior = self.pull_state(forge_name, repo.id, pull.number).await?;
@@ -142,7 +144,7 @@ fn lane_state_write(forge: &str, repo_id: u64, facts: &PullFacts) -> Write {
     }
 }
 
-impl<F: Forge> JobHandler for Dispatch<F> {
+impl<P: Forges> JobHandler for Dispatch<P> {
     async fn run(&self, job: &ClaimedJob) -> JobResult {
         let result = match job.kind.as_str() {
             DELIVERY_JOB => self.delivery(job).await,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{command, lane_state_write, Dispatch, StepError, GITHUB_POLICY_PATH};
-use crate::forge::Forge;
+use crate::forge::{Forge, Forges};
 use crate::lane::comment::{self, MARKER};
 use crate::lane::event::{
     Envelope, Issue, IssueAction, ItemState, MergeGroup, PullRequest, PullRequestAction, RepoRef,
@@ -25,22 +25,30 @@ pub const RECONCILE_JOB: &str = "reconcile";
 struct Reconcile {
     repo: RepoRef,
     number: u64,
+    installation_id: Option<u64>,
 }
 
-pub(super) fn reconcile_job(forge: &str, repo: &RepoRef, number: u64, now: crate::store::Millis) -> NewJob {
+pub(super) fn reconcile_job(forge: &str, facts: &PullFacts, repo: &RepoRef, now: crate::store::Millis) -> NewJob {
+    let (number, installation_id) = (facts.number, facts.installation_id);
     NewJob {
         kind: RECONCILE_JOB.into(),
         ordering_key: format!("{forge}:{}:pr:{number}", repo.id),
-        payload: serde_json::to_value(Reconcile { repo: repo.clone(), number }).expect("serializes"),
+        payload: serde_json::to_value(Reconcile { repo: repo.clone(), number, installation_id }).expect("serializes"),
         delivery_id: None,
         max_attempts: 3,
         run_at: now,
     }
 }
 
-pub(super) async fn reconcile<F: Forge>(d: &Dispatch<F>, forge: &F, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
-    let Reconcile { repo, number } = serde_json::from_value(job.payload.clone())
+pub(super) async fn reconcile<P: Forges>(
+    d: &Dispatch<P>,
+    forges: &P,
+    job: &ClaimedJob,
+) -> Result<Vec<Write>, StepError> {
+    let Reconcile { repo, number, installation_id } = serde_json::from_value(job.payload.clone())
         .map_err(|e| StepError::Invalid(format!("reconcile payload does not parse: {e}")))?;
+    let client = forges.client(installation_id)?;
+    let forge = &client;
     let forge_name = job.ordering_key.split(':').next().unwrap_or("github");
     let Some(pull) = forge.pull(&repo.full_name, number).await? else { return Ok(vec![]) };
     let prior = d.pull_state(forge_name, repo.id, number).await?;
@@ -52,7 +60,7 @@ pub(super) async fn reconcile<F: Forge>(d: &Dispatch<F>, forge: &F, job: &Claime
         },
         repo: Some(repo.clone()),
         sender: crate::lane::event::Actor { id: 0, login: "hotfix-lane".into() },
-        installation_id: None,
+        installation_id,
         event: crate::lane::event::Event::PullRequest {
             action: PullRequestAction::Edited,
             pull: pull.clone(),
@@ -66,6 +74,7 @@ pub(super) async fn reconcile<F: Forge>(d: &Dispatch<F>, forge: &F, job: &Claime
 struct Recheck {
     repo: RepoRef,
     number: u64,
+    installation_id: Option<u64>,
     /// What the issue event said, so the recheck needs no API call.
     lookup: Lookup,
 }
@@ -77,9 +86,9 @@ enum Lookup {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn on_pull<F: Forge>(
-    d: &Dispatch<F>,
-    forge: &F,
+pub(super) async fn on_pull<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
     envelope: &Envelope,
     repo: &RepoRef,
     action: PullRequestAction,
@@ -171,8 +180,8 @@ pub(super) async fn on_pull<F: Forge>(
 
 /// An event on an issue: every change naming it as postmortem gets a recheck job, queued
 /// behind that change's own jobs.
-pub(super) async fn on_issue<F: Forge>(
-    d: &Dispatch<F>,
+pub(super) async fn on_issue<P: Forges>(
+    d: &Dispatch<P>,
     envelope: &Envelope,
     repo: &RepoRef,
     action: IssueAction,
@@ -191,6 +200,7 @@ pub(super) async fn on_issue<F: Forge>(
             let recheck = Recheck {
                 repo: RepoRef { id: c.repo_id as u64, full_name: c.repo, default_branch: String::new() },
                 number: c.number as u64,
+                installation_id: envelope.installation_id,
                 lookup: match &lookup {
                     Lookup::Found { is_pull_request, labels } => {
                         Lookup::Found { is_pull_request: *is_pull_request, labels: labels.clone() }
@@ -210,9 +220,11 @@ pub(super) async fn on_issue<F: Forge>(
         .collect())
 }
 
-pub(super) async fn recheck<F: Forge>(d: &Dispatch<F>, forge: &F, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
+pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
     let recheck: Recheck = serde_json::from_value(job.payload.clone())
         .map_err(|e| StepError::Invalid(format!("recheck payload does not parse: {e}")))?;
+    let client = forges.client(recheck.installation_id)?;
+    let forge = &client;
     let forge_name = job.ordering_key.split(':').next().unwrap_or("github");
     let Some(mut facts) = d.pull_state(forge_name, recheck.repo.id, recheck.number).await? else {
         return Ok(vec![]);
@@ -254,9 +266,9 @@ pub(super) async fn recheck<F: Forge>(d: &Dispatch<F>, forge: &F, job: &ClaimedJ
 
 /// A merge group asks for checks: the postmortem check of the change it carries, reported on
 /// the group's head commit so that the queue enforces it too.
-pub(super) async fn on_merge_group<F: Forge>(
-    d: &Dispatch<F>,
-    forge: &F,
+pub(super) async fn on_merge_group<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
     envelope: &Envelope,
     repo: &RepoRef,
     group: &MergeGroup,

@@ -5,10 +5,14 @@
 use std::time::Duration;
 
 use base64::Engine;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
 
-use super::{FileContent, Forge, ForgeError};
+use super::{FileContent, Forge, ForgeError, Forges};
 use crate::lane::event::{self, Actor, PullRequest};
 use crate::lane::incident::parse_utc;
 use crate::lane::policy::{Permission, Responders};
@@ -16,22 +20,74 @@ use crate::lane::postmortem::IssueLookup;
 use crate::lane::report::{CheckState, Report};
 use crate::store::Millis;
 
+/// A client acting as one identity: a token (reports as commit statuses) or an App
+/// installation (reports as check runs). Cheap to clone.
+#[derive(Clone)]
 pub struct GitHub {
     client: Octocrab,
+    check_runs: bool,
+}
+
+/// How hotfix-lane authenticates to GitHub.
+pub enum GitHubAuth {
+    /// A personal access token or fine-grained token.
+    Token(String),
+    /// A GitHub App: JWTs signed with its private key buy installation tokens, which octocrab
+    /// caches and renews before they expire.
+    App { app_id: u64, private_key_pem: String },
+}
+
+/// The clients for every installation (App) or the one client (token).
+pub enum GitHubClients {
+    Token(GitHub),
+    App { root: Octocrab, installations: Mutex<HashMap<u64, GitHub>> },
+}
+
+impl GitHubClients {
+    pub fn new(api_url: &str, auth: GitHubAuth) -> Result<GitHubClients, ForgeError> {
+        let builder = Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{api_url}`: {e}")))?;
+        Ok(match auth {
+            GitHubAuth::Token(token) => GitHubClients::Token(GitHub {
+                client: builder.personal_token(token).build().map_err(|e| ForgeError::Failed(e.to_string()))?,
+                check_runs: false,
+            }),
+            GitHubAuth::App { app_id, private_key_pem } => {
+                let root = builder
+                    .app_from_rsa_pem(AppId(app_id), private_key_pem)
+                    .map_err(|e| ForgeError::Failed(format!("GitHub App private key: {e}")))?
+                    .build()
+                    .map_err(|e| ForgeError::Failed(e.to_string()))?;
+                GitHubClients::App { root, installations: Mutex::default() }
+            }
+        })
+    }
+}
+
+impl Forges for GitHubClients {
+    type Client = GitHub;
+
+    fn client(&self, installation: Option<u64>) -> Result<GitHub, ForgeError> {
+        match self {
+            GitHubClients::Token(client) => Ok(client.clone()),
+            GitHubClients::App { root, installations } => {
+                let id = installation
+                    .ok_or_else(|| ForgeError::Failed("the delivery names no App installation to act as".into()))?;
+                let mut installations = installations.lock().expect("installation clients lock");
+                if let Some(client) = installations.get(&id) {
+                    return Ok(client.clone());
+                }
+                let client = root.installation(InstallationId(id)).map_err(|e| ForgeError::Failed(e.to_string()))?;
+                let client = GitHub { client, check_runs: true };
+                installations.insert(id, client.clone());
+                Ok(client)
+            }
+        }
+    }
 }
 
 impl GitHub {
-    /// A client authenticated with a token (personal access token or installation token).
-    pub fn with_token(api_url: &str, token: &str) -> Result<GitHub, ForgeError> {
-        let client = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{api_url}`: {e}")))?
-            .personal_token(token.to_string())
-            .build()
-            .map_err(|e| ForgeError::Failed(e.to_string()))?;
-        Ok(GitHub { client })
-    }
-
     async fn get<T: serde::de::DeserializeOwned>(&self, route: &str) -> Result<Option<T>, ForgeError> {
         match self.client.get::<T, _, ()>(route, None).await {
             Ok(value) => Ok(Some(value)),
@@ -124,6 +180,22 @@ struct NewStatus<'a> {
     state: &'a str,
     context: &'a str,
     description: &'a str,
+}
+
+#[derive(Serialize)]
+struct NewCheckRun<'a> {
+    name: &'a str,
+    head_sha: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conclusion: Option<&'a str>,
+    output: CheckOutput<'a>,
+}
+
+#[derive(Serialize)]
+struct CheckOutput<'a> {
+    title: &'a str,
+    summary: &'a str,
 }
 
 #[derive(Serialize)]
@@ -251,6 +323,25 @@ impl Forge for GitHub {
             CheckState::Failure => "failure",
             CheckState::Pending => "pending",
         };
+        if self.check_runs {
+            let (status, conclusion) = match report.state {
+                CheckState::Pending => ("in_progress", None),
+                _ => ("completed", Some(state)),
+            };
+            let summary = if report.details.is_empty() { &report.description } else { &report.details };
+            let run = NewCheckRun {
+                name: &report.context,
+                head_sha: sha,
+                status,
+                conclusion,
+                output: CheckOutput { title: &report.description, summary },
+            };
+            self.client
+                .post::<_, serde_json::Value>(format!("/repos/{repo}/check-runs"), Some(&run))
+                .await
+                .map_err(classify)?;
+            return Ok(());
+        }
         let status = NewStatus { state, context: &report.context, description: &report.description };
         self.client
             .post::<_, serde_json::Value>(format!("/repos/{repo}/statuses/{sha}"), Some(&status))

@@ -27,6 +27,13 @@ pub struct FileContent {
     pub text: String,
 }
 
+/// Hands out the client to act with for an event: the App installation's, or the one
+/// token's.
+pub trait Forges: Send + Sync + 'static {
+    type Client: Forge;
+    fn client(&self, installation: Option<u64>) -> Result<Self::Client, ForgeError>;
+}
+
 pub trait Forge: Send + Sync + 'static {
     /// A file on a branch; `None` when it does not exist.
     fn file(

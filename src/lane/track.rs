@@ -25,6 +25,9 @@ pub struct PullFacts {
     /// The repository, for work that starts from stored state (the reconcile sweep).
     #[serde(default)]
     pub repo: Option<RepoRef>,
+    /// The GitHub App installation that delivered its events, to act as for it later.
+    #[serde(default)]
+    pub installation_id: Option<u64>,
     #[serde(default)]
     pub lane: LaneRecord,
 }
@@ -87,6 +90,7 @@ pub fn observe(prior: Option<PullFacts>, envelope: &Envelope) -> Option<PullFact
             from_fork: p.from_fork,
             events,
             repo: envelope.repo.clone(),
+            installation_id: envelope.installation_id,
             lane: prior.map(|p| p.lane).unwrap_or_default(),
         }),
         None => prior.map(|p| PullFacts { events, ..p }),

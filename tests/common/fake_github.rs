@@ -54,6 +54,8 @@ pub struct World {
     pub permissions: HashMap<(String, String), String>,
     /// "METHOD /path" of every request, in order.
     pub calls: Vec<String>,
+    /// (path, Authorization header) of every request.
+    pub auth: Vec<(String, String)>,
     next_id: u64,
 }
 
@@ -76,6 +78,8 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/pulls/{number}", get(pull).patch(edit_pull))
             .route("/repos/{owner}/{repo}/pulls/{number}/files", get(pull_files))
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
+            .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
+            .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(team_membership))
             .route("/repos/{owner}/{repo}/collaborators/{login}/permission", get(permission))
             .fallback(|uri: Uri| async move { not_found(&format!("no fake for {uri}")) })
@@ -118,7 +122,13 @@ async fn record(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    world.lock().unwrap().calls.push(format!("{method} {}", uri.path()));
+    let authorization =
+        request.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    {
+        let mut w = world.lock().unwrap();
+        w.calls.push(format!("{method} {}", uri.path()));
+        w.auth.push((uri.path().to_string(), authorization));
+    }
     next.run(request).await
 }
 
@@ -270,6 +280,35 @@ async fn create_status(
     };
     world.repos.entry(full(&owner, &repo)).or_default().statuses.push(status);
     (StatusCode::CREATED, Json(json!({ "id": 1 }))).into_response()
+}
+
+/// Check runs are kept with the statuses: the context is the run's name, the state its
+/// conclusion, the description its title.
+async fn create_check_run(
+    State(world): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let status = Status {
+        sha: body["head_sha"].as_str().unwrap_or_default().into(),
+        context: body["name"].as_str().unwrap_or_default().into(),
+        state: body["conclusion"].as_str().unwrap_or("pending").into(),
+        description: body["output"]["title"].as_str().unwrap_or_default().into(),
+    };
+    world.repos.entry(full(&owner, &repo)).or_default().statuses.push(status);
+    (StatusCode::CREATED, Json(json!({ "id": 7 }))).into_response()
+}
+
+/// Installation tokens for App mode: `ghs_installation_<id>`, valid for an hour.
+async fn access_token(Path(id): Path<u64>) -> Response {
+    let token = json!({
+        "token": format!("ghs_installation_{id}"),
+        "expires_at": "2099-01-01T00:00:00Z",
+        "permissions": { "checks": "write", "statuses": "write", "issues": "write", "pull_requests": "write" },
+        "repository_selection": "all",
+    });
+    (StatusCode::CREATED, Json(token)).into_response()
 }
 
 async fn list_comments(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
