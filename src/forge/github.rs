@@ -13,7 +13,8 @@ use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
 
 use super::{FileContent, Forge, ForgeError, Forges};
-use crate::lane::event::{self, Actor, PullRequest};
+use crate::ingress::github_payload::{PullRequestBody, User};
+use crate::lane::event::PullRequest;
 use crate::lane::incident::parse_utc;
 use crate::lane::policy::{Permission, Responders};
 use crate::lane::postmortem::IssueLookup;
@@ -138,43 +139,6 @@ struct Named {
     name: String,
 }
 
-#[derive(Deserialize)]
-struct User {
-    id: u64,
-    login: String,
-}
-
-#[derive(Deserialize)]
-struct Branch {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    sha: String,
-    repo: Option<RepoId>,
-}
-
-#[derive(Deserialize)]
-struct RepoId {
-    id: u64,
-}
-
-#[derive(Deserialize)]
-struct PullBody {
-    number: u64,
-    title: String,
-    body: Option<String>,
-    user: User,
-    state: event::ItemState,
-    #[serde(default)]
-    draft: bool,
-    #[serde(default)]
-    merged: bool,
-    merge_commit_sha: Option<String>,
-    head: Branch,
-    base: Branch,
-    #[serde(default)]
-    labels: Vec<Named>,
-}
-
 #[derive(Serialize)]
 struct NewStatus<'a> {
     state: &'a str,
@@ -291,25 +255,8 @@ impl Forge for GitHub {
     }
 
     async fn pull(&self, repo: &str, number: u64) -> Result<Option<PullRequest>, ForgeError> {
-        let Some(p) = self.get::<PullBody>(&format!("/repos/{repo}/pulls/{number}")).await? else {
-            return Ok(None);
-        };
-        let from_fork = p.head.repo.map(|r| r.id) != p.base.repo.map(|r| r.id);
-        Ok(Some(PullRequest {
-            number: p.number,
-            title: p.title,
-            body: p.body.unwrap_or_default(),
-            author: Actor { id: p.user.id, login: p.user.login },
-            state: if p.merged { event::ItemState::Merged } else { p.state },
-            draft: p.draft,
-            merged: p.merged,
-            merge_commit_sha: p.merge_commit_sha,
-            head_sha: p.head.sha,
-            head_ref: p.head.git_ref,
-            base_ref: p.base.git_ref,
-            from_fork,
-            labels: p.labels.into_iter().map(|l| l.name).collect(),
-        }))
+        // The REST API's pull request is the webhook's: one shape, one conversion.
+        Ok(self.get::<PullRequestBody>(&format!("/repos/{repo}/pulls/{number}")).await?.map(PullRequest::from))
     }
 
     async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError> {

@@ -52,9 +52,9 @@ struct Repository {
 }
 
 #[derive(Deserialize)]
-struct User {
+pub(crate) struct User {
     id: u64,
-    login: String,
+    pub(crate) login: String,
 }
 
 #[derive(Deserialize)]
@@ -134,8 +134,9 @@ struct RepoId {
     id: u64,
 }
 
+/// A pull request as GitHub shows it, in webhooks and in the REST API alike.
 #[derive(Deserialize)]
-struct PullRequestBody {
+pub(crate) struct PullRequestBody {
     number: u64,
     title: String,
     body: Option<String>,

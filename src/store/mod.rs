@@ -1,7 +1,8 @@
 //! Persistence: deliveries, jobs, lane state and the audit log, on SQLite (default) or PostgreSQL.
 //!
 //! Both backends run the same query text through sqlx's `Any` driver; the dialects differ only in
-//! their migrations (`migrations/<dialect>/`) and in the job-claim lock clause. The test suite runs
+//! some migrations (`migrations/<dialect>/`; portable ones live in `migrations/common/`) and in
+//! the job-claim lock clause. The test suite runs
 //! against both, which is what keeps them from drifting.
 //!
 //! Durability: the delivery inbox is the one thing that must survive a power failure the moment
@@ -168,8 +169,9 @@ impl Store {
             (
                 2,
                 "postmortem links",
-                include_str!("migrations/sqlite/0002_postmortem_links.sql"),
-                include_str!("migrations/postgres/0002_postmortem_links.sql"),
+                // Portable SQL: one file serves both dialects.
+                include_str!("migrations/common/0002_postmortem_links.sql"),
+                include_str!("migrations/common/0002_postmortem_links.sql"),
             ),
         ];
         let migrations = sources
