@@ -29,10 +29,29 @@ pub enum Backend {
     Postgres,
 }
 
-/// A database of its own for one test: a temp SQLite file, or a fresh PostgreSQL schema.
+/// A database of its own for one test: a temp SQLite file, or a fresh PostgreSQL schema that
+/// is dropped again when the test is done.
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    schema: Option<String>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(schema) = self.schema.take() else { return };
+        // Drop runs inside the test's runtime, which cannot block: use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&postgres_url()).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 impl TestDb {
@@ -41,7 +60,7 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("lane.db").display());
-                TestDb { url, _dir: Some(dir) }
+                TestDb { url, _dir: Some(dir), schema: None }
             }
             Backend::Postgres => {
                 let base = postgres_url();
@@ -52,7 +71,7 @@ impl TestDb {
                 sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
                 admin.close().await;
                 let sep = if base.contains('?') { '&' } else { '?' };
-                TestDb { url: format!("{base}{sep}options[search_path]={schema}"), _dir: None }
+                TestDb { url: format!("{base}{sep}options[search_path]={schema}"), _dir: None, schema: Some(schema) }
             }
         }
     }
