@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::audit_view;
 use crate::forge::github::GitHubAuth;
 use crate::ingress::Limits;
 use crate::jobs::RunnerOptions;
@@ -43,6 +44,29 @@ enum Command {
     },
     /// Inspect the job queue and give dead jobs another chance.
     Jobs(JobsArgs),
+    /// Read the audit log: every lane decision, who made it, on which commit, and why.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+struct AuditArgs {
+    /// Database URL (see `serve --help`).
+    #[arg(long, env = "HOTFIX_LANE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+    /// Only this repository (`owner/name`).
+    #[arg(long)]
+    repo: Option<String>,
+    /// Only entries since: `24h`, `2026-11-01` or `2026-11-01T08:00:00Z`.
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: AuditFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AuditFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +144,9 @@ struct ServeArgs {
     #[arg(long, env = "HOTFIX_LANE_BODY_TIMEOUT", value_parser = duration)]
     #[serde(default, deserialize_with = "de_duration")]
     body_timeout: Option<Duration>,
+    /// Bearer token for the admin API (`GET /api/audit`); the API is off without one.
+    #[arg(long, env = "HOTFIX_LANE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<Secret>,
     /// Acknowledge deliveries without waiting for the disk. Loses deliveries on power failure;
     /// only for measuring what durability costs.
     #[arg(long, env = "HOTFIX_LANE_UNSAFE_SKIP_FSYNC")]
@@ -192,6 +219,7 @@ impl ServeArgs {
                 lease: self.job_lease.or(file.job_lease).unwrap_or(runner_defaults.lease),
                 ..runner_defaults
             },
+            admin_token: self.admin_token.or(file.admin_token).map(|s| s.0).filter(|t| !t.is_empty()),
             max_attempts: self.job_max_attempts.or(file.job_max_attempts).unwrap_or(8).max(1),
             durable: !(self.unsafe_skip_fsync || file.unsafe_skip_fsync),
         };
@@ -239,6 +267,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Jobs(args) => {
             telemetry::init(LogFormat::Human);
             block_on(jobs(args))
+        }
+        Command::Audit(args) => {
+            telemetry::init(LogFormat::Human);
+            block_on(audit(args))
         }
     }
 }
@@ -300,6 +332,19 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let since =
+        args.since.as_deref().map(|s| audit_view::parse_since(s, now)).transpose().map_err(anyhow::Error::msg)?;
+    let store = Store::open(&args.database_url, &StoreOptions::default()).await?;
+    let entries = store.audit(args.repo.as_deref(), since).await?;
+    match args.format {
+        AuditFormat::Table => println!("{}", audit_view::table(&entries)),
+        AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+    }
+    Ok(())
 }
 
 async fn jobs(args: JobsArgs) -> anyhow::Result<()> {

@@ -38,6 +38,8 @@ pub struct ServeSettings {
     pub runner: RunnerOptions,
     pub max_attempts: i64,
     pub durable: bool,
+    /// Bearer token of the admin API; the API is off without one.
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,13 +116,19 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
         clock: clock.clone(),
     });
     let ops = Arc::new(Ops { store: store.clone(), metrics: metrics.clone(), shutting_down: AtomicBool::new(false) });
-    let app = Router::new().route("/webhooks/github", post(ingress::github::webhook)).with_state(ingress).merge(
-        Router::new()
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
-            .with_state(ops.clone()),
-    );
+    let api =
+        Arc::new(crate::api::Api { store: store.clone(), token: settings.admin_token.clone(), clock: clock.clone() });
+    let app = Router::new()
+        .route("/webhooks/github", post(ingress::github::webhook))
+        .with_state(ingress)
+        .merge(Router::new().route("/api/audit", get(crate::api::audit)).with_state(api))
+        .merge(
+            Router::new()
+                .route("/healthz", get(|| async { "ok" }))
+                .route("/readyz", get(readyz))
+                .route("/metrics", get(metrics_text))
+                .with_state(ops.clone()),
+        );
 
     let forge = match settings.github_auth {
         Some(auth) => Some(GitHubClients::new(&settings.github_api_url, auth).map_err(ServeError::Forge)?),

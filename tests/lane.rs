@@ -432,7 +432,49 @@ async fn as_a_github_app_it_acts_per_installation_and_reports_check_runs(backend
     assert!(!calls.iter().any(|c| c.contains("/statuses/")), "check runs, not statuses, in App mode");
 }
 
+async fn the_audit_api_needs_its_token(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
+    let get = |auth: Option<&str>, query: &str| {
+        let mut req = lane.client.get(format!("{}/api/audit{query}", lane.base));
+        if let Some(token) = auth {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    assert_eq!(get(Some("anything"), "").await.unwrap().status(), 404, "off without a configured token");
+    drop(lane);
+
+    let fake = FakeGitHub::start().await;
+    fake.repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), RESPONDERS.into()));
+    let db = TestDb::new(backend).await;
+    let mut settings = common::settings(&db);
+    settings.github_api_url = fake.url.clone();
+    settings.github_auth = Some(GitHubAuth::Token("t".into()));
+    settings.admin_token = Some("s3cret-admin".into());
+    let server = common::start_server_with(settings, Arc::new(ManualClock::new(NOW))).await;
+    let base = base_url(&server);
+    let client = reqwest::Client::new();
+    let body = serde_json::to_vec(&pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).unwrap();
+    assert_eq!(Delivery::new("pull_request", "a1", body).send(&client, &base).await.0, 202);
+    let store = server.store.clone();
+    eventually("the decision is audited", || async { !store.audit(None, None).await.unwrap().is_empty() }).await;
+
+    let url = |q: &str| format!("{base}/api/audit{q}");
+    assert_eq!(client.get(url("")).send().await.unwrap().status(), 401);
+    assert_eq!(client.get(url("")).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    let entries: Value = client.get(url("")).bearer_auth("s3cret-admin").send().await.unwrap().json().await.unwrap();
+    assert_eq!(entries[0]["action"], "lane.hotfix");
+    assert_eq!(entries[0]["actor"], "Codertocat");
+    assert_eq!(entries[0]["sha"], HEAD);
+    let other: Value =
+        client.get(url("?repo=acme/other")).bearer_auth("s3cret-admin").send().await.unwrap().json().await.unwrap();
+    assert_eq!(other, json!([]));
+    assert_eq!(client.get(url("?since=someday")).bearer_auth("s3cret-admin").send().await.unwrap().status(), 400);
+}
+
 on_both_backends!(
+    the_audit_api_needs_its_token,
     as_a_github_app_it_acts_per_installation_and_reports_check_runs,
     a_change_to_the_policy_file_is_validated_on_the_change,
     a_label_applied_while_not_listening_is_attributed_by_the_forge,

@@ -243,6 +243,53 @@ fn help_explains_each_command() {
 }
 
 #[tokio::test]
+async fn the_audit_log_is_read_from_the_cli() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let job = hotfix_lane::store::NewJob {
+        kind: "delivery".into(),
+        ordering_key: "k".into(),
+        payload: serde_json::Value::Null,
+        delivery_id: None,
+        max_attempts: 1,
+        run_at: 0,
+    };
+    store.enqueue(&job, 0).await.unwrap();
+    let claimed = store.claim("t", 1, 1_000).await.unwrap().unwrap();
+    let entry = |repo: &str, at| {
+        hotfix_lane::store::Write::Audit(hotfix_lane::store::AuditEntry {
+            at,
+            forge: "github".into(),
+            repo: repo.into(),
+            number: Some(2),
+            actor: "alice".into(),
+            action: "lane.hotfix".into(),
+            sha: Some("ec26c3e57ca3a959".into()),
+            detail: "applied by a responder".into(),
+        })
+    };
+    // 2026-11-26 13:24 UTC and a day earlier.
+    let writes = [entry("acme/shop", 1_795_699_440_000), entry("acme/other", 1_795_613_040_000)];
+    assert!(store.complete(&claimed, &writes, 2).await.unwrap());
+
+    let (code, out, err) = run(&["audit", "--database-url", &db.url, "--repo", "acme/shop"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "when                  change       actor  action       commit      why\n\
+         2026-11-26 13:24 UTC  acme/shop#2  alice  lane.hotfix  ec26c3e57c  applied by a responder"
+    );
+    let (code, out, _) = run(&["audit", "--database-url", &db.url, "--since", "2026-11-26", "--format", "json"]);
+    assert_eq!(code, 0);
+    let entries: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 1);
+    assert_eq!(entries[0]["repo"], "acme/shop");
+    let (code, _, err) = run(&["audit", "--database-url", &db.url, "--since", "last week"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a time"), "{err}");
+}
+
+#[tokio::test]
 async fn dead_jobs_are_listed_and_requeued_from_the_cli() {
     let db = TestDb::new(Backend::Sqlite).await;
     let store = db.store().await;

@@ -111,6 +111,7 @@ pub fn settings(db: &TestDb) -> ServeSettings {
         github_webhook_secrets: vec![SECRET.to_string()],
         github_api_url: "http://127.0.0.1:9".into(),
         github_auth: None,
+        admin_token: None,
         limits: Limits { body_timeout: Duration::from_secs(2), ..Limits::default() },
         runner: RunnerOptions { poll: Duration::from_millis(50), ..RunnerOptions::default() },
         max_attempts: 3,
