@@ -21,6 +21,7 @@ const NOW: i64 = 1_795_699_440_000;
 
 struct Lane {
     fake: FakeGitHub,
+    clock: Arc<ManualClock>,
     server: Running,
     client: reqwest::Client,
     base: String,
@@ -41,9 +42,10 @@ impl Lane {
         settings.github_api_url = fake.url.clone();
         settings.github_auth = Some(auth);
         // A fixed clock: timestamps in what the lane writes are part of the snapshots.
-        let server = common::start_server_with(settings, Arc::new(ManualClock::new(NOW))).await;
+        let clock = Arc::new(ManualClock::new(NOW));
+        let server = common::start_server_with(settings, clock.clone()).await;
         let base = base_url(&server);
-        Lane { fake, server, client: reqwest::Client::new(), base, next_delivery: 0.into(), _db: db }
+        Lane { fake, clock, server, client: reqwest::Client::new(), base, next_delivery: 0.into(), _db: db }
     }
 
     fn store(&self) -> &Store {
@@ -205,7 +207,8 @@ async fn a_normal_pull_request_passes_without_a_comment(backend: Backend) {
 }
 
 async fn a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists(backend: Backend) {
-    let lane = Lane::start(backend, RESPONDERS).await;
+    // A smoke check that never reports keeps the lane from merging while the check flips.
+    let lane = Lane::start(backend, &format!("{RESPONDERS}[merge]\nsmoke_checks = [\"smoke\"]\n")).await;
     lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Fix the outage.", "Codertocat")).await;
     assert_eq!(lane.status(HEAD, "hotfix-lane/lane"), ("success".into(), "hotfix: smoke-only".into()));
     assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("failure".into(), "no postmortem referenced".into()));
@@ -236,7 +239,7 @@ async fn a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists(backend
         lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(
         audit,
-        ["lane.hotfix", "postmortem.failure", "postmortem.success", "postmortem.failure"],
+        ["lane.hotfix", "grant.created", "postmortem.failure", "postmortem.success", "postmortem.failure"],
         "each lane decision is audited once"
     );
 }
@@ -473,7 +476,154 @@ async fn the_audit_api_needs_its_token(backend: Backend) {
     assert_eq!(client.get(url("?since=someday")).bearer_auth("s3cret-admin").send().await.unwrap().status(), 400);
 }
 
+/// Responders, plus the fixture's check run as the smoke check.
+const MERGE_POLICY: &str = "[responders]\nusers = [\"Codertocat\", \"alice\"]\n[merge]\nsmoke_checks = [\"Octocoders-linter\"]\nmethod = \"squash\"\n";
+
+fn check_event(conclusion: &str, sha: &str) -> Value {
+    let mut event = fixture("github/check_run/completed.json");
+    event["check_run"]["conclusion"] = conclusion.into();
+    event["check_run"]["head_sha"] = sha.into();
+    event
+}
+
+/// A hotfix, labelled by a responder, naming an existing postmortem: waiting for smoke only.
+async fn authorized_hotfix(backend: Backend) -> Lane {
+    let lane = Lane::start(backend, MERGE_POLICY).await;
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
+    serve_pull(&lane, "Postmortem: #50");
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Postmortem: #50", "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").0, "success");
+    lane
+}
+
+fn merges(lane: &Lane) -> Vec<(u64, String, String)> {
+    lane.fake.repo(REPO, |r| r.merges.clone())
+}
+
+async fn audit_actions(lane: &Lane) -> Vec<String> {
+    lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect()
+}
+
+async fn a_granted_hotfix_merges_when_its_smoke_check_turns_green(backend: Backend) {
+    let lane = authorized_hotfix(backend).await;
+    assert!(merges(&lane).is_empty(), "not before the smoke check");
+    lane.send("check_run", check_event("failure", HEAD)).await;
+    assert!(merges(&lane).is_empty(), "not on a red smoke check");
+    assert!(lane.comments()[0].contains("smoke checks failed: `Octocoders-linter`"), "{}", lane.comments()[0]);
+    lane.send("check_run", check_event("success", HEAD)).await;
+    assert_eq!(merges(&lane), vec![(2, HEAD.to_string(), "squash".to_string())], "merged once, pinned to the head");
+    insta::assert_snapshot!("merged", lane.comments()[0]);
+    // Whatever arrives again, it never merges twice.
+    lane.send("check_run", check_event("success", HEAD)).await;
+    lane.send("pull_request", pr_event("edited", None, &["hotfix"], "Postmortem: #50", "Codertocat")).await;
+    assert_eq!(merges(&lane).len(), 1);
+    let actions = audit_actions(&lane).await;
+    assert_eq!(actions.iter().filter(|a| *a == "merge.merged").count(), 1, "{actions:?}");
+}
+
+async fn a_push_after_the_grant_voids_it(backend: Backend) {
+    let lane = authorized_hotfix(backend).await;
+    let new_head = "1234567890123456789012345678901234567890";
+    let mut push = pr_event("synchronize", None, &["hotfix"], "Postmortem: #50", "Codertocat");
+    push["pull_request"]["head"]["sha"] = new_head.into();
+    lane.send("pull_request", push).await;
+    lane.send("check_run", check_event("success", new_head)).await;
+    assert!(merges(&lane).is_empty(), "the grant covered the old commit only");
+    assert!(lane.comments()[0].contains("new commits since the authorization"), "{}", lane.comments()[0]);
+    assert!(audit_actions(&lane).await.contains(&"grant.voided".to_string()));
+    // Re-authorized for the new commit, it merges.
+    let mut pull = lane.fake.repo(REPO, |r| r.pulls[&2].clone());
+    pull["head"]["sha"] = new_head.into();
+    lane.fake.repo(REPO, |r| r.pulls.insert(2, pull));
+    lane.send("issue_comment", comment_event("/hotfix authorize 1h db failover", "alice")).await;
+    assert_eq!(merges(&lane), vec![(2, new_head.to_string(), "squash".to_string())]);
+}
+
+async fn an_expired_grant_does_not_merge(backend: Backend) {
+    let lane = authorized_hotfix(backend).await;
+    lane.clock.advance(4 * 3600 * 1000 + 1);
+    lane.send("check_run", check_event("success", HEAD)).await;
+    assert!(merges(&lane).is_empty());
+    assert!(lane.comments()[0].contains("the authorization expired"), "{}", lane.comments()[0]);
+}
+
+async fn a_revoked_grant_does_not_merge(backend: Backend) {
+    let lane = authorized_hotfix(backend).await;
+    lane.send("issue_comment", comment_event("/hotfix revoke", "alice")).await;
+    lane.send("check_run", check_event("success", HEAD)).await;
+    assert!(merges(&lane).is_empty());
+    assert!(audit_actions(&lane).await.contains(&"grant.revoked".to_string()));
+}
+
+async fn only_responders_authorize_and_edits_never_do(backend: Backend) {
+    let lane = authorized_hotfix(backend).await;
+    lane.send("issue_comment", comment_event("/hotfix revoke", "mallory")).await;
+    let refusal = lane.comments().into_iter().find(|c| c.contains("hotfix-lane:refused")).expect("a refusal comment");
+    assert!(
+        refusal
+            .contains("@mallory is not a responder. Responders who can put a change in the lane: @Codertocat, @alice."),
+        "{refusal}"
+    );
+    lane.send("issue_comment", comment_event("/hotfix revoke", "alice")).await;
+    let mut edited = comment_event("/hotfix authorize", "alice");
+    edited["action"] = "edited".into();
+    lane.send("issue_comment", edited).await;
+    lane.send("check_run", check_event("success", HEAD)).await;
+    assert!(merges(&lane).is_empty(), "an edited comment grants nothing");
+}
+
+async fn forks_need_the_policy_to_opt_in(backend: Backend) {
+    let lane = Lane::start(backend, MERGE_POLICY).await;
+    let mut event = pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat");
+    event["pull_request"]["head"]["repo"]["id"] = 999.into();
+    lane.send("pull_request", event).await;
+    let actions = audit_actions(&lane).await;
+    assert!(actions.contains(&"grant.refused".to_string()), "{actions:?}");
+}
+
+async fn a_moved_base_is_retried_and_a_refusal_explained(backend: Backend) {
+    let lane = authorized_hotfix(backend).await;
+    lane.fake.repo(REPO, |r| {
+        r.merge_answers.push_back((409, "Head branch was modified. Review and try the merge again.".into()))
+    });
+    lane.send("check_run", check_event("success", HEAD)).await;
+    assert!(merges(&lane).is_empty());
+    assert!(
+        lane.comments()[0].contains("GitHub refused to merge `ec26c3e`: Head branch was modified."),
+        "{}",
+        lane.comments()[0]
+    );
+    assert!(audit_actions(&lane).await.contains(&"merge.refused".to_string()));
+
+    let lane = authorized_hotfix(Backend::Sqlite).await;
+    lane.fake.repo(REPO, |r| {
+        r.merge_answers.push_back((405, "Base branch was modified. Review and try the merge again.".into()))
+    });
+    let delivery = Delivery::new("check_run", "moved-base", serde_json::to_vec(&check_event("success", HEAD)).unwrap());
+    assert_eq!(delivery.send(&lane.client, &lane.base).await.0, 202);
+    let store = lane.store().clone();
+    eventually("the merge is deferred", || async {
+        store
+            .jobs_in_state("queued")
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.last_error.as_deref() == Some("the base branch moved during the merge"))
+    })
+    .await;
+    lane.clock.advance(6_000);
+    eventually("the retry merges", || async { !merges(&lane).is_empty() }).await;
+    assert_eq!(merges(&lane).len(), 1);
+}
+
 on_both_backends!(
+    a_granted_hotfix_merges_when_its_smoke_check_turns_green,
+    a_push_after_the_grant_voids_it,
+    an_expired_grant_does_not_merge,
+    a_revoked_grant_does_not_merge,
+    only_responders_authorize_and_edits_never_do,
+    forks_need_the_policy_to_opt_in,
+    a_moved_base_is_retried_and_a_refusal_explained,
     the_audit_api_needs_its_token,
     as_a_github_app_it_acts_per_installation_and_reports_check_runs,
     a_change_to_the_policy_file_is_validated_on_the_change,

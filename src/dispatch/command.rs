@@ -5,10 +5,13 @@ use super::{Dispatch, StepError};
 use crate::forge::{Forge, Forges};
 use crate::lane::command::{self, Command};
 use crate::lane::event::{self, CommentAction, Envelope, Event, PullRequest, PullRequestAction, RepoRef};
+use crate::lane::grant::{self, Grant};
+use crate::lane::incident::format_utc;
 use crate::lane::incident::{self, Incident};
-use crate::lane::membership::Labeler;
+use crate::lane::membership::{self, Labeler};
 use crate::lane::policy::Policy;
 use crate::lane::postmortem;
+use crate::lane::track;
 use crate::store::{AuditEntry, Write};
 
 pub(super) async fn on_comment<P: Forges>(
@@ -22,21 +25,25 @@ pub(super) async fn on_comment<P: Forges>(
 ) -> Result<Vec<Write>, StepError> {
     // Edited and deleted comments never run commands: an edit could turn someone else's
     // harmless comment into one.
-    let commands = if action == CommentAction::Created { command::parse(&comment.body) } else { vec![] };
-    if !commands.contains(&Ok(Command::Postmortem)) {
+    let commands: Vec<Command> = match action {
+        CommentAction::Created => command::parse(&comment.body).into_iter().filter_map(Result::ok).collect(),
+        _ => vec![],
+    };
+    if commands.is_empty() {
         return d.track_only(envelope).await;
     }
     let Some(mut pull) = forge.pull(&repo.full_name, number).await? else {
         return Err(StepError::Invalid(format!("pull request #{number} not found")));
     };
     let loaded = d.policies.get(forge, repo).await?;
+    let policy = &loaded.policy;
     let actor = &comment.author.login;
-    let allowed = actor.eq_ignore_ascii_case(&pull.author.login)
-        || forge.is_responder(&repo.full_name, actor, &loaded.policy.responders).await?;
+    let responder = forge.is_responder(&repo.full_name, actor, &policy.responders).await?;
+    let now = d.clock.now_ms();
     let head_sha = pull.head_sha.clone();
     let audit = |action: &str, detail: String| {
         Write::Audit(AuditEntry {
-            at: d.clock.now_ms(),
+            at: now,
             forge: envelope.forge.as_str().into(),
             repo: repo.full_name.clone(),
             number: Some(number as i64),
@@ -46,26 +53,76 @@ pub(super) async fn on_comment<P: Forges>(
             detail,
         })
     };
-    if !allowed {
-        return Ok(vec![audit(
-            "postmortem.command_refused",
-            "only responders and the change's author may open its postmortem".into(),
-        )]);
+    let mut prior = d.pull_state(envelope.forge.as_str(), repo.id, number).await?;
+    let mut writes = Vec::new();
+    let mut refusals = Vec::new();
+    for command in commands {
+        match command {
+            Command::Postmortem if responder || actor.eq_ignore_ascii_case(&pull.author.login) => {
+                let labeler = prior.as_ref().and_then(|p| p.lane.labeler.clone());
+                if let Some(issue) = ensure_postmortem(d, forge, repo, &mut pull, labeler.as_ref(), policy).await? {
+                    writes.push(audit("postmortem.opened", format!("#{issue} opened on request and linked")));
+                }
+            }
+            Command::Postmortem => {
+                let why = "only responders and the change's author may open its postmortem".to_string();
+                writes.push(audit("postmortem.command_refused", why.clone()));
+                refusals.push(format!("`/hotfix postmortem`: {why}."));
+            }
+            Command::Authorize { .. } | Command::Revoke if !responder => {
+                writes.push(audit("grant.refused", format!("@{actor} is not a responder")));
+                refusals.push(format!("@{actor} is not a responder. {}", membership::who_can_authorize(policy)));
+            }
+            Command::Authorize { duration, reason } => {
+                let has_label = pull.labels.iter().any(|l| l.eq_ignore_ascii_case(&policy.lane.label));
+                let refusal = if has_label {
+                    grant::refusal(&pull, policy)
+                } else {
+                    Some(format!(
+                        "add the `{}` label first: authorization applies to changes in the lane",
+                        policy.lane.label
+                    ))
+                };
+                if let Some(why) = refusal {
+                    writes.push(audit("grant.refused", why.clone()));
+                    refusals.push(format!("`/hotfix authorize`: {why}."));
+                    continue;
+                }
+                let g = Grant::new(actor, &pull.head_sha, duration, reason.clone(), policy, now);
+                let detail = format!(
+                    "until {}{}",
+                    format_utc(g.expires_at),
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                );
+                writes.push(audit("grant.created", detail));
+                let facts = prior.get_or_insert_with(|| track::first_seen(&pull));
+                // A responder's authorization also vouches for the label.
+                facts.lane.labeler = Some(Labeler { login: actor.clone(), responder: true, at: now });
+                facts.lane.grant = Some(g);
+            }
+            Command::Revoke => {
+                if prior.as_mut().and_then(|p| p.lane.grant.take()).is_some() {
+                    writes.push(audit("grant.revoked", "by command".into()));
+                }
+            }
+            Command::Backport { .. } => {}
+        }
     }
-    let prior = d.pull_state(envelope.forge.as_str(), repo.id, number).await?;
-    let labeler = prior.as_ref().and_then(|p| p.lane.labeler.clone());
-    let opened = ensure_postmortem(d, forge, repo, &mut pull, labeler.as_ref(), &loaded.policy).await?;
+    if !refusals.is_empty() {
+        let body = format!("{REFUSAL_MARKER}\n### hotfix-lane\n\n{}\n", refusals.join("\n\n"));
+        forge.upsert_comment(&repo.full_name, number, None, REFUSAL_MARKER, &body).await?;
+    }
     // Evaluate the change as it now reads, as its `edited` event would.
     let edited = Envelope {
         event: Event::PullRequest { action: PullRequestAction::Edited, pull: pull.clone(), label: None },
         ..envelope.clone()
     };
-    let mut writes = pull::on_pull(d, forge, &edited, repo, PullRequestAction::Edited, &pull, None, prior).await?;
-    if let Some(issue) = opened {
-        writes.push(audit("postmortem.opened", format!("#{issue} opened on request and linked")));
-    }
+    writes.extend(pull::on_pull(d, forge, &edited, repo, PullRequestAction::Edited, &pull, None, prior).await?);
     Ok(writes)
 }
+
+/// Marks the comment that answers refused commands.
+const REFUSAL_MARKER: &str = "<!-- hotfix-lane:refused -->";
 
 /// Opens (or finds the one already opened) postmortem issue for a change that names none, and
 /// links it into the description. Returns the issue number when it linked one.

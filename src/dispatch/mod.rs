@@ -2,6 +2,7 @@
 //! reported to the forge, and comes back as writes for the runner to commit with the job.
 
 mod command;
+mod merge;
 mod policies;
 mod pull;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::forge::{ForgeError, Forges};
 use crate::jobs::{JobHandler, JobResult};
-use crate::lane::event::{Envelope, Event, IssueAction, MergeGroupAction, PullRequestAction};
+use crate::lane::event::{CheckAction, Envelope, Event, IssueAction, MergeGroupAction, PullRequestAction};
 use crate::lane::track::{self, PullFacts};
 use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
@@ -55,6 +56,9 @@ pub enum StepError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+    /// Worth another attempt soon, without counting as a failure.
+    #[error("{0}")]
+    Retry(String),
 }
 
 impl From<StepError> for JobResult {
@@ -63,6 +67,7 @@ impl From<StepError> for JobResult {
             StepError::Forge(ForgeError::RateLimited(after)) => {
                 JobResult::RetryAfter { after, reason: "rate limited by the forge".into() }
             }
+            StepError::Retry(reason) => JobResult::RetryAfter { after: std::time::Duration::from_secs(5), reason },
             other => JobResult::Failed(other.to_string()),
         }
     }
@@ -103,6 +108,20 @@ impl<P: Forges> Dispatch<P> {
             }
             Event::Issue { action, issue, .. } if *action != IssueAction::Unknown && !issue.is_pull_request => {
                 pull::on_issue(self, &envelope, repo, *action, issue).await
+            }
+            Event::CheckRun { action: CheckAction::Completed, check } => {
+                let seen = merge::CheckSeen {
+                    name: &check.name,
+                    sha: &check.head_sha,
+                    state: merge::check_state(check.conclusion),
+                    pull_numbers: &check.pull_numbers,
+                };
+                merge::on_check(self, forge, &envelope, repo, seen).await
+            }
+            Event::Status { sha, context, state } => {
+                let seen =
+                    merge::CheckSeen { name: context, sha, state: merge::status_state(*state), pull_numbers: &[] };
+                merge::on_check(self, forge, &envelope, repo, seen).await
             }
             Event::Comment { action, number, on_pull_request: true, comment } => {
                 command::on_comment(self, forge, &envelope, repo, *action, *number, comment).await

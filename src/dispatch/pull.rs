@@ -2,18 +2,20 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{command, lane_state_write, Dispatch, StepError, GITHUB_POLICY_PATH};
+use super::{command, lane_state_write, merge, Dispatch, StepError, GITHUB_POLICY_PATH};
 use crate::forge::{Forge, Forges};
 use crate::lane::comment::{self, MARKER};
 use crate::lane::event::{
     Envelope, Issue, IssueAction, ItemState, MergeGroup, PullRequest, PullRequestAction, RepoRef,
 };
+use crate::lane::grant::{self, Grant};
+use crate::lane::incident::format_utc;
 use crate::lane::membership::{self, Labeler, Membership};
 use crate::lane::policy::Policy;
 use crate::lane::postmortem::{self, IssueLookup, IssueRef};
-use crate::lane::report::{CheckState, Report, POLICY_CONTEXT};
+use crate::lane::report::{CheckState, Report, LANE_CONTEXT, POLICY_CONTEXT, POSTMORTEM_CONTEXT};
 use crate::lane::track::{self, PullFacts};
-use crate::store::{AuditEntry, ClaimedJob, NewJob, Write};
+use crate::store::{AuditEntry, ClaimedJob, Millis, NewJob, Write};
 
 /// Re-evaluates one change's postmortem check after an event on the issue it names.
 pub const RECHECK_JOB: &str = "postmortem_recheck";
@@ -125,6 +127,7 @@ pub(super) async fn on_pull<P: Forges>(
             None => None,
         }
     };
+    let prior_head = prior.as_ref().map(|p| p.head_sha.clone());
     let mut facts = track::observe(prior.clone(), envelope).expect("a pull request event has a subject");
     let was = prior.map(|p| p.lane.membership).unwrap_or_default();
     facts.lane.labeler = labeler;
@@ -148,6 +151,28 @@ pub(super) async fn on_pull<P: Forges>(
             membership::report(&facts.lane.membership, policy).details,
         ));
     }
+    // A responder applying the label authorizes the head commit; leaving the lane ends the
+    // grant; a push voids it (the grant names the commit it covers).
+    if applied_now && facts.lane.membership.in_lane() {
+        match grant::refusal(pull, policy) {
+            Some(why) => writes.push(audit("grant.refused", why)),
+            None => {
+                let g = Grant::new(sender, &pull.head_sha, None, None, policy, now);
+                writes.push(audit(
+                    "grant.created",
+                    format!("by applying the lane label, until {}", format_utc(g.expires_at)),
+                ));
+                facts.lane.grant = Some(g);
+            }
+        }
+    } else if !facts.lane.membership.in_lane() && facts.lane.grant.is_some() {
+        facts.lane.grant = None;
+        writes.push(audit("grant.cleared", "the change left the lane".into()));
+    } else if let Some(g) =
+        facts.lane.grant.as_ref().filter(|g| g.sha != pull.head_sha && prior_head.as_deref() == Some(&g.sha))
+    {
+        writes.push(audit("grant.voided", format!("new commits since the authorization of {}", g.sha)));
+    }
     let mut pull = pull.clone();
     if applied_now && facts.lane.membership.in_lane() && policy.postmortem.open_on_label {
         let labeler = facts.lane.labeler.as_ref();
@@ -162,12 +187,13 @@ pub(super) async fn on_pull<P: Forges>(
     if pull.state == ItemState::Open {
         let lookup = look_up(forge, &facts.lane.membership, &reference, &repo.full_name, policy).await?;
         let reports = evaluate(&facts, &reference, &repo.full_name, lookup.as_ref(), policy);
-        writes.extend(
-            publish(forge, repo, &mut facts, &reports, policy, loaded.error.as_ref())
-                .await?
-                .into_iter()
-                .map(|r| audit(&format!("postmortem.{}", state_word(&r)), r.description.clone())),
-        );
+        let forge_name = envelope.forge.as_str();
+        let published =
+            publish(forge, forge_name, repo, &mut facts, &reports, policy, loaded.error.as_ref(), now).await?;
+        if let Some(r) = published.postmortem_changed {
+            writes.push(audit(&format!("postmortem.{}", state_word(&r)), r.description.clone()));
+        }
+        writes.extend(published.merge);
         if matches!(action, PullRequestAction::Opened | PullRequestAction::Synchronize | PullRequestAction::Reopened) {
             check_policy_edit(forge, repo, pull, &mut facts).await?;
         }
@@ -243,9 +269,11 @@ pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &Claime
     };
     let reference = Ok(facts.lane.postmortem.clone());
     let reports = evaluate(&facts, &reference, &repo.full_name, Some(&lookup), &loaded.policy);
-    let changed = publish(forge, &repo, &mut facts, &reports, &loaded.policy, loaded.error.as_ref()).await?;
     let now = d.clock.now_ms();
-    let mut writes: Vec<Write> = changed
+    let published =
+        publish(forge, forge_name, &repo, &mut facts, &reports, &loaded.policy, loaded.error.as_ref(), now).await?;
+    let mut writes: Vec<Write> = published
+        .postmortem_changed
         .into_iter()
         .map(|r| {
             Write::Audit(AuditEntry {
@@ -260,6 +288,7 @@ pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &Claime
             })
         })
         .collect();
+    writes.extend(published.merge);
     writes.push(lane_state_write(forge_name, repo.id, &facts));
     Ok(writes)
 }
@@ -384,14 +413,44 @@ fn evaluate(
 
 /// Posts what changed since the last time (reports on the head commit, the one comment) and
 /// returns the postmortem report if its state changed, for the audit log.
+/// After a change's checks moved: merge if the lane now may, and update the comment, from the
+/// reports last posted on the head (no lookups needed).
+pub(super) async fn refresh<F: Forge>(
+    forge: &F,
+    forge_name: &str,
+    repo: &RepoRef,
+    facts: &mut PullFacts,
+    policy: &Policy,
+    policy_error: Option<&crate::lane::policy::PolicyError>,
+    now: Millis,
+) -> Result<Vec<Write>, StepError> {
+    let last =
+        |context: &str| facts.lane.reported.get(context).filter(|r| r.sha == facts.head_sha).map(|r| r.report.clone());
+    let (Some(lane), Some(postmortem)) = (last(LANE_CONTEXT), last(POSTMORTEM_CONTEXT)) else {
+        return merge::try_merge(forge, forge_name, repo, facts, policy, now).await;
+    };
+    Ok(publish(forge, forge_name, repo, facts, &[lane, postmortem], policy, policy_error, now).await?.merge)
+}
+
+/// What publishing led to: the postmortem report if its state changed, and the audit entries
+/// of a merge attempt.
+struct Published {
+    postmortem_changed: Option<Report>,
+    merge: Vec<Write>,
+}
+
+/// Posts the reports, merges if the lane now may, and brings the lane's comment up to date.
+#[allow(clippy::too_many_arguments)]
 async fn publish<F: Forge>(
     forge: &F,
+    forge_name: &str,
     repo: &RepoRef,
     facts: &mut PullFacts,
     reports: &[Report; 2],
     policy: &Policy,
     policy_error: Option<&crate::lane::policy::PolicyError>,
-) -> Result<Option<Report>, StepError> {
+    now: Millis,
+) -> Result<Published, StepError> {
     let [lane, postmortem] = reports;
     let pm_changed = facts.lane.reported.get(&postmortem.context).is_none_or(|r| r.report.state != postmortem.state);
     for report in reports {
@@ -400,8 +459,10 @@ async fn publish<F: Forge>(
             facts.lane.remember(&facts.head_sha.clone(), report);
         }
     }
+    let merge = merge::try_merge(forge, forge_name, repo, facts, policy, now).await?;
     if facts.lane.membership != Membership::Normal || facts.lane.comment_id.is_some() {
-        let mut body = comment::render(&facts.lane.membership, lane, postmortem, policy);
+        let status = merge::status_line(facts, policy, now);
+        let mut body = comment::render(&facts.lane.membership, lane, postmortem, status.as_deref(), policy);
         if let Some(error) = policy_error {
             body.push_str(&format!(
                 "\n⚠️ `.github/hotfix-lane.toml` on the default branch is invalid ({error}); the last valid policy applies.\n"
@@ -413,7 +474,7 @@ async fn publish<F: Forge>(
             facts.lane.comment = Some(body);
         }
     }
-    Ok(pm_changed.then(|| postmortem.clone()))
+    Ok(Published { postmortem_changed: pm_changed.then(|| postmortem.clone()), merge })
 }
 
 fn link_write(forge: &str, repo: &RepoRef, number: u64, issue: Option<IssueRef>) -> Write {

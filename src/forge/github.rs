@@ -12,7 +12,7 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
 
-use super::{FileContent, Forge, ForgeError, Forges};
+use super::{FileContent, Forge, ForgeError, Forges, MergeOutcome};
 use crate::ingress::github_payload::{PullRequestBody, User};
 use crate::lane::event::PullRequest;
 use crate::lane::incident::parse_utc;
@@ -147,6 +147,12 @@ struct NewStatus<'a> {
 }
 
 #[derive(Serialize)]
+struct MergeRequest<'a> {
+    sha: &'a str,
+    merge_method: &'a str,
+}
+
+#[derive(Serialize)]
 struct NewCheckRun<'a> {
     name: &'a str,
     head_sha: &'a str,
@@ -257,6 +263,34 @@ impl Forge for GitHub {
     async fn pull(&self, repo: &str, number: u64) -> Result<Option<PullRequest>, ForgeError> {
         // The REST API's pull request is the webhook's: one shape, one conversion.
         Ok(self.get::<PullRequestBody>(&format!("/repos/{repo}/pulls/{number}")).await?.map(PullRequest::from))
+    }
+
+    async fn merge(&self, repo: &str, number: u64, sha: &str, method: &str) -> Result<MergeOutcome, ForgeError> {
+        let body = MergeRequest { sha, merge_method: method };
+        match self
+            .client
+            .put::<serde_json::Value, _, _>(format!("/repos/{repo}/pulls/{number}/merge"), Some(&body))
+            .await
+        {
+            Ok(_) => Ok(MergeOutcome::Merged),
+            Err(octocrab::Error::GitHub { source, .. }) if source.status_code.as_u16() == 405 => {
+                // 405 covers both a moved base (retry) and an unmergeable change (stop).
+                if source.message.to_lowercase().contains("base branch was modified") {
+                    Ok(MergeOutcome::BaseModified)
+                } else {
+                    Ok(MergeOutcome::Refused(source.message.clone()))
+                }
+            }
+            Err(octocrab::Error::GitHub { source, .. }) if matches!(source.status_code.as_u16(), 409 | 422) => {
+                Ok(MergeOutcome::Refused(source.message.clone()))
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn pulls_for_commit(&self, repo: &str, sha: &str) -> Result<Vec<u64>, ForgeError> {
+        let pulls = self.get::<Vec<Numbered>>(&format!("/repos/{repo}/commits/{sha}/pulls")).await?.unwrap_or_default();
+        Ok(pulls.into_iter().map(|p| p.number).collect())
     }
 
     async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError> {

@@ -19,6 +19,16 @@ pub enum ForgeError {
     Failed(String),
 }
 
+/// What a merge request to the forge came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeOutcome {
+    Merged,
+    /// The base branch moved under the merge: worth trying again.
+    BaseModified,
+    /// The forge refused (conflicts, head moved, protection): not retried; says why.
+    Refused(String),
+}
+
 /// A file read from a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileContent {
@@ -48,6 +58,18 @@ pub trait Forge: Send + Sync + 'static {
 
     /// A pull request by number; `None` when it does not exist.
     fn pull(&self, repo: &str, number: u64) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
+
+    /// Merges a pull request at exactly `sha` with `method` (`merge`, `squash`, `rebase`).
+    fn merge(
+        &self,
+        repo: &str,
+        number: u64,
+        sha: &str,
+        method: &str,
+    ) -> impl Future<Output = Result<MergeOutcome, ForgeError>> + Send;
+
+    /// Open pull requests whose head is `sha`.
+    fn pulls_for_commit(&self, repo: &str, sha: &str) -> impl Future<Output = Result<Vec<u64>, ForgeError>> + Send;
 
     /// Paths a pull request changes.
     fn changed_files(&self, repo: &str, number: u64) -> impl Future<Output = Result<Vec<String>, ForgeError>> + Send;

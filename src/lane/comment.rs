@@ -9,7 +9,13 @@ pub const MARKER: &str = "<!-- hotfix-lane -->";
 
 /// The comment for the current lane and postmortem reports. Only the lane's own words and
 /// forge identifiers (logins, issue numbers) appear in it, never text from the change.
-pub fn render(membership: &Membership, lane: &Report, postmortem: &Report, policy: &Policy) -> String {
+pub fn render(
+    membership: &Membership,
+    lane: &Report,
+    postmortem: &Report,
+    status: Option<&str>,
+    policy: &Policy,
+) -> String {
     let mark = |state| {
         if state == CheckState::Success {
             "✅"
@@ -31,6 +37,9 @@ pub fn render(membership: &Membership, lane: &Report, postmortem: &Report, polic
             out.push_str(&format!("\n{} **Postmortem:** {}\n", mark(postmortem.state), postmortem.description));
             if !postmortem.details.is_empty() {
                 out.push_str(&format!("\n{}\n", postmortem.details));
+            }
+            if let Some(status) = status {
+                out.push_str(&format!("\n{status}\n"));
             }
         }
     }

@@ -3,6 +3,7 @@
 pub mod command;
 pub mod comment;
 pub mod event;
+pub mod grant;
 pub mod incident;
 pub mod membership;
 pub mod policy;

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::event::{Envelope, Event, ItemState, PullRequest, RepoRef};
+use super::grant::Grant;
 use super::membership::{Labeler, Membership};
 use super::postmortem::IssueRef;
-use super::report::Report;
+use super::report::{CheckState, Report};
 
 /// The last known facts of one pull request, kept in the store's lane state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,24 @@ pub struct LaneRecord {
     pub comment: Option<String>,
     /// What was last reported, by context, so an unchanged result is not posted again.
     pub reported: BTreeMap<String, Reported>,
+    /// The responder's pre-authorization, if any.
+    #[serde(default)]
+    pub grant: Option<Grant>,
+    /// Latest result of each check or status seen on the change, by name.
+    #[serde(default)]
+    pub checks: BTreeMap<String, CheckResult>,
+    /// The commit the lane merged, once it has: never twice.
+    #[serde(default)]
+    pub merged: Option<String>,
+    /// The forge's refusal to merge a commit, so it is not asked again for that commit.
+    #[serde(default)]
+    pub merge_refused: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub sha: String,
+    pub state: CheckState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,19 +99,30 @@ pub fn observe(prior: Option<PullFacts>, envelope: &Envelope) -> Option<PullFact
     let events = prior.as_ref().map_or(0, |p| p.events) + 1;
     match pull {
         Some(p) => Some(PullFacts {
-            number: p.number,
-            title: p.title.clone(),
-            head_sha: p.head_sha.clone(),
-            head_ref: p.head_ref.clone(),
-            base_ref: p.base_ref.clone(),
-            labels: p.labels.clone(),
-            state: p.state,
-            from_fork: p.from_fork,
             events,
             repo: envelope.repo.clone(),
             installation_id: envelope.installation_id,
             lane: prior.map(|p| p.lane).unwrap_or_default(),
+            ..first_seen(p)
         }),
         None => prior.map(|p| PullFacts { events, ..p }),
+    }
+}
+
+/// The facts a pull request itself carries, before any event about it was applied.
+pub fn first_seen(p: &PullRequest) -> PullFacts {
+    PullFacts {
+        number: p.number,
+        title: p.title.clone(),
+        head_sha: p.head_sha.clone(),
+        head_ref: p.head_ref.clone(),
+        base_ref: p.base_ref.clone(),
+        labels: p.labels.clone(),
+        state: p.state,
+        from_fork: p.from_fork,
+        events: 0,
+        repo: None,
+        installation_id: None,
+        lane: LaneRecord::default(),
     }
 }

@@ -37,6 +37,10 @@ pub struct Repo {
     /// number → (title, body), for issues opened through the API.
     pub issue_texts: BTreeMap<u64, (String, String)>,
     pub pulls: BTreeMap<u64, Value>,
+    /// Answers to the next merge requests, `(status, message)`; empty means "merged".
+    pub merge_answers: std::collections::VecDeque<(u16, String)>,
+    /// (number, sha, method) of every merge the fake performed.
+    pub merges: Vec<(u64, String, String)>,
     /// number → paths the pull request changes.
     pub pull_files: BTreeMap<u64, Vec<String>>,
     /// (issue or pull number, label, actor, created_at) of `labeled` events.
@@ -77,6 +81,8 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/issues/comments/{id}", patch(edit_comment))
             .route("/repos/{owner}/{repo}/pulls/{number}", get(pull).patch(edit_pull))
             .route("/repos/{owner}/{repo}/pulls/{number}/files", get(pull_files))
+            .route("/repos/{owner}/{repo}/pulls/{number}/merge", axum::routing::put(merge_pull))
+            .route("/repos/{owner}/{repo}/commits/{sha}/pulls", get(pulls_for_commit))
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
             .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
             .route("/app/installations/{id}/access_tokens", post(access_token))
@@ -195,6 +201,47 @@ async fn issue_events(State(world): Shared, Path((owner, repo, number)): Path<(S
         })
         .unwrap_or_default();
     Json(events).into_response()
+}
+
+async fn merge_pull(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    if let Some((status, message)) = repo.merge_answers.pop_front() {
+        let status = StatusCode::from_u16(status).unwrap();
+        return (status, Json(json!({ "message": message, "documentation_url": "https://docs.github.com" })))
+            .into_response();
+    }
+    let sha = body["sha"].as_str().unwrap_or_default().to_string();
+    if let Some(p) = repo.pulls.get_mut(&number) {
+        if p["merged"] == json!(true) {
+            return (StatusCode::METHOD_NOT_ALLOWED, Json(json!({ "message": "Pull Request is not mergeable" })))
+                .into_response();
+        }
+        p["merged"] = json!(true);
+        p["state"] = json!("closed");
+    }
+    repo.merges.push((number, sha.clone(), body["merge_method"].as_str().unwrap_or_default().into()));
+    Json(json!({ "sha": "m3rg3d", "merged": true, "message": "Pull Request successfully merged" })).into_response()
+}
+
+async fn pulls_for_commit(State(world): Shared, Path((owner, repo, sha)): Path<(String, String, String)>) -> Response {
+    let world = world.lock().unwrap();
+    let list: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .map(|r| {
+            r.pulls
+                .values()
+                .filter(|p| p["head"]["sha"] == json!(sha))
+                .map(|p| json!({ "number": p["number"] }))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(list).into_response()
 }
 
 async fn pull_files(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
