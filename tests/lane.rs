@@ -616,7 +616,21 @@ async fn a_moved_base_is_retried_and_a_refusal_explained(backend: Backend) {
     assert_eq!(merges(&lane).len(), 1);
 }
 
+async fn a_merge_queue_branch_gets_the_hotfix_at_its_front(backend: Backend) {
+    let lane = authorized_hotfix(backend).await;
+    let rule = "Repository rule violations found\n\nChanges must be made through the merge queue";
+    lane.fake.repo(REPO, |r| r.merge_answers.push_back((405, rule.into())));
+    lane.send("check_run", check_event("success", HEAD)).await;
+    let enqueued = lane.fake.with(|w| w.enqueued.clone());
+    assert_eq!(enqueued, vec![("PR_Codertocat_Hello-World_2".to_string(), HEAD.to_string(), true)]);
+    assert!(lane.comments()[0].contains("`ec26c3e` is at the front of the merge queue"), "{}", lane.comments()[0]);
+    lane.send("check_run", check_event("success", HEAD)).await;
+    assert_eq!(lane.fake.with(|w| w.enqueued.len()), 1, "never enqueued twice");
+    assert!(audit_actions(&lane).await.contains(&"merge.enqueued".to_string()));
+}
+
 on_both_backends!(
+    a_merge_queue_branch_gets_the_hotfix_at_its_front,
     a_granted_hotfix_merges_when_its_smoke_check_turns_green,
     a_push_after_the_grant_voids_it,
     an_expired_grant_does_not_merge,

@@ -20,7 +20,8 @@ pub(super) async fn try_merge<F: Forge>(
     policy: &Policy,
     now: Millis,
 ) -> Result<Vec<Write>, StepError> {
-    if facts.lane.merged.is_some() || grant::readiness(facts, policy, now).is_err() {
+    let handed_over = facts.lane.enqueued.as_deref() == Some(facts.head_sha.as_str());
+    if facts.lane.merged.is_some() || handed_over || grant::readiness(facts, policy, now).is_err() {
         return Ok(vec![]);
     }
     if facts.lane.merge_refused.as_ref().is_some_and(|(sha, _)| *sha == facts.head_sha) {
@@ -59,6 +60,15 @@ pub(super) async fn try_merge<F: Forge>(
             Ok(vec![audit("merge.merged", format!("{method} merge on @{by}'s authorization"), facts)])
         }
         MergeOutcome::BaseModified => Err(StepError::Retry("the base branch moved during the merge".into())),
+        MergeOutcome::QueueRequired => {
+            forge.enqueue_first(&repo.full_name, facts.number, &facts.head_sha).await?;
+            facts.lane.enqueued = Some(facts.head_sha.clone());
+            Ok(vec![audit(
+                "merge.enqueued",
+                format!("at the front of the merge queue on @{by}'s authorization"),
+                facts,
+            )])
+        }
         MergeOutcome::Refused(why) => {
             facts.lane.merge_refused = Some((facts.head_sha.clone(), why.clone()));
             Ok(vec![audit("merge.refused", why, facts)])
@@ -75,6 +85,9 @@ pub(super) fn status_line(facts: &PullFacts, policy: &Policy, now: Millis) -> Op
     if facts.lane.merged.is_some() {
         let by = facts.lane.grant.as_ref().map_or("a responder".into(), |g| format!("@{}", g.by));
         return Some(format!("✅ **Merge:** merged `{short}` on {by}'s authorization"));
+    }
+    if facts.lane.enqueued.as_deref() == Some(facts.head_sha.as_str()) {
+        return Some(format!("✅ **Merge:** `{short}` is at the front of the merge queue"));
     }
     if let Some((sha, why)) = facts.lane.merge_refused.as_ref().filter(|(sha, _)| *sha == facts.head_sha) {
         return Some(format!("❌ **Merge:** GitHub refused to merge `{}`: {why}", &sha[..7.min(sha.len())]));

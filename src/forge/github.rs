@@ -274,9 +274,13 @@ impl Forge for GitHub {
         {
             Ok(_) => Ok(MergeOutcome::Merged),
             Err(octocrab::Error::GitHub { source, .. }) if source.status_code.as_u16() == 405 => {
-                // 405 covers both a moved base (retry) and an unmergeable change (stop).
-                if source.message.to_lowercase().contains("base branch was modified") {
+                // 405 covers a moved base (retry), a merge-queue-only branch (enqueue) and an
+                // unmergeable change (stop).
+                let message = source.message.to_lowercase();
+                if message.contains("base branch was modified") {
                     Ok(MergeOutcome::BaseModified)
+                } else if message.contains("merge queue") {
+                    Ok(MergeOutcome::QueueRequired)
                 } else {
                     Ok(MergeOutcome::Refused(source.message.clone()))
                 }
@@ -286,6 +290,24 @@ impl Forge for GitHub {
             }
             Err(err) => Err(classify(err)),
         }
+    }
+
+    async fn enqueue_first(&self, repo: &str, number: u64, sha: &str) -> Result<(), ForgeError> {
+        let (owner, name) = repo.split_once('/').unwrap_or((repo, ""));
+        let query = serde_json::json!({
+            "query": "query($owner: String!, $name: String!, $number: Int!) { repository(owner: $owner, name: $name) { pullRequest(number: $number) { id } } }",
+            "variables": { "owner": owner, "name": name, "number": number },
+        });
+        let found: serde_json::Value = self.client.graphql(&query).await.map_err(classify)?;
+        let id = found["repository"]["pullRequest"]["id"]
+            .as_str()
+            .ok_or_else(|| ForgeError::Failed(format!("pull request #{number} has no GraphQL id")))?;
+        let mutation = serde_json::json!({
+            "query": "mutation($id: ID!, $sha: GitObjectID!) { enqueuePullRequest(input: { pullRequestId: $id, expectedHeadOid: $sha, jump: true }) { mergeQueueEntry { position } } }",
+            "variables": { "id": id, "sha": sha },
+        });
+        let _: serde_json::Value = self.client.graphql(&mutation).await.map_err(classify)?;
+        Ok(())
     }
 
     async fn pulls_for_commit(&self, repo: &str, sha: &str) -> Result<Vec<u64>, ForgeError> {

@@ -25,6 +25,8 @@ pub enum MergeOutcome {
     Merged,
     /// The base branch moved under the merge: worth trying again.
     BaseModified,
+    /// The base branch only accepts changes through its merge queue.
+    QueueRequired,
     /// The forge refused (conflicts, head moved, protection): not retried; says why.
     Refused(String),
 }
@@ -67,6 +69,10 @@ pub trait Forge: Send + Sync + 'static {
         sha: &str,
         method: &str,
     ) -> impl Future<Output = Result<MergeOutcome, ForgeError>> + Send;
+
+    /// Puts a pull request at the front of its base branch's merge queue ("jump"), pinned to
+    /// `sha`.
+    fn enqueue_first(&self, repo: &str, number: u64, sha: &str) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
     /// Open pull requests whose head is `sha`.
     fn pulls_for_commit(&self, repo: &str, sha: &str) -> impl Future<Output = Result<Vec<u64>, ForgeError>> + Send;

@@ -55,6 +55,9 @@ pub struct LaneRecord {
     /// The commit the lane merged, once it has: never twice.
     #[serde(default)]
     pub merged: Option<String>,
+    /// The commit handed to the merge queue (at its front), so it is not enqueued twice.
+    #[serde(default)]
+    pub enqueued: Option<String>,
     /// The forge's refusal to merge a commit, so it is not asked again for that commit.
     #[serde(default)]
     pub merge_refused: Option<(String, String)>,

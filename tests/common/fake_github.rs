@@ -56,6 +56,8 @@ pub struct World {
     pub teams: HashMap<(String, String), Vec<String>>,
     /// (repo, login) → role name.
     pub permissions: HashMap<(String, String), String>,
+    /// (pull request node id, expected head, jump) of every merge-queue entry made over GraphQL.
+    pub enqueued: Vec<(String, String, bool)>,
     /// "METHOD /path" of every request, in order.
     pub calls: Vec<String>,
     /// (path, Authorization header) of every request.
@@ -86,6 +88,7 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
             .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
             .route("/app/installations/{id}/access_tokens", post(access_token))
+            .route("/graphql", post(graphql))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(team_membership))
             .route("/repos/{owner}/{repo}/collaborators/{login}/permission", get(permission))
             .fallback(|uri: Uri| async move { not_found(&format!("no fake for {uri}")) })
@@ -345,6 +348,29 @@ async fn create_check_run(
     };
     world.repos.entry(full(&owner, &repo)).or_default().statuses.push(status);
     (StatusCode::CREATED, Json(json!({ "id": 7 }))).into_response()
+}
+
+/// The two GraphQL operations the lane uses: a pull request's node id, and
+/// `enqueuePullRequest`.
+async fn graphql(State(world): Shared, Json(body): Json<Value>) -> Response {
+    let query = body["query"].as_str().unwrap_or_default();
+    let vars = &body["variables"];
+    if query.contains("enqueuePullRequest") {
+        let mut world = world.lock().unwrap();
+        let jump = query.contains("jump: true");
+        let entry =
+            (vars["id"].as_str().unwrap_or_default().into(), vars["sha"].as_str().unwrap_or_default().into(), jump);
+        world.enqueued.push(entry);
+        return Json(json!({ "data": { "enqueuePullRequest": { "mergeQueueEntry": { "position": 0 } } } }))
+            .into_response();
+    }
+    let id = format!(
+        "PR_{}_{}_{}",
+        vars["owner"].as_str().unwrap_or_default(),
+        vars["name"].as_str().unwrap_or_default(),
+        vars["number"]
+    );
+    Json(json!({ "data": { "repository": { "pullRequest": { "id": id } } } })).into_response()
 }
 
 /// Installation tokens for App mode: `ghs_installation_<id>`, valid for an hour.
