@@ -35,6 +35,11 @@ struct StateLabel {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
 struct Inner {
     registry: Registry,
     deliveries: Family<DeliveryLabels, Counter>,
@@ -43,6 +48,14 @@ struct Inner {
     job_attempts: Family<KindLabel, Counter>,
     job_failures: Family<KindLabel, Counter>,
     jobs_dead: Family<KindLabel, Counter>,
+    grants: Family<OutcomeLabel, Counter>,
+    authorization_seconds: Histogram,
+    time_to_merge_seconds: Histogram,
+}
+
+fn lead_time_histogram() -> Histogram {
+    // 1 s … ~9 h
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
 }
 
 /// Cheap to clone; all clones feed the same registry.
@@ -70,7 +83,28 @@ impl Default for Metrics {
         registry.register("job_failures", "Job attempts that failed", job_failures.clone());
         let jobs_dead = Family::<KindLabel, Counter>::default();
         registry.register("jobs_dead", "Jobs that used up their attempts", jobs_dead.clone());
-        Metrics(Arc::new(Inner { registry, deliveries, ingress_seconds, jobs, job_attempts, job_failures, jobs_dead }))
+        let grants = Family::<OutcomeLabel, Counter>::default();
+        registry.register("grants", "Grant decisions: created, refused, revoked, voided, cleared", grants.clone());
+        let authorization_seconds = lead_time_histogram();
+        registry.register(
+            "authorization_seconds",
+            "From the lane label to a responder's grant",
+            authorization_seconds.clone(),
+        );
+        let time_to_merge_seconds = lead_time_histogram();
+        registry.register("time_to_merge_seconds", "From the lane label to the merge", time_to_merge_seconds.clone());
+        Metrics(Arc::new(Inner {
+            registry,
+            deliveries,
+            ingress_seconds,
+            jobs,
+            job_attempts,
+            job_failures,
+            jobs_dead,
+            grants,
+            authorization_seconds,
+            time_to_merge_seconds,
+        }))
     }
 }
 
@@ -79,6 +113,18 @@ impl Metrics {
         let labels = DeliveryLabels { forge: forge.into(), event: event.into(), outcome: outcome.into() };
         self.0.deliveries.get_or_create(&labels).inc();
         self.0.ingress_seconds.get_or_create(&ForgeLabel { forge: forge.into() }).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn grant(&self, outcome: &str) {
+        self.0.grants.get_or_create(&OutcomeLabel { outcome: outcome.into() }).inc();
+    }
+
+    pub fn authorization_latency(&self, elapsed: Duration) {
+        self.0.authorization_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn time_to_merge(&self, elapsed: Duration) {
+        self.0.time_to_merge_seconds.observe(elapsed.as_secs_f64());
     }
 
     pub fn job_attempt(&self, kind: &str) {

@@ -141,7 +141,7 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let (stop, stopped) = watch::channel(false);
     let runner = Runner {
         store: store.clone(),
-        handler: Dispatch::new(store.clone(), forge, clock.clone()),
+        handler: Dispatch::new(store.clone(), forge, clock.clone(), metrics.clone()),
         clock,
         metrics,
         options: settings.runner.clone(),

@@ -519,6 +519,10 @@ async fn a_granted_hotfix_merges_when_its_smoke_check_turns_green(backend: Backe
     assert_eq!(merges(&lane).len(), 1);
     let actions = audit_actions(&lane).await;
     assert_eq!(actions.iter().filter(|a| *a == "merge.merged").count(), 1, "{actions:?}");
+    let metrics = lane.client.get(format!("{}/metrics", lane.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("hotfix_lane_grants_total{outcome=\"created\"} 1"), "{metrics}");
+    assert!(metrics.contains("hotfix_lane_time_to_merge_seconds_count 1"), "{metrics}");
+    assert!(metrics.contains("hotfix_lane_authorization_seconds_count 1"), "{metrics}");
 }
 
 async fn a_push_after_the_grant_voids_it(backend: Backend) {

@@ -13,6 +13,7 @@ use crate::forge::{ForgeError, Forges};
 use crate::jobs::{JobHandler, JobResult};
 use crate::lane::event::{CheckAction, Envelope, Event, IssueAction, MergeGroupAction, PullRequestAction};
 use crate::lane::track::{self, PullFacts};
+use crate::metrics::Metrics;
 use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
 pub use policies::{Policies, GITHUB_POLICY_PATH};
@@ -45,6 +46,7 @@ pub struct Dispatch<P> {
     pub forge: Option<P>,
     pub policies: Policies,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
 }
 
 /// Why a step of a job could not finish.
@@ -74,8 +76,8 @@ impl From<StepError> for JobResult {
 }
 
 impl<P: Forges> Dispatch<P> {
-    pub fn new(store: Store, forge: Option<P>, clock: Arc<dyn Clock>) -> Arc<Self> {
-        Arc::new(Dispatch { store, forge, policies: Policies::default(), clock })
+    pub fn new(store: Store, forge: Option<P>, clock: Arc<dyn Clock>, metrics: Metrics) -> Arc<Self> {
+        Arc::new(Dispatch { store, forge, policies: Policies::default(), clock, metrics })
     }
 
     async fn delivery(&self, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
@@ -154,6 +156,30 @@ impl<P: Forges> Dispatch<P> {
     }
 }
 
+/// Feeds the hotfix figures teams track from a job's decisions: grants by outcome, the time
+/// from the lane label to the grant, and from the label to the merge.
+fn observe_decisions(writes: &[Write], metrics: &Metrics) {
+    let since_label = |number: Option<i64>, at: crate::store::Millis| {
+        let labeled_at = writes.iter().find_map(|w| match w {
+            Write::LaneState { number: n, state, .. } if Some(*n) == number => state["lane"]["labeler"]["at"].as_i64(),
+            _ => None,
+        })?;
+        Some(std::time::Duration::from_millis(at.saturating_sub(labeled_at).max(0) as u64))
+    };
+    for write in writes {
+        let Write::Audit(entry) = write else { continue };
+        if let Some(outcome) = entry.action.strip_prefix("grant.") {
+            metrics.grant(outcome);
+            if outcome == "created" {
+                since_label(entry.number, entry.at).into_iter().for_each(|d| metrics.authorization_latency(d));
+            }
+        }
+        if entry.action == "merge.merged" {
+            since_label(entry.number, entry.at).into_iter().for_each(|d| metrics.time_to_merge(d));
+        }
+    }
+}
+
 fn lane_state_write(forge: &str, repo_id: u64, facts: &PullFacts) -> Write {
     Write::LaneState {
         forge: forge.to_string(),
@@ -178,7 +204,10 @@ impl<P: Forges> JobHandler for Dispatch<P> {
             other => Err(StepError::Invalid(format!("no handler for job kind `{other}`"))),
         };
         match result {
-            Ok(writes) => JobResult::Done(writes),
+            Ok(writes) => {
+                observe_decisions(&writes, &self.metrics);
+                JobResult::Done(writes)
+            }
             Err(err) => err.into(),
         }
     }
