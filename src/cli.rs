@@ -219,6 +219,7 @@ impl ServeArgs {
                 lease: self.job_lease.or(file.job_lease).unwrap_or(runner_defaults.lease),
                 ..runner_defaults
             },
+            reconcile_every: Some(crate::server::RECONCILE_EVERY),
             admin_token: self.admin_token.or(file.admin_token).map(|s| s.0).filter(|t| !t.is_empty()),
             max_attempts: self.job_max_attempts.or(file.job_max_attempts).unwrap_or(8).max(1),
             durable: !(self.unsafe_skip_fsync || file.unsafe_skip_fsync),

@@ -40,6 +40,9 @@ pub struct ServeSettings {
     pub durable: bool,
     /// Bearer token of the admin API; the API is off without one.
     pub admin_token: Option<String>,
+    /// How often open changes are re-read from the forge (and once at start-up); `None` turns
+    /// the sweep off.
+    pub reconcile_every: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,11 +153,13 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let task_store = store.clone();
     let prune_clock = runner.clock.clone();
     let reconcile_wake = runner.wake.clone();
+    let reconcile_every = settings.reconcile_every;
     let task = tokio::spawn(async move {
         let runner_task = tokio::spawn(runner.run(stopped.clone()));
         tokio::spawn(prune_periodically(task_store.clone(), prune_clock.clone(), stopped.clone()));
-        if reports {
-            tokio::spawn(reconcile_periodically(task_store.clone(), prune_clock, reconcile_wake, stopped.clone()));
+        if let (true, Some(every)) = (reports, reconcile_every) {
+            let sweep = reconcile_periodically(task_store.clone(), prune_clock, reconcile_wake, every, stopped.clone());
+            tokio::spawn(sweep);
         }
         let mut until_stop = stopped.clone();
         let graceful = async move {
@@ -185,6 +190,7 @@ async fn reconcile_periodically(
     store: Store,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -197,7 +203,7 @@ async fn reconcile_periodically(
             Err(err) => tracing::warn!(error = %err, "reconcile sweep failed"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
     }

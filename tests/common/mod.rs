@@ -112,6 +112,8 @@ pub fn settings(db: &TestDb) -> ServeSettings {
         github_api_url: "http://127.0.0.1:9".into(),
         github_auth: None,
         admin_token: None,
+        // Tests run the sweep themselves, when they mean to.
+        reconcile_every: None,
         limits: Limits { body_timeout: Duration::from_secs(2), ..Limits::default() },
         runner: RunnerOptions { poll: Duration::from_millis(50), ..RunnerOptions::default() },
         max_attempts: 3,
