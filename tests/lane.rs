@@ -633,6 +633,27 @@ async fn a_merge_queue_branch_gets_the_hotfix_at_its_front(backend: Backend) {
     assert!(audit_actions(&lane).await.contains(&"merge.enqueued".to_string()));
 }
 
+/// Two `serve` replicas on one PostgreSQL, each receiving its own copy of the green smoke check
+/// at the same moment: the change is merged exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_racing_merge_once() {
+    let lane = authorized_hotfix(Backend::Postgres).await;
+    let mut settings = common::settings(&lane._db);
+    settings.github_api_url = lane.fake.url.clone();
+    settings.github_auth = Some(GitHubAuth::Token("test-token".into()));
+    let second = common::start_server_with(settings, lane.clock.clone()).await;
+    let second_base = base_url(&second);
+    let body = serde_json::to_vec(&check_event("success", HEAD)).unwrap();
+    let (a, b) = (Delivery::new("check_run", "race-a", body.clone()), Delivery::new("check_run", "race-b", body));
+    let (ra, rb) = tokio::join!(a.send(&lane.client, &lane.base), b.send(&lane.client, &second_base));
+    assert_eq!((ra.0, rb.0), (202, 202));
+    lane.settle().await;
+    assert_eq!(merges(&lane).len(), 1, "merged exactly once");
+    let actions = audit_actions(&lane).await;
+    assert_eq!(actions.iter().filter(|a| *a == "merge.merged").count(), 1, "{actions:?}");
+    second.shutdown().await.unwrap();
+}
+
 on_both_backends!(
     a_merge_queue_branch_gets_the_hotfix_at_its_front,
     a_granted_hotfix_merges_when_its_smoke_check_turns_green,

@@ -81,6 +81,8 @@ const CLAIM_SQLITE: &str = claim_sql!("");
 const CLAIM_POSTGRES: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
 
 pub(super) async fn insert_jobs(tx: &mut Transaction<'_, Any>, jobs: &[NewJob], now: Millis) -> Result<()> {
+    let keys: Vec<&str> = jobs.iter().map(|j| j.ordering_key.as_str()).collect();
+    lock_keys(tx, &keys).await?;
     let sql = format!(
         "INSERT INTO jobs (kind, ordering_key, payload, delivery_id, max_attempts, run_at, state, attempts, created_at, \
          updated_at) VALUES {}",
@@ -98,8 +100,24 @@ pub(super) async fn insert_jobs(tx: &mut Transaction<'_, Any>, jobs: &[NewJob], 
             .bind(job.run_at);
     }
     insert.execute(&mut **tx).await?;
-    let keys: Vec<&str> = jobs.iter().map(|j| j.ordering_key.as_str()).collect();
     promote_heads(tx, &keys).await
+}
+
+/// On PostgreSQL, serializes the transactions that change which job heads a key, until commit:
+/// otherwise one finishing a key's job and another queueing the next could each miss the
+/// other's row and leave the new job unmarked. (SQLite has one writer at a time anyway.)
+async fn lock_keys(tx: &mut Transaction<'_, Any>, keys: &[&str]) -> Result<()> {
+    if tx.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    let mut keys = keys.to_vec();
+    // One order for every transaction, so two of them never wait on each other in a cycle.
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)").bind(key).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Marks the oldest pending job of each key as its head.
@@ -176,6 +194,7 @@ impl Store {
     /// applies nothing) when the lease was lost, so a job's writes land exactly once.
     pub async fn complete(&self, job: &ClaimedJob, writes: &[Write], now: Millis) -> Result<bool> {
         let mut tx = self.background_writer().await.begin().await?;
+        lock_keys(&mut tx, &[&job.ordering_key]).await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = 'done', head = 0, finished_at = $1, updated_at = $1, lease_owner = NULL, \
              lease_until = NULL, last_error = NULL WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
@@ -201,6 +220,7 @@ impl Store {
     pub async fn fail(&self, job: &ClaimedJob, error: &str, run_at: Millis, now: Millis) -> Result<bool> {
         let dead = job.attempts >= job.max_attempts;
         let mut tx = self.background_writer().await.begin().await?;
+        lock_keys(&mut tx, &[&job.ordering_key]).await?;
         sqlx::query(
             "UPDATE jobs SET state = $1, head = $2, run_at = $3, last_error = $4, updated_at = $5, lease_owner = NULL, \
              lease_until = NULL, finished_at = $6 WHERE id = $7 AND lease_owner = $8 AND state = 'running'",
