@@ -1,7 +1,7 @@
 //! Slash commands from change comments. `/hotfix postmortem` opens the postmortem issue.
 
 use super::pull;
-use super::{Dispatch, StepError};
+use super::{AuditScope, Dispatch, StepError};
 use crate::forge::{Forge, Forges};
 use crate::lane::command::{self, Command};
 use crate::lane::event::{self, CommentAction, Envelope, Event, PullRequest, PullRequestAction, RepoRef};
@@ -12,7 +12,7 @@ use crate::lane::membership::{self, Labeler};
 use crate::lane::policy::Policy;
 use crate::lane::postmortem;
 use crate::lane::track;
-use crate::store::{AuditEntry, Write};
+use crate::store::Write;
 
 pub(super) async fn on_comment<P: Forges>(
     d: &Dispatch<P>,
@@ -41,18 +41,9 @@ pub(super) async fn on_comment<P: Forges>(
     let responder = forge.is_responder(&repo.full_name, actor, &policy.responders).await?;
     let now = d.clock.now_ms();
     let head_sha = pull.head_sha.clone();
-    let audit = |action: &str, detail: String| {
-        Write::Audit(AuditEntry {
-            at: now,
-            forge: envelope.forge.as_str().into(),
-            repo: repo.full_name.clone(),
-            number: Some(number as i64),
-            actor: actor.clone(),
-            action: action.into(),
-            sha: Some(head_sha.clone()),
-            detail,
-        })
-    };
+    let scope =
+        AuditScope { at: now, forge: envelope.forge.as_str(), repo: &repo.full_name, number, actor, sha: &head_sha };
+    let audit = |action: &str, detail: String| scope.entry(action, detail);
     let mut prior = d.pull_state(envelope.forge.as_str(), repo.id, number).await?;
     let mut writes = Vec::new();
     let mut refusals = Vec::new();

@@ -1,6 +1,6 @@
 //! Merging on a responder's pre-authorization, and the smoke-check results it waits for.
 
-use super::{lane_state_write, Dispatch, StepError};
+use super::{lane_state_write, AuditScope, Dispatch, StepError};
 use crate::forge::{Forge, Forges, MergeOutcome};
 use crate::lane::event::{CheckConclusion, CommitState, Envelope, ItemState, RepoRef};
 use crate::lane::grant::{self, Blocker};
@@ -8,7 +8,7 @@ use crate::lane::incident::format_utc;
 use crate::lane::policy::{MergeMethod, Policy};
 use crate::lane::report::CheckState;
 use crate::lane::track::{CheckResult, PullFacts};
-use crate::store::{AuditEntry, Millis, Write};
+use crate::store::{Millis, Write};
 
 /// Merges the change if the lane may now, pinned to the head commit the grant covers.
 /// Returns the audit entries of what happened; `facts` records a merge so it never repeats.
@@ -34,16 +34,15 @@ pub(super) async fn try_merge<F: Forge>(
     };
     let by = facts.lane.grant.as_ref().map_or_else(String::new, |g| g.by.clone());
     let audit = |action: &str, detail: String, facts: &PullFacts| {
-        Write::Audit(AuditEntry {
+        let scope = AuditScope {
             at: now,
-            forge: forge_name.into(),
-            repo: repo.full_name.clone(),
-            number: Some(facts.number as i64),
-            actor: "hotfix-lane".into(),
-            action: action.into(),
-            sha: Some(facts.head_sha.clone()),
-            detail,
-        })
+            forge: forge_name,
+            repo: &repo.full_name,
+            number: facts.number,
+            actor: "hotfix-lane",
+            sha: &facts.head_sha,
+        };
+        scope.entry(action, detail)
     };
     let outcome = forge.merge(&repo.full_name, facts.number, &facts.head_sha, method).await?;
     let outcome = match outcome {

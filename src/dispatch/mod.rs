@@ -180,6 +180,32 @@ fn observe_decisions(writes: &[Write], metrics: &Metrics) {
     }
 }
 
+/// Who did what to which change at which commit: the part of an audit entry that stays the
+/// same for every decision a job makes about one change.
+struct AuditScope<'a> {
+    at: crate::store::Millis,
+    forge: &'a str,
+    repo: &'a str,
+    number: u64,
+    actor: &'a str,
+    sha: &'a str,
+}
+
+impl AuditScope<'_> {
+    fn entry(&self, action: &str, detail: String) -> Write {
+        Write::Audit(crate::store::AuditEntry {
+            at: self.at,
+            forge: self.forge.into(),
+            repo: self.repo.into(),
+            number: Some(self.number as i64),
+            actor: self.actor.into(),
+            action: action.into(),
+            sha: Some(self.sha.into()),
+            detail,
+        })
+    }
+}
+
 fn lane_state_write(forge: &str, repo_id: u64, facts: &PullFacts) -> Write {
     Write::LaneState {
         forge: forge.to_string(),

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{command, lane_state_write, merge, Dispatch, StepError, GITHUB_POLICY_PATH};
+use super::{command, lane_state_write, merge, AuditScope, Dispatch, StepError, GITHUB_POLICY_PATH};
 use crate::forge::{Forge, Forges};
 use crate::lane::comment::{self, MARKER};
 use crate::lane::event::{
@@ -15,7 +15,7 @@ use crate::lane::policy::Policy;
 use crate::lane::postmortem::{self, IssueLookup, IssueRef};
 use crate::lane::report::{CheckState, Report, LANE_CONTEXT, POLICY_CONTEXT, POSTMORTEM_CONTEXT};
 use crate::lane::track::{self, PullFacts};
-use crate::store::{AuditEntry, ClaimedJob, Millis, NewJob, Write};
+use crate::store::{ClaimedJob, Millis, NewJob, Write};
 
 /// Re-evaluates one change's postmortem check after an event on the issue it names.
 pub const RECHECK_JOB: &str = "postmortem_recheck";
@@ -133,18 +133,15 @@ pub(super) async fn on_pull<P: Forges>(
     facts.lane.labeler = labeler;
     facts.lane.membership = membership::evaluate(pull, policy, facts.lane.labeler.as_ref());
     let mut writes = Vec::new();
-    let audit = |action: &str, detail: String| {
-        Write::Audit(AuditEntry {
-            at: now,
-            forge: envelope.forge.as_str().into(),
-            repo: repo.full_name.clone(),
-            number: Some(pull.number as i64),
-            actor: sender.clone(),
-            action: action.into(),
-            sha: Some(pull.head_sha.clone()),
-            detail,
-        })
+    let scope = AuditScope {
+        at: now,
+        forge: envelope.forge.as_str(),
+        repo: &repo.full_name,
+        number: pull.number,
+        actor: sender,
+        sha: &pull.head_sha,
     };
+    let audit = |action: &str, detail: String| scope.entry(action, detail);
     if facts.lane.membership != was {
         writes.push(audit(
             membership_action(&facts.lane.membership),
@@ -276,16 +273,18 @@ pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &Claime
         .postmortem_changed
         .into_iter()
         .map(|r| {
-            Write::Audit(AuditEntry {
+            let scope = AuditScope {
                 at: now,
-                forge: forge_name.into(),
-                repo: repo.full_name.clone(),
-                number: Some(facts.number as i64),
-                actor: "hotfix-lane".into(),
-                action: format!("postmortem.{}", state_word(&r)),
-                sha: Some(facts.head_sha.clone()),
-                detail: format!("{} (the postmortem issue changed)", r.description),
-            })
+                forge: forge_name,
+                repo: &repo.full_name,
+                number: facts.number,
+                actor: "hotfix-lane",
+                sha: &facts.head_sha,
+            };
+            scope.entry(
+                &format!("postmortem.{}", state_word(&r)),
+                format!("{} (the postmortem issue changed)", r.description),
+            )
         })
         .collect();
     writes.extend(published.merge);
@@ -317,16 +316,15 @@ pub(super) async fn on_merge_group<P: Forges>(
     let lookup = look_up(forge, &membership, &reference, &repo.full_name, policy).await?;
     let report = postmortem::verdict(membership.in_lane(), &reference, &repo.full_name, lookup.as_ref(), policy);
     forge.report(&repo.full_name, &group.head_sha, &report).await?;
-    Ok(vec![Write::Audit(AuditEntry {
+    let scope = AuditScope {
         at: d.clock.now_ms(),
-        forge: envelope.forge.as_str().into(),
-        repo: repo.full_name.clone(),
-        number: Some(number as i64),
-        actor: envelope.sender.login.clone(),
-        action: format!("postmortem.queue.{}", state_word(&report)),
-        sha: Some(group.head_sha.clone()),
-        detail: report.description,
-    })])
+        forge: envelope.forge.as_str(),
+        repo: &repo.full_name,
+        number,
+        actor: &envelope.sender.login,
+        sha: &group.head_sha,
+    };
+    Ok(vec![scope.entry(&format!("postmortem.queue.{}", state_word(&report)), report.description)])
 }
 
 /// Marks the comment that explains an invalid policy file in a change.
