@@ -333,6 +333,29 @@ async fn the_merge_queue_enforces_the_postmortem_check(backend: Backend) {
     assert_eq!((status.state.as_str(), status.description.as_str()), ("success", "postmortem #9"));
 }
 
+async fn the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed(backend: Backend) {
+    let lane = Lane::start(backend, RESPONDERS).await;
+    serve_pull(&lane, "no reference");
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "no reference", "Codertocat")).await;
+    let group_ref = format!("refs/heads/gh-readonly-queue/master/pr-2-{HEAD}");
+    let (missed, reported) = ("2222222222222222222222222222222222222222", "3333333333333333333333333333333333333333");
+    lane.fake.repo(REPO, |r| {
+        r.queue_refs.push((group_ref.clone(), missed.into()));
+        r.queue_refs.push((group_ref.clone(), reported.into()));
+        r.statuses.push(common::fake_github::Status {
+            sha: reported.into(),
+            context: "hotfix-lane/postmortem".into(),
+            state: "failure".into(),
+            description: "no postmortem referenced".into(),
+        });
+    });
+    hotfix_lane::dispatch::reconcile(lane.store(), "github", NOW).await.unwrap();
+    lane.settle().await;
+    assert_eq!(lane.status(missed, "hotfix-lane/postmortem"), ("failure".into(), "no postmortem referenced".into()));
+    let on_reported = lane.fake.repo(REPO, |r| r.statuses.iter().filter(|s| s.sha == reported).count());
+    assert_eq!(on_reported, 1, "a group that has its report is left alone");
+}
+
 async fn redelivered_events_never_double_comment(backend: Backend) {
     let lane = Lane::start(backend, RESPONDERS).await;
     let delivery = Delivery::new(
@@ -378,7 +401,7 @@ async fn the_reconcile_sweep_catches_what_webhooks_missed(backend: Backend) {
     // The issue appears, but its webhook never arrives.
     lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
     let queued = hotfix_lane::dispatch::reconcile(lane.store(), "github", NOW).await.unwrap();
-    assert_eq!(queued, 1, "only the open change the lane watches");
+    assert_eq!(queued, 2, "the open change the lane watches, and its repository's merge queue");
     lane.settle().await;
     assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "postmortem #50".into()));
 }
@@ -655,6 +678,7 @@ async fn two_replicas_racing_merge_once() {
 }
 
 on_both_backends!(
+    the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed,
     a_merge_queue_branch_gets_the_hotfix_at_its_front,
     a_granted_hotfix_merges_when_its_smoke_check_turns_green,
     a_push_after_the_grant_voids_it,

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
 pub use policies::{Policies, GITHUB_POLICY_PATH};
-pub use pull::{RECHECK_JOB, RECONCILE_JOB};
+pub use pull::{QUEUE_SWEEP_JOB, RECHECK_JOB, RECONCILE_JOB};
 
 /// Changes untouched for longer than this are left out of the reconcile sweep.
 const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -35,6 +35,20 @@ pub async fn reconcile(store: &Store, forge: &str, now: crate::store::Millis) ->
             continue;
         };
         store.enqueue(&pull::reconcile_job(forge, &facts, repo, now), now).await?;
+        queued += 1;
+    }
+    // Merge groups whose `checks_requested` was missed would wait for the postmortem check
+    // until the queue gives up on them: look at every queue of the repositories the lane knows.
+    let mut repos = std::collections::BTreeMap::new();
+    for state in store.lane_states_since(forge, now - RECONCILE_HORIZON_MS).await? {
+        if let Ok(facts) = serde_json::from_value::<PullFacts>(state) {
+            if let Some(repo) = facts.repo {
+                repos.insert(repo.id, (repo, facts.installation_id));
+            }
+        }
+    }
+    for (repo, installation_id) in repos.into_values() {
+        store.enqueue(&pull::queue_sweep_job(forge, &repo, installation_id, now), now).await?;
         queued += 1;
     }
     Ok(queued)
@@ -225,6 +239,10 @@ impl<P: Forges> JobHandler for Dispatch<P> {
             },
             RECONCILE_JOB => match &self.forge {
                 Some(forge) => pull::reconcile(self, forge, job).await,
+                None => Ok(vec![]),
+            },
+            QUEUE_SWEEP_JOB => match &self.forge {
+                Some(forge) => pull::queue_sweep(self, forge, job).await,
                 None => Ok(vec![]),
             },
             other => Err(StepError::Invalid(format!("no handler for job kind `{other}`"))),

@@ -292,6 +292,59 @@ pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &Claime
     Ok(writes)
 }
 
+/// Reports the postmortem check on every merge group of a repository that lacks it.
+pub const QUEUE_SWEEP_JOB: &str = "queue_sweep";
+
+#[derive(Serialize, Deserialize)]
+struct QueueSweep {
+    repo: RepoRef,
+    installation_id: Option<u64>,
+}
+
+pub(super) fn queue_sweep_job(forge: &str, repo: &RepoRef, installation_id: Option<u64>, now: Millis) -> NewJob {
+    NewJob {
+        kind: QUEUE_SWEEP_JOB.into(),
+        ordering_key: format!("{forge}:{}:queue-sweep", repo.id),
+        payload: serde_json::to_value(QueueSweep { repo: repo.clone(), installation_id }).expect("serializes"),
+        delivery_id: None,
+        max_attempts: 3,
+        run_at: now,
+    }
+}
+
+pub(super) async fn queue_sweep<P: Forges>(
+    d: &Dispatch<P>,
+    forges: &P,
+    job: &ClaimedJob,
+) -> Result<Vec<Write>, StepError> {
+    let QueueSweep { repo, installation_id } = serde_json::from_value(job.payload.clone())
+        .map_err(|e| StepError::Invalid(format!("queue sweep payload does not parse: {e}")))?;
+    let client = forges.client(installation_id)?;
+    let forge = &client;
+    let forge_name = job.ordering_key.split(':').next().unwrap_or("github");
+    let envelope = Envelope {
+        forge: if forge_name == "gitlab" {
+            crate::lane::event::Forge::Gitlab
+        } else {
+            crate::lane::event::Forge::Github
+        },
+        repo: Some(repo.clone()),
+        sender: crate::lane::event::Actor { id: 0, login: "hotfix-lane".into() },
+        installation_id,
+        event: crate::lane::event::Event::Ping,
+    };
+    let mut writes = Vec::new();
+    for (head_ref, head_sha) in forge.queue_heads(&repo.full_name).await? {
+        if forge.has_report(&repo.full_name, &head_sha, POSTMORTEM_CONTEXT).await? {
+            continue;
+        }
+        let base_ref = head_ref.split('/').nth(3).map(|b| format!("refs/heads/{b}")).unwrap_or_default();
+        let group = MergeGroup { head_sha, head_ref, base_ref };
+        writes.extend(on_merge_group(d, forge, &envelope, &repo, &group).await?);
+    }
+    Ok(writes)
+}
+
 /// A merge group asks for checks: the postmortem check of the change it carries, reported on
 /// the group's head commit so that the queue enforces it too.
 pub(super) async fn on_merge_group<P: Forges>(

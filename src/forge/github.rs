@@ -146,6 +146,34 @@ struct NewStatus<'a> {
     description: &'a str,
 }
 
+#[derive(Deserialize)]
+struct GitRef {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    object: GitObject,
+}
+
+#[derive(Deserialize)]
+struct GitObject {
+    sha: String,
+}
+
+#[derive(Deserialize)]
+struct CheckRuns {
+    total_count: u64,
+}
+
+#[derive(Deserialize)]
+struct CombinedStatus {
+    #[serde(default)]
+    statuses: Vec<StatusContext>,
+}
+
+#[derive(Deserialize)]
+struct StatusContext {
+    context: String,
+}
+
 #[derive(Serialize)]
 struct MergeRequest<'a> {
     sha: &'a str,
@@ -308,6 +336,22 @@ impl Forge for GitHub {
         });
         let _: serde_json::Value = self.client.graphql(&mutation).await.map_err(classify)?;
         Ok(())
+    }
+
+    async fn queue_heads(&self, repo: &str) -> Result<Vec<(String, String)>, ForgeError> {
+        let route = format!("/repos/{repo}/git/matching-refs/heads/gh-readonly-queue/");
+        let refs = self.get::<Vec<GitRef>>(&route).await?.unwrap_or_default();
+        Ok(refs.into_iter().map(|r| (r.git_ref, r.object.sha)).collect())
+    }
+
+    async fn has_report(&self, repo: &str, sha: &str, context: &str) -> Result<bool, ForgeError> {
+        if self.check_runs {
+            let route = format!("/repos/{repo}/commits/{sha}/check-runs?check_name={}", encode_query(context));
+            let runs = self.get::<CheckRuns>(&route).await?;
+            return Ok(runs.is_some_and(|r| r.total_count > 0));
+        }
+        let status = self.get::<CombinedStatus>(&format!("/repos/{repo}/commits/{sha}/status")).await?;
+        Ok(status.is_some_and(|s| s.statuses.iter().any(|st| st.context == context)))
     }
 
     async fn pulls_for_commit(&self, repo: &str, sha: &str) -> Result<Vec<u64>, ForgeError> {

@@ -74,6 +74,13 @@ pub trait Forge: Send + Sync + 'static {
     /// `sha`.
     fn enqueue_first(&self, repo: &str, number: u64, sha: &str) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
+    /// The merge queue's group heads: `(ref, sha)` of every `gh-readonly-queue/…` branch.
+    fn queue_heads(&self, repo: &str) -> impl Future<Output = Result<Vec<(String, String)>, ForgeError>> + Send;
+
+    /// Whether `context` has been reported on `sha` (as this client reports: status or check run).
+    fn has_report(&self, repo: &str, sha: &str, context: &str)
+        -> impl Future<Output = Result<bool, ForgeError>> + Send;
+
     /// Open pull requests whose head is `sha`.
     fn pulls_for_commit(&self, repo: &str, sha: &str) -> impl Future<Output = Result<Vec<u64>, ForgeError>> + Send;
 

@@ -41,6 +41,8 @@ pub struct Repo {
     pub merge_answers: std::collections::VecDeque<(u16, String)>,
     /// (number, sha, method) of every merge the fake performed.
     pub merges: Vec<(u64, String, String)>,
+    /// `(ref, sha)` of the merge queue's `gh-readonly-queue/…` branches.
+    pub queue_refs: Vec<(String, String)>,
     /// number → paths the pull request changes.
     pub pull_files: BTreeMap<u64, Vec<String>>,
     /// (issue or pull number, label, actor, created_at) of `labeled` events.
@@ -89,6 +91,8 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/graphql", post(graphql))
+            .route("/repos/{owner}/{repo}/git/matching-refs/{*prefix}", get(matching_refs))
+            .route("/repos/{owner}/{repo}/commits/{sha}/status", get(combined_status))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(team_membership))
             .route("/repos/{owner}/{repo}/collaborators/{login}/permission", get(permission))
             .fallback(|uri: Uri| async move { not_found(&format!("no fake for {uri}")) })
@@ -348,6 +352,39 @@ async fn create_check_run(
     };
     world.repos.entry(full(&owner, &repo)).or_default().statuses.push(status);
     (StatusCode::CREATED, Json(json!({ "id": 7 }))).into_response()
+}
+
+async fn matching_refs(State(world): Shared, Path((owner, repo, prefix)): Path<(String, String, String)>) -> Response {
+    let world = world.lock().unwrap();
+    let prefix = format!("refs/{prefix}");
+    let refs: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .map(|r| {
+            r.queue_refs
+                .iter()
+                .filter(|(name, _)| name.starts_with(&prefix))
+                .map(|(name, sha)| json!({ "ref": name, "object": { "sha": sha, "type": "commit" } }))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(refs).into_response()
+}
+
+async fn combined_status(State(world): Shared, Path((owner, repo, sha)): Path<(String, String, String)>) -> Response {
+    let world = world.lock().unwrap();
+    let statuses: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .map(|r| {
+            r.statuses
+                .iter()
+                .filter(|s| s.sha == sha)
+                .map(|s| json!({ "context": s.context, "state": s.state }))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(json!({ "sha": sha, "statuses": statuses })).into_response()
 }
 
 /// The two GraphQL operations the lane uses: a pull request's node id, and
