@@ -46,6 +46,10 @@ enum Command {
     Jobs(JobsArgs),
     /// Read the audit log: every lane decision, who made it, on which commit, and why.
     Audit(AuditArgs),
+    /// Run inside a GitHub Actions job (`uses: org/hotfix-action@v1`): publish the lane decision
+    /// (input `mode: lane`) or enforce the postmortem check (`mode: postmortem`). Inputs come from
+    /// INPUT_* variables, the event from GITHUB_EVENT_PATH.
+    Action,
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +273,7 @@ pub fn run(cli: Cli) -> ExitCode {
             telemetry::init(LogFormat::Human);
             block_on(jobs(args))
         }
+        Command::Action => crate::action::main(),
         Command::Audit(args) => {
             telemetry::init(LogFormat::Human);
             block_on(audit(args))

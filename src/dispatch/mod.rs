@@ -17,7 +17,8 @@ use crate::metrics::Metrics;
 use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
 pub use policies::{Policies, GITHUB_POLICY_PATH};
-pub use pull::{QUEUE_SWEEP_JOB, RECHECK_JOB, RECONCILE_JOB};
+pub(crate) use pull::look_up;
+pub use pull::{queue_pull_number, QUEUE_SWEEP_JOB, RECHECK_JOB, RECONCILE_JOB};
 
 /// Changes untouched for longer than this are left out of the reconcile sweep.
 const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;

@@ -432,7 +432,7 @@ pub fn queue_pull_number(head_ref: &str) -> Option<u64> {
 
 /// Looks up the referenced issue when the check needs it: only for changes in the lane, and
 /// only in allowed repositories.
-async fn look_up<F: Forge>(
+pub(crate) async fn look_up<F: Forge>(
     forge: &F,
     membership: &Membership,
     reference: &Result<Option<IssueRef>, String>,

@@ -1,0 +1,163 @@
+//! `hotfix-lane action`: the lane's decisions inside a GitHub Actions job, with the same core
+//! (policy, membership, postmortem rules and messages) as the server.
+//!
+//! Modes: `lane` publishes the lane decision (`lane`, `suite`, `pr`, `postmortem` outputs) for
+//! workflows to pick the smoke suite; `postmortem` is the blocking check, failing the step with
+//! the same message as the server's check. Reads only; the server does the writes.
+
+mod runner;
+
+use std::process::ExitCode;
+
+use crate::dispatch::{look_up, queue_pull_number, Policies};
+use crate::forge::github::{GitHubAuth, GitHubClients};
+use crate::forge::{Forge, Forges};
+use crate::ingress::github_payload;
+use crate::lane::comment;
+use crate::lane::event::{Envelope, Event, PullRequest, RepoRef};
+use crate::lane::membership::{self, Labeler, Membership};
+use crate::lane::postmortem;
+use crate::lane::report::{CheckState, Report};
+
+pub use runner::escape_data;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Lane,
+    Postmortem,
+}
+
+/// Runs the Action; errors become `::error::` annotations and a non-zero exit.
+pub fn main() -> ExitCode {
+    // The token is masked before anything else can print it.
+    let token = std::env::var("INPUT_TOKEN").unwrap_or_default();
+    runner::mask(&token);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&format!("cannot start: {err}")),
+    };
+    match runtime.block_on(run(&token)) {
+        Ok(code) => code,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    runner::error(message);
+    ExitCode::FAILURE
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+async fn run(token: &str) -> Result<ExitCode, String> {
+    if token.is_empty() {
+        return Err("input `token` is required (for example `token: ${{ github.token }}`)".into());
+    }
+    let mode = match env("INPUT_MODE").as_deref().unwrap_or("lane") {
+        "lane" => Mode::Lane,
+        "postmortem" => Mode::Postmortem,
+        "backport" | "merge" => {
+            return Err("modes `backport` and `merge` are done by the hotfix-lane server in this version".into())
+        }
+        other => return Err(format!("unknown mode `{other}`: use `lane` or `postmortem`")),
+    };
+    let event_name =
+        env("GITHUB_EVENT_NAME").ok_or("GITHUB_EVENT_NAME is not set: run this inside a GitHub Actions job")?;
+    let payload_event = match event_name.as_str() {
+        // `pull_request_target` carries the same payload; the Action never checks out its code.
+        "pull_request" | "pull_request_target" => "pull_request",
+        "merge_group" => "merge_group",
+        other => {
+            return Err(format!("unsupported event `{other}`: run on pull_request, pull_request_target or merge_group"))
+        }
+    };
+    let path = env("GITHUB_EVENT_PATH").ok_or("GITHUB_EVENT_PATH is not set")?;
+    let body = std::fs::read(&path).map_err(|e| format!("cannot read the event file {path}: {e}"))?;
+    let envelope = github_payload::parse(payload_event, &body)
+        .map_err(|e| format!("malformed event file: {e}"))?
+        .ok_or("unsupported event")?;
+    let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+    let forge = GitHubClients::new(&api, GitHubAuth::Token(token.to_string()))
+        .and_then(|c| c.client(None))
+        .map_err(|e| e.to_string())?;
+    let decision = decide(&forge, &envelope).await?;
+    publish(&decision, mode).map_err(|e| format!("cannot write the step's outputs: {e}"))?;
+    Ok(match (mode, decision.postmortem.state) {
+        (Mode::Postmortem, CheckState::Failure) => {
+            runner::error(&format!("hotfix-lane/postmortem: {}", decision.postmortem.description));
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+struct Decision {
+    number: u64,
+    membership: Membership,
+    lane: Report,
+    postmortem: Report,
+    summary: String,
+}
+
+async fn decide<F: Forge>(forge: &F, envelope: &Envelope) -> Result<Decision, String> {
+    let repo: &RepoRef = envelope.repo.as_ref().ok_or("the event names no repository")?;
+    let pull: PullRequest = match &envelope.event {
+        Event::PullRequest { pull, .. } => pull.clone(),
+        Event::MergeGroup { group, .. } => {
+            let number = queue_pull_number(&group.head_ref)
+                .ok_or_else(|| format!("merge group ref `{}` names no pull request", group.head_ref))?;
+            forge
+                .pull(&repo.full_name, number)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the queued pull request is gone")?
+        }
+        _ => return Err("unsupported event".into()),
+    };
+    let policies = Policies::default();
+    let loaded = policies.get(forge, repo).await.map_err(|e| e.to_string())?;
+    let policy = &loaded.policy;
+    if let Some(error) = &loaded.error {
+        runner::warning(&format!(".github/hotfix-lane.toml on the default branch is invalid: {error}"));
+    }
+    let label = &policy.lane.label;
+    let labeler = if pull.labels.iter().any(|l| l.eq_ignore_ascii_case(label)) {
+        match forge.labeler(&repo.full_name, pull.number, label).await.map_err(|e| e.to_string())? {
+            Some((login, at)) => {
+                let responder =
+                    forge.is_responder(&repo.full_name, &login, &policy.responders).await.map_err(|e| e.to_string())?;
+                Some(Labeler { login, responder, at })
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let membership = membership::evaluate(&pull, policy, labeler.as_ref());
+    let reference = postmortem::find_reference(&pull.body, &repo.full_name);
+    let lookup = look_up(forge, &membership, &reference, &repo.full_name, policy).await.map_err(|e| e.to_string())?;
+    let postmortem = postmortem::verdict(membership.in_lane(), &reference, &repo.full_name, lookup.as_ref(), policy);
+    let lane = membership::report(&membership, policy);
+    let summary = comment::render(&membership, &lane, &postmortem, None, policy).replace(comment::MARKER, "");
+    Ok(Decision { number: pull.number, membership, lane, postmortem, summary })
+}
+
+fn publish(decision: &Decision, mode: Mode) -> std::io::Result<()> {
+    let files = runner::Files::from_env();
+    let hotfix = decision.membership.in_lane();
+    files.output("lane", if hotfix { "hotfix" } else { "normal" })?;
+    files.output("suite", if hotfix { "smoke" } else { "full" })?;
+    files.output("pr", &decision.number.to_string())?;
+    files.output("postmortem", if decision.postmortem.state == CheckState::Success { "success" } else { "failure" })?;
+    println!("hotfix-lane/lane: {}", escape_data(&decision.lane.description));
+    println!("hotfix-lane/postmortem: {}", escape_data(&decision.postmortem.description));
+    let summary = match (mode, decision.membership == Membership::Normal) {
+        (Mode::Lane, true) => {
+            format!("### hotfix-lane\n\nPull request #{}: normal lane, full suite.\n", decision.number)
+        }
+        _ => decision.summary.clone(),
+    };
+    files.summary(&summary)
+}
