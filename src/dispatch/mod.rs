@@ -28,24 +28,19 @@ const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
 /// redelivered by GitHub. Returns how many were queued.
 pub async fn reconcile(store: &Store, forge: &str, now: crate::store::Millis) -> Result<usize, StoreError> {
     let mut queued = 0;
-    for state in store.lane_states_since(forge, now - RECONCILE_HORIZON_MS).await? {
-        let Ok(facts) = serde_json::from_value::<PullFacts>(state) else { continue };
-        let watched =
-            facts.lane.membership != crate::lane::membership::Membership::Normal || facts.lane.comment_id.is_some();
-        let (Some(repo), true, crate::lane::event::ItemState::Open) = (&facts.repo, watched, facts.state) else {
-            continue;
-        };
-        store.enqueue(&pull::reconcile_job(forge, &facts, repo, now), now).await?;
-        queued += 1;
-    }
     // Merge groups whose `checks_requested` was missed would wait for the postmortem check
-    // until the queue gives up on them: look at every queue of the repositories the lane knows.
+    // until the queue gives up on them: every queue of the repositories the lane knows is
+    // looked at too.
     let mut repos = std::collections::BTreeMap::new();
     for state in store.lane_states_since(forge, now - RECONCILE_HORIZON_MS).await? {
-        if let Ok(facts) = serde_json::from_value::<PullFacts>(state) {
-            if let Some(repo) = facts.repo {
-                repos.insert(repo.id, (repo, facts.installation_id));
-            }
+        let Ok(facts) = serde_json::from_value::<PullFacts>(state) else { continue };
+        let Some(repo) = &facts.repo else { continue };
+        repos.insert(repo.id, (repo.clone(), facts.installation_id));
+        let watched =
+            facts.lane.membership != crate::lane::membership::Membership::Normal || facts.lane.comment_id.is_some();
+        if watched && facts.state == crate::lane::event::ItemState::Open {
+            store.enqueue(&pull::reconcile_job(forge, &facts, repo, now), now).await?;
+            queued += 1;
         }
     }
     for (repo, installation_id) in repos.into_values() {
