@@ -9,13 +9,13 @@ mod runner;
 
 use std::process::ExitCode;
 
-use crate::dispatch::{look_up, queue_pull_number, Policies};
+use crate::dispatch::{look_up, queue_pull_number, recorded_labeler, Policies};
 use crate::forge::github::{GitHubAuth, GitHubClients};
 use crate::forge::{Forge, Forges};
 use crate::ingress::github_payload;
 use crate::lane::comment;
 use crate::lane::event::{Envelope, Event, PullRequest, RepoRef};
-use crate::lane::membership::{self, Labeler, Membership};
+use crate::lane::membership::{self, Membership};
 use crate::lane::postmortem;
 use crate::lane::report::{CheckState, Report};
 
@@ -122,16 +122,8 @@ async fn decide<F: Forge>(forge: &F, envelope: &Envelope) -> Result<Decision, St
     if let Some(error) = &loaded.error {
         runner::warning(&format!(".github/hotfix-lane.toml on the default branch is invalid: {error}"));
     }
-    let label = &policy.lane.label;
-    let labeler = if pull.labels.iter().any(|l| l.eq_ignore_ascii_case(label)) {
-        match forge.labeler(&repo.full_name, pull.number, label).await.map_err(|e| e.to_string())? {
-            Some((login, at)) => {
-                let responder =
-                    forge.is_responder(&repo.full_name, &login, &policy.responders).await.map_err(|e| e.to_string())?;
-                Some(Labeler { login, responder, at })
-            }
-            None => None,
-        }
+    let labeler = if pull.labels.iter().any(|l| l.eq_ignore_ascii_case(&policy.lane.label)) {
+        recorded_labeler(forge, &repo.full_name, pull.number, policy).await.map_err(|e| e.to_string())?
     } else {
         None
     };

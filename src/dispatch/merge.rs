@@ -34,15 +34,7 @@ pub(super) async fn try_merge<F: Forge>(
     };
     let by = facts.lane.grant.as_ref().map_or_else(String::new, |g| g.by.clone());
     let audit = |action: &str, detail: String, facts: &PullFacts| {
-        let scope = AuditScope {
-            at: now,
-            forge: forge_name,
-            repo: &repo.full_name,
-            number: facts.number,
-            actor: "hotfix-lane",
-            sha: &facts.head_sha,
-        };
-        scope.entry(action, detail)
+        AuditScope::own(now, forge_name, &repo.full_name, facts).entry(action, detail)
     };
     let outcome = forge.merge(&repo.full_name, facts.number, &facts.head_sha, method).await?;
     let outcome = match outcome {

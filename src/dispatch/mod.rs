@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
 pub use policies::{Policies, GITHUB_POLICY_PATH};
-pub(crate) use pull::look_up;
+pub(crate) use pull::{look_up, recorded_labeler};
 pub use pull::{queue_pull_number, QUEUE_SWEEP_JOB, RECHECK_JOB, RECONCILE_JOB};
 
 /// Changes untouched for longer than this are left out of the reconcile sweep.
@@ -201,7 +201,12 @@ struct AuditScope<'a> {
     sha: &'a str,
 }
 
-impl AuditScope<'_> {
+impl<'a> AuditScope<'a> {
+    /// For what hotfix-lane does on its own (merges, sweeps) to a change's head commit.
+    fn own(at: crate::store::Millis, forge: &'a str, repo: &'a str, facts: &'a PullFacts) -> AuditScope<'a> {
+        AuditScope { at, forge, repo, number: facts.number, actor: "hotfix-lane", sha: &facts.head_sha }
+    }
+
     fn entry(&self, action: &str, detail: String) -> Write {
         Write::Audit(crate::store::AuditEntry {
             at: self.at,

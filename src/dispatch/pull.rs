@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{command, lane_state_write, merge, AuditScope, Dispatch, StepError, GITHUB_POLICY_PATH};
-use crate::forge::{Forge, Forges};
+use crate::forge::{Forge, ForgeError, Forges};
 use crate::lane::comment::{self, MARKER};
 use crate::lane::event::{
-    Envelope, Issue, IssueAction, ItemState, MergeGroup, PullRequest, PullRequestAction, RepoRef,
+    Envelope, Event, Issue, IssueAction, ItemState, MergeGroup, PullRequest, PullRequestAction, RepoRef,
 };
 use crate::lane::grant::{self, Grant};
 use crate::lane::incident::format_utc;
@@ -51,24 +51,11 @@ pub(super) async fn reconcile<P: Forges>(
         .map_err(|e| StepError::Invalid(format!("reconcile payload does not parse: {e}")))?;
     let client = forges.client(installation_id)?;
     let forge = &client;
-    let forge_name = job.ordering_key.split(':').next().unwrap_or("github");
+    let forge_name = job_forge(job);
     let Some(pull) = forge.pull(&repo.full_name, number).await? else { return Ok(vec![]) };
     let prior = d.pull_state(forge_name, repo.id, number).await?;
-    let envelope = Envelope {
-        forge: if forge_name == "gitlab" {
-            crate::lane::event::Forge::Gitlab
-        } else {
-            crate::lane::event::Forge::Github
-        },
-        repo: Some(repo.clone()),
-        sender: crate::lane::event::Actor { id: 0, login: "hotfix-lane".into() },
-        installation_id,
-        event: crate::lane::event::Event::PullRequest {
-            action: PullRequestAction::Edited,
-            pull: pull.clone(),
-            label: None,
-        },
-    };
+    let edited = Event::PullRequest { action: PullRequestAction::Edited, pull: pull.clone(), label: None };
+    let envelope = own_event(forge_name, &repo, installation_id, edited);
     on_pull(d, forge, &envelope, &repo, PullRequestAction::Edited, &pull, None, prior).await
 }
 
@@ -119,13 +106,7 @@ pub(super) async fn on_pull<P: Forges>(
         Some(known)
     } else {
         // Labelled while hotfix-lane was not listening: ask the forge who did it.
-        match forge.labeler(&repo.full_name, pull.number, lane_label).await? {
-            Some((login, at)) => {
-                let responder = forge.is_responder(&repo.full_name, &login, &policy.responders).await?;
-                Some(Labeler { login, responder, at })
-            }
-            None => None,
-        }
+        recorded_labeler(forge, &repo.full_name, pull.number, policy).await?
     };
     let prior_head = prior.as_ref().map(|p| p.head_sha.clone());
     let mut facts = track::observe(prior.clone(), envelope).expect("a pull request event has a subject");
@@ -248,7 +229,7 @@ pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &Claime
         .map_err(|e| StepError::Invalid(format!("recheck payload does not parse: {e}")))?;
     let client = forges.client(recheck.installation_id)?;
     let forge = &client;
-    let forge_name = job.ordering_key.split(':').next().unwrap_or("github");
+    let forge_name = job_forge(job);
     let Some(mut facts) = d.pull_state(forge_name, recheck.repo.id, recheck.number).await? else {
         return Ok(vec![]);
     };
@@ -273,15 +254,7 @@ pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &Claime
         .postmortem_changed
         .into_iter()
         .map(|r| {
-            let scope = AuditScope {
-                at: now,
-                forge: forge_name,
-                repo: &repo.full_name,
-                number: facts.number,
-                actor: "hotfix-lane",
-                sha: &facts.head_sha,
-            };
-            scope.entry(
+            AuditScope::own(now, forge_name, &repo.full_name, &facts).entry(
                 &format!("postmortem.{}", state_word(&r)),
                 format!("{} (the postmortem issue changed)", r.description),
             )
@@ -290,6 +263,39 @@ pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &Claime
     writes.extend(published.merge);
     writes.push(lane_state_write(forge_name, repo.id, &facts));
     Ok(writes)
+}
+
+/// The forge a job was queued for: the first part of its ordering key.
+fn job_forge(job: &ClaimedJob) -> &str {
+    job.ordering_key.split(':').next().unwrap_or("github")
+}
+
+/// An event hotfix-lane raises itself (a sweep), shaped as if the forge had sent it.
+fn own_event(forge_name: &str, repo: &RepoRef, installation_id: Option<u64>, event: Event) -> Envelope {
+    Envelope {
+        forge: if forge_name == "gitlab" {
+            crate::lane::event::Forge::Gitlab
+        } else {
+            crate::lane::event::Forge::Github
+        },
+        repo: Some(repo.clone()),
+        sender: crate::lane::event::Actor { id: 0, login: "hotfix-lane".into() },
+        installation_id,
+        event,
+    }
+}
+
+/// Who applied the lane label, as the forge recorded it, and whether they are a responder:
+/// for a label applied while nobody was listening.
+pub(crate) async fn recorded_labeler<F: Forge>(
+    forge: &F,
+    repo: &str,
+    number: u64,
+    policy: &Policy,
+) -> Result<Option<Labeler>, ForgeError> {
+    let Some((login, at)) = forge.labeler(repo, number, &policy.lane.label).await? else { return Ok(None) };
+    let responder = forge.is_responder(repo, &login, &policy.responders).await?;
+    Ok(Some(Labeler { login, responder, at }))
 }
 
 /// Reports the postmortem check on every merge group of a repository that lacks it.
@@ -321,18 +327,7 @@ pub(super) async fn queue_sweep<P: Forges>(
         .map_err(|e| StepError::Invalid(format!("queue sweep payload does not parse: {e}")))?;
     let client = forges.client(installation_id)?;
     let forge = &client;
-    let forge_name = job.ordering_key.split(':').next().unwrap_or("github");
-    let envelope = Envelope {
-        forge: if forge_name == "gitlab" {
-            crate::lane::event::Forge::Gitlab
-        } else {
-            crate::lane::event::Forge::Github
-        },
-        repo: Some(repo.clone()),
-        sender: crate::lane::event::Actor { id: 0, login: "hotfix-lane".into() },
-        installation_id,
-        event: crate::lane::event::Event::Ping,
-    };
+    let envelope = own_event(job_forge(job), &repo, installation_id, Event::Ping);
     let mut writes = Vec::new();
     for (head_ref, head_sha) in forge.queue_heads(&repo.full_name).await? {
         if forge.has_report(&repo.full_name, &head_sha, POSTMORTEM_CONTEXT).await? {
