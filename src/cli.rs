@@ -50,6 +50,32 @@ enum Command {
     /// (input `mode: lane`) or enforce the postmortem check (`mode: postmortem`). Inputs come from
     /// INPUT_* variables, the event from GITHUB_EVENT_PATH.
     Action,
+    /// Backports: replay commits onto another branch, or list the backports still unmerged.
+    Backport {
+        #[command(subcommand)]
+        command: BackportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackportCommand {
+    /// Pick commits onto a branch in a local repository, in memory (no work tree touched, no
+    /// push): creates BRANCH at the result and prints its commit id. Exit 1 on a conflict, with
+    /// the conflicting paths listed.
+    Local {
+        /// The repository (bare or not).
+        #[arg(long)]
+        repo: PathBuf,
+        /// Where the new branch starts: a branch, tag or commit.
+        #[arg(long)]
+        onto: String,
+        /// The branch to create; an existing branch is never overwritten.
+        #[arg(long)]
+        branch: String,
+        /// The commits to pick, in order (merge commits against their first parent).
+        #[arg(required = true)]
+        commits: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +160,12 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "HOTFIX_LANE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Directory of the warm git mirrors backports are made on [default: hotfix-lane-mirrors].
+    #[arg(long, env = "HOTFIX_LANE_MIRROR_DIR")]
+    mirror_dir: Option<PathBuf>,
+    /// Disk budget of the mirrors, in MiB; least recently used mirrors go first [default: 20480].
+    #[arg(long, env = "HOTFIX_LANE_MIRROR_MAX_MIB")]
+    mirror_max_mib: Option<u64>,
     /// Concurrent job workers in this process [default: 4].
     #[arg(long, env = "HOTFIX_LANE_WORKERS")]
     workers: Option<usize>,
@@ -224,6 +256,10 @@ impl ServeArgs {
                 ..runner_defaults
             },
             reconcile_every: Some(crate::server::RECONCILE_EVERY),
+            mirrors: crate::backport::mirror::Mirrors::new(
+                self.mirror_dir.or(file.mirror_dir).unwrap_or_else(|| "hotfix-lane-mirrors".into()),
+                self.mirror_max_mib.or(file.mirror_max_mib).unwrap_or(20 * 1024) * 1024 * 1024,
+            ),
             admin_token: self.admin_token.or(file.admin_token).map(|s| s.0).filter(|t| !t.is_empty()),
             max_attempts: self.job_max_attempts.or(file.job_max_attempts).unwrap_or(8).max(1),
             durable: !(self.unsafe_skip_fsync || file.unsafe_skip_fsync),
@@ -274,6 +310,9 @@ pub fn run(cli: Cli) -> ExitCode {
             block_on(jobs(args))
         }
         Command::Action => crate::action::main(),
+        Command::Backport { command: BackportCommand::Local { repo, onto, branch, commits } } => {
+            backport_local(&repo, &onto, &branch, &commits)
+        }
         Command::Audit(args) => {
             telemetry::init(LogFormat::Human);
             block_on(audit(args))
@@ -295,6 +334,35 @@ fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
 fn fail(err: anyhow::Error) -> ExitCode {
     eprintln!("hotfix-lane: {err:#}");
     ExitCode::FAILURE
+}
+
+fn backport_local(repo: &Path, onto: &str, branch: &str, commits: &[String]) -> ExitCode {
+    use crate::backport::Picked;
+    match crate::backport::local(repo, onto, branch, commits) {
+        Ok(Picked::Clean { tip, skipped, .. }) => {
+            for id in skipped {
+                eprintln!("hotfix-lane: {id} is already on {onto}: skipped");
+            }
+            println!("{tip}");
+            ExitCode::SUCCESS
+        }
+        Ok(Picked::AlreadyApplied) => {
+            eprintln!("hotfix-lane: every commit is already on {onto}: `{branch}` starts there");
+            match git2::Repository::open(repo).and_then(|r| r.revparse_single(branch).map(|o| o.id())) {
+                Ok(id) => println!("{id}"),
+                Err(err) => return fail(err.into()),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Picked::Conflict { commit, paths, .. }) => {
+            eprintln!("hotfix-lane: {commit} conflicts with {onto}; no branch was created. Conflicting paths:");
+            for p in paths {
+                eprintln!("  {}\t{}", p.path, p.kind.describe());
+            }
+            ExitCode::FAILURE
+        }
+        Err(message) => fail(anyhow::anyhow!(message)),
+    }
 }
 
 fn config_check(file: &Path) -> ExitCode {

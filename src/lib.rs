@@ -6,6 +6,7 @@
 pub mod action;
 pub mod api;
 pub mod audit_view;
+pub mod backport;
 pub mod cli;
 pub mod clock;
 pub mod dispatch;

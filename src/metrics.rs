@@ -51,6 +51,17 @@ struct Inner {
     grants: Family<OutcomeLabel, Counter>,
     authorization_seconds: Histogram,
     time_to_merge_seconds: Histogram,
+    backport_lead_seconds: Family<StageLabel, Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: String,
+}
+
+fn backport_lead_histogram() -> Histogram {
+    // 1 min … ~23 days: backports wait on reviews
+    Histogram::new(exponential_buckets(60.0, 2.0, 16))
 }
 
 fn lead_time_histogram() -> Histogram {
@@ -93,6 +104,13 @@ impl Default for Metrics {
         );
         let time_to_merge_seconds = lead_time_histogram();
         registry.register("time_to_merge_seconds", "From the lane label to the merge", time_to_merge_seconds.clone());
+        let backport_lead_seconds =
+            Family::<StageLabel, Histogram>::new_with_constructor(backport_lead_histogram as fn() -> Histogram);
+        registry.register(
+            "backport_lead_seconds",
+            "From the hotfix merge to its backport pull request opening (stage=opened) and merging (stage=merged)",
+            backport_lead_seconds.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             deliveries,
@@ -104,6 +122,7 @@ impl Default for Metrics {
             grants,
             authorization_seconds,
             time_to_merge_seconds,
+            backport_lead_seconds,
         }))
     }
 }
@@ -125,6 +144,10 @@ impl Metrics {
 
     pub fn time_to_merge(&self, elapsed: Duration) {
         self.0.time_to_merge_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn backport_lead_time(&self, stage: &str, elapsed: Duration) {
+        self.0.backport_lead_seconds.get_or_create(&StageLabel { stage: stage.into() }).observe(elapsed.as_secs_f64());
     }
 
     pub fn job_attempt(&self, kind: &str) {

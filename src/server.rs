@@ -43,6 +43,8 @@ pub struct ServeSettings {
     /// How often open changes are re-read from the forge (and once at start-up); `None` turns
     /// the sweep off.
     pub reconcile_every: Option<Duration>,
+    /// Where backports are made.
+    pub mirrors: crate::backport::mirror::Mirrors,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +146,7 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let (stop, stopped) = watch::channel(false);
     let runner = Runner {
         store: store.clone(),
-        handler: Dispatch::new(store.clone(), forge, clock.clone(), metrics.clone()),
+        handler: Dispatch::new(store.clone(), forge, clock.clone(), metrics.clone(), settings.mirrors.clone()),
         clock,
         metrics,
         options: settings.runner.clone(),

@@ -6,96 +6,17 @@ mod common;
 use std::sync::Arc;
 
 use common::fake_github::FakeGitHub;
+use common::lane::{Lane, NOW, POLICY, REPO};
 use common::{base_url, eventually, Backend, Delivery, TestDb};
 use hotfix_lane::clock::ManualClock;
 use hotfix_lane::forge::github::GitHubAuth;
-use hotfix_lane::server::Running;
-use hotfix_lane::store::Store;
 use serde_json::{json, Value};
 
-const REPO: &str = "Codertocat/Hello-World";
 const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
-const POLICY: &str = ".github/hotfix-lane.toml";
-/// 2026-11-26 13:24 UTC.
-const NOW: i64 = 1_795_699_440_000;
-
-struct Lane {
-    fake: FakeGitHub,
-    clock: Arc<ManualClock>,
-    server: Running,
-    client: reqwest::Client,
-    base: String,
-    next_delivery: std::sync::atomic::AtomicU32,
-    _db: TestDb,
-}
-
-impl Lane {
-    async fn start(backend: Backend, policy: &str) -> Lane {
-        Lane::start_as(backend, policy, GitHubAuth::Token("test-token".into())).await
-    }
-
-    async fn start_as(backend: Backend, policy: &str, auth: GitHubAuth) -> Lane {
-        let fake = FakeGitHub::start().await;
-        fake.repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), policy.into()));
-        let db = TestDb::new(backend).await;
-        let mut settings = common::settings(&db);
-        settings.github_api_url = fake.url.clone();
-        settings.github_auth = Some(auth);
-        // A fixed clock: timestamps in what the lane writes are part of the snapshots.
-        let clock = Arc::new(ManualClock::new(NOW));
-        let server = common::start_server_with(settings, clock.clone()).await;
-        let base = base_url(&server);
-        Lane { fake, clock, server, client: reqwest::Client::new(), base, next_delivery: 0.into(), _db: db }
-    }
-
-    fn store(&self) -> &Store {
-        &self.server.store
-    }
-
-    /// Sends a delivery and waits until every job it caused has run.
-    async fn send(&self, event: &str, body: Value) {
-        let n = self.next_delivery.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let delivery = Delivery::new(event, &format!("lane-{n}"), serde_json::to_vec(&body).unwrap());
-        self.deliver(&delivery).await;
-    }
-
-    async fn deliver(&self, delivery: &Delivery) {
-        let (status, answer) = delivery.send(&self.client, &self.base).await;
-        assert!(status == 202 || status == 200, "{status}: {answer}");
-        self.settle().await;
-    }
-
-    async fn settle(&self) {
-        let store = self.store().clone();
-        eventually("the queue to drain", || async {
-            // The clock is fixed, so a failed attempt would wait forever: fail fast instead.
-            let failed: Vec<_> =
-                store.jobs_in_state("queued").await.unwrap().into_iter().filter_map(|j| j.last_error).collect();
-            assert!(failed.is_empty(), "a job failed: {failed:?}");
-            let c = store.job_counts().await.unwrap();
-            c.queued == 0 && c.running == 0
-        })
-        .await;
-        assert_eq!(store.job_counts().await.unwrap().dead, 0, "a job died: {:?}", store.jobs_in_state("dead").await);
-    }
-
-    fn status(&self, sha: &str, context: &str) -> (String, String) {
-        let s = self.fake.status(REPO, sha, context).unwrap_or_else(|| panic!("no {context} status on {sha}"));
-        (s.state, s.description)
-    }
-
-    fn comments(&self) -> Vec<String> {
-        self.fake.comments(REPO, 2).into_iter().map(|c| c.body).collect()
-    }
-}
-
-fn fixture(path: &str) -> Value {
-    serde_json::from_slice(&common::fixture(path)).unwrap()
-}
 
 /// A `pull_request` delivery for PR #2 of the fixture repository.
 fn pr_event(action: &str, label: Option<&str>, labels: &[&str], body: &str, sender: &str) -> Value {
-    let mut event = fixture("github/pull_request/labeled.json");
+    let mut event = common::json_fixture("github/pull_request/labeled.json");
     event["action"] = action.into();
     event["label"] = label.map_or(Value::Null, |l| json!({ "name": l }));
     event["pull_request"]["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
@@ -105,7 +26,7 @@ fn pr_event(action: &str, label: Option<&str>, labels: &[&str], body: &str, send
 }
 
 fn issue_event(action: &str, number: u64, labels: &[&str]) -> Value {
-    let mut event = fixture("github/issues/labeled.json");
+    let mut event = common::json_fixture("github/issues/labeled.json");
     event["action"] = action.into();
     event["issue"]["number"] = number.into();
     event["issue"]["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
@@ -116,7 +37,7 @@ const RESPONDERS: &str = "[responders]\nusers = [\"Codertocat\"]\n";
 
 /// A comment on PR #2, as `author`.
 fn comment_event(body: &str, author: &str) -> Value {
-    let mut event = fixture("github/issue_comment/created.json");
+    let mut event = common::json_fixture("github/issue_comment/created.json");
     event["issue"]["number"] = 2.into();
     event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
     event["comment"]["body"] = body.into();
@@ -127,7 +48,7 @@ fn comment_event(body: &str, author: &str) -> Value {
 
 /// Serves PR #2 from the fake, labelled `hotfix`, with `body`.
 fn serve_pull(lane: &Lane, body: &str) {
-    let mut pull = fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    let mut pull = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
     pull["labels"] = json!([{ "name": "hotfix" }]);
     pull["body"] = body.into();
     lane.fake.repo(REPO, |r| r.pulls.insert(2, pull));
@@ -288,7 +209,7 @@ async fn an_invalid_policy_is_reported_and_the_last_good_one_kept(backend: Backe
     lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
     // The default branch gets a broken policy, announced by a push.
     lane.fake.repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), "[responders]\nuser = [\"x\"]\n".into()));
-    let mut push = fixture("github/push/payload.json");
+    let mut push = common::json_fixture("github/push/payload.json");
     push["ref"] = "refs/heads/master".into();
     lane.send("push", push).await;
     lane.send("pull_request", pr_event("edited", None, &["hotfix"], "still broken", "Codertocat")).await;
@@ -301,9 +222,9 @@ async fn an_invalid_policy_is_reported_and_the_last_good_one_kept(backend: Backe
 async fn the_merge_queue_enforces_the_postmortem_check(backend: Backend) {
     let lane = Lane::start(backend, RESPONDERS).await;
     let queue_repo = "octo-org/octo-repo";
-    let group = fixture("github/merge_group/checks_requested.json");
+    let group = common::json_fixture("github/merge_group/checks_requested.json");
     let group_head = group["merge_group"]["head_sha"].as_str().unwrap().to_string();
-    let mut pull = fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    let mut pull = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
     pull["number"] = 104.into();
     pull["labels"] = json!([{ "name": "hotfix" }]);
     pull["body"] = "no reference".into();
@@ -503,7 +424,7 @@ async fn the_audit_api_needs_its_token(backend: Backend) {
 const MERGE_POLICY: &str = "[responders]\nusers = [\"Codertocat\", \"alice\"]\n[merge]\nsmoke_checks = [\"Octocoders-linter\"]\nmethod = \"squash\"\n";
 
 fn check_event(conclusion: &str, sha: &str) -> Value {
-    let mut event = fixture("github/check_run/completed.json");
+    let mut event = common::json_fixture("github/check_run/completed.json");
     event["check_run"]["conclusion"] = conclusion.into();
     event["check_run"]["head_sha"] = sha.into();
     event

@@ -96,7 +96,18 @@ pub(super) async fn on_comment<P: Forges>(
                     writes.push(audit("grant.revoked", "by command".into()));
                 }
             }
-            Command::Backport { .. } => {}
+            Command::Backport { branch } if responder || actor.eq_ignore_ascii_case(&pull.author.login) => {
+                let facts = prior.get_or_insert_with(|| track::first_seen(&pull));
+                if !facts.lane.backport_requests.contains(&branch) {
+                    writes.push(audit("backport.requested", format!("to {branch}")));
+                    facts.lane.backport_requests.push(branch);
+                }
+            }
+            Command::Backport { .. } => {
+                let why = "only responders and the change's author may ask for backports".to_string();
+                writes.push(audit("backport.command_refused", why.clone()));
+                refusals.push(format!("`/hotfix backport`: {why}."));
+            }
         }
     }
     if !refusals.is_empty() {

@@ -1,6 +1,7 @@
 //! Runs claimed jobs: a stored delivery goes through the lane; what the lane decides is
 //! reported to the forge, and comes back as writes for the runner to commit with the job.
 
+mod backport;
 mod command;
 mod merge;
 mod policies;
@@ -8,6 +9,7 @@ mod pull;
 
 use std::sync::Arc;
 
+use crate::backport::mirror::Mirrors;
 use crate::clock::Clock;
 use crate::forge::{ForgeError, Forges};
 use crate::jobs::{JobHandler, JobResult};
@@ -57,6 +59,8 @@ pub struct Dispatch<P> {
     pub policies: Policies,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
+    /// Warm repositories for backports.
+    pub mirrors: Mirrors,
 }
 
 /// Why a step of a job could not finish.
@@ -86,8 +90,8 @@ impl From<StepError> for JobResult {
 }
 
 impl<P: Forges> Dispatch<P> {
-    pub fn new(store: Store, forge: Option<P>, clock: Arc<dyn Clock>, metrics: Metrics) -> Arc<Self> {
-        Arc::new(Dispatch { store, forge, policies: Policies::default(), clock, metrics })
+    pub fn new(store: Store, forge: Option<P>, clock: Arc<dyn Clock>, metrics: Metrics, mirrors: Mirrors) -> Arc<Self> {
+        Arc::new(Dispatch { store, forge, policies: Policies::default(), clock, metrics, mirrors })
     }
 
     async fn delivery(&self, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
@@ -244,6 +248,14 @@ impl<P: Forges> JobHandler for Dispatch<P> {
             },
             QUEUE_SWEEP_JOB => match &self.forge {
                 Some(forge) => pull::queue_sweep(self, forge, job).await,
+                None => Ok(vec![]),
+            },
+            backport::BACKPORT_JOB => match &self.forge {
+                Some(forge) => backport::run(self, forge, job).await,
+                None => Ok(vec![]),
+            },
+            backport::FOLLOWUP_JOB => match &self.forge {
+                Some(forge) => backport::followup(self, forge, job).await,
                 None => Ok(vec![]),
             },
             other => Err(StepError::Invalid(format!("no handler for job kind `{other}`"))),

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{command, lane_state_write, merge, AuditScope, Dispatch, StepError, GITHUB_POLICY_PATH};
+use super::{backport, command, lane_state_write, merge, AuditScope, Dispatch, StepError, GITHUB_POLICY_PATH};
 use crate::forge::{Forge, ForgeError, Forges};
+use crate::lane::backport as decide;
 use crate::lane::comment::{self, MARKER};
 use crate::lane::event::{
     Envelope, Event, Issue, IssueAction, ItemState, MergeGroup, PullRequest, PullRequestAction, RepoRef,
@@ -176,6 +177,25 @@ pub(super) async fn on_pull<P: Forges>(
             check_policy_edit(forge, repo, pull, &mut facts).await?;
         }
     }
+    if let Some((original, target)) = decide::parse_branch(&pull.head_ref).filter(|_| !pull.from_fork) {
+        let followup = backport::Followup {
+            repo: repo.clone(),
+            number: original,
+            target: target.to_string(),
+            installation_id: envelope.installation_id,
+            pull: pull.number,
+            head_sha: pull.head_sha.clone(),
+            state: pull.state,
+        };
+        writes.push(backport::followup_job(envelope.forge.as_str(), &followup, now));
+    }
+    if pull.state == ItemState::Merged && facts.lane.membership.in_lane() {
+        let merger = (action == PullRequestAction::Closed).then_some(sender.as_str());
+        facts.lane.merged_at.get_or_insert(now);
+        let requested = &facts.lane.backport_requests;
+        let targets = decide::targets(policy, &repo.default_branch, &pull.base_ref, &pull.labels, requested);
+        writes.extend(backport::start(envelope.forge.as_str(), repo, &mut facts, targets, policy, merger, now));
+    }
     let issue = (facts.lane.membership.in_lane()).then(|| facts.lane.postmortem.clone()).flatten();
     writes.push(link_write(envelope.forge.as_str(), repo, pull.number, issue));
     writes.push(lane_state_write(envelope.forge.as_str(), repo.id, &facts));
@@ -266,7 +286,7 @@ pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &Claime
 }
 
 /// The forge a job was queued for: the first part of its ordering key.
-fn job_forge(job: &ClaimedJob) -> &str {
+pub(super) fn job_forge(job: &ClaimedJob) -> &str {
     job.ordering_key.split(':').next().unwrap_or("github")
 }
 

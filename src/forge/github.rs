@@ -12,7 +12,7 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
 
-use super::{FileContent, Forge, ForgeError, Forges, MergeOutcome};
+use super::{FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull};
 use crate::ingress::github_payload::{PullRequestBody, User};
 use crate::lane::event::PullRequest;
 use crate::lane::incident::parse_utc;
@@ -27,6 +27,8 @@ use crate::store::Millis;
 pub struct GitHub {
     client: Octocrab,
     check_runs: bool,
+    /// The token itself, for git; `None` for an App installation (its token is asked for).
+    token: Option<String>,
 }
 
 /// How hotfix-lane authenticates to GitHub.
@@ -51,8 +53,9 @@ impl GitHubClients {
             .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{api_url}`: {e}")))?;
         Ok(match auth {
             GitHubAuth::Token(token) => GitHubClients::Token(GitHub {
-                client: builder.personal_token(token).build().map_err(|e| ForgeError::Failed(e.to_string()))?,
+                client: builder.personal_token(token.clone()).build().map_err(|e| ForgeError::Failed(e.to_string()))?,
                 check_runs: false,
+                token: Some(token),
             }),
             GitHubAuth::App { app_id, private_key_pem } => {
                 let root = builder
@@ -80,7 +83,7 @@ impl Forges for GitHubClients {
                     return Ok(client.clone());
                 }
                 let client = root.installation(InstallationId(id)).map_err(|e| ForgeError::Failed(e.to_string()))?;
-                let client = GitHub { client, check_runs: true };
+                let client = GitHub { client, check_runs: true, token: None };
                 installations.insert(id, client.clone());
                 Ok(client)
             }
@@ -227,6 +230,21 @@ struct NewIssue<'a> {
     title: &'a str,
     body: &'a str,
     labels: &'a [String],
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    clone_url: String,
+}
+
+#[derive(Serialize)]
+struct CreatePull<'a> {
+    title: &'a str,
+    head: &'a str,
+    base: &'a str,
+    body: &'a str,
+    draft: bool,
+    maintainer_can_modify: bool,
 }
 
 #[derive(Deserialize)]
@@ -456,6 +474,74 @@ impl Forge for GitHub {
             .patch(format!("/repos/{repo}/pulls/{number}"), Some(&CommentText { body }))
             .await
             .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn git_remote(&self, repo: &str) -> Result<GitRemote, ForgeError> {
+        let found = self.get::<Repository>(&format!("/repos/{repo}")).await?;
+        let url = found.ok_or_else(|| ForgeError::Failed(format!("repository {repo} not found")))?.clone_url;
+        let token = match &self.token {
+            Some(token) => token.clone(),
+            None => {
+                use octocrab::secrecy::ExposeSecret;
+                self.client.installation_token().await.map_err(classify)?.expose_secret().to_string()
+            }
+        };
+        Ok(GitRemote { url, token: Some(token) })
+    }
+
+    async fn pull_for_branch(&self, repo: &str, branch: &str) -> Result<Option<u64>, ForgeError> {
+        let owner = repo.split('/').next().unwrap_or_default();
+        let route =
+            format!("/repos/{repo}/pulls?head={}&state=all&per_page=100", encode_query(&format!("{owner}:{branch}")));
+        Ok(self.get::<Vec<Numbered>>(&route).await?.unwrap_or_default().first().map(|p| p.number))
+    }
+
+    async fn create_pull(&self, repo: &str, pull: &NewPull<'_>) -> Result<u64, ForgeError> {
+        let body = CreatePull {
+            title: pull.title,
+            head: pull.head,
+            base: pull.base,
+            body: pull.body,
+            draft: pull.draft,
+            maintainer_can_modify: true,
+        };
+        let created: Numbered =
+            self.client.post(format!("/repos/{repo}/pulls"), Some(&body)).await.map_err(classify)?;
+        Ok(created.number)
+    }
+
+    async fn decorate_pull(
+        &self,
+        repo: &str,
+        number: u64,
+        labels: &[String],
+        people: &[String],
+    ) -> Result<(), ForgeError> {
+        if !labels.is_empty() {
+            let route = format!("/repos/{repo}/issues/{number}/labels");
+            let _: serde_json::Value =
+                self.client.post(route, Some(&serde_json::json!({ "labels": labels }))).await.map_err(classify)?;
+        }
+        if people.is_empty() {
+            return Ok(());
+        }
+        let route = format!("/repos/{repo}/issues/{number}/assignees");
+        let _: serde_json::Value =
+            self.client.post(route, Some(&serde_json::json!({ "assignees": people }))).await.map_err(classify)?;
+        // One at a time: GitHub refuses the whole request when one reviewer cannot review.
+        for login in people {
+            let route = format!("/repos/{repo}/pulls/{number}/requested_reviewers");
+            let asked: Result<serde_json::Value, _> =
+                self.client.post(route, Some(&serde_json::json!({ "reviewers": [login] }))).await;
+            match asked {
+                Ok(_) => {}
+                Err(err) if status(&err) == Some(422) => {
+                    tracing::info!(repo, number, reviewer = %login, "reviewer refused by GitHub; left out")
+                }
+                Err(err) => return Err(classify(err)),
+            }
+        }
         Ok(())
     }
 

@@ -31,6 +31,30 @@ pub enum MergeOutcome {
     Refused(String),
 }
 
+/// Where git reaches a repository, and the token it authenticates with there.
+#[derive(Clone)]
+pub struct GitRemote {
+    pub url: String,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for GitRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitRemote").field("url", &self.url).field("token", &self.token.as_ref().map(|_| "…")).finish()
+    }
+}
+
+/// A pull request to open.
+#[derive(Debug, Clone)]
+pub struct NewPull<'a> {
+    pub title: &'a str,
+    /// The branch with the changes, in the same repository.
+    pub head: &'a str,
+    pub base: &'a str,
+    pub body: &'a str,
+    pub draft: bool,
+}
+
 /// A file read from a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileContent {
@@ -131,6 +155,27 @@ pub trait Forge: Send + Sync + 'static {
     /// Replaces a pull request's description.
     fn set_pull_body(&self, repo: &str, number: u64, body: &str)
         -> impl Future<Output = Result<(), ForgeError>> + Send;
+
+    /// Where git fetches and pushes the repository, with credentials that make the forge treat
+    /// pushes as this client's (an App's pushes and pull requests run the repository's CI).
+    fn git_remote(&self, repo: &str) -> impl Future<Output = Result<GitRemote, ForgeError>> + Send;
+
+    /// The pull request (in any state) whose head is `branch` of `repo` itself.
+    fn pull_for_branch(&self, repo: &str, branch: &str)
+        -> impl Future<Output = Result<Option<u64>, ForgeError>> + Send;
+
+    /// Opens a pull request; returns its number.
+    fn create_pull(&self, repo: &str, pull: &NewPull<'_>) -> impl Future<Output = Result<u64, ForgeError>> + Send;
+
+    /// Adds `labels` to a pull request, and `people` as its assignees and reviewers (those the
+    /// forge refuses as reviewers, such as its author, are left out).
+    fn decorate_pull(
+        &self,
+        repo: &str,
+        number: u64,
+        labels: &[String],
+        people: &[String],
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
     /// Whether `login` is a responder under `responders` (users, teams, repository permission).
     fn is_responder(

@@ -60,7 +60,7 @@ fn parse_one(args: &[&str]) -> Result<Command, String> {
 
 /// A branch name git accepts, in a conservative character set, that cannot be mistaken for an
 /// option or a range. (Branch names come from comments: untrusted text.)
-fn valid_branch(name: &str) -> bool {
+pub fn valid_branch(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(['-', '/', '.'])
         && !name.ends_with(['/', '.'])

@@ -67,6 +67,16 @@ pub struct BackportPolicy {
     /// Report unmerged backports older than this.
     #[serde(with = "duration_text")]
     pub stale_after: Duration,
+    /// What a conflicting backport becomes: a draft pull request, or an issue.
+    pub on_conflict: OnConflict,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    #[default]
+    Draft,
+    Issue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +113,12 @@ impl Default for PostmortemPolicy {
 
 impl Default for BackportPolicy {
     fn default() -> Self {
-        BackportPolicy { targets: vec![], labels: vec![], stale_after: Duration::from_secs(3 * 24 * 3600) }
+        BackportPolicy {
+            targets: vec![],
+            labels: vec![],
+            stale_after: Duration::from_secs(3 * 24 * 3600),
+            on_conflict: OnConflict::Draft,
+        }
     }
 }
 

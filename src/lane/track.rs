@@ -61,6 +61,18 @@ pub struct LaneRecord {
     /// The forge's refusal to merge a commit, so it is not asked again for that commit.
     #[serde(default)]
     pub merge_refused: Option<(String, String)>,
+    /// When the change merged, for backport lead times.
+    #[serde(default)]
+    pub merged_at: Option<crate::store::Millis>,
+    /// Branches asked for (`/hotfix backport`, `backport <branch>` labels) before the merge.
+    #[serde(default)]
+    pub backport_requests: Vec<String>,
+    /// Each target's backport, once the change merged.
+    #[serde(default)]
+    pub backports: BTreeMap<String, super::backport::Backport>,
+    /// The one comment listing the backports.
+    #[serde(default)]
+    pub backport_comment_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,6 +49,13 @@ pub struct Repo {
     pub label_events: Vec<(u64, String, String, String)>,
     pub statuses: Vec<Status>,
     pub comments: Vec<Comment>,
+    /// A bare repository on disk standing in for the repository's git side: its clone URL,
+    /// and the contents of any commit not in `files`.
+    pub git_dir: Option<std::path::PathBuf>,
+    /// number → labels added, assignees and requested reviewers of pull requests.
+    pub pull_labels: BTreeMap<u64, Vec<String>>,
+    pub assignees: BTreeMap<u64, Vec<String>>,
+    pub reviewers: BTreeMap<u64, Vec<String>>,
 }
 
 #[derive(Default)]
@@ -83,6 +90,11 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/issues/{number}/comments", get(list_comments).post(create_comment))
             .route("/repos/{owner}/{repo}/issues/{number}/events", get(issue_events))
             .route("/repos/{owner}/{repo}/issues/comments/{id}", patch(edit_comment))
+            .route("/repos/{owner}/{repo}", get(repository))
+            .route("/repos/{owner}/{repo}/pulls", get(list_pulls).post(create_pull))
+            .route("/repos/{owner}/{repo}/issues/{number}/labels", post(add_labels))
+            .route("/repos/{owner}/{repo}/issues/{number}/assignees", post(add_assignees))
+            .route("/repos/{owner}/{repo}/pulls/{number}/requested_reviewers", post(request_reviewers))
             .route("/repos/{owner}/{repo}/pulls/{number}", get(pull).patch(edit_pull))
             .route("/repos/{owner}/{repo}/pulls/{number}/files", get(pull_files))
             .route("/repos/{owner}/{repo}/pulls/{number}/merge", axum::routing::put(merge_pull))
@@ -161,7 +173,17 @@ async fn contents(
 ) -> Response {
     let world = world.lock().unwrap();
     let branch = q.get("ref").cloned().unwrap_or_else(|| "main".into());
-    let Some(text) = world.repos.get(&full(&owner, &repo)).and_then(|r| r.files.get(&(branch, path.clone()))) else {
+    let Some(r) = world.repos.get(&full(&owner, &repo)) else { return not_found("Not Found") };
+    let from_git = || {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(r.git_dir.as_ref()?)
+            .args(["show", &format!("{branch}:{path}")])
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let Some(text) = r.files.get(&(branch.clone(), path.clone())).cloned().or_else(from_git) else {
         return not_found("Not Found");
     };
     let sha = format!("{:040x}", text.bytes().fold(0u128, |h, b| h.wrapping_mul(31).wrapping_add(b as u128)));
@@ -190,6 +212,108 @@ async fn pull(State(world): Shared, Path((owner, repo, number)): Path<(String, S
         Some(p) => Json(p.clone()).into_response(),
         None => not_found("Not Found"),
     }
+}
+
+async fn repository(State(world): Shared, Path((owner, repo)): Path<(String, String)>) -> Response {
+    let world = world.lock().unwrap();
+    match world.repos.get(&full(&owner, &repo)).and_then(|r| r.git_dir.clone()) {
+        Some(dir) => Json(json!({ "clone_url": format!("file://{}", dir.display()), "default_branch": "master" }))
+            .into_response(),
+        None => not_found("Not Found"),
+    }
+}
+
+async fn list_pulls(
+    State(world): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let world = world.lock().unwrap();
+    let head = q.get("head").cloned().unwrap_or_default();
+    let list: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .map(|r| {
+            r.pulls
+                .values()
+                .filter(|p| head.is_empty() || format!("{owner}:{}", p["head"]["ref"].as_str().unwrap_or("")) == head)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(list).into_response()
+}
+
+async fn create_pull(
+    State(world): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    let head = body["head"].as_str().unwrap_or_default().to_string();
+    if repo.pulls.values().any(|p| p["head"]["ref"] == head.as_str() && p["state"] == "open") {
+        let message = format!("A pull request already exists for {owner}:{head}.");
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "message": message }))).into_response();
+    }
+    let number = repo.issues.keys().chain(repo.pulls.keys()).max().copied().unwrap_or(0) + 1;
+    let pull = json!({
+        "number": number,
+        "title": body["title"], "body": body["body"], "draft": body["draft"],
+        "state": "open", "merged": false,
+        "head": { "ref": head, "sha": "" }, "base": { "ref": body["base"] },
+        "maintainer_can_modify": body["maintainer_can_modify"],
+    });
+    repo.pulls.insert(number, pull);
+    repo.issues.insert(number, (vec![], true));
+    (StatusCode::CREATED, Json(json!({ "number": number }))).into_response()
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect()
+}
+
+async fn add_labels(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let labels = world.repos.entry(full(&owner, &repo)).or_default().pull_labels.entry(number).or_default();
+    for label in strings(&body["labels"]) {
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    Json(json!([])).into_response()
+}
+
+async fn add_assignees(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let assignees = world.repos.entry(full(&owner, &repo)).or_default().assignees.entry(number).or_default();
+    assignees.extend(strings(&body["assignees"]).into_iter().filter(|a| !assignees.contains(a)).collect::<Vec<_>>());
+    (StatusCode::CREATED, Json(json!({ "number": number }))).into_response()
+}
+
+/// Like GitHub, refuses a reviewer who is not a collaborator (here: `outsider`).
+async fn request_reviewers(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    let asked = strings(&body["reviewers"]);
+    if asked.iter().any(|r| r == "outsider") {
+        let message = "Reviews may only be requested from collaborators.";
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "message": message }))).into_response();
+    }
+    let reviewers = world.repos.entry(full(&owner, &repo)).or_default().reviewers.entry(number).or_default();
+    reviewers.extend(asked.into_iter().filter(|a| !reviewers.contains(a)).collect::<Vec<_>>());
+    (StatusCode::CREATED, Json(json!({ "number": number }))).into_response()
 }
 
 async fn issue_events(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod fake_github;
+pub mod git;
+pub mod lane;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,6 +120,10 @@ pub fn settings(db: &TestDb) -> ServeSettings {
         runner: RunnerOptions { poll: Duration::from_millis(50), ..RunnerOptions::default() },
         max_attempts: 3,
         durable: true,
+        mirrors: hotfix_lane::backport::mirror::Mirrors::new(
+            std::env::temp_dir().join(format!("hl-test-mirrors-{:016x}", fastrand::u64(..))),
+            1 << 30,
+        ),
     }
 }
 
@@ -131,6 +137,11 @@ pub async fn start_server_with(settings: ServeSettings, clock: Arc<dyn Clock>) -
 
 pub fn fixture_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+}
+
+/// A fixture parsed as JSON, to edit into the event a test needs.
+pub fn json_fixture(rel: &str) -> serde_json::Value {
+    serde_json::from_slice(&fixture(rel)).unwrap()
 }
 
 pub fn fixture(rel: &str) -> Vec<u8> {

@@ -1,0 +1,195 @@
+//! The cherry-pick engine: commits replayed onto another branch inside the object database,
+//! with no work tree and no index file, so a pick costs what its merge costs and nothing more.
+//!
+//! Each commit is merged against its parent (the first parent for a merge commit) onto the
+//! running tip. A commit whose result changes nothing is skipped as already applied. At the
+//! first conflict the engine stops and commits the conflicted tree, conflict markers included,
+//! so that people can finish on a branch instead of losing the backport.
+
+use crate::lane::backport::{ConflictKind, ConflictPath};
+use git2::{Commit, IndexConflict, IndexEntry, MergeFileOptions, MergeOptions, Oid, Repository, Signature};
+
+/// What picking a series of commits onto a branch came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Picked {
+    /// Every commit applied; `tip` is the last new commit.
+    Clean { tip: Oid, applied: Vec<Oid>, skipped: Vec<Oid> },
+    /// Nothing to do: every commit's change is already on the target.
+    AlreadyApplied,
+    /// `commit` conflicted. `tip` is a commit holding the conflicted tree on top of the commits
+    /// that did apply; `remaining` are the commits after the conflicting one.
+    Conflict { tip: Oid, commit: Oid, paths: Vec<ConflictPath>, remaining: Vec<Oid> },
+}
+
+/// Replays `commits` in order onto `onto`; new commits keep their authors and are committed
+/// by `committer`. Writes objects only: no reference is moved.
+pub fn pick(repo: &Repository, onto: Oid, commits: &[Oid], committer: &Signature) -> Result<Picked, git2::Error> {
+    let mut tip = repo.find_commit(onto)?;
+    let (mut applied, mut skipped) = (Vec::new(), Vec::new());
+    let mut options = MergeOptions::new();
+    options.find_renames(true);
+    for (i, &id) in commits.iter().enumerate() {
+        let commit = repo.find_commit(id)?;
+        let mainline = if commit.parent_count() > 1 { 1 } else { 0 };
+        let mut index = repo.cherrypick_commit(&commit, &tip, mainline, Some(&options))?;
+        if index.has_conflicts() {
+            let paths = resolve_with_markers(repo, &mut index)?;
+            let tree = repo.find_tree(index.write_tree_to(repo)?)?;
+            let message = conflict_message(&commit, &paths);
+            let conflicted = repo.commit(None, &commit.author(), committer, &message, &tree, &[&tip])?;
+            return Ok(Picked::Conflict { tip: conflicted, commit: id, paths, remaining: commits[i + 1..].to_vec() });
+        }
+        let tree_id = index.write_tree_to(repo)?;
+        if tree_id == tip.tree_id() {
+            skipped.push(id);
+            continue;
+        }
+        let tree = repo.find_tree(tree_id)?;
+        let message = picked_message(commit.message_raw().unwrap_or_default(), id);
+        let new = repo.commit(None, &commit.author(), committer, &message, &tree, &[&tip])?;
+        tip = repo.find_commit(new)?;
+        applied.push(id);
+    }
+    Ok(if applied.is_empty() { Picked::AlreadyApplied } else { Picked::Clean { tip: tip.id(), applied, skipped } })
+}
+
+/// The original message with `git cherry-pick -x`'s provenance line: inside a closing trailer
+/// block when there is one, after a blank line otherwise.
+pub fn picked_message(original: &str, id: Oid) -> String {
+    let body = original.trim_end();
+    let line = format!("(cherry picked from commit {id})");
+    let last_paragraph = body.rsplit("\n\n").next().unwrap_or("");
+    let ends_in_trailers = body.contains("\n\n")
+        && last_paragraph.lines().all(|l| is_trailer(l) || l.starts_with("(cherry picked from commit "));
+    if ends_in_trailers {
+        format!("{body}\n{line}\n")
+    } else {
+        format!("{body}\n\n{line}\n")
+    }
+}
+
+fn is_trailer(line: &str) -> bool {
+    line.split_once(": ")
+        .is_some_and(|(key, _)| !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
+fn conflict_message(commit: &Commit, paths: &[ConflictPath]) -> String {
+    let summary = commit.summary().unwrap_or_default();
+    let mut message = format!("BACKPORT-CONFLICT: {summary}\n\nConflicts to resolve before this backport can merge:\n");
+    for p in paths {
+        message.push_str(&format!("\t{} ({})\n", p.path, p.kind.describe()));
+    }
+    message.push_str(&format!("\n(cherry picked from commit {})\n", commit.id()));
+    for p in paths {
+        let kind = serde_json::to_value(p.kind).expect("serializes");
+        message.push_str(&format!("{CONFLICT_TRAILER}: {} {}\n", kind.as_str().unwrap_or_default(), p.path));
+    }
+    message
+}
+
+/// Trailer lines of a conflict commit, one per conflicting path: `<kind> <path>`.
+const CONFLICT_TRAILER: &str = "Hotfix-Lane-Conflict";
+
+/// The conflicts a conflict commit made by [`pick`] records, and the commit that conflicted.
+pub fn read_conflict_commit(commit: &Commit) -> Option<(Vec<ConflictPath>, String)> {
+    let message = commit.message()?;
+    message.starts_with("BACKPORT-CONFLICT: ").then_some(())?;
+    let picked = message.lines().find_map(|l| l.strip_prefix("(cherry picked from commit "))?;
+    let paths = message
+        .lines()
+        .filter_map(|l| l.strip_prefix(CONFLICT_TRAILER)?.strip_prefix(": ")?.split_once(' '))
+        .filter_map(|(kind, path)| {
+            let kind = serde_json::from_value(serde_json::Value::String(kind.into())).ok()?;
+            Some(ConflictPath { path: path.to_string(), kind })
+        })
+        .collect();
+    Some((paths, picked.trim_end_matches(')').to_string()))
+}
+
+/// Replaces every conflict in `index` by one stage-0 entry: text merged with conflict markers
+/// where both sides changed it, one side's version otherwise. Returns what conflicted.
+fn resolve_with_markers(repo: &Repository, index: &mut git2::Index) -> Result<Vec<ConflictPath>, git2::Error> {
+    let conflicts: Vec<IndexConflict> = index.conflicts()?.collect::<Result<_, _>>()?;
+    let mut paths = Vec::with_capacity(conflicts.len());
+    for conflict in conflicts {
+        let Some(settled) = settle(repo, conflict)? else { continue };
+        let path = String::from_utf8_lossy(&settled.entry.path).into_owned();
+        index.conflict_remove(std::path::Path::new(&path))?;
+        let mut entry = settled.entry;
+        entry.flags &= !STAGE_MASK;
+        // The merge's index lives in memory only: the blob goes to the object database first.
+        entry.id = repo.blob(&settled.content)?;
+        entry.file_size = settled.content.len() as u32;
+        index.add(&entry)?;
+        paths.push(ConflictPath { path, kind: settled.kind });
+    }
+    paths.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(paths)
+}
+
+/// What a conflicted path becomes in the conflict commit.
+struct Settled {
+    kind: ConflictKind,
+    entry: IndexEntry,
+    content: Vec<u8>,
+}
+
+fn settle(repo: &Repository, c: IndexConflict) -> Result<Option<Settled>, git2::Error> {
+    let blob = |e: &IndexEntry| repo.find_blob(e.id).map(|b| b.content().to_vec());
+    let keep = |kind, entry: IndexEntry| Ok(Some(Settled { kind, content: blob(&entry)?, entry }));
+    let (ours, theirs) = match (c.our, c.their) {
+        (Some(ours), None) => return keep(ConflictKind::DeletedByCommit, ours),
+        (None, Some(theirs)) => return keep(ConflictKind::DeletedOnTarget, theirs),
+        // Gone on both sides: nothing to keep.
+        (None, None) => return Ok(None),
+        (Some(ours), Some(theirs)) => (ours, theirs),
+    };
+    let (our_text, their_text) = (blob(&ours)?, blob(&theirs)?);
+    if is_binary(&our_text) || is_binary(&their_text) {
+        return Ok(Some(Settled { kind: ConflictKind::Binary, entry: ours, content: our_text }));
+    }
+    let (kind, content) = match c.ancestor {
+        Some(base) => {
+            let mut options = MergeFileOptions::new();
+            options.our_label("target").their_label("backport").ancestor_label("original parent");
+            let merged = repo.merge_file_from_index(&base, &ours, &theirs, Some(&mut options))?;
+            (ConflictKind::Content, merged.content().to_vec())
+        }
+        None => {
+            let mut text = b"<<<<<<< target\n".to_vec();
+            text.extend_from_slice(&our_text);
+            text.extend_from_slice(b"=======\n");
+            text.extend_from_slice(&their_text);
+            text.extend_from_slice(b">>>>>>> backport\n");
+            (ConflictKind::AddedOnBoth, text)
+        }
+    };
+    Ok(Some(Settled { kind, entry: ours, content }))
+}
+
+/// The stage bits of an index entry's flags (`GIT_INDEX_ENTRY_STAGEMASK`): 0 once resolved.
+const STAGE_MASK: u16 = 0x3000;
+
+/// Git's own test: a NUL byte in the first 8000 bytes.
+fn is_binary(content: &[u8]) -> bool {
+    content.iter().take(8000).any(|&b| b == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provenance_goes_after_a_blank_line_or_into_the_trailers() {
+        let id = Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap();
+        assert_eq!(
+            picked_message("Fix the thing\n\nLonger text.\n", id),
+            format!("Fix the thing\n\nLonger text.\n\n(cherry picked from commit {id})\n")
+        );
+        assert_eq!(
+            picked_message("Fix the thing\n\nSigned-off-by: A <a@x>\n", id),
+            format!("Fix the thing\n\nSigned-off-by: A <a@x>\n(cherry picked from commit {id})\n")
+        );
+        assert_eq!(picked_message("One line", id), format!("One line\n\n(cherry picked from commit {id})\n"));
+    }
+}

@@ -1,0 +1,210 @@
+//! The mirror cache: one bare repository per forge repository under `HOTFIX_LANE_MIRROR_DIR`,
+//! created on first use and fetched incrementally, so a backport never clones.
+//!
+//! Transport goes through the `git` command (its fetch is the fastest there is, and it speaks
+//! every protocol the forge does); picking happens in process with libgit2. Credentials travel
+//! only in the child's environment as an HTTP header (never in a URL, the repository config or
+//! an argument list that `ps` shows, never logged). A lock file per mirror makes concurrent
+//! jobs on one repository take turns, across processes too; mirrors not used for longest are
+//! removed once the cache outgrows its budget.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use base64::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("mirror cache: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("mirror: {0}")]
+    Git(#[from] git2::Error),
+    #[error("git {action} failed: {detail}")]
+    Command { action: &'static str, detail: String },
+}
+
+/// The cache directory and its size budget.
+#[derive(Debug, Clone)]
+pub struct Mirrors {
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+/// One mirror, held exclusively until dropped.
+pub struct Mirror {
+    path: PathBuf,
+    repo: git2::Repository,
+    _lock: File,
+}
+
+/// Who the forge should see: an access token sent as HTTP basic auth, or nothing (local paths).
+#[derive(Clone, Default)]
+pub struct Credentials(Option<String>);
+
+impl Credentials {
+    pub fn token(token: String) -> Credentials {
+        Credentials(Some(token))
+    }
+
+    /// The child's environment: git reads `http.extraHeader` from `GIT_CONFIG_*` variables.
+    fn apply(&self, command: &mut Command) {
+        command.env("GIT_TERMINAL_PROMPT", "0").env("GCM_INTERACTIVE", "never");
+        if let Some(token) = &self.0 {
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+            command
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Credentials(token)" } else { "Credentials(none)" })
+    }
+}
+
+/// What a creating push came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Created,
+    /// The branch exists already: it is never overwritten.
+    Exists,
+}
+
+impl Mirrors {
+    pub fn new(dir: PathBuf, max_bytes: u64) -> Mirrors {
+        Mirrors { dir, max_bytes }
+    }
+
+    /// Opens (creating on first use) the mirror named `key`, waiting for other users of it.
+    pub fn open(&self, key: &str) -> Result<Mirror, MirrorError> {
+        assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "mirror keys are plain names");
+        std::fs::create_dir_all(&self.dir)?;
+        let lock =
+            File::options().create(true).truncate(false).write(true).open(self.dir.join(format!("{key}.lock")))?;
+        lock.lock()?;
+        // The lock file's modification time is the mirror's last use, for eviction.
+        lock.set_modified(SystemTime::now())?;
+        let path = self.dir.join(format!("{key}.git"));
+        let repo = match git2::Repository::open_bare(&path) {
+            Ok(repo) => repo,
+            Err(_) => {
+                if path.exists() {
+                    // A mirror left half-made by a crash: start it again.
+                    std::fs::remove_dir_all(&path)?;
+                }
+                git2::Repository::init_bare(&path)?
+            }
+        };
+        Ok(Mirror { path, repo, _lock: lock })
+    }
+
+    /// Removes the mirrors used longest ago (and not in use now) until the cache fits its
+    /// budget; `keep` is never removed.
+    pub fn evict(&self, keep: &str) -> Result<Vec<String>, MirrorError> {
+        let mut mirrors = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(key) = name.strip_suffix(".lock") else { continue };
+            let used = entry.metadata()?.modified()?;
+            let size = dir_size(&self.dir.join(format!("{key}.git")));
+            mirrors.push((used, key.to_string(), size));
+        }
+        let mut total: u64 = mirrors.iter().map(|m| m.2).sum();
+        mirrors.sort();
+        let mut removed = Vec::new();
+        for (_, key, size) in mirrors {
+            if total <= self.max_bytes {
+                break;
+            }
+            if key == keep {
+                continue;
+            }
+            let lock = File::options().write(true).open(self.dir.join(format!("{key}.lock")))?;
+            if lock.try_lock().is_err() {
+                continue;
+            }
+            std::fs::remove_dir_all(self.dir.join(format!("{key}.git"))).or_else(ignore_missing)?;
+            std::fs::remove_file(self.dir.join(format!("{key}.lock"))).or_else(ignore_missing)?;
+            total = total.saturating_sub(size);
+            removed.push(key);
+        }
+        Ok(removed)
+    }
+}
+
+fn ignore_missing(err: std::io::Error) -> std::io::Result<()> {
+    if err.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+impl Mirror {
+    pub fn repo(&self) -> &git2::Repository {
+        &self.repo
+    }
+
+    /// Fetches `refspecs` from `url`. Patterns (`*`) that match nothing are not an error.
+    pub fn fetch(&self, url: &str, credentials: &Credentials, refspecs: &[String]) -> Result<(), MirrorError> {
+        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--prune", url];
+        args.extend(refspecs.iter().map(String::as_str));
+        self.git("fetch", credentials, &args).map(drop)
+    }
+
+    /// Creates `branch` at `tip` on `url`, only if the branch does not exist there.
+    pub fn push_new(
+        &self,
+        url: &str,
+        credentials: &Credentials,
+        tip: git2::Oid,
+        branch: &str,
+    ) -> Result<Pushed, MirrorError> {
+        let target = format!("refs/heads/{branch}");
+        let lease = format!("--force-with-lease={target}:");
+        let refspec = format!("{tip}:{target}");
+        match self.git("push", credentials, &["push", "--quiet", "--porcelain", &lease, url, &refspec]) {
+            Ok(_) => Ok(Pushed::Created),
+            // The lease names no commit: git refuses because the branch is there ("stale info").
+            Err(MirrorError::Command { detail, .. })
+                if detail.contains("stale info") || detail.contains("[rejected]") =>
+            {
+                Ok(Pushed::Exists)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn git(&self, action: &'static str, credentials: &Credentials, args: &[&str]) -> Result<String, MirrorError> {
+        let mut command = Command::new("git");
+        command.arg("--git-dir").arg(&self.path).args(args).stdin(Stdio::null());
+        // Only what this call sets: no inherited repository or config from the environment.
+        for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT"] {
+            command.env_remove(var);
+        }
+        credentials.apply(&mut command);
+        let output = command.output().map_err(|e| MirrorError::Command { action, detail: e.to_string() })?;
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        let detail = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        Err(MirrorError::Command { action, detail: detail.trim().to_string() })
+    }
+}

@@ -1,0 +1,304 @@
+//! Backport decisions: which targets a merged hotfix goes to, what the backport branch and pull
+//! request are called and say, and how each target's outcome is reported. No I/O here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::command::valid_branch;
+use super::policy::Policy;
+use super::report::{CheckState, Report};
+use crate::store::Millis;
+
+pub const BACKPORT_CONTEXT: &str = "hotfix-lane/backport";
+/// Marks the one comment listing a change's backports (apart from the lane's own comment).
+pub const BACKPORT_MARKER: &str = "<!-- hotfix-lane:backport -->";
+pub const BRANCH_PREFIX: &str = "hotfix-lane/backport/";
+pub const BACKPORT_LABEL: &str = "backport";
+pub const CONFLICT_LABEL: &str = "backport-conflict";
+/// Labels that ask for a backport: `backport <branch>`.
+const LABEL_PREFIX: &str = "backport ";
+
+/// One target's backport, as the lane remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backport {
+    pub state: BackportState,
+    /// The backport pull request, once opened.
+    #[serde(default)]
+    pub pull: Option<u64>,
+    /// The commit hotfix-lane pushed: a later head means people worked on the branch.
+    #[serde(default)]
+    pub tip: Option<String>,
+    #[serde(default)]
+    pub conflicts: Vec<ConflictPath>,
+    /// The commits still to pick after the conflicting one.
+    #[serde(default)]
+    pub remaining: Vec<String>,
+    /// Why the backport could not be made, for `Failed`.
+    #[serde(default)]
+    pub detail: Option<String>,
+    pub requested_at: Millis,
+    #[serde(default)]
+    pub opened_at: Option<Millis>,
+    #[serde(default)]
+    pub merged_at: Option<Millis>,
+    /// How long it may stay unmerged before it is reported as stale (the policy's, when asked).
+    pub stale_after_ms: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackportState {
+    /// Queued, not made yet.
+    Pending,
+    /// A pull request is open with a clean pick.
+    Opened,
+    /// A draft pull request is open with conflicts to resolve.
+    Conflict,
+    /// Nothing to do: the change is on the target already.
+    AlreadyApplied,
+    Failed,
+    Merged,
+    /// The backport pull request was closed without merging.
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictPath {
+    pub path: String,
+    pub kind: ConflictKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// Both sides changed the text: the file carries conflict markers.
+    Content,
+    /// Both sides added the file: markers around both versions.
+    AddedOnBoth,
+    /// Binary content changed on both sides: the target's version is kept.
+    Binary,
+    /// The target deleted a file the commit changes: the commit's version is kept.
+    DeletedOnTarget,
+    /// The commit deleted a file the target changed: the target's version is kept.
+    DeletedByCommit,
+}
+
+impl ConflictKind {
+    /// Whether the file carries markers that show when it is resolved.
+    pub fn has_markers(self) -> bool {
+        matches!(self, ConflictKind::Content | ConflictKind::AddedOnBoth)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConflictKind::Content => "changed on both sides",
+            ConflictKind::AddedOnBoth => "added on both sides",
+            ConflictKind::Binary => "binary, changed on both sides (target's version kept)",
+            ConflictKind::DeletedOnTarget => "deleted on the target, changed by the commit (commit's version kept)",
+            ConflictKind::DeletedByCommit => "deleted by the commit, changed on the target (target's version kept)",
+        }
+    }
+}
+
+/// Lines that show an unresolved conflict: git's markers at the start of a line.
+pub fn has_conflict_markers(text: &str) -> bool {
+    let mut lines = text.lines();
+    lines.any(|l| l.starts_with("<<<<<<< ")) && lines.any(|l| l.starts_with(">>>>>>> "))
+}
+
+/// The branch a backport lives on: one per (change, target), so a retry finds it again.
+pub fn branch_name(number: u64, target: &str) -> String {
+    format!("{BRANCH_PREFIX}{number}-to-{target}")
+}
+
+/// The change and target a backport branch belongs to.
+pub fn parse_branch(branch: &str) -> Option<(u64, &str)> {
+    let (number, target) = branch.strip_prefix(BRANCH_PREFIX)?.split_once("-to-")?;
+    Some((number.parse().ok()?, target)).filter(|(_, t)| valid_branch(t))
+}
+
+/// A `backport <branch>` label's branch.
+pub fn label_target(label: &str) -> Option<&str> {
+    let target = label.strip_prefix(LABEL_PREFIX)?.trim();
+    valid_branch(target).then_some(target)
+}
+
+/// Where a change merged into `merged_into` is backported: the policy's targets (the default
+/// branch when it names none), the branches asked for by label or command; never the branch it
+/// merged into.
+pub fn targets(
+    policy: &Policy,
+    default_branch: &str,
+    merged_into: &str,
+    labels: &[String],
+    requested: &[String],
+) -> Vec<String> {
+    let configured = if policy.backport.targets.is_empty() {
+        vec![default_branch.to_string()]
+    } else {
+        policy.backport.targets.clone()
+    };
+    let mut all: Vec<String> = Vec::new();
+    let asked = labels.iter().filter_map(|l| label_target(l)).map(str::to_string);
+    for target in configured.into_iter().chain(asked).chain(requested.iter().cloned()) {
+        if target != merged_into && !all.contains(&target) {
+            all.push(target);
+        }
+    }
+    all
+}
+
+/// The backport pull request's title; a title that already names a backport target is not
+/// prefixed twice.
+pub fn title(target: &str, original: &str) -> String {
+    let original = match original.strip_prefix("[Backport ").and_then(|rest| rest.split_once("] ")) {
+        Some((_, rest)) => rest,
+        None => original,
+    };
+    format!("[Backport {target}] {original}")
+}
+
+/// What the backport pull request says. PR text is quoted, never interpreted.
+pub struct PullText<'a> {
+    pub number: u64,
+    pub target: &'a str,
+    pub merge_commit: &'a str,
+    pub postmortem: Option<String>,
+    pub conflicts: &'a [ConflictPath],
+    pub conflict_commit: Option<&'a str>,
+    pub remaining: &'a [String],
+}
+
+pub fn body(t: &PullText) -> String {
+    let mut body = format!(
+        "Backport of #{} to `{}` (merge commit {}), opened by hotfix-lane.\n",
+        t.number, t.target, t.merge_commit
+    );
+    if let Some(postmortem) = &t.postmortem {
+        body.push_str(&format!("\nPostmortem: {postmortem}\n"));
+    }
+    if !t.conflicts.is_empty() {
+        let branch = branch_name(t.number, t.target);
+        let picked = t.conflict_commit.map(|c| format!("Picking {c} conflicted. ")).unwrap_or_default();
+        body.push_str(&format!("\n### Conflicts to resolve\n\n{picked}This draft carries the conflicted files as committed, with conflict markers; `hotfix-lane/backport` fails until they are resolved.\n\n"));
+        for c in t.conflicts {
+            body.push_str(&format!("- `{}`: {}\n", c.path, c.kind.describe()));
+        }
+        body.push_str(&format!(
+            "\nTo finish locally:\n\n```sh\ngit fetch origin {branch}\ngit switch {branch}\n# edit the files above, then\ngit commit -am \"Resolve backport conflicts\"\n"
+        ));
+        for commit in t.remaining {
+            body.push_str(&format!("git cherry-pick -x {commit}\n"));
+        }
+        body.push_str("git push origin HEAD\n```\n\nThen mark the pull request ready for review.\n");
+    }
+    body
+}
+
+/// The result of every target, as one check on the original merge commit.
+pub fn summary_report(backports: &BTreeMap<String, Backport>) -> Report {
+    let count = |s: &[BackportState]| backports.values().filter(|b| s.contains(&b.state)).count();
+    let failing: Vec<&str> = backports
+        .iter()
+        .filter(|(_, b)| matches!(b.state, BackportState::Conflict | BackportState::Failed | BackportState::Closed))
+        .map(|(t, _)| t.as_str())
+        .collect();
+    let (state, description) = if count(&[BackportState::Pending]) > 0 {
+        (CheckState::Pending, format!("backporting to {} branch(es)", backports.len()))
+    } else if !failing.is_empty() {
+        (CheckState::Failure, format!("backport needs work on {}", failing.join(", ")))
+    } else {
+        (CheckState::Success, format!("backported to {}", backports.keys().cloned().collect::<Vec<_>>().join(", ")))
+    };
+    Report { context: BACKPORT_CONTEXT.into(), state, description, details: comment(backports) }
+}
+
+/// The check on a backport pull request's head: fails while the conflicts the pick left remain.
+/// `still_marked` are the conflicted files that still carry markers at `head`.
+pub fn head_report(backport: &Backport, head: &str, still_marked: &[String]) -> Report {
+    let untouched = backport.tip.as_deref() == Some(head);
+    let unmarked: Vec<&str> =
+        backport.conflicts.iter().filter(|c| !c.kind.has_markers()).map(|c| c.path.as_str()).collect();
+    let (state, description) = if !still_marked.is_empty() {
+        (CheckState::Failure, format!("conflict markers remain in {}", still_marked.join(", ")))
+    } else if untouched && !unmarked.is_empty() {
+        (CheckState::Failure, format!("resolve {} and push", unmarked.join(", ")))
+    } else {
+        (CheckState::Success, "no conflicts left".to_string())
+    };
+    Report { context: BACKPORT_CONTEXT.into(), state, description, details: String::new() }
+}
+
+/// The one comment on the original change, edited as targets finish.
+pub fn comment(backports: &BTreeMap<String, Backport>) -> String {
+    let mut text = format!("{BACKPORT_MARKER}\n### Backports\n\n| Target | State | Pull request |\n|---|---|---|\n");
+    for (target, b) in backports {
+        let pull = b.pull.map_or_else(|| "—".to_string(), |n| format!("#{n}"));
+        let state = match b.state {
+            BackportState::Pending => "⏳ in progress".to_string(),
+            BackportState::Opened => "✅ opened".to_string(),
+            BackportState::Conflict => format!(
+                "⚠️ conflicts in {}",
+                b.conflicts.iter().map(|c| format!("`{}`", c.path)).collect::<Vec<_>>().join(", ")
+            ),
+            BackportState::AlreadyApplied => "✅ already on the target".to_string(),
+            BackportState::Failed => format!("❌ failed: {}", b.detail.as_deref().unwrap_or("unknown reason")),
+            BackportState::Merged => "✅ merged".to_string(),
+            BackportState::Closed => "❌ closed without merging".to_string(),
+        };
+        text.push_str(&format!("| `{target}` | {state} | {pull} |\n"));
+    }
+    text
+}
+
+/// Backports open longer than their threshold at `now`: (target, how long open).
+pub fn stale(backports: &BTreeMap<String, Backport>, now: Millis) -> Vec<(&str, Millis)> {
+    backports
+        .iter()
+        .filter(|(_, b)| matches!(b.state, BackportState::Opened | BackportState::Conflict))
+        .filter_map(|(t, b)| {
+            let age = now - b.opened_at?;
+            (age > b.stale_after_ms).then_some((t.as_str(), age))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_round_trip_with_slashes_in_targets() {
+        let branch = branch_name(42, "release/1.4");
+        assert_eq!(branch, "hotfix-lane/backport/42-to-release/1.4");
+        assert_eq!(parse_branch(&branch), Some((42, "release/1.4")));
+        assert_eq!(parse_branch("hotfix-lane/backport/x-to-main"), None);
+        assert_eq!(parse_branch("feature/42-to-main"), None);
+    }
+
+    #[test]
+    fn targets_default_to_the_default_branch_and_skip_where_it_merged() {
+        let policy = Policy::default();
+        assert_eq!(targets(&policy, "main", "release-1", &[], &[]), vec!["main"]);
+        assert!(targets(&policy, "main", "main", &[], &[]).is_empty());
+        let labels = vec!["backport release-2".to_string(), "backport ../x".to_string(), "hotfix".to_string()];
+        assert_eq!(
+            targets(&policy, "main", "release-1", &labels, &["release-3".into(), "main".into()]),
+            vec!["main", "release-2", "release-3"]
+        );
+    }
+
+    #[test]
+    fn titles_are_not_prefixed_twice() {
+        assert_eq!(title("main", "Fix crash"), "[Backport main] Fix crash");
+        assert_eq!(title("main", "[Backport release-1] Fix crash"), "[Backport main] Fix crash");
+    }
+
+    #[test]
+    fn markers_are_seen_only_at_line_starts() {
+        assert!(has_conflict_markers("a\n<<<<<<< target\nx\n=======\ny\n>>>>>>> backport\n"));
+        assert!(!has_conflict_markers("a\nprintln!(\"<<<<<<< not a marker\");\n"));
+        assert!(!has_conflict_markers("=======\nheading underline\n"));
+    }
+}
