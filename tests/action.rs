@@ -62,7 +62,9 @@ async fn run_action(fake: &FakeGitHub, event_name: &str, event: &[u8], inputs: &
         .env("GITHUB_API_URL", &fake.url)
         .env("GITHUB_SERVER_URL", "https://github.com")
         .env("GITHUB_OUTPUT", &output)
-        .env("GITHUB_STEP_SUMMARY", &summary);
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("RUNNER_TEMP", dir.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (name, value) in inputs {
         cmd.env(format!("INPUT_{}", name.to_uppercase()), value);
     }
@@ -182,4 +184,67 @@ async fn pull_request_text_cannot_inject_workflow_commands() {
     assert_eq!(run.outputs.len(), 4, "no output but the Action's own: {:?}", run.outputs);
     assert_eq!(run.outputs["lane"], "hotfix");
     assert!(!run.summary.contains("::set-output"), "{}", run.summary);
+}
+
+/// A hotfix landed on `release-1` of a real repository the fake serves; returns the event of
+/// its merge and the world.
+fn merged_hotfix(fake: &FakeGitHub, conflicting: bool) -> (common::git::GitWorld, Vec<u8>) {
+    let world = common::git::GitWorld::new();
+    if conflicting {
+        world.write("app/config.toml", "retries = 5\ntimeout = 10\n");
+        world.commit("More retries on master", "Mona <mona@example.com>");
+        world.push(&["master"]);
+    }
+    world.git(&["switch", "-q", "release-1"]);
+    world.write("app/config.toml", "retries = 3\ntimeout = 30\n");
+    let merged = world.commit("Raise the timeout (#2)", "Octo Cat <octocat@example.com>");
+    let conflict_line = if conflicting { "retries = 4\ntimeout = 30\n" } else { "retries = 3\ntimeout = 30\n" };
+    if conflicting {
+        // The fix touches the line master changed too.
+        world.write("app/config.toml", conflict_line);
+        world.git(&["commit", "-q", "--amend", "-a", "--no-edit"]);
+    }
+    let merged = if conflicting { world.head() } else { merged };
+    world.push(&["release-1"]);
+    fake.repo(REPO, |r| r.git_dir = Some(world.remote.clone()));
+    let mut event = pr_event(&["hotfix"], "Fix.", "Raise the timeout");
+    event["action"] = "closed".into();
+    event["pull_request"]["state"] = "closed".into();
+    event["pull_request"]["merged"] = true.into();
+    event["pull_request"]["merge_commit_sha"] = merged.into();
+    event["pull_request"]["base"]["ref"] = "release-1".into();
+    fake.repo(REPO, |r| r.pulls.insert(2, event["pull_request"].clone()));
+    (world, serde_json::to_vec(&event).unwrap())
+}
+
+#[tokio::test]
+async fn backport_mode_opens_the_backport_once_across_reruns() {
+    let fake = fake_with_responder().await;
+    let (world, event) = merged_hotfix(&fake, false);
+    let inputs = [("token", TOKEN), ("mode", "backport")];
+    let run = run_action(&fake, "pull_request_target", &event, &inputs).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let listed: Value = serde_json::from_str(&run.outputs["backports"]).unwrap();
+    assert_eq!(listed, json!([{ "target": "master", "state": "opened", "pull": 3 }]));
+    assert!(world.remote_tip("hotfix-lane/backport/2-to-master").is_some());
+    assert!(run.summary.contains("| `master` | ✅ opened | #3 |"), "{}", run.summary);
+    assert_eq!(run.stdout.matches(TOKEN).count(), 1, "the token shows only in its mask: {}", run.stdout);
+
+    let again = run_action(&fake, "pull_request_target", &event, &inputs).await;
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    assert_eq!(serde_json::from_str::<Value>(&again.outputs["backports"]).unwrap(), listed);
+    let pulls = fake.repo(REPO, |r| r.pulls.keys().copied().collect::<Vec<_>>());
+    assert_eq!(pulls, vec![2, 3], "no second backport pull request");
+    assert_eq!(fake.comments(REPO, 2).len(), 1, "one backport comment, edited");
+}
+
+#[tokio::test]
+async fn backport_mode_fails_the_step_on_a_conflict() {
+    let fake = fake_with_responder().await;
+    let (_world, event) = merged_hotfix(&fake, true);
+    let run = run_action(&fake, "pull_request_target", &event, &[("token", TOKEN), ("mode", "backport")]).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("::error::backports need work by hand: master"), "{}", run.stdout);
+    let draft = fake.repo(REPO, |r| r.pulls[&3]["draft"].clone());
+    assert_eq!(draft, true);
 }

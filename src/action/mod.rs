@@ -5,6 +5,7 @@
 //! workflows to pick the smoke suite; `postmortem` is the blocking check, failing the step with
 //! the same message as the server's check. Reads only; the server does the writes.
 
+mod backport;
 mod runner;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ pub use runner::escape_data;
 enum Mode {
     Lane,
     Postmortem,
+    Backport,
 }
 
 /// Runs the Action; errors become `::error::` annotations and a non-zero exit.
@@ -58,10 +60,13 @@ async fn run(token: &str) -> Result<ExitCode, String> {
     let mode = match env("INPUT_MODE").as_deref().unwrap_or("lane") {
         "lane" => Mode::Lane,
         "postmortem" => Mode::Postmortem,
-        "backport" | "merge" => {
-            return Err("modes `backport` and `merge` are done by the hotfix-lane server in this version".into())
+        "backport" => Mode::Backport,
+        "merge" => {
+            return Err("mode `merge` needs the hotfix-lane server in this version: a pre-authorization is a \
+                        responder's comment or label the server records and audits"
+                .into())
         }
-        other => return Err(format!("unknown mode `{other}`: use `lane` or `postmortem`")),
+        other => return Err(format!("unknown mode `{other}`: use `lane`, `postmortem` or `backport`")),
     };
     let event_name =
         env("GITHUB_EVENT_NAME").ok_or("GITHUB_EVENT_NAME is not set: run this inside a GitHub Actions job")?;
@@ -83,6 +88,9 @@ async fn run(token: &str) -> Result<ExitCode, String> {
         .and_then(|c| c.client(None))
         .map_err(|e| e.to_string())?;
     let decision = decide(&forge, &envelope).await?;
+    if mode == Mode::Backport {
+        return backport::run(&forge, &envelope, &decision).await;
+    }
     publish(&decision, mode).map_err(|e| format!("cannot write the step's outputs: {e}"))?;
     Ok(match (mode, decision.postmortem.state) {
         (Mode::Postmortem, CheckState::Failure) => {
@@ -95,6 +103,8 @@ async fn run(token: &str) -> Result<ExitCode, String> {
 
 struct Decision {
     number: u64,
+    pull: PullRequest,
+    policy: crate::lane::policy::Policy,
     membership: Membership,
     lane: Report,
     postmortem: Report,
@@ -133,7 +143,7 @@ async fn decide<F: Forge>(forge: &F, envelope: &Envelope) -> Result<Decision, St
     let postmortem = postmortem::verdict(membership.in_lane(), &reference, &repo.full_name, lookup.as_ref(), policy);
     let lane = membership::report(&membership, policy);
     let summary = comment::render(&membership, &lane, &postmortem, None, policy).replace(comment::MARKER, "");
-    Ok(Decision { number: pull.number, membership, lane, postmortem, summary })
+    Ok(Decision { number: pull.number, membership, lane, postmortem, summary, pull, policy: policy.clone() })
 }
 
 fn publish(decision: &Decision, mode: Mode) -> std::io::Result<()> {

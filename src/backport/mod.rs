@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod mirror;
+pub mod open;
 pub mod select;
 
 use git2::{Oid, Repository, Signature};

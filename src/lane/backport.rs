@@ -46,6 +46,24 @@ pub struct Backport {
     pub stale_after_ms: Millis,
 }
 
+impl Backport {
+    /// A backport requested at `now`, not made yet.
+    pub fn pending(now: Millis, policy: &Policy) -> Backport {
+        Backport {
+            state: BackportState::Pending,
+            pull: None,
+            tip: None,
+            conflicts: vec![],
+            remaining: vec![],
+            detail: None,
+            requested_at: now,
+            opened_at: None,
+            merged_at: None,
+            stale_after_ms: policy.backport.stale_after.as_millis() as Millis,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackportState {

@@ -1,0 +1,267 @@
+//! One target's backport from start to pull request: the mirror is fetched, the landed
+//! commits picked, the branch pushed (never over an existing one) and the pull request opened
+//! or found, with its labels, people and check. Shared by the server's jobs and the Action.
+
+use crate::backport::mirror::{Credentials, MirrorError, Mirrors, Pushed};
+use crate::backport::{engine, select, Picked};
+use crate::forge::{Forge, ForgeError, NewPull};
+use crate::lane::backport::{
+    self as decide, Backport, BackportState, ConflictPath, BACKPORT_LABEL, BACKPORT_MARKER, CONFLICT_LABEL,
+};
+use crate::lane::event::{PullRequest, RepoRef};
+use crate::lane::policy::{OnConflict, Policy};
+use crate::store::Millis;
+
+/// What to backport where.
+pub struct Request<'a> {
+    /// `github`: with the repository id, names the mirror.
+    pub forge_name: &'a str,
+    pub repo: &'a RepoRef,
+    /// The merged change, as the forge serves it.
+    pub pull: &'a PullRequest,
+    pub target: &'a str,
+    pub policy: &'a Policy,
+    /// Who merged the change: asked to review the backport with its author.
+    pub merger: Option<&'a str>,
+    pub postmortem: Option<String>,
+    /// A git failure on the last attempt is recorded as the backport's failure; before that it
+    /// asks for a retry.
+    pub final_attempt: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MakeError {
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    #[error("{0}")]
+    Retry(String),
+}
+
+/// What the git side of a backport came to.
+struct Made {
+    tip: git2::Oid,
+    conflicts: Vec<ConflictPath>,
+    conflict_commit: Option<String>,
+    remaining: Vec<String>,
+}
+
+/// Makes the backport `record` stands for and updates it; returns the audit action and detail.
+pub async fn make<F: Forge>(
+    forge: &F,
+    mirrors: &Mirrors,
+    req: &Request<'_>,
+    record: &mut Backport,
+    now: Millis,
+) -> Result<(&'static str, String), MakeError> {
+    let (repo, pull, target) = (req.repo, req.pull, req.target);
+    let merge_commit = pull.merge_commit_sha.clone().unwrap_or_default();
+    let branch = decide::branch_name(pull.number, target);
+    let made = if merge_commit.is_empty() {
+        Err("the change merged without a merge commit to pick".to_string())
+    } else {
+        let remote = forge.git_remote(&repo.full_name).await?;
+        let work = GitWork {
+            mirrors: mirrors.clone(),
+            key: format!("{}-{}", req.forge_name, repo.id),
+            url: remote.url,
+            credentials: remote.token.map(Credentials::token).unwrap_or_default(),
+            number: pull.number,
+            base: pull.base_ref.clone(),
+            target: target.to_string(),
+            merge_commit: merge_commit.clone(),
+            branch: branch.clone(),
+        };
+        match tokio::task::spawn_blocking(move || work.run()).await {
+            Ok(Ok(made)) => Ok(made),
+            Ok(Err(err)) if !req.final_attempt => return Err(MakeError::Retry(err.to_string())),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(join) => Err(format!("backport task failed: {join}")),
+        }
+    };
+    let made = match made {
+        Err(why) => {
+            record.state = BackportState::Failed;
+            record.detail = Some(why.clone());
+            return Ok(("backport.failed", format!("to {target}: {why}")));
+        }
+        Ok(None) => {
+            record.state = BackportState::AlreadyApplied;
+            return Ok(("backport.already_applied", format!("{target} has the change already")));
+        }
+        Ok(Some(made)) => made,
+    };
+    let text = decide::PullText {
+        number: pull.number,
+        target,
+        merge_commit: &merge_commit,
+        postmortem: req.postmortem.clone(),
+        conflicts: &made.conflicts,
+        conflict_commit: made.conflict_commit.as_deref(),
+        remaining: &made.remaining,
+    };
+    let body = decide::body(&text);
+    let title = decide::title(target, &pull.title);
+    let conflicted = !made.conflicts.is_empty();
+    let opened = if conflicted && req.policy.backport.on_conflict == OnConflict::Issue {
+        let marker = format!("<!-- hotfix-lane:backport-conflict:{branch} -->");
+        let issue = match forge.find_issue(&repo.full_name, CONFLICT_LABEL, &marker).await? {
+            Some(issue) => issue,
+            None => {
+                let body = format!("{body}\n{marker}\n");
+                forge.create_issue(&repo.full_name, &title, &body, &[CONFLICT_LABEL.to_string()]).await?
+            }
+        };
+        record.detail = Some(format!("conflicts are listed in issue #{issue}"));
+        None
+    } else {
+        let number = match forge.pull_for_branch(&repo.full_name, &branch).await? {
+            Some(existing) => existing,
+            None => {
+                let new = NewPull { title: &title, head: &branch, base: target, body: &body, draft: conflicted };
+                forge.create_pull(&repo.full_name, &new).await?
+            }
+        };
+        let mut labels = vec![BACKPORT_LABEL.to_string()];
+        labels.extend(req.policy.backport.labels.iter().cloned());
+        if conflicted {
+            labels.push(CONFLICT_LABEL.to_string());
+        }
+        let mut people = vec![pull.author.login.clone()];
+        people.extend(req.merger.map(str::to_string).filter(|m| !people.contains(m) && !m.ends_with("[bot]")));
+        forge.decorate_pull(&repo.full_name, number, &labels, &people).await?;
+        Some(number)
+    };
+    record.state = if conflicted { BackportState::Conflict } else { BackportState::Opened };
+    record.pull = opened;
+    record.tip = Some(made.tip.to_string());
+    record.opened_at = Some(now);
+    record.conflicts = made.conflicts;
+    record.remaining = made.remaining;
+    let head = decide::head_report(record, &made.tip.to_string(), &marked_paths(&record.conflicts));
+    forge.report(&repo.full_name, &made.tip.to_string(), &head).await?;
+    let what = match opened {
+        Some(n) => format!("#{n} to {target}"),
+        None => format!("to {target}: {}", record.detail.as_deref().unwrap_or_default()),
+    };
+    Ok((if conflicted { "backport.conflict" } else { "backport.opened" }, what))
+}
+
+/// Reports every target's state as `hotfix-lane/backport` on the merge commit and in the one
+/// backport comment on the change (found by its marker when `known` is `None`); returns the
+/// comment's id.
+pub async fn publish<F: Forge>(
+    forge: &F,
+    repo: &str,
+    number: u64,
+    backports: &std::collections::BTreeMap<String, Backport>,
+    known: Option<u64>,
+    merge_commit: &str,
+) -> Result<u64, ForgeError> {
+    let summary = decide::summary_report(backports);
+    if !merge_commit.is_empty() {
+        forge.report(repo, merge_commit, &summary).await?;
+    }
+    forge.upsert_comment(repo, number, known, BACKPORT_MARKER, &summary.details).await
+}
+
+/// The conflicted files that carry markers (and so show when they are resolved).
+pub fn marked_paths(conflicts: &[ConflictPath]) -> Vec<String> {
+    conflicts.iter().filter(|c| c.kind.has_markers()).map(|c| c.path.clone()).collect()
+}
+
+/// The blocking part: mirror, pick, push. Runs on a blocking thread.
+struct GitWork {
+    mirrors: Mirrors,
+    key: String,
+    url: String,
+    credentials: Credentials,
+    number: u64,
+    base: String,
+    target: String,
+    merge_commit: String,
+    branch: String,
+}
+
+impl GitWork {
+    /// `None` when the target has the change already.
+    fn run(self) -> Result<Option<Made>, MirrorError> {
+        let mirror = self.mirrors.open(&self.key)?;
+        let n = self.number;
+        let remote_branch = format!("refs/hotfix-lane/remote/{}", self.branch);
+        let refspecs = vec![
+            format!("+refs/heads/{0}:refs/heads/{0}", self.base),
+            format!("+refs/heads/{0}:refs/heads/{0}", self.target),
+            // The change's own commits (to tell a rebase merge from a squash); a pattern, so
+            // a forge without these refs is no error.
+            format!("+refs/pull/{n}/*:refs/pull/{n}/*"),
+            format!("+refs/heads/{BRANCH}*:refs/hotfix-lane/remote/{BRANCH}*", BRANCH = decide::BRANCH_PREFIX),
+        ];
+        mirror.fetch(&self.url, &self.credentials, &refspecs)?;
+        let repo = mirror.repo();
+        let result = match repo.refname_to_id(&remote_branch) {
+            // Pushed before (a retry, or a crash before the pull request): adopt it as it is.
+            Ok(existing) => Some(adopt(repo, existing, &self.target)?),
+            Err(_) => self.pick(repo)?,
+        };
+        let Some(made) = result else {
+            drop(mirror);
+            self.mirrors.evict(&self.key)?;
+            return Ok(None);
+        };
+        if repo.refname_to_id(&remote_branch).is_err() {
+            // Someone may have created it since the fetch: then theirs stays and is adopted.
+            if mirror.push_new(&self.url, &self.credentials, made.tip, &self.branch)? == Pushed::Exists {
+                mirror.fetch(
+                    &self.url,
+                    &self.credentials,
+                    &[format!("+refs/heads/{}:{remote_branch}", self.branch)],
+                )?;
+                let existing = repo.refname_to_id(&remote_branch)?;
+                let adopted = adopt(repo, existing, &self.target)?;
+                drop(mirror);
+                self.mirrors.evict(&self.key)?;
+                return Ok(Some(adopted));
+            }
+        }
+        drop(mirror);
+        self.mirrors.evict(&self.key)?;
+        Ok(Some(made))
+    }
+
+    fn pick(&self, repo: &git2::Repository) -> Result<Option<Made>, MirrorError> {
+        let merged = git2::Oid::from_str(&self.merge_commit)?;
+        let head = repo.refname_to_id(&format!("refs/pull/{}/head", self.number)).ok();
+        let (_, commits) = select::landed_commits(repo, merged, head)?;
+        let onto = repo.refname_to_id(&format!("refs/heads/{}", self.target))?;
+        let committer = crate::backport::bot_signature()?;
+        Ok(match engine::pick(repo, onto, &commits, &committer)? {
+            Picked::AlreadyApplied => None,
+            Picked::Clean { tip, .. } => {
+                Some(Made { tip, conflicts: vec![], conflict_commit: None, remaining: vec![] })
+            }
+            Picked::Conflict { tip, commit, paths, remaining } => Some(Made {
+                tip,
+                conflicts: paths,
+                conflict_commit: Some(commit.to_string()),
+                remaining: remaining.iter().map(|c| c.to_string()).collect(),
+            }),
+        })
+    }
+}
+
+/// A backport branch found on the forge: its conflicts are read back from hotfix-lane's
+/// conflict commit on it, if there is one.
+fn adopt(repo: &git2::Repository, tip: git2::Oid, target: &str) -> Result<Made, MirrorError> {
+    let mut walk = repo.revwalk()?;
+    walk.push(tip)?;
+    if let Ok(onto) = repo.refname_to_id(&format!("refs/heads/{target}")) {
+        walk.hide(onto)?;
+    }
+    for id in walk {
+        let commit = repo.find_commit(id?)?;
+        if let Some((conflicts, picked)) = engine::read_conflict_commit(&commit) {
+            return Ok(Made { tip, conflicts, conflict_commit: Some(picked), remaining: vec![] });
+        }
+    }
+    Ok(Made { tip, conflicts: vec![], conflict_commit: None, remaining: vec![] })
+}
