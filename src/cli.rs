@@ -76,6 +76,18 @@ enum BackportCommand {
         #[arg(required = true)]
         commits: Vec<String>,
     },
+    /// List the backport pull requests not merged yet, oldest first; `stale` marks those open
+    /// longer than their policy's `backport.stale_after`.
+    Pending {
+        /// Database URL (see `serve --help`).
+        #[arg(long, env = "HOTFIX_LANE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// Only the stale ones.
+        #[arg(long)]
+        stale: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: AuditFormat,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -313,6 +325,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Backport { command: BackportCommand::Local { repo, onto, branch, commits } } => {
             backport_local(&repo, &onto, &branch, &commits)
         }
+        Command::Backport { command: BackportCommand::Pending { database_url, stale, format } } => {
+            telemetry::init(LogFormat::Human);
+            block_on(backport_pending(database_url, stale, format))
+        }
         Command::Audit(args) => {
             telemetry::init(LogFormat::Human);
             block_on(audit(args))
@@ -334,6 +350,40 @@ fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
 fn fail(err: anyhow::Error) -> ExitCode {
     eprintln!("hotfix-lane: {err:#}");
     ExitCode::FAILURE
+}
+
+async fn backport_pending(database_url: String, stale_only: bool, format: AuditFormat) -> anyhow::Result<()> {
+    let store = Store::open(&database_url, &StoreOptions::default()).await?;
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let mut pending = crate::dispatch::pending_backports(&store, "github", now).await?;
+    pending.retain(|p| p.backport.stale || !stale_only);
+    match format {
+        AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&pending)?),
+        AuditFormat::Table => {
+            println!(
+                "{:<32} {:>6} {:<24} {:>6} {:<9} {:>8}",
+                "repository", "change", "target", "pull", "state", "open"
+            );
+            for p in &pending {
+                let b = &p.backport;
+                let pull = b.pull.map_or_else(|| "-".into(), |n| format!("#{n}"));
+                let state = serde_json::to_value(b.state)?.as_str().unwrap_or_default().to_string();
+                let age =
+                    crate::lane::policy::format_duration(std::time::Duration::from_millis(b.age_ms.max(0) as u64));
+                let stale = if b.stale { "  stale" } else { "" };
+                println!(
+                    "{:<32} {:>6} {:<24} {:>6} {:<9} {:>8}{stale}",
+                    p.repo,
+                    format!("#{}", p.number),
+                    b.target,
+                    pull,
+                    state,
+                    age
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn backport_local(repo: &Path, onto: &str, branch: &str, commits: &[String]) -> ExitCode {

@@ -52,6 +52,12 @@ struct Inner {
     authorization_seconds: Histogram,
     time_to_merge_seconds: Histogram,
     backport_lead_seconds: Family<StageLabel, Histogram>,
+    backports_unmerged: Family<StaleLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StaleLabel {
+    stale: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -111,6 +117,12 @@ impl Default for Metrics {
             "From the hotfix merge to its backport pull request opening (stage=opened) and merging (stage=merged)",
             backport_lead_seconds.clone(),
         );
+        let backports_unmerged = Family::<StaleLabel, Gauge>::default();
+        registry.register(
+            "backports_unmerged",
+            "Backport pull requests not merged yet; stale=\"true\" for those open longer than backport.stale_after",
+            backports_unmerged.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             deliveries,
@@ -123,6 +135,7 @@ impl Default for Metrics {
             authorization_seconds,
             time_to_merge_seconds,
             backport_lead_seconds,
+            backports_unmerged,
         }))
     }
 }
@@ -148,6 +161,12 @@ impl Metrics {
 
     pub fn backport_lead_time(&self, stage: &str, elapsed: Duration) {
         self.0.backport_lead_seconds.get_or_create(&StageLabel { stage: stage.into() }).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn backports_unmerged(&self, fresh: usize, stale: usize) {
+        for (label, count) in [("false", fresh), ("true", stale)] {
+            self.0.backports_unmerged.get_or_create(&StaleLabel { stale: label.into() }).set(count as i64);
+        }
     }
 
     pub fn job_attempt(&self, kind: &str) {

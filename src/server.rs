@@ -156,11 +156,19 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let prune_clock = runner.clock.clone();
     let reconcile_wake = runner.wake.clone();
     let reconcile_every = settings.reconcile_every;
+    let sweep_metrics = runner.handler.metrics.clone();
     let task = tokio::spawn(async move {
         let runner_task = tokio::spawn(runner.run(stopped.clone()));
         tokio::spawn(prune_periodically(task_store.clone(), prune_clock.clone(), stopped.clone()));
         if let (true, Some(every)) = (reports, reconcile_every) {
-            let sweep = reconcile_periodically(task_store.clone(), prune_clock, reconcile_wake, every, stopped.clone());
+            let sweep = reconcile_periodically(
+                task_store.clone(),
+                prune_clock,
+                reconcile_wake,
+                sweep_metrics,
+                every,
+                stopped.clone(),
+            );
             tokio::spawn(sweep);
         }
         let mut until_stop = stopped.clone();
@@ -192,10 +200,19 @@ async fn reconcile_periodically(
     store: Store,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    metrics: crate::metrics::Metrics,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
+        // Unmerged backports, for the dashboard that says which ones went stale.
+        match crate::dispatch::pending_backports(&store, "github", clock.now_ms()).await {
+            Ok(pending) => {
+                let stale = pending.iter().filter(|p| p.backport.stale).count();
+                metrics.backports_unmerged(pending.len() - stale, stale);
+            }
+            Err(err) => tracing::warn!(error = %err, "counting unmerged backports failed"),
+        }
         match crate::dispatch::reconcile(&store, "github", clock.now_ms()).await {
             Ok(0) => {}
             Ok(n) => {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::git::GitWorld;
-use common::lane::{Lane, REPO};
+use common::lane::{Lane, NOW, REPO};
 use common::Backend;
 use serde_json::{json, Value};
 
@@ -314,6 +314,15 @@ async fn a_merged_backport_ends_the_record_and_commands_add_targets(backend: Bac
     assert!(actions.contains(&"backport.merged".to_string()), "{actions:?}");
     let metrics = reqwest::get(format!("{}/metrics", lane.base)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("backport_lead_seconds_count{stage=\"merged\"} 1"), "{metrics}");
+
+    // The one still open is listed, and turns stale after the policy's three days.
+    let day = 24 * 3600 * 1000;
+    let store = lane.store();
+    let pending = |at| async move { hotfix_lane::dispatch::pending_backports(store, "github", at).await.unwrap() };
+    let now = pending(NOW + 2 * day).await;
+    assert_eq!(now.len(), 1);
+    assert_eq!((now[0].backport.target.as_str(), now[0].backport.stale), ("release-0", false));
+    assert!(pending(NOW + 4 * day).await[0].backport.stale);
 }
 
 on_both_backends!(

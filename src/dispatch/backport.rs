@@ -141,6 +141,29 @@ pub(super) async fn run<P: Forges>(d: &Dispatch<P>, forges: &P, job: &ClaimedJob
     Ok(writes)
 }
 
+/// A change's backport still waiting to merge, wherever the lane knows one.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingBackport {
+    pub repo: String,
+    pub number: u64,
+    #[serde(flatten)]
+    pub backport: decide::Unmerged,
+}
+
+/// Every unmerged backport of `forge`'s changes, oldest first.
+pub async fn pending(store: &crate::store::Store, forge: &str, now: Millis) -> Result<Vec<PendingBackport>, StepError> {
+    let mut all = Vec::new();
+    for state in store.lane_states_since(forge, 0).await? {
+        let Ok(facts) = serde_json::from_value::<PullFacts>(state) else { continue };
+        let Some(repo) = &facts.repo else { continue };
+        for backport in decide::unmerged(&facts.lane.backports, now) {
+            all.push(PendingBackport { repo: repo.full_name.clone(), number: facts.number, backport });
+        }
+    }
+    all.sort_by_key(|p| std::cmp::Reverse(p.backport.age_ms));
+    Ok(all)
+}
+
 /// Reports every target's state on the merge commit and in the backport comment.
 async fn publish<F: Forge>(
     forge: &F,

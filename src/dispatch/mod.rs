@@ -18,6 +18,7 @@ use crate::lane::track::{self, PullFacts};
 use crate::metrics::Metrics;
 use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
+pub use backport::{pending as pending_backports, PendingBackport};
 pub use policies::{Policies, GITHUB_POLICY_PATH};
 pub(crate) use pull::{look_up, recorded_labeler};
 pub use pull::{queue_pull_number, QUEUE_SWEEP_JOB, RECHECK_JOB, RECONCILE_JOB};

@@ -270,14 +270,27 @@ pub fn comment(backports: &BTreeMap<String, Backport>) -> String {
     text
 }
 
-/// Backports open longer than their threshold at `now`: (target, how long open).
-pub fn stale(backports: &BTreeMap<String, Backport>, now: Millis) -> Vec<(&str, Millis)> {
+/// A backport pull request still waiting to merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unmerged {
+    pub target: String,
+    pub pull: Option<u64>,
+    pub state: BackportState,
+    /// Since it was opened.
+    pub age_ms: Millis,
+    /// Open longer than the policy's `backport.stale_after`.
+    pub stale: bool,
+}
+
+/// The backports opened but not merged (nor closed) at `now`.
+pub fn unmerged(backports: &BTreeMap<String, Backport>, now: Millis) -> Vec<Unmerged> {
     backports
         .iter()
         .filter(|(_, b)| matches!(b.state, BackportState::Opened | BackportState::Conflict))
-        .filter_map(|(t, b)| {
-            let age = now - b.opened_at?;
-            (age > b.stale_after_ms).then_some((t.as_str(), age))
+        .filter_map(|(target, b)| {
+            let age_ms = now - b.opened_at?;
+            let stale = age_ms > b.stale_after_ms;
+            Some(Unmerged { target: target.clone(), pull: b.pull, state: b.state, age_ms, stale })
         })
         .collect()
 }
@@ -305,6 +318,19 @@ mod tests {
             targets(&policy, "main", "release-1", &labels, &["release-3".into(), "main".into()]),
             vec!["main", "release-2", "release-3"]
         );
+    }
+
+    #[test]
+    fn unmerged_backports_turn_stale_after_the_policy_threshold() {
+        let day = 24 * 3600 * 1000;
+        let mut opened = Backport::pending(0, &Policy::default());
+        (opened.state, opened.opened_at, opened.pull) = (BackportState::Opened, Some(0), Some(7));
+        let mut merged = opened.clone();
+        merged.state = BackportState::Merged;
+        let all = BTreeMap::from([("main".to_string(), opened), ("release-2".to_string(), merged)]);
+        assert_eq!(unmerged(&all, day).len(), 1);
+        assert!(!unmerged(&all, day)[0].stale);
+        assert!(unmerged(&all, 4 * day)[0].stale, "the default threshold is 3 days");
     }
 
     #[test]
