@@ -20,10 +20,15 @@ Every run's resulting tree (`TIP^{tree}`) must equal the one `git cherry-pick` p
 cached work tree, and the new tip's only parent must be ONTO; a mismatch, a conflict or a failed
 command stops the benchmark with the details. Each approach runs once as a warm-up per commit,
 then R times (--reps, default 5; the fresh clone --clone-reps, default 3), the approaches taking
-turns in a rotating order. Branches created by a run are deleted after it, outside the timed
-region, so every run does the same work. Reported per commit and approach: median and min in
-milliseconds and the ratio of the median to the floor's median from the same run; then a summary
-with hotfix-lane / floor (target <= 1.5x) and fresh clone / hotfix-lane.
+turns in a rotating order. Outside the timed region, the branch a run created is deleted (and
+the cached work tree is put back at ONTO) so every run does the same work, and `sync` runs so no
+writeback from the previous run is pending. Each fresh clone goes to a new directory, and all of
+them are removed at the end: on ext4, deleting a tree of tens of thousands of files makes the next
+few minutes of file creation several times slower, which no fresh CI machine sees (for the same
+reason, wait a few minutes after deleting big trees before running this). Reported per commit and
+approach: median and min in milliseconds and the ratio of the median to the floor's median from
+the same run; then a summary with hotfix-lane / floor (target <= 1.5x) and fresh clone /
+hotfix-lane, both as sums of the per-commit medians and per commit.
 
 Usage
 
@@ -961,11 +966,17 @@ class HotfixLane:
 
 
 class FreshClone:
+    """Each run clones into a new directory; all of them are removed at the end. Deleting a clone
+    of tens of thousands of files right before the next one is not what a fresh CI machine sees,
+    and it slows the next clone down severely: ext4's inode allocator skips recently deleted
+    inodes one by one for minutes after such a deletion (seen here as 3x the clone time)."""
+
     key, title = "fresh_clone", "fresh clone + cherry-pick"
 
-    def __init__(self, s: Setup, reps: int):
-        self.s, self.reps = s, reps
-        self.dest = s.tmp / "fresh-clone"
+    def __init__(self, s: Setup, reps: int, planned: int):
+        self.s, self.reps, self.planned = s, reps, planned
+        self.n = 0
+        self.dest = s.tmp / "fresh-clone-0"
 
     def commands(self, c: Commit) -> list[list[str]]:
         d = str(self.dest)
@@ -974,8 +985,10 @@ class FreshClone:
                 ["git", "-C", d, "cherry-pick", "-x", *c.mainline, c.sha]]
 
     def run(self, c: Commit) -> float:
+        self.n += 1
+        self.dest = self.s.tmp / f"fresh-clone-{self.n}"
         cmds = self.commands(c)
-        shutil.rmtree(self.dest, ignore_errors=True)
+        self.free_before = shutil.disk_usage(self.s.tmp).free
         self.done = []
         t0 = time.perf_counter()
         for argv in cmds:
@@ -989,7 +1002,12 @@ class FreshClone:
         if self.done[-1].returncode:
             fail(f"fresh clone: {describe(self.done[-1])}")
         tree = check_tip("fresh clone", git(self.dest, "rev-parse", "HEAD^{tree}", "HEAD^@").split(), self.s)
-        shutil.rmtree(self.dest)
+        if self.n == 1:
+            free = shutil.disk_usage(self.s.tmp).free
+            need = (self.free_before - free) * (self.planned - 1) + 2**30
+            if free < need:
+                fail(f"the fresh clones are kept until the end and need about {need / 2**30:.1f} GiB; "
+                     f"{free / 2**30:.1f} GiB is free under {self.s.tmp.parent} (see --tmpdir, --clone-reps)")
         return tree
 
 
@@ -1163,7 +1181,7 @@ def benchmark(args, mirror: Path, onto: str, commits: list[tuple[str, str]], tmp
     worktree = CachedWorktree(s, args.reps)
     floor = Floor(s, args.reps)
     approaches = [] if args.no_hotfix_lane else [HotfixLane(s, args.hotfix_lane, args.reps)]
-    approaches += [FreshClone(s, args.clone_reps), worktree, floor]
+    approaches += [FreshClone(s, args.clone_reps, len(cs) * (args.clone_reps + 1)), worktree, floor]
     warmup_order = [worktree, floor] + [a for a in approaches if a not in (worktree, floor)]
     load_before = os.getloadavg()
     print(f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}; "
@@ -1174,6 +1192,7 @@ def benchmark(args, mirror: Path, onto: str, commits: list[tuple[str, str]], tmp
         print(f"[{n}/{len(cs)}] {c.short}  {c.label}", flush=True)
         reference = None
         for a in warmup_order:
+            os.sync()
             a.run(c)
             tree = a.finish(c)
             if reference is None:
@@ -1186,6 +1205,7 @@ def benchmark(args, mirror: Path, onto: str, commits: list[tuple[str, str]], tmp
             for a in approaches[k:] + approaches[:k]:
                 if rep >= a.reps:
                     continue
+                os.sync()  # no writeback left over from the previous run
                 dt = a.run(c)
                 tree = a.finish(c)
                 if tree != reference:
@@ -1352,6 +1372,7 @@ def main(argv=None) -> int:
         if args.keep_temp:
             print(f"left in place: {tmp}")
         else:
+            print("removing the temporary directory ...", flush=True)
             shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -248,3 +248,78 @@ async fn backport_mode_fails_the_step_on_a_conflict() {
     let draft = fake.repo(REPO, |r| r.pulls[&3]["draft"].clone());
     assert_eq!(draft, true);
 }
+
+const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+
+/// A hotfix (#2, postmortem #10 in place) whose smoke check `smoke` is in `smoke` state, and the
+/// comment event of `author` saying `body` on it.
+async fn merge_setup(smoke: Option<&str>, author: &str, body: &str) -> (FakeGitHub, Vec<u8>) {
+    let fake = FakeGitHub::start().await;
+    let policy = "[responders]\nusers = [\"alice\"]\n[merge]\nsmoke_checks = [\"smoke\"]\n";
+    let mut pull = pr_event(&["hotfix"], "Fix.\n\nPostmortem: #10", "Fix checkout")["pull_request"].clone();
+    pull["state"] = "open".into();
+    fake.repo(REPO, |r| {
+        r.files.insert(("master".into(), ".github/hotfix-lane.toml".into()), policy.into());
+        r.label_events.push((2, "hotfix".into(), "alice".into(), "2026-11-26T13:00:00Z".into()));
+        r.issues.insert(10, (vec!["postmortem".into()], false));
+        r.pulls.insert(2, pull);
+        if let Some(state) = smoke {
+            r.statuses.push(common::fake_github::Status {
+                sha: HEAD.into(),
+                context: "smoke".into(),
+                state: state.into(),
+                description: String::new(),
+            });
+        }
+    });
+    let mut event = fixture("github/issue_comment/created.json");
+    event["issue"]["number"] = 2.into();
+    event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
+    event["comment"]["body"] = body.into();
+    event["comment"]["user"]["login"] = author.into();
+    event["sender"]["login"] = author.into();
+    (fake, serde_json::to_vec(&event).unwrap())
+}
+
+const MERGE: [(&str, &str); 4] = [("token", TOKEN), ("mode", "merge"), ("wait", "2s"), ("poll-interval", "1s")];
+
+fn merges(fake: &FakeGitHub) -> Vec<(u64, String, String)> {
+    fake.repo(REPO, |r| r.merges.clone())
+}
+
+#[tokio::test]
+async fn merge_mode_merges_a_green_hotfix_on_a_responders_authorization() {
+    let (fake, event) = merge_setup(Some("success"), "alice", "/hotfix authorize 1h checkout is down").await;
+    let run = run_action(&fake, "issue_comment", &event, &MERGE).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(run.outputs["merged"], "merged");
+    assert_eq!(merges(&fake), vec![(2, HEAD.to_string(), "squash".to_string())], "pinned to the authorized commit");
+    assert!(run.stdout.contains("audit: merge.merged squash merge on @alice's authorization"), "{}", run.stdout);
+    assert!(run.summary.contains("#2 merged at ec26c3e on @alice's authorization"), "{}", run.summary);
+}
+
+#[tokio::test]
+async fn merge_mode_refuses_non_responders_and_red_or_missing_checks() {
+    let (fake, event) = merge_setup(Some("success"), "mallory", "/hotfix authorize").await;
+    let run = run_action(&fake, "issue_comment", &event, &MERGE).await;
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("::error::@mallory is not a responder"), "{}", run.stdout);
+
+    let (fake, event) = merge_setup(Some("failure"), "alice", "/hotfix authorize").await;
+    let run = run_action(&fake, "issue_comment", &event, &MERGE).await;
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("not merged: smoke checks failed: `smoke`"), "{}", run.stdout);
+
+    // Never reported: the step waits until `wait`, then gives up, merging nothing.
+    let (fake, event) = merge_setup(None, "alice", "/hotfix authorize").await;
+    let run = run_action(&fake, "issue_comment", &event, &MERGE).await;
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("not merged: waiting for smoke checks: `smoke`"), "{}", run.stdout);
+    assert!(merges(&fake).is_empty());
+
+    // A comment without the command authorizes nothing.
+    let (fake, event) = merge_setup(Some("success"), "alice", "looks good").await;
+    let run = run_action(&fake, "issue_comment", &event, &MERGE).await;
+    assert_eq!((run.code, run.outputs["merged"].as_str()), (0, "none"));
+    assert!(merges(&fake).is_empty());
+}

@@ -6,6 +6,7 @@
 //! the same message as the server's check. Reads only; the server does the writes.
 
 mod backport;
+mod merge;
 mod runner;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ enum Mode {
     Lane,
     Postmortem,
     Backport,
+    Merge,
 }
 
 /// Runs the Action; errors become `::error::` annotations and a non-zero exit.
@@ -61,12 +63,8 @@ async fn run(token: &str) -> Result<ExitCode, String> {
         "lane" => Mode::Lane,
         "postmortem" => Mode::Postmortem,
         "backport" => Mode::Backport,
-        "merge" => {
-            return Err("mode `merge` needs the hotfix-lane server in this version: a pre-authorization is a \
-                        responder's comment or label the server records and audits"
-                .into())
-        }
-        other => return Err(format!("unknown mode `{other}`: use `lane`, `postmortem` or `backport`")),
+        "merge" => Mode::Merge,
+        other => return Err(format!("unknown mode `{other}`: use `lane`, `postmortem`, `backport` or `merge`")),
     };
     let event_name =
         env("GITHUB_EVENT_NAME").ok_or("GITHUB_EVENT_NAME is not set: run this inside a GitHub Actions job")?;
@@ -74,6 +72,8 @@ async fn run(token: &str) -> Result<ExitCode, String> {
         // `pull_request_target` carries the same payload; the Action never checks out its code.
         "pull_request" | "pull_request_target" => "pull_request",
         "merge_group" => "merge_group",
+        // A responder's `/hotfix authorize` comment starts a merge.
+        "issue_comment" if mode == Mode::Merge => "issue_comment",
         other => {
             return Err(format!("unsupported event `{other}`: run on pull_request, pull_request_target or merge_group"))
         }
@@ -88,8 +88,10 @@ async fn run(token: &str) -> Result<ExitCode, String> {
         .and_then(|c| c.client(None))
         .map_err(|e| e.to_string())?;
     let decision = decide(&forge, &envelope).await?;
-    if mode == Mode::Backport {
-        return backport::run(&forge, &envelope, &decision).await;
+    match mode {
+        Mode::Backport => return backport::run(&forge, &envelope, &decision).await,
+        Mode::Merge => return merge::run(&forge, &envelope, decision).await,
+        Mode::Lane | Mode::Postmortem => {}
     }
     publish(&decision, mode).map_err(|e| format!("cannot write the step's outputs: {e}"))?;
     Ok(match (mode, decision.postmortem.state) {
@@ -115,6 +117,11 @@ async fn decide<F: Forge>(forge: &F, envelope: &Envelope) -> Result<Decision, St
     let repo: &RepoRef = envelope.repo.as_ref().ok_or("the event names no repository")?;
     let pull: PullRequest = match &envelope.event {
         Event::PullRequest { pull, .. } => pull.clone(),
+        Event::Comment { number, on_pull_request: true, .. } => forge
+            .pull(&repo.full_name, *number)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the commented pull request is gone")?,
         Event::MergeGroup { group, .. } => {
             let number = queue_pull_number(&group.head_ref)
                 .ok_or_else(|| format!("merge group ref `{}` names no pull request", group.head_ref))?;
@@ -124,8 +131,13 @@ async fn decide<F: Forge>(forge: &F, envelope: &Envelope) -> Result<Decision, St
                 .map_err(|e| e.to_string())?
                 .ok_or("the queued pull request is gone")?
         }
-        _ => return Err("unsupported event".into()),
+        _ => return Err("unsupported event: comments count only on pull requests".into()),
     };
+    decide_for(forge, repo, pull).await
+}
+
+/// The lane decision for `pull` as it is now.
+async fn decide_for<F: Forge>(forge: &F, repo: &RepoRef, pull: PullRequest) -> Result<Decision, String> {
     let policies = Policies::default();
     let loaded = policies.get(forge, repo).await.map_err(|e| e.to_string())?;
     let policy = &loaded.policy;

@@ -12,7 +12,7 @@ use crate::store::{Millis, Write};
 
 /// Merges the change if the lane may now, pinned to the head commit the grant covers.
 /// Returns the audit entries of what happened; `facts` records a merge so it never repeats.
-pub(super) async fn try_merge<F: Forge>(
+pub(crate) async fn try_merge<F: Forge>(
     forge: &F,
     forge_name: &str,
     repo: &RepoRef,

@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
 pub use backport::{pending as pending_backports, PendingBackport};
+pub(crate) use merge::try_merge;
 pub use policies::{Policies, GITHUB_POLICY_PATH};
 pub(crate) use pull::{look_up, recorded_labeler};
 pub use pull::{queue_pull_number, QUEUE_SWEEP_JOB, RECHECK_JOB, RECONCILE_JOB};

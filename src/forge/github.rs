@@ -162,11 +162,6 @@ struct GitObject {
 }
 
 #[derive(Deserialize)]
-struct CheckRuns {
-    total_count: u64,
-}
-
-#[derive(Deserialize)]
 struct CombinedStatus {
     #[serde(default)]
     statuses: Vec<StatusContext>,
@@ -175,6 +170,40 @@ struct CombinedStatus {
 #[derive(Deserialize)]
 struct StatusContext {
     context: String,
+    #[serde(default)]
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct CheckRuns {
+    #[serde(default)]
+    total_count: u64,
+    #[serde(default)]
+    check_runs: Vec<CheckRunItem>,
+}
+
+#[derive(Deserialize)]
+struct CheckRunItem {
+    name: String,
+    #[serde(default)]
+    conclusion: Option<String>,
+}
+
+/// A check run's conclusion as the lane counts it: anything but a pass blocks.
+fn conclusion_state(conclusion: Option<&str>) -> CheckState {
+    match conclusion {
+        None => CheckState::Pending,
+        Some("success" | "neutral" | "skipped") => CheckState::Success,
+        Some(_) => CheckState::Failure,
+    }
+}
+
+fn status_state(state: &str) -> CheckState {
+    match state {
+        "success" => CheckState::Success,
+        "pending" => CheckState::Pending,
+        _ => CheckState::Failure,
+    }
 }
 
 #[derive(Serialize)]
@@ -543,6 +572,20 @@ impl Forge for GitHub {
             }
         }
         Ok(())
+    }
+
+    async fn commit_checks(&self, repo: &str, sha: &str) -> Result<Vec<(String, CheckState)>, ForgeError> {
+        // Both lists come newest first: the first result of a name is its latest.
+        let runs = self.get::<CheckRuns>(&format!("/repos/{repo}/commits/{sha}/check-runs?per_page=100")).await?;
+        let statuses = self.get::<CombinedStatus>(&format!("/repos/{repo}/commits/{sha}/status")).await?;
+        let mut seen = std::collections::BTreeMap::new();
+        for run in runs.map(|r| r.check_runs).unwrap_or_default() {
+            seen.entry(run.name).or_insert_with(|| conclusion_state(run.conclusion.as_deref()));
+        }
+        for status in statuses.map(|s| s.statuses).unwrap_or_default() {
+            seen.entry(status.context).or_insert_with(|| status_state(&status.state));
+        }
+        Ok(seen.into_iter().collect())
     }
 
     async fn is_responder(&self, repo: &str, login: &str, responders: &Responders) -> Result<bool, ForgeError> {

@@ -177,6 +177,13 @@ pub trait Forge: Send + Sync + 'static {
         people: &[String],
     ) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
+    /// The latest result of every check run and commit status on `sha`, by name.
+    fn commit_checks(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> impl Future<Output = Result<Vec<(String, crate::lane::report::CheckState)>, ForgeError>> + Send;
+
     /// Whether `login` is a responder under `responders` (users, teams, repository permission).
     fn is_responder(
         &self,

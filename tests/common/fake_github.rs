@@ -56,6 +56,8 @@ pub struct Repo {
     pub pull_labels: BTreeMap<u64, Vec<String>>,
     pub assignees: BTreeMap<u64, Vec<String>>,
     pub reviewers: BTreeMap<u64, Vec<String>>,
+    /// Check runs created through the API (also kept in `statuses`, by name).
+    pub check_runs: Vec<Status>,
 }
 
 #[derive(Default)]
@@ -105,6 +107,7 @@ impl FakeGitHub {
             .route("/graphql", post(graphql))
             .route("/repos/{owner}/{repo}/git/matching-refs/{*prefix}", get(matching_refs))
             .route("/repos/{owner}/{repo}/commits/{sha}/status", get(combined_status))
+            .route("/repos/{owner}/{repo}/commits/{sha}/check-runs", get(list_check_runs))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(team_membership))
             .route("/repos/{owner}/{repo}/collaborators/{login}/permission", get(permission))
             .fallback(|uri: Uri| async move { not_found(&format!("no fake for {uri}")) })
@@ -474,7 +477,9 @@ async fn create_check_run(
         state: body["conclusion"].as_str().unwrap_or("pending").into(),
         description: body["output"]["title"].as_str().unwrap_or_default().into(),
     };
-    world.repos.entry(full(&owner, &repo)).or_default().statuses.push(status);
+    let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    repo.check_runs.push(status.clone());
+    repo.statuses.push(status);
     (StatusCode::CREATED, Json(json!({ "id": 7 }))).into_response()
 }
 
@@ -495,20 +500,48 @@ async fn matching_refs(State(world): Shared, Path((owner, repo, prefix)): Path<(
     Json(refs).into_response()
 }
 
+/// Like GitHub: the latest status of each context, newest first.
 async fn combined_status(State(world): Shared, Path((owner, repo, sha)): Path<(String, String, String)>) -> Response {
     let world = world.lock().unwrap();
+    let mut seen = std::collections::HashSet::new();
     let statuses: Vec<Value> = world
         .repos
         .get(&full(&owner, &repo))
         .map(|r| {
             r.statuses
                 .iter()
-                .filter(|s| s.sha == sha)
+                .rev()
+                .filter(|s| s.sha == sha && !r.check_runs.contains(s) && seen.insert(s.context.clone()))
                 .map(|s| json!({ "context": s.context, "state": s.state }))
                 .collect()
         })
         .unwrap_or_default();
     Json(json!({ "sha": sha, "statuses": statuses })).into_response()
+}
+
+/// Check runs on a commit, newest first, optionally of one name.
+async fn list_check_runs(
+    State(world): Shared,
+    Path((owner, repo, sha)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let world = world.lock().unwrap();
+    let runs: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .map(|r| {
+            r.check_runs
+                .iter()
+                .rev()
+                .filter(|c| c.sha == sha && q.get("check_name").is_none_or(|n| *n == c.context))
+                .map(|c| {
+                    let conclusion = (c.state != "pending").then(|| c.state.clone());
+                    json!({ "name": c.context, "conclusion": conclusion })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(json!({ "total_count": runs.len(), "check_runs": runs })).into_response()
 }
 
 /// The two GraphQL operations the lane uses: a pull request's node id, and

@@ -1,0 +1,137 @@
+//! `mode: merge`: a pre-authorized merge without the server. The authorization is the event
+//! that started the job — a responder's `/hotfix authorize` comment, or a responder applying the
+//! lane label — and covers the head commit at that moment. The step then waits (up to `wait`,
+//! never past the grant) for the postmortem and smoke checks to pass on that commit and merges it
+//! pinned to it, or puts it at the front of the merge queue, by the server's rules and messages.
+//!
+//! Limits, against the server: the grant lives only as long as this job (a later event does not
+//! resume it, and a push means authorizing again), `/hotfix revoke` is cancelling the workflow
+//! run, the trail is the job's log and summary rather than the audit log, and the job holds a
+//! runner while it waits.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::{decide_for, env, runner, Decision};
+use crate::clock::{Clock, SystemClock};
+use crate::dispatch::{try_merge, StepError};
+use crate::forge::Forge;
+use crate::lane::command::{self, Command};
+use crate::lane::event::{CommentAction, Envelope, Event, PullRequestAction};
+use crate::lane::grant::{self, Blocker, Grant};
+use crate::lane::incident::format_utc;
+use crate::lane::membership::who_can_authorize;
+use crate::lane::policy::parse_duration;
+use crate::lane::track::{self, CheckResult};
+use crate::store::Write;
+
+pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Decision) -> Result<ExitCode, String> {
+    let files = runner::Files::from_env();
+    let write = |e: std::io::Error| format!("cannot write the step's outputs: {e}");
+    let repo = envelope.repo.as_ref().ok_or("the event names no repository")?;
+    let policy = decision.policy.clone();
+    let Some((by, duration, reason)) = authorization(envelope, &policy) else {
+        println!("no authorization in this event: nothing to merge");
+        files.output("merged", "none").map_err(write)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if !forge.is_responder(&repo.full_name, &by, &policy.responders).await.map_err(|e| e.to_string())? {
+        return Err(format!("@{by} is not a responder. {}", who_can_authorize(&policy)));
+    }
+    let number = decision.pull.number;
+    if let Some(why) = grant::refusal(&decision.pull, &policy) {
+        return Err(why);
+    }
+    let clock = SystemClock;
+    let granted = Grant::new(&by, &decision.pull.head_sha, duration, reason, &policy, clock.now_ms());
+    let short: String = granted.sha.chars().take(7).collect();
+    println!("authorized by @{by} for {short} until {}", format_utc(granted.expires_at));
+    let wait = duration_input("WAIT", "30m")?;
+    let poll = duration_input("POLL_INTERVAL", "15s")?;
+    let deadline = (clock.now_ms() + wait.as_millis() as i64).min(granted.expires_at);
+    loop {
+        let now = clock.now_ms();
+        let pull =
+            forge.pull(&repo.full_name, number).await.map_err(|e| e.to_string())?.ok_or("the pull request is gone")?;
+        if pull.merged {
+            files.output("merged", "merged").map_err(write)?;
+            println!("#{number} is merged");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let current = decide_for(forge, repo, pull.clone()).await?;
+        let mut facts = track::first_seen(&pull);
+        facts.lane.membership = current.membership.clone();
+        facts.lane.grant = Some(granted.clone());
+        facts.lane.remember(&pull.head_sha, &current.postmortem);
+        let checks = forge.commit_checks(&repo.full_name, &pull.head_sha).await.map_err(|e| e.to_string())?;
+        facts.lane.checks =
+            checks.into_iter().map(|(name, state)| (name, CheckResult { sha: pull.head_sha.clone(), state })).collect();
+        match grant::readiness(&facts, &policy, now) {
+            Ok(()) => match try_merge(forge, envelope.forge.as_str(), repo, &mut facts, &policy, now).await {
+                Ok(writes) => {
+                    trail(&writes);
+                    let outcome = if facts.lane.merged.is_some() {
+                        "merged"
+                    } else if facts.lane.enqueued.is_some() {
+                        "enqueued"
+                    } else {
+                        let why = facts.lane.merge_refused.map(|(_, why)| why).unwrap_or_default();
+                        return Err(format!("GitHub refused the merge: {why}"));
+                    };
+                    files.output("merged", outcome).map_err(write)?;
+                    let line = format!("#{number} {outcome} at {short} on @{by}'s authorization");
+                    files.summary(&format!("### hotfix-lane merge\n\n{line}\n")).map_err(write)?;
+                    println!("{line}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                // The base moved under the merge: try again at the next look.
+                Err(StepError::Retry(why)) => println!("{}", runner::escape_data(&why)),
+                Err(err) => return Err(err.to_string()),
+            },
+            Err(blocker @ (Blocker::PostmortemNotGreen | Blocker::SmokePending(_))) if now < deadline => {
+                println!("{}", runner::escape_data(&blocker.explain()));
+            }
+            Err(blocker) => {
+                files.output("merged", "none").map_err(write)?;
+                return Err(format!("not merged: {}", blocker.explain()));
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Who authorized in this event, for how long and why: a new `/hotfix authorize` comment, or
+/// the lane label being applied. Edited comments never authorize.
+fn authorization(
+    envelope: &Envelope,
+    policy: &crate::lane::policy::Policy,
+) -> Option<(String, Option<Duration>, Option<String>)> {
+    match &envelope.event {
+        Event::Comment { action: CommentAction::Created, comment, .. } => {
+            command::parse(&comment.body).into_iter().filter_map(Result::ok).find_map(|c| match c {
+                Command::Authorize { duration, reason } => Some((comment.author.login.clone(), duration, reason)),
+                _ => None,
+            })
+        }
+        Event::PullRequest { action: PullRequestAction::Labeled, label: Some(label), .. }
+            if label.eq_ignore_ascii_case(&policy.lane.label) =>
+        {
+            Some((envelope.sender.login.clone(), None, None))
+        }
+        _ => None,
+    }
+}
+
+fn duration_input(name: &str, default: &str) -> Result<Duration, String> {
+    let text = env(&format!("INPUT_{name}")).unwrap_or_else(|| default.to_string());
+    parse_duration(&text).map_err(|e| format!("input `{}`: {e}", name.to_lowercase().replace('_', "-")))
+}
+
+/// What the server would have written to the audit log, in the job's log.
+fn trail(writes: &[Write]) {
+    for write in writes {
+        if let Write::Audit(entry) = write {
+            println!("audit: {} {}", entry.action, runner::escape_data(&entry.detail));
+        }
+    }
+}
