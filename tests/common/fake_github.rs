@@ -259,7 +259,7 @@ async fn create_pull(
         let message = format!("A pull request already exists for {owner}:{head}.");
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "message": message }))).into_response();
     }
-    let number = repo.issues.keys().chain(repo.pulls.keys()).max().copied().unwrap_or(0) + 1;
+    let number = next_number(repo);
     let pull = json!({
         "number": number,
         "title": body["title"], "body": body["body"], "draft": body["draft"],
@@ -270,6 +270,20 @@ async fn create_pull(
     repo.pulls.insert(number, pull);
     repo.issues.insert(number, (vec![], true));
     (StatusCode::CREATED, Json(json!({ "number": number }))).into_response()
+}
+
+/// Issues and pull requests share one sequence of numbers.
+fn next_number(repo: &Repo) -> u64 {
+    repo.issues.keys().chain(repo.pulls.keys()).max().copied().unwrap_or(0) + 1
+}
+
+/// Appends what `list` lacks, as GitHub does for labels, assignees and reviewers.
+fn add_unique(list: &mut Vec<String>, new: Vec<String>) {
+    for item in new {
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -283,11 +297,7 @@ async fn add_labels(
 ) -> Response {
     let mut world = world.lock().unwrap();
     let labels = world.repos.entry(full(&owner, &repo)).or_default().pull_labels.entry(number).or_default();
-    for label in strings(&body["labels"]) {
-        if !labels.contains(&label) {
-            labels.push(label);
-        }
-    }
+    add_unique(labels, strings(&body["labels"]));
     Json(json!([])).into_response()
 }
 
@@ -298,7 +308,7 @@ async fn add_assignees(
 ) -> Response {
     let mut world = world.lock().unwrap();
     let assignees = world.repos.entry(full(&owner, &repo)).or_default().assignees.entry(number).or_default();
-    assignees.extend(strings(&body["assignees"]).into_iter().filter(|a| !assignees.contains(a)).collect::<Vec<_>>());
+    add_unique(assignees, strings(&body["assignees"]));
     (StatusCode::CREATED, Json(json!({ "number": number }))).into_response()
 }
 
@@ -315,7 +325,7 @@ async fn request_reviewers(
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "message": message }))).into_response();
     }
     let reviewers = world.repos.entry(full(&owner, &repo)).or_default().reviewers.entry(number).or_default();
-    reviewers.extend(asked.into_iter().filter(|a| !reviewers.contains(a)).collect::<Vec<_>>());
+    add_unique(reviewers, asked);
     (StatusCode::CREATED, Json(json!({ "number": number }))).into_response()
 }
 
@@ -414,10 +424,8 @@ async fn create_issue(
 ) -> Response {
     let mut world = world.lock().unwrap();
     let repo = world.repos.entry(full(&owner, &repo)).or_default();
-    let number = repo.issues.keys().chain(repo.pulls.keys()).max().copied().unwrap_or(0) + 1;
-    let labels: Vec<String> =
-        body["labels"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(String::from)).collect();
-    repo.issues.insert(number, (labels, false));
+    let number = next_number(repo);
+    repo.issues.insert(number, (strings(&body["labels"]), false));
     let text = (body["title"].as_str().unwrap_or_default().into(), body["body"].as_str().unwrap_or_default().into());
     repo.issue_texts.insert(number, text);
     (StatusCode::CREATED, Json(json!({ "number": number }))).into_response()
