@@ -1333,6 +1333,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    sys.stdout.reconfigure(line_buffering=True)
     args = parse_args(argv)
     major, minor, text = git_version()
     if (major, minor) < MIN_GIT:
@@ -1364,7 +1365,7 @@ def main(argv=None) -> int:
 
     base = args.tmpdir or TARGET
     base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-backport-", dir=base))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-backport-", dir=base)).resolve()
     try:
         mirror = prepare_mirror(source, tmp)
         report = benchmark(args, mirror, onto, commits, tmp, source_note)

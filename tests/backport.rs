@@ -391,3 +391,20 @@ fn a_change_already_on_the_target_is_skipped() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already on master"));
     assert_eq!(world.remote_tip("bp"), world.remote_tip("master"));
 }
+
+#[test]
+fn a_target_that_moved_on_in_the_same_file_merges_like_git() {
+    let world = GitWorld::new();
+    let fix = hotfix_commits(&world, 1);
+    // master changed the same file far from the fix, and removed another one.
+    world.git(&["switch", "-q", "master"]);
+    let text = std::fs::read_to_string(world.work.join("app/server.rs")).unwrap();
+    world.write("app/server.rs", &text.replace("line 30\n", "line 30, reworded on master\n"));
+    world.git(&["rm", "-q", "docs/guide.md"]);
+    world.commit("Reword line 30, drop the guide", "Mona <mona@example.com>");
+    world.push(&["master"]);
+    let out = backport_local(&world, "master", "bp", &[&fix[0]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tip = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(world.tree_of(&tip), world.cherry_pick_tree("origin/master", &[&fix[0]]));
+}

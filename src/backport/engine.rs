@@ -30,6 +30,18 @@ pub fn pick(repo: &Repository, onto: Oid, commits: &[Oid], committer: &Signature
     options.find_renames(true);
     for (i, &id) in commits.iter().enumerate() {
         let commit = repo.find_commit(id)?;
+        if let Some(tree_id) = untouched_merge(repo, &commit, &tip.tree()?)? {
+            if tree_id == tip.tree_id() {
+                skipped.push(id);
+                continue;
+            }
+            let tree = repo.find_tree(tree_id)?;
+            let message = picked_message(commit.message_raw().unwrap_or_default(), id);
+            let new = repo.commit(None, &commit.author(), committer, &message, &tree, &[&tip])?;
+            tip = repo.find_commit(new)?;
+            applied.push(id);
+            continue;
+        }
         let mainline = if commit.parent_count() > 1 { 1 } else { 0 };
         let mut index = repo.cherrypick_commit(&commit, &tip, mainline, Some(&options))?;
         if index.has_conflicts() {
@@ -51,6 +63,99 @@ pub fn pick(repo: &Repository, onto: Oid, commits: &[Oid], committer: &Signature
         applied.push(id);
     }
     Ok(if applied.is_empty() { Picked::AlreadyApplied } else { Picked::Clean { tip: tip.id(), applied, skipped } })
+}
+
+/// The pick when the target still holds the commit's starting point at every path the commit
+/// touches — the usual backport: the result is the target's tree with those paths set to the
+/// commit's versions. Found from the commit's own diff (which skips unchanged directories) and
+/// one lookup per path, where a full three-way merge would read all three trees whole. `None`
+/// when some touched path changed on the target too: the three-way merge decides then.
+fn untouched_merge(repo: &Repository, commit: &Commit, ours: &git2::Tree) -> Result<Option<Oid>, git2::Error> {
+    // A merge commit is picked against its first parent, like any other.
+    let Ok(parent) = commit.parent(0) else { return Ok(None) };
+    let mut changes = Vec::new();
+    if !changed_files(repo, Some(&parent.tree()?), Some(&commit.tree()?), "", &mut changes)? {
+        return Ok(None);
+    }
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    for (path, was, becomes) in &changes {
+        let here = match ours.get_path(std::path::Path::new(path)) {
+            Ok(e) if e.filemode() != 0o040000 => Some((e.id(), e.filemode())),
+            Ok(_) => return Ok(None),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        if here == *becomes {
+            continue;
+        }
+        if here != *was {
+            return Ok(None);
+        }
+        match becomes {
+            Some((id, mode)) => update.upsert(path.as_str(), *id, mode_of(*mode)),
+            None => update.remove(path.as_str()),
+        };
+    }
+    update.create_updated(repo, ours).map(Some)
+}
+
+/// A file's blob and mode, or its absence.
+type FileState = Option<(Oid, i32)>;
+
+/// The files that differ between two trees, as (path, before, after), descending only into
+/// directories whose ids differ: a commit's diff costs what it touches, not the tree's size.
+/// `false` when a path is a file on one side and a directory on the other.
+fn changed_files(
+    repo: &Repository,
+    a: Option<&git2::Tree>,
+    b: Option<&git2::Tree>,
+    prefix: &str,
+    out: &mut Vec<(String, FileState, FileState)>,
+) -> Result<bool, git2::Error> {
+    let names: std::collections::BTreeSet<Vec<u8>> =
+        a.into_iter().chain(b).flat_map(|t| t.iter().map(|e| e.name_bytes().to_vec())).collect();
+    for name in names {
+        let side = |t: Option<&git2::Tree>| t.and_then(|t| t.get_name_bytes(&name)).map(|e| (e.id(), e.filemode()));
+        let (before, after) = (side(a), side(b));
+        if before == after {
+            continue;
+        }
+        let path = format!("{prefix}{}", String::from_utf8_lossy(&name));
+        let is_dir = |s: FileState| s.is_some_and(|(_, mode)| mode == 0o040000);
+        match (is_dir(before), is_dir(after)) {
+            (false, false) => out.push((path, before, after)),
+            (true, true) => {
+                let (ta, tb) = (repo.find_tree(before.expect("a dir").0)?, repo.find_tree(after.expect("a dir").0)?);
+                if !changed_files(repo, Some(&ta), Some(&tb), &format!("{path}/"), out)? {
+                    return Ok(false);
+                }
+            }
+            (true, false) if after.is_none() => {
+                let ta = repo.find_tree(before.expect("a dir").0)?;
+                if !changed_files(repo, Some(&ta), None, &format!("{path}/"), out)? {
+                    return Ok(false);
+                }
+            }
+            (false, true) if before.is_none() => {
+                let tb = repo.find_tree(after.expect("a dir").0)?;
+                if !changed_files(repo, None, Some(&tb), &format!("{path}/"), out)? {
+                    return Ok(false);
+                }
+            }
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+fn mode_of(mode: i32) -> git2::FileMode {
+    match mode {
+        0o100755 => git2::FileMode::BlobExecutable,
+        0o120000 => git2::FileMode::Link,
+        0o160000 => git2::FileMode::Commit,
+        0o040000 => git2::FileMode::Tree,
+        _ => git2::FileMode::Blob,
+    }
 }
 
 /// The original message with `git cherry-pick -x`'s provenance line: inside a closing trailer
