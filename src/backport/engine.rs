@@ -30,7 +30,7 @@ pub fn pick(repo: &Repository, onto: Oid, commits: &[Oid], committer: &Signature
     options.find_renames(true);
     for (i, &id) in commits.iter().enumerate() {
         let commit = repo.find_commit(id)?;
-        if let Some(tree_id) = untouched_merge(repo, &commit, &tip.tree()?)? {
+        if let Some(tree_id) = path_merge(repo, &commit, &tip.tree()?)? {
             if tree_id == tip.tree_id() {
                 skipped.push(id);
                 continue;
@@ -65,12 +65,13 @@ pub fn pick(repo: &Repository, onto: Oid, commits: &[Oid], committer: &Signature
     Ok(if applied.is_empty() { Picked::AlreadyApplied } else { Picked::Clean { tip: tip.id(), applied, skipped } })
 }
 
-/// The pick when the target still holds the commit's starting point at every path the commit
-/// touches — the usual backport: the result is the target's tree with those paths set to the
-/// commit's versions. Found from the commit's own diff (which skips unchanged directories) and
-/// one lookup per path, where a full three-way merge would read all three trees whole. `None`
-/// when some touched path changed on the target too: the three-way merge decides then.
-fn untouched_merge(repo: &Repository, commit: &Commit, ours: &git2::Tree) -> Result<Option<Oid>, git2::Error> {
+/// The pick worked out path by path, for commits whose every touched path the target either
+/// left alone (the commit's version is taken) or changed in text that merges cleanly line by
+/// line: the usual backport. Found from the commit's own diff (which skips unchanged
+/// directories) and one lookup per path, where libgit2's three-way tree merge reads all three
+/// trees whole. `None` otherwise (a deleted or renamed file on the target, a conflict, a mode
+/// change): the full three-way merge, with its rename detection, decides then.
+fn path_merge(repo: &Repository, commit: &Commit, ours: &git2::Tree) -> Result<Option<Oid>, git2::Error> {
     // A merge commit is picked against its first parent, like any other.
     let Ok(parent) = commit.parent(0) else { return Ok(None) };
     let mut changes = Vec::new();
@@ -88,15 +89,59 @@ fn untouched_merge(repo: &Repository, commit: &Commit, ours: &git2::Tree) -> Res
         if here == *becomes {
             continue;
         }
-        if here != *was {
+        if here == *was {
+            match becomes {
+                Some((id, mode)) => update.upsert(path.as_str(), *id, mode_of(*mode)),
+                None => update.remove(path.as_str()),
+            };
+            continue;
+        }
+        // Both sides changed the file's text: merged line by line, as git does, when that is
+        // clean. Deletions, mode changes, binaries and overlapping edits go to the full merge.
+        let (Some(here), Some(was), Some(becomes)) = (here, *was, *becomes) else { return Ok(None) };
+        if here.1 != was.1 || becomes.1 != was.1 {
             return Ok(None);
         }
-        match becomes {
-            Some((id, mode)) => update.upsert(path.as_str(), *id, mode_of(*mode)),
-            None => update.remove(path.as_str()),
+        match merge_text(repo, path, was, here, becomes)? {
+            Some(merged) => update.upsert(path.as_str(), merged, mode_of(becomes.1)),
+            None => return Ok(None),
         };
     }
     update.create_updated(repo, ours).map(Some)
+}
+
+/// A clean three-way merge of one file's text, written as a blob; `None` when it conflicts.
+fn merge_text(
+    repo: &Repository,
+    path: &str,
+    base: (Oid, i32),
+    ours: (Oid, i32),
+    theirs: (Oid, i32),
+) -> Result<Option<Oid>, git2::Error> {
+    let entry = |(id, mode): (Oid, i32)| IndexEntry {
+        ctime: git2::IndexTime::new(0, 0),
+        mtime: git2::IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: mode as u32,
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id,
+        flags: 0,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    };
+    for side in [base, ours, theirs] {
+        if is_binary(repo.find_blob(side.0)?.content()) {
+            return Ok(None);
+        }
+    }
+    let merged = repo.merge_file_from_index(&entry(base), &entry(ours), &entry(theirs), None)?;
+    if !merged.is_automergeable() {
+        return Ok(None);
+    }
+    repo.blob(merged.content()).map(Some)
 }
 
 /// A file's blob and mode, or its absence.

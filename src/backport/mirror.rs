@@ -208,3 +208,64 @@ impl Mirror {
         Err(MirrorError::Command { action, detail: detail.trim().to_string() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sized_mirror(mirrors: &Mirrors, key: &str, bytes: usize) {
+        let mirror = mirrors.open(key).unwrap();
+        std::fs::write(mirror.path.join("objects/filler"), vec![0u8; bytes]).unwrap();
+    }
+
+    #[test]
+    fn the_least_recently_used_mirrors_go_first_and_never_one_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirrors = Mirrors::new(dir.path().to_path_buf(), 2_500_000);
+        for key in ["old", "busy", "recent"] {
+            sized_mirror(&mirrors, key, 1_000_000);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // `busy` is older than `recent` but in use: it stays, and `recent` too (asked to keep).
+        let held = mirrors.open("busy").unwrap();
+        let age = |key: &str| File::open(dir.path().join(format!("{key}.lock"))).unwrap();
+        age("busy").set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1)).unwrap();
+        let removed = mirrors.evict("recent").unwrap();
+        assert_eq!(removed, vec!["old"]);
+        assert!(!dir.path().join("old.git").exists());
+        drop(held);
+        assert_eq!(mirrors.evict("recent").unwrap(), Vec::<String>::new(), "within budget now");
+    }
+
+    #[test]
+    fn one_job_at_a_time_per_mirror() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirrors = Mirrors::new(dir.path().to_path_buf(), u64::MAX);
+        let first = mirrors.open("repo").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = mirrors.clone();
+        let waiter = std::thread::spawn(move || {
+            let _second = other.open("repo").unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(), "the second waits");
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("then gets its turn");
+        waiter.join().unwrap();
+    }
+
+    #[test]
+    fn credentials_stay_out_of_the_mirror_and_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        git2::Repository::init_bare(&remote).unwrap();
+        let mirrors = Mirrors::new(dir.path().join("cache"), u64::MAX);
+        let mirror = mirrors.open("repo").unwrap();
+        let credentials = Credentials::token("ghs_very_secret".into());
+        let url = format!("file://{}", remote.display());
+        mirror.fetch(&url, &credentials, &["+refs/heads/*:refs/heads/*".into()]).unwrap();
+        let config = std::fs::read_to_string(mirror.path.join("config")).unwrap();
+        assert!(!config.contains("ghs_very_secret") && !config.contains("extraHeader"), "{config}");
+        assert_eq!(format!("{credentials:?}"), "Credentials(token)");
+    }
+}
