@@ -30,28 +30,22 @@ pub fn pick(repo: &Repository, onto: Oid, commits: &[Oid], committer: &Signature
     options.find_renames(true);
     for (i, &id) in commits.iter().enumerate() {
         let commit = repo.find_commit(id)?;
-        if let Some(tree_id) = path_merge(repo, &commit, &tip.tree()?)? {
-            if tree_id == tip.tree_id() {
-                skipped.push(id);
-                continue;
+        let tree_id = match path_merge(repo, &commit, &tip.tree()?)? {
+            Some(tree_id) => tree_id,
+            None => {
+                let mainline = if commit.parent_count() > 1 { 1 } else { 0 };
+                let mut index = repo.cherrypick_commit(&commit, &tip, mainline, Some(&options))?;
+                if index.has_conflicts() {
+                    let paths = resolve_with_markers(repo, &mut index)?;
+                    let tree = repo.find_tree(index.write_tree_to(repo)?)?;
+                    let message = conflict_message(&commit, &paths);
+                    let conflicted = repo.commit(None, &commit.author(), committer, &message, &tree, &[&tip])?;
+                    let remaining = commits[i + 1..].to_vec();
+                    return Ok(Picked::Conflict { tip: conflicted, commit: id, paths, remaining });
+                }
+                index.write_tree_to(repo)?
             }
-            let tree = repo.find_tree(tree_id)?;
-            let message = picked_message(commit.message_raw().unwrap_or_default(), id);
-            let new = repo.commit(None, &commit.author(), committer, &message, &tree, &[&tip])?;
-            tip = repo.find_commit(new)?;
-            applied.push(id);
-            continue;
-        }
-        let mainline = if commit.parent_count() > 1 { 1 } else { 0 };
-        let mut index = repo.cherrypick_commit(&commit, &tip, mainline, Some(&options))?;
-        if index.has_conflicts() {
-            let paths = resolve_with_markers(repo, &mut index)?;
-            let tree = repo.find_tree(index.write_tree_to(repo)?)?;
-            let message = conflict_message(&commit, &paths);
-            let conflicted = repo.commit(None, &commit.author(), committer, &message, &tree, &[&tip])?;
-            return Ok(Picked::Conflict { tip: conflicted, commit: id, paths, remaining: commits[i + 1..].to_vec() });
-        }
-        let tree_id = index.write_tree_to(repo)?;
+        };
         if tree_id == tip.tree_id() {
             skipped.push(id);
             continue;
