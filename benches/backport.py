@@ -923,6 +923,18 @@ class Setup:
         self.url = mirror.resolve().as_uri()
 
 
+def timed_sequence(commands: list[list[str]]) -> tuple[list[subprocess.CompletedProcess], float]:
+    """Runs the commands in order until one fails; returns what ran and the seconds it took."""
+    done = []
+    t0 = time.perf_counter()
+    for argv in commands:
+        p = subprocess.run(argv, env=ENV, capture_output=True)
+        done.append(p)
+        if p.returncode:
+            break
+    return done, time.perf_counter() - t0
+
+
 def check_tip(what: str, lines: list[str], s: Setup) -> str:
     """lines: output of `rev-parse TIP^{tree} TIP^@`; returns the tree."""
     tree, parents = lines[0], lines[1:]
@@ -987,16 +999,9 @@ class FreshClone:
     def run(self, c: Commit) -> float:
         self.n += 1
         self.dest = self.s.tmp / f"fresh-clone-{self.n}"
-        cmds = self.commands(c)
         self.free_before = shutil.disk_usage(self.s.tmp).free
-        self.done = []
-        t0 = time.perf_counter()
-        for argv in cmds:
-            p = subprocess.run(argv, env=ENV, capture_output=True)
-            self.done.append(p)
-            if p.returncode:
-                break
-        return time.perf_counter() - t0
+        self.done, took = timed_sequence(self.commands(c))
+        return took
 
     def finish(self, c: Commit) -> str:
         if self.done[-1].returncode:
@@ -1027,15 +1032,8 @@ class CachedWorktree:
                 ["git", "-C", w, "cherry-pick", "-x", *c.mainline, c.sha]]
 
     def run(self, c: Commit) -> float:
-        cmds = self.commands(c)
-        self.done = []
-        t0 = time.perf_counter()
-        for argv in cmds:
-            p = subprocess.run(argv, env=ENV, capture_output=True)
-            self.done.append(p)
-            if p.returncode:
-                break
-        return time.perf_counter() - t0
+        self.done, took = timed_sequence(self.commands(c))
+        return took
 
     def reset(self, c: Commit):
         git(self.wt, "switch", "--quiet", "--force", "--detach", self.s.onto_oid)
