@@ -146,6 +146,14 @@ async fn backport_lands_with_the_tree_git_would_make(backend: Backend, method: M
     assert_eq!(lane.fake.repo(REPO, |r| r.pull_labels[&number].clone()), vec!["backport"]);
     assert_eq!(lane.fake.repo(REPO, |r| r.assignees[&number].clone()), vec!["Codertocat", "alice"]);
     assert_eq!(lane.status(&merged, "hotfix-lane/backport"), ("success".into(), "backported to master".into()));
+    let states: Vec<String> = lane.fake.repo(REPO, |r| {
+        r.statuses
+            .iter()
+            .filter(|s| s.sha == merged && s.context == "hotfix-lane/backport")
+            .map(|s| s.state.clone())
+            .collect()
+    });
+    assert_eq!(states, vec!["pending", "success"], "pending from the merge until the backport is open");
     let comments: Vec<String> = lane.comments().into_iter().filter(|c| c.contains("hotfix-lane:backport")).collect();
     assert_eq!(comments.len(), 1);
     assert!(comments[0].contains(&format!("| `master` | ✅ opened | #{number} |")), "{}", comments[0]);

@@ -194,7 +194,12 @@ pub(super) async fn on_pull<P: Forges>(
         facts.lane.merged_at.get_or_insert(now);
         let requested = &facts.lane.backport_requests;
         let targets = decide::targets(policy, &repo.default_branch, &pull.base_ref, &pull.labels, requested);
-        writes.extend(backport::start(envelope.forge.as_str(), repo, &mut facts, targets, policy, merger, now));
+        let started = backport::start(envelope.forge.as_str(), repo, &mut facts, targets, policy, merger, now);
+        // Pending from the start: the merge commit never looks done while backports are made.
+        if let Some(sha) = pull.merge_commit_sha.as_deref().filter(|_| !started.is_empty()) {
+            forge.report(&repo.full_name, sha, &decide::summary_report(&facts.lane.backports)).await?;
+        }
+        writes.extend(started);
     }
     let issue = (facts.lane.membership.in_lane()).then(|| facts.lane.postmortem.clone()).flatten();
     writes.push(link_write(envelope.forge.as_str(), repo, pull.number, issue));
