@@ -389,27 +389,22 @@ async fn backport_pending(database_url: String, stale_only: bool, format: AuditF
 fn backport_local(repo: &Path, onto: &str, branch: &str, commits: &[String]) -> ExitCode {
     use crate::backport::Picked;
     match crate::backport::local(repo, onto, branch, commits) {
-        Ok(Picked::Clean { tip, skipped, .. }) => {
-            for id in skipped {
-                eprintln!("hotfix-lane: {id} is already on {onto}: skipped");
-            }
-            println!("{tip}");
-            ExitCode::SUCCESS
-        }
-        Ok(Picked::AlreadyApplied) => {
-            eprintln!("hotfix-lane: every commit is already on {onto}: `{branch}` starts there");
-            match git2::Repository::open(repo).and_then(|r| r.revparse_single(branch).map(|o| o.id())) {
-                Ok(id) => println!("{id}"),
-                Err(err) => return fail(err.into()),
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(Picked::Conflict { commit, paths, .. }) => {
+        Ok((Picked::Conflict { commit, paths, .. }, _)) => {
             eprintln!("hotfix-lane: {commit} conflicts with {onto}; no branch was created. Conflicting paths:");
             for p in paths {
                 eprintln!("  {}\t{}", p.path, p.kind.describe());
             }
             ExitCode::FAILURE
+        }
+        Ok((picked, tip)) => {
+            match picked {
+                Picked::Clean { skipped, .. } => {
+                    skipped.iter().for_each(|id| eprintln!("hotfix-lane: {id} is already on {onto}: skipped"))
+                }
+                _ => eprintln!("hotfix-lane: every commit is already on {onto}: `{branch}` starts there"),
+            }
+            println!("{tip}");
+            ExitCode::SUCCESS
         }
         Err(message) => fail(anyhow::anyhow!(message)),
     }

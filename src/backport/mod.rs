@@ -23,8 +23,9 @@ pub fn bot_signature() -> Result<Signature<'static>, git2::Error> {
 }
 
 /// `hotfix-lane backport local`: picks `commits` onto `onto` in the repository at `repo` and
-/// creates `branch` at the result (never moving an existing branch).
-pub fn local(repo: &std::path::Path, onto: &str, branch: &str, commits: &[String]) -> Result<Picked, String> {
+/// creates `branch` at the result (never moving an existing branch). Returns what the pick came
+/// to and the new branch's commit; on a conflict no branch is made.
+pub fn local(repo: &std::path::Path, onto: &str, branch: &str, commits: &[String]) -> Result<(Picked, Oid), String> {
     let repo = Repository::open(repo).map_err(|e| format!("cannot open {}: {}", repo.display(), e.message()))?;
     let refname = format!("refs/heads/{branch}");
     if !git2::Reference::is_valid_name(&refname) {
@@ -41,11 +42,14 @@ pub fn local(repo: &std::path::Path, onto: &str, branch: &str, commits: &[String
     let tip = match &picked {
         Picked::Clean { tip, .. } => *tip,
         Picked::AlreadyApplied => onto,
-        Picked::Conflict { .. } => return Ok(picked),
+        Picked::Conflict { tip, .. } => {
+            let tip = *tip;
+            return Ok((picked, tip));
+        }
     };
     let message = format!("hotfix-lane: backport onto {onto}");
     repo.reference(&refname, tip, false, &message).map_err(|e| e.message().to_string())?;
-    Ok(picked)
+    Ok((picked, tip))
 }
 
 fn commit_id(repo: &Repository, spec: &str) -> Result<Oid, String> {

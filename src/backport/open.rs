@@ -2,7 +2,7 @@
 //! commits picked, the branch pushed (never over an existing one) and the pull request opened
 //! or found, with its labels, people and check. Shared by the server's jobs and the Action.
 
-use crate::backport::mirror::{Credentials, MirrorError, Mirrors, Pushed};
+use crate::backport::mirror::{Credentials, Mirror, MirrorError, Mirrors, Pushed};
 use crate::backport::{engine, select, Picked};
 use crate::forge::{Forge, ForgeError, NewPull};
 use crate::lane::backport::{
@@ -185,7 +185,13 @@ struct GitWork {
 impl GitWork {
     /// `None` when the target has the change already.
     fn run(self) -> Result<Option<Made>, MirrorError> {
-        let mirror = self.mirrors.open(&self.key)?;
+        let made = self.make(&self.mirrors.open(&self.key)?)?;
+        // The mirror's lock is released by now: eviction may look at every mirror.
+        self.mirrors.evict(&self.key)?;
+        Ok(made)
+    }
+
+    fn make(&self, mirror: &Mirror) -> Result<Option<Made>, MirrorError> {
         let n = self.number;
         let remote_branch = format!("refs/hotfix-lane/remote/{}", self.branch);
         let refspecs = vec![
@@ -198,33 +204,17 @@ impl GitWork {
         ];
         mirror.fetch(&self.url, &self.credentials, &refspecs)?;
         let repo = mirror.repo();
-        let result = match repo.refname_to_id(&remote_branch) {
+        if let Ok(existing) = repo.refname_to_id(&remote_branch) {
             // Pushed before (a retry, or a crash before the pull request): adopt it as it is.
-            Ok(existing) => Some(adopt(repo, existing, &self.target)?),
-            Err(_) => self.pick(repo)?,
-        };
-        let Some(made) = result else {
-            drop(mirror);
-            self.mirrors.evict(&self.key)?;
-            return Ok(None);
-        };
-        if repo.refname_to_id(&remote_branch).is_err() {
-            // Someone may have created it since the fetch: then theirs stays and is adopted.
-            if mirror.push_new(&self.url, &self.credentials, made.tip, &self.branch)? == Pushed::Exists {
-                mirror.fetch(
-                    &self.url,
-                    &self.credentials,
-                    &[format!("+refs/heads/{}:{remote_branch}", self.branch)],
-                )?;
-                let existing = repo.refname_to_id(&remote_branch)?;
-                let adopted = adopt(repo, existing, &self.target)?;
-                drop(mirror);
-                self.mirrors.evict(&self.key)?;
-                return Ok(Some(adopted));
-            }
+            return adopt(repo, existing, &self.target).map(Some);
         }
-        drop(mirror);
-        self.mirrors.evict(&self.key)?;
+        let Some(made) = self.pick(repo)? else { return Ok(None) };
+        if mirror.push_new(&self.url, &self.credentials, made.tip, &self.branch)? == Pushed::Exists {
+            // Someone created it since the fetch: theirs stays and is adopted.
+            let refspec = format!("+refs/heads/{}:{remote_branch}", self.branch);
+            mirror.fetch(&self.url, &self.credentials, &[refspec])?;
+            return adopt(repo, repo.refname_to_id(&remote_branch)?, &self.target).map(Some);
+        }
         Ok(Some(made))
     }
 

@@ -231,12 +231,8 @@ pub(super) async fn followup<P: Forges>(
         }
         _ => return Ok(vec![]),
     }
-    let merge_commit = facts_merge_commit(forge, &repo, number).await?;
+    let merge_commit = facts.lane.merge_commit.clone().unwrap_or_default();
     publish(forge, &repo, &mut facts, &merge_commit).await?;
     writes.push(lane_state_write(forge_name, repo.id, &facts));
     Ok(writes)
-}
-
-async fn facts_merge_commit<F: Forge>(forge: &F, repo: &RepoRef, number: u64) -> Result<String, StepError> {
-    Ok(forge.pull(&repo.full_name, number).await?.and_then(|p| p.merge_commit_sha).unwrap_or_default())
 }

@@ -192,6 +192,7 @@ pub(super) async fn on_pull<P: Forges>(
     if pull.state == ItemState::Merged && facts.lane.membership.in_lane() {
         let merger = (action == PullRequestAction::Closed).then_some(sender.as_str());
         facts.lane.merged_at.get_or_insert(now);
+        facts.lane.merge_commit = pull.merge_commit_sha.clone().or(facts.lane.merge_commit.take());
         let requested = &facts.lane.backport_requests;
         let targets = decide::targets(policy, &repo.default_branch, &pull.base_ref, &pull.labels, requested);
         let started = backport::start(envelope.forge.as_str(), repo, &mut facts, targets, policy, merger, now);

@@ -64,6 +64,9 @@ pub struct LaneRecord {
     /// When the change merged, for backport lead times.
     #[serde(default)]
     pub merged_at: Option<crate::store::Millis>,
+    /// The commit it landed as: where backport outcomes are reported.
+    #[serde(default)]
+    pub merge_commit: Option<String>,
     /// Branches asked for (`/hotfix backport`, `backport <branch>` labels) before the merge.
     #[serde(default)]
     pub backport_requests: Vec<String>,
