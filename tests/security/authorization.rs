@@ -1,0 +1,1 @@
+//! Who may put a change in the lane, authorize and merge it, and on which facts.

@@ -1,0 +1,1 @@
+//! Small doors: bounded before authenticated, timeouts, secrets and the admin API.

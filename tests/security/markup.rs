@@ -1,0 +1,1 @@
+//! Commands run only where people see them; text from a change never becomes markup.
