@@ -136,6 +136,7 @@ async fn merge_group_runs_find_their_pull_request() {
     pull["body"] = "".into();
     fake.repo("octo-org/octo-repo", |r| {
         r.pulls.insert(104, pull);
+        r.default_branch = Some("main".into());
         r.files
             .insert(("main".into(), ".github/hotfix-lane.toml".into()), "[responders]\nusers = [\"alice\"]\n".into());
         r.label_events.push((104, "hotfix".into(), "alice".into(), "2026-11-26T13:00:00Z".into()));
@@ -269,6 +270,7 @@ async fn merge_setup(smoke: Option<&str>, author: &str, body: &str) -> (FakeGitH
                 context: "smoke".into(),
                 state: state.into(),
                 description: String::new(),
+                by: "ci".into(),
             });
         }
     });

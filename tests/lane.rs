@@ -160,7 +160,7 @@ async fn a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists(backend
         lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(
         audit,
-        ["lane.hotfix", "grant.created", "postmortem.failure", "postmortem.success", "postmortem.failure"],
+        ["lane.hotfix", "grant.refused", "postmortem.failure", "postmortem.success", "postmortem.failure"],
         "each lane decision is audited once"
     );
 }
@@ -230,6 +230,7 @@ async fn the_merge_queue_enforces_the_postmortem_check(backend: Backend) {
     pull["body"] = "no reference".into();
     lane.fake.repo(queue_repo, |r| {
         r.pulls.insert(104, pull.clone());
+        r.default_branch = Some("main".into());
         r.files.insert(("main".into(), POLICY.into()), RESPONDERS.into());
     });
     // The lane learnt who labelled #104 when it happened.
@@ -268,6 +269,7 @@ async fn the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed(ba
             context: "hotfix-lane/postmortem".into(),
             state: "failure".into(),
             description: "no postmortem referenced".into(),
+            by: "ci".into(),
         });
     });
     hotfix_lane::dispatch::reconcile(lane.store(), "github", NOW).await.unwrap();
@@ -430,12 +432,19 @@ fn check_event(conclusion: &str, sha: &str) -> Value {
     event
 }
 
-/// A hotfix, labelled by a responder, naming an existing postmortem: waiting for smoke only.
+/// CI reports the smoke check on `sha`: the check run the forge lists, and its webhook.
+async fn ci(lane: &Lane, conclusion: &str, sha: &str) {
+    lane.fake.post_check_run(REPO, sha, "Octocoders-linter", conclusion, "github-actions");
+    lane.send("check_run", check_event(conclusion, sha)).await;
+}
+
+/// A hotfix by Codertocat, labelled by the responder alice, naming an existing postmortem:
+/// waiting for smoke only.
 async fn authorized_hotfix(backend: Backend) -> Lane {
     let lane = Lane::start(backend, MERGE_POLICY).await;
     lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
     serve_pull(&lane, "Postmortem: #50");
-    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Postmortem: #50", "Codertocat")).await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Postmortem: #50", "alice")).await;
     assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").0, "success");
     lane
 }
@@ -451,14 +460,14 @@ async fn audit_actions(lane: &Lane) -> Vec<String> {
 async fn a_granted_hotfix_merges_when_its_smoke_check_turns_green(backend: Backend) {
     let lane = authorized_hotfix(backend).await;
     assert!(merges(&lane).is_empty(), "not before the smoke check");
-    lane.send("check_run", check_event("failure", HEAD)).await;
+    ci(&lane, "failure", HEAD).await;
     assert!(merges(&lane).is_empty(), "not on a red smoke check");
     assert!(lane.comments()[0].contains("smoke checks failed: `Octocoders-linter`"), "{}", lane.comments()[0]);
-    lane.send("check_run", check_event("success", HEAD)).await;
+    ci(&lane, "success", HEAD).await;
     assert_eq!(merges(&lane), vec![(2, HEAD.to_string(), "squash".to_string())], "merged once, pinned to the head");
     insta::assert_snapshot!("merged", lane.comments()[0]);
     // Whatever arrives again, it never merges twice.
-    lane.send("check_run", check_event("success", HEAD)).await;
+    ci(&lane, "success", HEAD).await;
     lane.send("pull_request", pr_event("edited", None, &["hotfix"], "Postmortem: #50", "Codertocat")).await;
     assert_eq!(merges(&lane).len(), 1);
     let actions = audit_actions(&lane).await;
@@ -475,7 +484,7 @@ async fn a_push_after_the_grant_voids_it(backend: Backend) {
     let mut push = pr_event("synchronize", None, &["hotfix"], "Postmortem: #50", "Codertocat");
     push["pull_request"]["head"]["sha"] = new_head.into();
     lane.send("pull_request", push).await;
-    lane.send("check_run", check_event("success", new_head)).await;
+    ci(&lane, "success", new_head).await;
     assert!(merges(&lane).is_empty(), "the grant covered the old commit only");
     assert!(lane.comments()[0].contains("new commits since the authorization"), "{}", lane.comments()[0]);
     assert!(audit_actions(&lane).await.contains(&"grant.voided".to_string()));
@@ -490,7 +499,7 @@ async fn a_push_after_the_grant_voids_it(backend: Backend) {
 async fn an_expired_grant_does_not_merge(backend: Backend) {
     let lane = authorized_hotfix(backend).await;
     lane.clock.advance(4 * 3600 * 1000 + 1);
-    lane.send("check_run", check_event("success", HEAD)).await;
+    ci(&lane, "success", HEAD).await;
     assert!(merges(&lane).is_empty());
     assert!(lane.comments()[0].contains("the authorization expired"), "{}", lane.comments()[0]);
 }
@@ -498,7 +507,7 @@ async fn an_expired_grant_does_not_merge(backend: Backend) {
 async fn a_revoked_grant_does_not_merge(backend: Backend) {
     let lane = authorized_hotfix(backend).await;
     lane.send("issue_comment", comment_event("/hotfix revoke", "alice")).await;
-    lane.send("check_run", check_event("success", HEAD)).await;
+    ci(&lane, "success", HEAD).await;
     assert!(merges(&lane).is_empty());
     assert!(audit_actions(&lane).await.contains(&"grant.revoked".to_string()));
 }
@@ -516,7 +525,7 @@ async fn only_responders_authorize_and_edits_never_do(backend: Backend) {
     let mut edited = comment_event("/hotfix authorize", "alice");
     edited["action"] = "edited".into();
     lane.send("issue_comment", edited).await;
-    lane.send("check_run", check_event("success", HEAD)).await;
+    ci(&lane, "success", HEAD).await;
     assert!(merges(&lane).is_empty(), "an edited comment grants nothing");
 }
 
@@ -534,7 +543,7 @@ async fn a_moved_base_is_retried_and_a_refusal_explained(backend: Backend) {
     lane.fake.repo(REPO, |r| {
         r.merge_answers.push_back((409, "Head branch was modified. Review and try the merge again.".into()))
     });
-    lane.send("check_run", check_event("success", HEAD)).await;
+    ci(&lane, "success", HEAD).await;
     assert!(merges(&lane).is_empty());
     assert!(
         lane.comments()[0].contains("GitHub refused to merge `ec26c3e`: Head branch was modified."),
@@ -547,6 +556,7 @@ async fn a_moved_base_is_retried_and_a_refusal_explained(backend: Backend) {
     lane.fake.repo(REPO, |r| {
         r.merge_answers.push_back((405, "Base branch was modified. Review and try the merge again.".into()))
     });
+    lane.fake.post_check_run(REPO, HEAD, "Octocoders-linter", "success", "github-actions");
     let delivery = Delivery::new("check_run", "moved-base", serde_json::to_vec(&check_event("success", HEAD)).unwrap());
     assert_eq!(delivery.send(&lane.client, &lane.base).await.0, 202);
     let store = lane.store().clone();
@@ -568,11 +578,11 @@ async fn a_merge_queue_branch_gets_the_hotfix_at_its_front(backend: Backend) {
     let lane = authorized_hotfix(backend).await;
     let rule = "Repository rule violations found\n\nChanges must be made through the merge queue";
     lane.fake.repo(REPO, |r| r.merge_answers.push_back((405, rule.into())));
-    lane.send("check_run", check_event("success", HEAD)).await;
+    ci(&lane, "success", HEAD).await;
     let enqueued = lane.fake.with(|w| w.enqueued.clone());
     assert_eq!(enqueued, vec![("PR_Codertocat_Hello-World_2".to_string(), HEAD.to_string(), true)]);
     assert!(lane.comments()[0].contains("`ec26c3e` is at the front of the merge queue"), "{}", lane.comments()[0]);
-    lane.send("check_run", check_event("success", HEAD)).await;
+    ci(&lane, "success", HEAD).await;
     assert_eq!(lane.fake.with(|w| w.enqueued.len()), 1, "never enqueued twice");
     assert!(audit_actions(&lane).await.contains(&"merge.enqueued".to_string()));
 }
@@ -587,6 +597,7 @@ async fn two_replicas_racing_merge_once() {
     settings.github_auth = Some(GitHubAuth::Token("test-token".into()));
     let second = common::start_server_with(settings, lane.clock.clone()).await;
     let second_base = base_url(&second);
+    lane.fake.post_check_run(REPO, HEAD, "Octocoders-linter", "success", "github-actions");
     let body = serde_json::to_vec(&check_event("success", HEAD)).unwrap();
     let (a, b) = (Delivery::new("check_run", "race-a", body.clone()), Delivery::new("check_run", "race-b", body));
     let (ra, rb) = tokio::join!(a.send(&lane.client, &lane.base), b.send(&lane.client, &second_base));

@@ -14,15 +14,15 @@ use std::time::Duration;
 
 use super::{decide_for, env, runner, Decision};
 use crate::clock::{Clock, SystemClock};
-use crate::dispatch::{try_merge, StepError};
+use crate::dispatch::{self, head_author, try_merge, StepError};
 use crate::forge::Forge;
 use crate::lane::command::{self, Command};
 use crate::lane::event::{CommentAction, Envelope, Event, PullRequestAction};
-use crate::lane::grant::{self, Blocker, Grant};
+use crate::lane::grant::{self, Blocker};
 use crate::lane::incident::format_utc;
 use crate::lane::membership::who_can_authorize;
 use crate::lane::policy::parse_duration;
-use crate::lane::track::{self, CheckResult};
+use crate::lane::track;
 use crate::store::Write;
 
 pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Decision) -> Result<ExitCode, String> {
@@ -39,13 +39,15 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Deci
         return Err(format!("@{by} is not a responder. {}", who_can_authorize(&policy)));
     }
     let number = decision.pull.number;
-    if let Some(why) = grant::refusal(&decision.pull, &policy) {
-        return Err(why);
-    }
     let clock = SystemClock;
-    let granted = Grant::new(&by, &decision.pull.head_sha, duration, reason, &policy, clock.now_ms());
+    let head_author = head_author(forge, repo, &decision.pull, &by, &policy).await.map_err(|e| e.to_string())?;
+    let request = grant::Request { by: &by, duration, reason, head_author: head_author.as_deref() };
+    let granted = grant::authorize(&decision.pull, request, &policy, clock.now_ms())?;
     let short: String = granted.sha.chars().take(7).collect();
     println!("authorized by @{by} for {short} until {}", format_utc(granted.expires_at));
+    if granted.self_authorized {
+        runner::warning(&format!("@{by} authorized their own change (self-authorized: no second person)"));
+    }
     let wait = duration_input("WAIT", "30m")?;
     let poll = duration_input("POLL_INTERVAL", "15s")?;
     let deadline = (clock.now_ms() + wait.as_millis() as i64).min(granted.expires_at);
@@ -63,31 +65,32 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Deci
         facts.lane.membership = current.membership.clone();
         facts.lane.grant = Some(granted.clone());
         facts.lane.remember(&pull.head_sha, &current.postmortem);
-        let checks = forge.commit_checks(&repo.full_name, &pull.head_sha).await.map_err(|e| e.to_string())?;
-        facts.lane.checks =
-            checks.into_iter().map(|(name, state)| (name, CheckResult { sha: pull.head_sha.clone(), state })).collect();
-        match grant::readiness(&facts, &policy, now) {
-            Ok(()) => match try_merge(forge, envelope.forge.as_str(), repo, &mut facts, &policy, now).await {
-                Ok(writes) => {
-                    trail(&writes);
-                    let outcome = if facts.lane.merged.is_some() {
-                        "merged"
-                    } else if facts.lane.enqueued.is_some() {
-                        "enqueued"
-                    } else {
-                        let why = facts.lane.merge_refused.map(|(_, why)| why).unwrap_or_default();
-                        return Err(format!("GitHub refused the merge: {why}"));
-                    };
+        // The merge itself reads the change, its checks and its postmortem again.
+        match try_merge(forge, envelope.forge.as_str(), repo, &mut facts, &policy, now).await {
+            Ok(writes) => {
+                trail(&writes);
+                let outcome = if facts.lane.merged.is_some() {
+                    Some("merged")
+                } else if facts.lane.enqueued.is_some() {
+                    Some("enqueued")
+                } else if let Some((_, why)) = &facts.lane.merge_refused {
+                    return Err(format!("GitHub refused the merge: {why}"));
+                } else {
+                    None
+                };
+                if let Some(outcome) = outcome {
                     files.output("merged", outcome).map_err(write)?;
-                    let line = format!("#{number} {outcome} at {short} on @{by}'s authorization");
+                    let line = format!("#{number} {outcome} at {short} on {}", dispatch::authorization(&granted));
                     files.summary(&format!("### hotfix-lane merge\n\n{line}\n")).map_err(write)?;
                     println!("{line}");
                     return Ok(ExitCode::SUCCESS);
                 }
-                // The base moved under the merge: try again at the next look.
-                Err(StepError::Retry(why)) => println!("{}", runner::escape_data(&why)),
-                Err(err) => return Err(err.to_string()),
-            },
+            }
+            // The base moved under the merge: try again at the next look.
+            Err(StepError::Retry(why)) => println!("{}", runner::escape_data(&why)),
+            Err(err) => return Err(err.to_string()),
+        }
+        match grant::readiness(&facts, &policy, now) {
             Err(blocker @ (Blocker::PostmortemNotGreen | Blocker::SmokePending(_))) if now < deadline => {
                 println!("{}", runner::escape_data(&blocker.explain()));
             }
@@ -95,6 +98,11 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Deci
                 files.output("merged", "none").map_err(write)?;
                 return Err(format!("not merged: {}", blocker.explain()));
             }
+            Ok(()) if now >= deadline => {
+                files.output("merged", "none").map_err(write)?;
+                return Err("not merged before the wait ran out".into());
+            }
+            Ok(()) => {}
         }
         tokio::time::sleep(poll).await;
     }

@@ -139,7 +139,7 @@ async fn decide<F: Forge>(forge: &F, envelope: &Envelope) -> Result<Decision, St
 /// The lane decision for `pull` as it is now.
 async fn decide_for<F: Forge>(forge: &F, repo: &RepoRef, pull: PullRequest) -> Result<Decision, String> {
     let policies = Policies::default();
-    let loaded = policies.get(forge, repo).await.map_err(|e| e.to_string())?;
+    let loaded = policies.get(forge, &repo.full_name).await.map_err(|e| e.to_string())?;
     let policy = &loaded.policy;
     if let Some(error) = &loaded.error {
         runner::warning(&format!(".github/hotfix-lane.toml on the default branch is invalid: {error}"));

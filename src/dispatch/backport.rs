@@ -106,7 +106,7 @@ pub(super) async fn run<P: Forges>(d: &Dispatch<P>, forges: &P, job: &ClaimedJob
     let client = forges.client(installation_id)?;
     let forge = &client;
     let now = d.clock.now_ms();
-    let policy = d.policies.get(forge, &repo).await?.policy.clone();
+    let policy = d.policies.get(forge, &repo.full_name).await?.policy.clone();
     let pull = forge
         .pull(&repo.full_name, number)
         .await?

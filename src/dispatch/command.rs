@@ -5,7 +5,7 @@ use super::{AuditScope, Dispatch, StepError};
 use crate::forge::{Forge, Forges};
 use crate::lane::command::{self, Command};
 use crate::lane::event::{self, CommentAction, Envelope, Event, PullRequest, PullRequestAction, RepoRef};
-use crate::lane::grant::{self, Grant};
+use crate::lane::grant;
 use crate::lane::incident::format_utc;
 use crate::lane::incident::{self, Incident};
 use crate::lane::membership::{self, Labeler};
@@ -32,20 +32,24 @@ pub(super) async fn on_comment<P: Forges>(
     if commands.is_empty() {
         return d.track_only(envelope).await;
     }
+    let now = d.clock.now_ms();
+    let loaded = d.policies.get(forge, &repo.full_name).await?;
+    let policy = &loaded.policy;
+    let actor = &comment.author.login;
+    let responder = d.responders.check(forge, &repo.full_name, actor, &loaded, now).await?;
+    let forge_name = envelope.forge.as_str();
+    let mut prior = d.pull_state(forge_name, repo.id, number).await?;
+    if !responder && commands.iter().all(|c| matches!(c, Command::Authorize { .. } | Command::Revoke)) {
+        return refuse(forge, envelope, repo, number, actor, commands.len(), prior, policy, now).await;
+    }
     let Some(mut pull) = forge.pull(&repo.full_name, number).await? else {
         return Err(StepError::Invalid(format!("pull request #{number} not found")));
     };
-    let loaded = d.policies.get(forge, repo).await?;
-    let policy = &loaded.policy;
-    let actor = &comment.author.login;
-    let responder = forge.is_responder(&repo.full_name, actor, &policy.responders).await?;
-    let now = d.clock.now_ms();
     let head_sha = pull.head_sha.clone();
-    let scope =
-        AuditScope { at: now, forge: envelope.forge.as_str(), repo: &repo.full_name, number, actor, sha: &head_sha };
+    let scope = AuditScope { at: now, forge: forge_name, repo: &repo.full_name, number, actor, sha: &head_sha };
     let audit = |action: &str, detail: String| scope.entry(action, detail);
-    let mut prior = d.pull_state(envelope.forge.as_str(), repo.id, number).await?;
     let mut writes = Vec::new();
+    let mut revoked = Vec::new();
     let mut refusals = Vec::new();
     for command in commands {
         match command {
@@ -66,34 +70,41 @@ pub(super) async fn on_comment<P: Forges>(
             }
             Command::Authorize { duration, reason } => {
                 let has_label = pull.labels.iter().any(|l| l.eq_ignore_ascii_case(&policy.lane.label));
-                let refusal = if has_label {
-                    grant::refusal(&pull, policy)
+                let granted = if has_label {
+                    let head_author = pull::head_author(forge, repo, &pull, actor, policy).await?;
+                    let request = grant::Request { by: actor, duration, reason, head_author: head_author.as_deref() };
+                    grant::authorize(&pull, request, policy, now)
                 } else {
-                    Some(format!(
+                    Err(format!(
                         "add the `{}` label first: authorization applies to changes in the lane",
                         policy.lane.label
                     ))
                 };
-                if let Some(why) = refusal {
-                    writes.push(audit("grant.refused", why.clone()));
-                    refusals.push(format!("`/hotfix authorize`: {why}."));
-                    continue;
-                }
-                let g = Grant::new(actor, &pull.head_sha, duration, reason.clone(), policy, now);
+                let g = match granted {
+                    Ok(g) => g,
+                    Err(why) => {
+                        writes.push(audit("grant.refused", why.clone()));
+                        refusals.push(format!("`/hotfix authorize`: {why}."));
+                        continue;
+                    }
+                };
                 let detail = format!(
                     "until {}{}",
                     format_utc(g.expires_at),
-                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    g.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
                 );
-                writes.push(audit("grant.created", detail));
+                writes.push(audit("grant.created", pull::self_marked(detail, &g)));
                 let facts = prior.get_or_insert_with(|| track::first_seen(&pull));
                 // A responder's authorization also vouches for the label.
                 facts.lane.labeler = Some(Labeler { login: actor.clone(), responder: true, at: now });
                 facts.lane.grant = Some(g);
+                facts.lane.lapsed = None;
             }
             Command::Revoke => {
                 if prior.as_mut().and_then(|p| p.lane.grant.take()).is_some() {
-                    writes.push(audit("grant.revoked", "by command".into()));
+                    let entry = audit("grant.revoked", "by command".into());
+                    writes.push(entry.clone());
+                    revoked.push(entry);
                 }
             }
             Command::Backport { branch } if responder || actor.eq_ignore_ascii_case(&pull.author.login) => {
@@ -119,7 +130,59 @@ pub(super) async fn on_comment<P: Forges>(
         event: Event::PullRequest { action: PullRequestAction::Edited, pull: pull.clone(), label: None },
         ..envelope.clone()
     };
-    writes.extend(pull::on_pull(d, forge, &edited, repo, PullRequestAction::Edited, &pull, None, prior).await?);
+    match pull::on_pull(d, forge, &edited, repo, PullRequestAction::Edited, &pull, None, prior.clone()).await {
+        Ok(evaluated) => {
+            writes.extend(evaluated);
+            Ok(writes)
+        }
+        // A revoke stands even when the evaluation after it cannot finish.
+        Err(err) => match prior.as_ref().filter(|_| !revoked.is_empty()) {
+            Some(facts) => pull::lapsed_first(envelope, repo, facts, revoked, Err(err), now),
+            None => Err(err),
+        },
+    }
+}
+
+/// A non-responder's `/hotfix authorize` or `revoke`: audited every time, answered once per
+/// commenter and change, and with nothing else looked up — a flood of them costs the policy's
+/// revalidation and nothing more.
+#[allow(clippy::too_many_arguments)]
+async fn refuse<F: Forge>(
+    forge: &F,
+    envelope: &Envelope,
+    repo: &RepoRef,
+    number: u64,
+    actor: &str,
+    count: usize,
+    prior: Option<track::PullFacts>,
+    policy: &Policy,
+    now: crate::store::Millis,
+) -> Result<Vec<Write>, StepError> {
+    let forge_name = envelope.forge.as_str();
+    let mut facts = match prior {
+        Some(facts) => facts,
+        None => {
+            let Some(pull) = forge.pull(&repo.full_name, number).await? else {
+                return Err(StepError::Invalid(format!("pull request #{number} not found")));
+            };
+            let seen = Envelope {
+                event: Event::PullRequest { action: PullRequestAction::Edited, pull, label: None },
+                ..envelope.clone()
+            };
+            track::observe(None, &seen).expect("a pull request event has a subject")
+        }
+    };
+    let scope = AuditScope { at: now, forge: forge_name, repo: &repo.full_name, number, actor, sha: &facts.head_sha };
+    let mut writes: Vec<Write> =
+        (0..count).map(|_| scope.entry("grant.refused", format!("@{actor} is not a responder"))).collect();
+    if facts.lane.refused.insert(actor.to_ascii_lowercase()) {
+        let body = format!(
+            "{REFUSAL_MARKER}\n### hotfix-lane\n\n@{actor} is not a responder. {}\n",
+            membership::who_can_authorize(policy)
+        );
+        forge.upsert_comment(&repo.full_name, number, None, REFUSAL_MARKER, &body).await?;
+    }
+    writes.push(super::lane_state_write(forge_name, repo.id, &facts));
     Ok(writes)
 }
 

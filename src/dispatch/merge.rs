@@ -1,17 +1,27 @@
 //! Merging on a responder's pre-authorization, and the smoke-check results it waits for.
 
-use super::{lane_state_write, AuditScope, Dispatch, StepError};
+use serde::{Deserialize, Serialize};
+
+use super::pull::look_up;
+use super::{change_key, lane_state_write, AuditScope, Dispatch, StepError};
 use crate::forge::{Forge, Forges, MergeOutcome};
-use crate::lane::event::{CheckConclusion, CommitState, Envelope, ItemState, RepoRef};
-use crate::lane::grant::{self, Blocker};
+use crate::lane::event::{CheckConclusion, CommitState, Envelope, ItemState, PullRequest, RepoRef};
+use crate::lane::grant::{self, Blocker, Grant};
 use crate::lane::incident::format_utc;
 use crate::lane::policy::{MergeMethod, Policy};
+use crate::lane::postmortem;
 use crate::lane::report::CheckState;
+use crate::lane::smoke;
 use crate::lane::track::{CheckResult, PullFacts};
-use crate::store::{Millis, Write};
+use crate::store::{ClaimedJob, Millis, NewJob, Write};
 
 /// Merges the change if the lane may now, pinned to the head commit the grant covers.
-/// Returns the audit entries of what happened; `facts` records a merge so it never repeats.
+///
+/// What the stored facts say only decides whether to look: the merge itself is decided on the
+/// forge's facts of this moment — the change read again (head, base, labels, state, body), its
+/// postmortem issue, the smoke checks from the sources the policy names, and the authorizer
+/// still a responder. Returns the audit entries of what happened; `facts` records a merge so it
+/// never repeats, and whatever the reads showed.
 pub(crate) async fn try_merge<F: Forge>(
     forge: &F,
     forge_name: &str,
@@ -21,21 +31,51 @@ pub(crate) async fn try_merge<F: Forge>(
     now: Millis,
 ) -> Result<Vec<Write>, StepError> {
     let handed_over = facts.lane.enqueued.as_deref() == Some(facts.head_sha.as_str());
-    if facts.lane.merged.is_some() || handed_over || grant::readiness(facts, policy, now).is_err() {
+    let refused = facts.lane.merge_refused.as_ref().is_some_and(|(sha, _)| *sha == facts.head_sha);
+    if facts.lane.merged.is_some() || handed_over || refused || !worth_a_look(facts, policy, now) {
         return Ok(vec![]);
     }
-    if facts.lane.merge_refused.as_ref().is_some_and(|(sha, _)| *sha == facts.head_sha) {
+    let audit = |action: &str, detail: String, facts: &PullFacts| {
+        AuditScope::own(now, forge_name, &repo.full_name, facts).entry(action, detail)
+    };
+    let Some(fresh) = forge.pull(&repo.full_name, facts.number).await? else { return Ok(vec![]) };
+    if fresh.merged {
+        // A merge whose answer was lost, or one made by hand: the forge's word is what counts.
+        facts.lane.merged = Some(fresh.head_sha.clone());
+        facts.lane.merge_commit = fresh.merge_commit_sha.clone();
+        facts.state = ItemState::Merged;
+        return Ok(vec![audit("merge.merged", "merged, as read back from the forge".into(), facts)]);
+    }
+    observe_fresh(facts, &fresh);
+    if let Some((action, why)) = grant::drop_lapsed(facts) {
+        return Ok(vec![audit(action, why, facts)]);
+    }
+    let reference = postmortem::find_reference(&fresh.body, &repo.full_name);
+    let lookup = look_up(forge, &facts.lane.membership, &reference, &repo.full_name, policy).await?;
+    let verdict = postmortem::verdict(true, &reference, &repo.full_name, lookup.as_ref(), policy);
+    if verdict.state != CheckState::Success {
+        // The change's own events report the new verdict; here it only stops the merge.
         return Ok(vec![]);
+    }
+    let seen = forge.commit_checks(&repo.full_name, &facts.head_sha).await?;
+    facts.lane.checks = smoke::states(policy, &seen)
+        .into_iter()
+        .map(|(name, state)| (name, CheckResult { sha: facts.head_sha.clone(), state }))
+        .collect();
+    if grant::readiness(facts, policy, now).is_err() {
+        return Ok(vec![]);
+    }
+    let Some(g) = facts.lane.grant.clone() else { return Ok(vec![]) };
+    if !forge.is_responder(&repo.full_name, &g.by, &policy.responders).await? {
+        facts.lane.grant = None;
+        return Ok(vec![audit("grant.cleared", format!("@{} is no longer a responder", g.by), facts)]);
     }
     let method = match policy.merge.method {
         MergeMethod::Merge => "merge",
         MergeMethod::Squash => "squash",
         MergeMethod::Rebase => "rebase",
     };
-    let by = facts.lane.grant.as_ref().map_or_else(String::new, |g| g.by.clone());
-    let audit = |action: &str, detail: String, facts: &PullFacts| {
-        AuditScope::own(now, forge_name, &repo.full_name, facts).entry(action, detail)
-    };
+    let on = authorization(&g);
     let outcome = forge.merge(&repo.full_name, facts.number, &facts.head_sha, method).await?;
     let outcome = match outcome {
         // A retried job after a merge that did happen: the forge says so, and that is a merge.
@@ -48,22 +88,62 @@ pub(crate) async fn try_merge<F: Forge>(
         MergeOutcome::Merged => {
             facts.lane.merged = Some(facts.head_sha.clone());
             facts.state = ItemState::Merged;
-            Ok(vec![audit("merge.merged", format!("{method} merge on @{by}'s authorization"), facts)])
+            if g.self_authorized {
+                note_self_authorized(forge, facts, &g).await?;
+            }
+            Ok(vec![audit("merge.merged", format!("{method} merge on {on}"), facts)])
         }
         MergeOutcome::BaseModified => Err(StepError::Retry("the base branch moved during the merge".into())),
         MergeOutcome::QueueRequired => {
             forge.enqueue_first(&repo.full_name, facts.number, &facts.head_sha).await?;
             facts.lane.enqueued = Some(facts.head_sha.clone());
-            Ok(vec![audit(
-                "merge.enqueued",
-                format!("at the front of the merge queue on @{by}'s authorization"),
-                facts,
-            )])
+            Ok(vec![audit("merge.enqueued", format!("at the front of the merge queue on {on}"), facts)])
         }
         MergeOutcome::Refused(why) => {
             facts.lane.merge_refused = Some((facts.head_sha.clone(), why.clone()));
             Ok(vec![audit("merge.refused", why, facts)])
         }
+    }
+}
+
+/// Marks the hotfix's postmortem issue: a self-authorized merge is one the review should look
+/// at, since nobody but its author vouched for it.
+async fn note_self_authorized<F: Forge>(forge: &F, facts: &PullFacts, g: &Grant) -> Result<(), StepError> {
+    let Some(issue) = &facts.lane.postmortem else { return Ok(()) };
+    let short: String = facts.head_sha.chars().take(7).collect();
+    let body = format!(
+        "{SELF_AUTHORIZED_MARKER}\n### hotfix-lane\n\n⚠️ The hotfix #{} merged `{short}` on its author's own \
+         authorization (@{}): no second person reviewed or authorized it. The policy allows this with \
+         `merge.allow_self_authorize = true`.\n",
+        facts.number, g.by
+    );
+    forge.upsert_comment(&issue.repo, issue.number, None, SELF_AUTHORIZED_MARKER, &body).await?;
+    Ok(())
+}
+
+/// Marks the note on a postmortem issue about a self-authorized merge.
+const SELF_AUTHORIZED_MARKER: &str = "<!-- hotfix-lane:self-authorized -->";
+
+/// Whether the stored facts make a merge possible at all, so that reading the forge is worth
+/// it: everything but the smoke checks, which are read from the forge at merge time.
+fn worth_a_look(facts: &PullFacts, policy: &Policy, now: Millis) -> bool {
+    matches!(grant::readiness(facts, policy, now), Ok(()) | Err(Blocker::SmokePending(_) | Blocker::SmokeFailed(_)))
+}
+
+/// What the forge says the change is now, over what events said.
+fn observe_fresh(facts: &mut PullFacts, fresh: &PullRequest) {
+    facts.head_sha = fresh.head_sha.clone();
+    facts.base_ref = fresh.base_ref.clone();
+    facts.labels = fresh.labels.clone();
+    facts.state = fresh.state;
+}
+
+/// "@alice's authorization", marked when the authorizer wrote the change.
+pub(crate) fn authorization(g: &Grant) -> String {
+    if g.self_authorized {
+        format!("@{}'s own authorization (self-authorized: no second person)", g.by)
+    } else {
+        format!("@{}'s authorization", g.by)
     }
 }
 
@@ -74,8 +154,8 @@ pub(super) fn status_line(facts: &PullFacts, policy: &Policy, now: Millis) -> Op
     }
     let short: String = facts.head_sha.chars().take(7).collect();
     if facts.lane.merged.is_some() {
-        let by = facts.lane.grant.as_ref().map_or("a responder".into(), |g| format!("@{}", g.by));
-        return Some(format!("✅ **Merge:** merged `{short}` on {by}'s authorization"));
+        let on = facts.lane.grant.as_ref().map_or("a responder's authorization".into(), authorization);
+        return Some(format!("✅ **Merge:** merged `{short}` on {on}"));
     }
     if facts.lane.enqueued.as_deref() == Some(facts.head_sha.as_str()) {
         return Some(format!("✅ **Merge:** `{short}` is at the front of the merge queue"));
@@ -84,13 +164,18 @@ pub(super) fn status_line(facts: &PullFacts, policy: &Policy, now: Millis) -> Op
         return Some(format!("❌ **Merge:** GitHub refused to merge `{}`: {why}", &sha[..7.min(sha.len())]));
     }
     let authorization = match (grant::grant_blocker(facts, now), &facts.lane.grant) {
-        (None, Some(g)) => format!("✅ **Authorization:** @{} until {}, for `{short}`", g.by, format_utc(g.expires_at)),
+        (None, Some(g)) => format!(
+            "✅ **Authorization:** @{} until {}, for `{short}`{}",
+            g.by,
+            format_utc(g.expires_at),
+            if g.self_authorized { " (self-authorized: no second person)" } else { "" }
+        ),
         (Some(blocker), _) => format!("⏳ **Authorization:** {}", blocker.explain()),
         (None, None) => return None,
     };
     let merge = match grant::readiness(facts, policy, now) {
         Ok(()) => "⏳ **Merge:** merging".to_string(),
-        Err(Blocker::NoGrant | Blocker::Expired | Blocker::Voided) => return Some(authorization),
+        Err(Blocker::NoGrant | Blocker::Lapsed(_) | Blocker::Expired | Blocker::Voided) => return Some(authorization),
         Err(blocker) => format!("⏳ **Merge:** {}", blocker.explain()),
     };
     Some(format!("{authorization}\n\n{merge}"))
@@ -100,14 +185,26 @@ pub(super) fn status_line(facts: &PullFacts, policy: &Policy, now: Millis) -> Op
 pub(super) struct CheckSeen<'a> {
     pub name: &'a str,
     pub sha: &'a str,
-    /// `None` for results that do not count (unfinished, stale).
-    pub state: Option<CheckState>,
+    /// `false` for results that say nothing new (unfinished runs, unknown states).
+    pub finished: bool,
     /// The pull requests the forge says it belongs to; empty means "look them up".
     pub pull_numbers: &'a [u64],
 }
 
-/// A check or status result on a commit: recorded on the changes whose head it is, which may
-/// then be merged.
+/// Re-evaluates one change in its own queue after a check on its head moved.
+pub const REFRESH_JOB: &str = "refresh";
+
+#[derive(Serialize, Deserialize)]
+struct Refresh {
+    repo: RepoRef,
+    number: u64,
+    installation_id: Option<u64>,
+    sha: String,
+}
+
+/// A smoke check's result on a commit: each change whose head it is gets a re-evaluation in
+/// that change's own queue, behind the change's earlier events (a revoke among them). The
+/// event itself is only a hint: the result counts once read back from the forge.
 pub(super) async fn on_check<P: Forges>(
     d: &Dispatch<P>,
     forge: &P::Client,
@@ -115,10 +212,12 @@ pub(super) async fn on_check<P: Forges>(
     repo: &RepoRef,
     seen: CheckSeen<'_>,
 ) -> Result<Vec<Write>, StepError> {
-    let CheckSeen { name, sha, state, pull_numbers } = seen;
-    let Some(state) = state else { return Ok(vec![]) };
-    let loaded = d.policies.get(forge, repo).await?;
-    if !loaded.policy.merge.smoke_checks.iter().any(|c| c == name) {
+    let CheckSeen { name, sha, finished, pull_numbers } = seen;
+    if !finished {
+        return Ok(vec![]);
+    }
+    let loaded = d.policies.get(forge, &repo.full_name).await?;
+    if !loaded.policy.merge.smoke_checks.iter().any(|c| c.name == name) {
         return Ok(vec![]);
     }
     let numbers = if pull_numbers.is_empty() {
@@ -130,34 +229,48 @@ pub(super) async fn on_check<P: Forges>(
     let now = d.clock.now_ms();
     let mut writes = Vec::new();
     for number in numbers {
-        let Some(mut facts) = d.pull_state(forge_name, repo.id, number).await? else { continue };
-        if facts.head_sha != sha {
+        let Some(facts) = d.pull_state(forge_name, repo.id, number).await? else { continue };
+        if facts.head_sha != sha || facts.state != ItemState::Open {
             continue;
         }
-        facts.lane.checks.insert(name.to_string(), CheckResult { sha: sha.to_string(), state });
-        writes.extend(
-            super::pull::refresh(forge, forge_name, repo, &mut facts, &loaded.policy, loaded.error.as_ref(), now)
-                .await?,
-        );
-        writes.push(lane_state_write(forge_name, repo.id, &facts));
+        let refresh =
+            Refresh { repo: repo.clone(), number, installation_id: envelope.installation_id, sha: sha.to_string() };
+        writes.push(Write::Enqueue(NewJob {
+            kind: REFRESH_JOB.into(),
+            ordering_key: change_key(forge_name, repo.id, number),
+            payload: serde_json::to_value(refresh).expect("refresh serializes"),
+            delivery_id: None,
+            max_attempts: 8,
+            run_at: now,
+        }));
     }
     Ok(writes)
 }
 
-/// A check run's conclusion as pass, fail, or not finished (`None` ignores it).
-pub(super) fn check_state(conclusion: Option<CheckConclusion>) -> Option<CheckState> {
-    match conclusion? {
-        CheckConclusion::Success | CheckConclusion::Neutral | CheckConclusion::Skipped => Some(CheckState::Success),
-        CheckConclusion::Unknown | CheckConclusion::Stale => None,
-        _ => Some(CheckState::Failure),
+/// Runs a [`REFRESH_JOB`]: merges the change if the lane now may, and updates its comment.
+pub(super) async fn refresh<P: Forges>(d: &Dispatch<P>, forges: &P, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
+    let Refresh { repo, number, installation_id, sha } = serde_json::from_value(job.payload.clone())
+        .map_err(|e| StepError::Invalid(format!("refresh payload does not parse: {e}")))?;
+    let forge_name = super::pull::job_forge(job);
+    let Some(mut facts) = d.pull_state(forge_name, repo.id, number).await? else { return Ok(vec![]) };
+    if facts.head_sha != sha {
+        return Ok(vec![]);
     }
+    let client = forges.client(installation_id)?;
+    let loaded = d.policies.get(&client, &repo.full_name).await?;
+    let now = d.clock.now_ms();
+    let mut writes =
+        super::pull::refresh(&client, forge_name, &repo, &mut facts, &loaded.policy, loaded.error.as_ref(), now)
+            .await?;
+    writes.push(lane_state_write(forge_name, repo.id, &facts));
+    Ok(writes)
 }
 
-pub(super) fn status_state(state: CommitState) -> Option<CheckState> {
-    match state {
-        CommitState::Success => Some(CheckState::Success),
-        CommitState::Failure | CommitState::Error => Some(CheckState::Failure),
-        CommitState::Pending => Some(CheckState::Pending),
-        CommitState::Unknown => None,
-    }
+/// Whether a check run's conclusion is worth a look (unfinished and stale runs are not).
+pub(super) fn check_finished(conclusion: Option<CheckConclusion>) -> bool {
+    conclusion.is_some_and(|c| !matches!(c, CheckConclusion::Unknown | CheckConclusion::Stale))
+}
+
+pub(super) fn status_finished(state: CommitState) -> bool {
+    !matches!(state, CommitState::Pending | CommitState::Unknown)
 }

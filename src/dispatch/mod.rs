@@ -6,6 +6,7 @@ mod command;
 mod merge;
 mod policies;
 mod pull;
+mod responders;
 
 use std::sync::Arc;
 
@@ -19,10 +20,11 @@ use crate::metrics::Metrics;
 use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
 pub use backport::{pending as pending_backports, PendingBackport};
-pub(crate) use merge::try_merge;
-pub use policies::{Policies, GITHUB_POLICY_PATH};
-pub(crate) use pull::{look_up, recorded_labeler};
+pub(crate) use merge::{authorization, try_merge};
+pub use policies::{Loaded, Policies, GITHUB_POLICY_PATH};
+pub(crate) use pull::{head_author, look_up, recorded_labeler};
 pub use pull::{queue_pull_number, QUEUE_SWEEP_JOB, RECHECK_JOB, RECONCILE_JOB};
+pub use responders::Responders;
 
 /// Changes untouched for longer than this are left out of the reconcile sweep.
 const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -59,6 +61,8 @@ pub struct Dispatch<P> {
     /// `None` when no forge credentials are configured: events are tracked, nothing reported.
     pub forge: Option<P>,
     pub policies: Policies,
+    /// Refusals remembered, so refused commands cost the rate limit next to nothing.
+    pub responders: Responders,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     /// Warm repositories for backports.
@@ -93,7 +97,8 @@ impl From<StepError> for JobResult {
 
 impl<P: Forges> Dispatch<P> {
     pub fn new(store: Store, forge: Option<P>, clock: Arc<dyn Clock>, metrics: Metrics, mirrors: Mirrors) -> Arc<Self> {
-        Arc::new(Dispatch { store, forge, policies: Policies::default(), clock, metrics, mirrors })
+        let (policies, responders) = (Policies::default(), Responders::default());
+        Arc::new(Dispatch { store, forge, policies, responders, clock, metrics, mirrors })
     }
 
     async fn delivery(&self, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
@@ -109,11 +114,6 @@ impl<P: Forges> Dispatch<P> {
             return Ok(vec![]);
         };
         let forge_name = envelope.forge.as_str();
-        if let Event::Push { git_ref, .. } = &envelope.event {
-            if git_ref.strip_prefix("refs/heads/") == Some(repo.default_branch.as_str()) {
-                self.policies.invalidate(&repo.full_name);
-            }
-        }
         let Some(forges) = &self.forge else {
             return self.track_only(&envelope).await;
         };
@@ -131,14 +131,18 @@ impl<P: Forges> Dispatch<P> {
                 let seen = merge::CheckSeen {
                     name: &check.name,
                     sha: &check.head_sha,
-                    state: merge::check_state(check.conclusion),
+                    finished: merge::check_finished(check.conclusion),
                     pull_numbers: &check.pull_numbers,
                 };
                 merge::on_check(self, forge, &envelope, repo, seen).await
             }
             Event::Status { sha, context, state } => {
-                let seen =
-                    merge::CheckSeen { name: context, sha, state: merge::status_state(*state), pull_numbers: &[] };
+                let seen = merge::CheckSeen {
+                    name: context,
+                    sha,
+                    finished: merge::status_finished(*state),
+                    pull_numbers: &[],
+                };
                 merge::on_check(self, forge, &envelope, repo, seen).await
             }
             Event::Comment { action, number, on_pull_request: true, comment } => {
@@ -227,6 +231,11 @@ impl<'a> AuditScope<'a> {
     }
 }
 
+/// The ordering key of a change's own queue: every job about one change runs there, in order.
+pub(crate) fn change_key(forge: &str, repo_id: u64, number: u64) -> String {
+    format!("{forge}:{repo_id}:pr:{number}")
+}
+
 fn lane_state_write(forge: &str, repo_id: u64, facts: &PullFacts) -> Write {
     Write::LaneState {
         forge: forge.to_string(),
@@ -250,6 +259,10 @@ impl<P: Forges> JobHandler for Dispatch<P> {
             },
             QUEUE_SWEEP_JOB => match &self.forge {
                 Some(forge) => pull::queue_sweep(self, forge, job).await,
+                None => Ok(vec![]),
+            },
+            merge::REFRESH_JOB => match &self.forge {
+                Some(forge) => merge::refresh(self, forge, job).await,
                 None => Ok(vec![]),
             },
             backport::BACKPORT_JOB => match &self.forge {

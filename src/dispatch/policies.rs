@@ -1,10 +1,14 @@
-//! Repository policies, read from the default branch and cached until a push to it.
+//! Repository policies, read from the repository's default branch and nowhere else.
+//!
+//! Every read revalidates the cached copy with a conditional request (a `304` costs nothing
+//! against GitHub's rate limit), so a responder removed from the policy loses the power at the
+//! next decision on every replica, whether or not the push webhook arrived. Parsed policies are
+//! kept by repository and blob id.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::forge::{Forge, ForgeError};
-use crate::lane::event::RepoRef;
+use crate::forge::{Forge, ForgeError, Revalidated};
 use crate::lane::policy::{Policy, PolicyError};
 
 /// Where the policy lives in a GitHub repository.
@@ -12,13 +16,8 @@ pub const GITHUB_POLICY_PATH: &str = ".github/hotfix-lane.toml";
 
 #[derive(Clone)]
 struct Cached {
-    /// Blob id of the file the policy came from; `None` when the file is absent.
-    sha: Option<String>,
-    policy: Policy,
-    /// Set when the file on the default branch is invalid; `policy` is then the last good one.
-    error: Option<PolicyError>,
-    /// A push to the default branch happened since this was read.
-    stale: bool,
+    etag: Option<String>,
+    loaded: Loaded,
 }
 
 #[derive(Default)]
@@ -27,43 +26,43 @@ pub struct Policies {
 }
 
 /// A repository's policy, and the problem with its file if the file is invalid.
+#[derive(Clone)]
 pub struct Loaded {
     pub policy: Policy,
     pub error: Option<PolicyError>,
+    /// Blob id of the file the policy came from; `None` when the file is absent (defaults).
+    pub blob: Option<String>,
 }
 
 impl Policies {
-    pub async fn get<F: Forge>(&self, forge: &F, repo: &RepoRef) -> Result<Loaded, ForgeError> {
-        let known = self.cache.lock().expect("policy cache lock").get(&repo.full_name).cloned();
-        if let Some(c) = &known {
-            if !c.stale {
-                return Ok(Loaded { policy: c.policy.clone(), error: c.error.clone() });
-            }
-        }
-        let file = forge.file(&repo.full_name, GITHUB_POLICY_PATH, &repo.default_branch).await?;
-        let fresh = match file {
-            None => Cached { sha: None, policy: Policy::default(), error: None, stale: false },
-            Some(f) if known.as_ref().is_some_and(|c| c.sha.as_deref() == Some(&f.sha)) => {
-                Cached { stale: false, ..known.clone().expect("checked above") }
-            }
-            Some(f) => match Policy::parse(&f.text) {
-                Ok(policy) => Cached { sha: Some(f.sha), policy, error: None, stale: false },
-                Err(error) => {
-                    tracing::warn!(repo = %repo.full_name, %error, "invalid policy file; keeping the last good policy");
-                    let last_good = known.map(|c| c.policy).unwrap_or_default();
-                    Cached { sha: Some(f.sha), policy: last_good, error: Some(error), stale: false }
-                }
+    /// The policy on `repo`'s default branch now.
+    pub async fn get<F: Forge>(&self, forge: &F, repo: &str) -> Result<Loaded, ForgeError> {
+        let known = self.cache.lock().expect("policy cache lock").get(repo).cloned();
+        let etag = known.as_ref().and_then(|c| c.etag.as_deref());
+        let fresh = match forge.default_branch_file(repo, GITHUB_POLICY_PATH, etag).await? {
+            Revalidated::Unchanged => match known {
+                Some(cached) => return Ok(cached.loaded),
+                None => return Err(ForgeError::Failed(format!("{repo}: an unconditional read answered 304"))),
             },
+            Revalidated::Absent => {
+                Cached { etag: None, loaded: Loaded { policy: Policy::default(), error: None, blob: None } }
+            }
+            Revalidated::Changed { file, etag } => {
+                let same_blob = known.as_ref().filter(|c| c.loaded.blob.as_deref() == Some(&file.sha));
+                let loaded = match (same_blob, Policy::parse(&file.text)) {
+                    (Some(cached), _) => cached.loaded.clone(),
+                    (None, Ok(policy)) => Loaded { policy, error: None, blob: Some(file.sha) },
+                    (None, Err(error)) => {
+                        tracing::warn!(repo, %error, "invalid policy file; keeping the last good policy");
+                        let last_good = known.map(|c| c.loaded.policy).unwrap_or_default();
+                        Loaded { policy: last_good, error: Some(error), blob: Some(file.sha) }
+                    }
+                };
+                Cached { etag, loaded }
+            }
         };
-        let loaded = Loaded { policy: fresh.policy.clone(), error: fresh.error.clone() };
-        self.cache.lock().expect("policy cache lock").insert(repo.full_name.clone(), fresh);
+        let loaded = fresh.loaded.clone();
+        self.cache.lock().expect("policy cache lock").insert(repo.to_string(), fresh);
         Ok(loaded)
-    }
-
-    /// Marks a repository's policy for re-reading (after a push to its default branch).
-    pub fn invalidate(&self, repo: &str) {
-        if let Some(c) = self.cache.lock().expect("policy cache lock").get_mut(repo) {
-            c.stale = true;
-        }
     }
 }

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{backport, command, lane_state_write, merge, AuditScope, Dispatch, StepError, GITHUB_POLICY_PATH};
+use super::{
+    backport, change_key, command, lane_state_write, merge, AuditScope, Dispatch, StepError, GITHUB_POLICY_PATH,
+};
 use crate::forge::{Forge, ForgeError, Forges};
 use crate::lane::backport as decide;
 use crate::lane::comment::{self, MARKER};
@@ -35,7 +37,7 @@ pub(super) fn reconcile_job(forge: &str, facts: &PullFacts, repo: &RepoRef, now:
     let (number, installation_id) = (facts.number, facts.installation_id);
     NewJob {
         kind: RECONCILE_JOB.into(),
-        ordering_key: format!("{forge}:{}:pr:{number}", repo.id),
+        ordering_key: change_key(forge, repo.id, number),
         payload: serde_json::to_value(Reconcile { repo: repo.clone(), number, installation_id }).expect("serializes"),
         delivery_id: None,
         max_attempts: 3,
@@ -87,7 +89,70 @@ pub(super) async fn on_pull<P: Forges>(
     prior: Option<PullFacts>,
 ) -> Result<Vec<Write>, StepError> {
     let now = d.clock.now_ms();
-    let loaded = d.policies.get(forge, repo).await?;
+    let mut facts = track::observe(prior.clone(), envelope).expect("a pull request event has a subject");
+    let scope = AuditScope {
+        at: now,
+        forge: envelope.forge.as_str(),
+        repo: &repo.full_name,
+        number: pull.number,
+        actor: &envelope.sender.login,
+        sha: &pull.head_sha,
+    };
+    // Authority this event takes away needs no look-ups, and is kept even when the evaluation
+    // after it fails: nothing a change's author can make fail may keep a grant alive.
+    let mut lapsed = Vec::new();
+    if let Some((action, why)) = grant::drop_lapsed(&mut facts) {
+        lapsed.push(scope.entry(action, why));
+    }
+    let was = prior.map(|p| p.lane.membership).unwrap_or_default();
+    let evaluated = decide_pull(d, forge, envelope, repo, action, pull, label, was, facts.clone(), now).await;
+    lapsed_first(envelope, repo, &facts, lapsed, evaluated, now)
+}
+
+/// Commits `lapsed` (authority taken away) with the evaluation's writes, or on their own with
+/// a re-evaluation queued behind them when the evaluation failed.
+pub(super) fn lapsed_first(
+    envelope: &Envelope,
+    repo: &RepoRef,
+    facts: &PullFacts,
+    mut lapsed: Vec<Write>,
+    evaluated: Result<Vec<Write>, StepError>,
+    now: Millis,
+) -> Result<Vec<Write>, StepError> {
+    match evaluated {
+        Ok(writes) => {
+            lapsed.extend(writes);
+            Ok(lapsed)
+        }
+        Err(err) if lapsed.is_empty() => Err(err),
+        Err(err) => {
+            tracing::warn!(repo = %repo.full_name, number = facts.number, error = %err,
+                "evaluation failed after a grant lapsed; the lapse is kept and the change is looked at again");
+            let forge_name = envelope.forge.as_str();
+            lapsed.push(lane_state_write(forge_name, repo.id, facts));
+            lapsed.push(Write::Enqueue(reconcile_job(forge_name, facts, repo, now + RETRY_AFTER_LAPSE_MS)));
+            Ok(lapsed)
+        }
+    }
+}
+
+/// How long after a failed evaluation the change is looked at again.
+const RETRY_AFTER_LAPSE_MS: Millis = 30_000;
+
+#[allow(clippy::too_many_arguments)]
+async fn decide_pull<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
+    envelope: &Envelope,
+    repo: &RepoRef,
+    action: PullRequestAction,
+    pull: &PullRequest,
+    label: Option<&str>,
+    was: Membership,
+    mut facts: PullFacts,
+    now: Millis,
+) -> Result<Vec<Write>, StepError> {
+    let loaded = d.policies.get(forge, &repo.full_name).await?;
     let policy = &loaded.policy;
     let lane_label = &policy.lane.label;
     let has_label = pull.labels.iter().any(|l| l.eq_ignore_ascii_case(lane_label));
@@ -101,17 +166,14 @@ pub(super) async fn on_pull<P: Forges>(
     let labeler = if !has_label {
         None
     } else if applied_now {
-        let responder = forge.is_responder(&repo.full_name, sender, &policy.responders).await?;
+        let responder = d.responders.check(forge, &repo.full_name, sender, &loaded, now).await?;
         Some(Labeler { login: sender.clone(), responder, at: now })
-    } else if let Some(known) = prior.as_ref().and_then(|p| p.lane.labeler.clone()) {
+    } else if let Some(known) = facts.lane.labeler.clone() {
         Some(known)
     } else {
         // Labelled while hotfix-lane was not listening: ask the forge who did it.
         recorded_labeler(forge, &repo.full_name, pull.number, policy).await?
     };
-    let prior_head = prior.as_ref().map(|p| p.head_sha.clone());
-    let mut facts = track::observe(prior.clone(), envelope).expect("a pull request event has a subject");
-    let was = prior.map(|p| p.lane.membership).unwrap_or_default();
     facts.lane.labeler = labeler;
     facts.lane.membership = membership::evaluate(pull, policy, facts.lane.labeler.as_ref());
     let mut writes = Vec::new();
@@ -130,27 +192,23 @@ pub(super) async fn on_pull<P: Forges>(
             membership::report(&facts.lane.membership, policy).details,
         ));
     }
-    // A responder applying the label authorizes the head commit; leaving the lane ends the
-    // grant; a push voids it (the grant names the commit it covers).
+    // A responder applying the label authorizes the head commit (unless they wrote it);
+    // leaving the lane ends the grant.
     if applied_now && facts.lane.membership.in_lane() {
-        match grant::refusal(pull, policy) {
-            Some(why) => writes.push(audit("grant.refused", why)),
-            None => {
-                let g = Grant::new(sender, &pull.head_sha, None, None, policy, now);
-                writes.push(audit(
-                    "grant.created",
-                    format!("by applying the lane label, until {}", format_utc(g.expires_at)),
-                ));
+        let head_author = head_author(forge, repo, pull, sender, policy).await?;
+        let request = grant::Request { by: sender, duration: None, reason: None, head_author: head_author.as_deref() };
+        match grant::authorize(pull, request, policy, now) {
+            Err(why) => writes.push(audit("grant.refused", why)),
+            Ok(g) => {
+                let detail = format!("by applying the lane label, until {}", format_utc(g.expires_at));
+                writes.push(audit("grant.created", self_marked(detail, &g)));
                 facts.lane.grant = Some(g);
+                facts.lane.lapsed = None;
             }
         }
     } else if !facts.lane.membership.in_lane() && facts.lane.grant.is_some() {
         facts.lane.grant = None;
         writes.push(audit("grant.cleared", "the change left the lane".into()));
-    } else if let Some(g) =
-        facts.lane.grant.as_ref().filter(|g| g.sha != pull.head_sha && prior_head.as_deref() == Some(&g.sha))
-    {
-        writes.push(audit("grant.voided", format!("new commits since the authorization of {}", g.sha)));
     }
     let mut pull = pull.clone();
     if applied_now && facts.lane.membership.in_lane() && policy.postmortem.open_on_label {
@@ -208,6 +266,30 @@ pub(super) async fn on_pull<P: Forges>(
     Ok(writes)
 }
 
+/// The head commit's author, for the two-person rule — not asked for when the authorizer
+/// wrote the change anyway, or the policy lets them authorize their own.
+pub(crate) async fn head_author<F: Forge>(
+    forge: &F,
+    repo: &RepoRef,
+    pull: &PullRequest,
+    by: &str,
+    policy: &Policy,
+) -> Result<Option<String>, ForgeError> {
+    if policy.merge.allow_self_authorize || by.eq_ignore_ascii_case(&pull.author.login) {
+        return Ok(None);
+    }
+    forge.commit_author(&repo.full_name, &pull.head_sha).await
+}
+
+/// An audit detail, marked when the grant is the authorizer's own.
+pub(super) fn self_marked(detail: String, g: &Grant) -> String {
+    if g.self_authorized {
+        format!("{detail} (self-authorized: @{} wrote the change)", g.by)
+    } else {
+        detail
+    }
+}
+
 /// An event on an issue: every change naming it as postmortem gets a recheck job, queued
 /// behind that change's own jobs.
 pub(super) async fn on_issue<P: Forges>(
@@ -240,7 +322,7 @@ pub(super) async fn on_issue<P: Forges>(
             };
             Write::Enqueue(NewJob {
                 kind: RECHECK_JOB.into(),
-                ordering_key: format!("{forge_name}:{}:pr:{}", c.repo_id, c.number),
+                ordering_key: change_key(forge_name, c.repo_id as u64, c.number as u64),
                 payload: serde_json::to_value(recheck).expect("recheck serializes"),
                 delivery_id: None,
                 max_attempts: 8,
@@ -262,11 +344,8 @@ pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &Claime
     if facts.state != ItemState::Open {
         return Ok(vec![]);
     }
-    let mut repo = recheck.repo;
-    // The default branch is needed to read the policy; the stored change knows its base, and
-    // a cached policy is used when there is one.
-    repo.default_branch = facts.base_ref.clone();
-    let loaded = d.policies.get(forge, &repo).await?;
+    let repo = recheck.repo;
+    let loaded = d.policies.get(forge, &repo.full_name).await?;
     let lookup = match recheck.lookup {
         Lookup::Found { is_pull_request, labels } => IssueLookup::Found { is_pull_request, labels },
         Lookup::NotFound => IssueLookup::NotFound,
@@ -378,7 +457,7 @@ pub(super) async fn on_merge_group<P: Forges>(
     let Some(number) = queue_pull_number(&group.head_ref) else {
         return Err(StepError::Invalid(format!("merge group ref `{}` names no pull request", group.head_ref)));
     };
-    let loaded = d.policies.get(forge, repo).await?;
+    let loaded = d.policies.get(forge, &repo.full_name).await?;
     let policy = &loaded.policy;
     let Some(pull) = forge.pull(&repo.full_name, number).await? else {
         return Err(StepError::Invalid(format!("pull request #{number} of merge group {} not found", group.head_sha)));

@@ -12,13 +12,14 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
 
-use super::{FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull};
+use super::{FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull, Revalidated};
 use crate::ingress::github_payload::{PullRequestBody, User};
 use crate::lane::event::PullRequest;
 use crate::lane::incident::parse_utc;
 use crate::lane::policy::{Permission, Responders};
 use crate::lane::postmortem::IssueLookup;
 use crate::lane::report::{CheckState, Report};
+use crate::lane::smoke::{Conclusion, Seen, Source};
 use crate::store::Millis;
 
 /// A client acting as one identity: a token (reports as commit statuses) or an App
@@ -99,6 +100,40 @@ impl GitHub {
             Err(err) => Err(classify(err)),
         }
     }
+
+    /// A GET whose answer the caller reads by status: `expected` statuses come back as
+    /// `(status, ETag, body)`, anything else as the error octocrab makes of it.
+    async fn get_answer(
+        &self,
+        route: &str,
+        headers: Option<axum::http::HeaderMap>,
+        expected: &[u16],
+    ) -> Result<(u16, Option<String>, Vec<u8>), ForgeError> {
+        use http_body_util::BodyExt;
+        let response = self.client._get_with_headers(route, headers).await.map_err(classify)?;
+        let code = response.status().as_u16();
+        if !expected.contains(&code) {
+            return Err(match octocrab::map_github_error(response).await {
+                Err(err) => classify(err),
+                Ok(_) => ForgeError::Failed(format!("GitHub answered {code} to GET {route}")),
+            });
+        }
+        let etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).map(String::from);
+        let body = response.into_body().collect().await.map_err(classify)?.to_bytes().to_vec();
+        Ok((code, etag, body))
+    }
+}
+
+fn decode_contents(path: &str, contents: Contents) -> Result<FileContent, ForgeError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(contents.content.replace(['\n', '\r'], ""))
+        .map_err(|e| ForgeError::Failed(format!("{path} is not valid base64: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| ForgeError::Failed(format!("{path} is not UTF-8")))?;
+    Ok(FileContent { sha: contents.sha, text })
+}
+
+fn parse_answer<T: serde::de::DeserializeOwned>(route: &str, body: &[u8]) -> Result<T, ForgeError> {
+    serde_json::from_slice(body).map_err(|e| ForgeError::Failed(format!("GET {route}: unexpected answer: {e}")))
 }
 
 fn status(err: &octocrab::Error) -> Option<u16> {
@@ -170,8 +205,6 @@ struct CombinedStatus {
 #[derive(Deserialize)]
 struct StatusContext {
     context: String,
-    #[serde(default)]
-    state: String,
 }
 
 #[derive(Deserialize)]
@@ -186,23 +219,44 @@ struct CheckRuns {
 struct CheckRunItem {
     name: String,
     #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
     conclusion: Option<String>,
+    #[serde(default)]
+    app: Option<App>,
 }
 
-/// A check run's conclusion as the lane counts it: anything but a pass blocks.
-fn conclusion_state(conclusion: Option<&str>) -> CheckState {
-    match conclusion {
-        None => CheckState::Pending,
-        Some("success" | "neutral" | "skipped") => CheckState::Success,
-        Some(_) => CheckState::Failure,
+#[derive(Deserialize)]
+struct App {
+    slug: String,
+}
+
+#[derive(Deserialize)]
+struct StatusItem {
+    context: String,
+    state: String,
+    #[serde(default)]
+    creator: Option<User>,
+}
+
+/// Lists the lane reads whole are read this many pages of 100 at most.
+const MAX_PAGES: usize = 10;
+
+fn run_conclusion(status: Option<&str>, conclusion: Option<&str>) -> Conclusion {
+    match (status, conclusion) {
+        (Some("completed") | None, Some("success")) => Conclusion::Success,
+        (Some("completed") | None, Some("neutral")) => Conclusion::Neutral,
+        (Some("completed") | None, Some("skipped")) => Conclusion::Skipped,
+        (Some("completed") | None, Some(_)) => Conclusion::Failure,
+        _ => Conclusion::Pending,
     }
 }
 
-fn status_state(state: &str) -> CheckState {
+fn status_conclusion(state: &str) -> Conclusion {
     match state {
-        "success" => CheckState::Success,
-        "pending" => CheckState::Pending,
-        _ => CheckState::Failure,
+        "success" => Conclusion::Success,
+        "pending" => Conclusion::Pending,
+        _ => Conclusion::Failure,
     }
 }
 
@@ -315,23 +369,52 @@ struct CollaboratorPermission {
 
 impl Forge for GitHub {
     async fn file(&self, repo: &str, path: &str, branch: &str) -> Result<Option<FileContent>, ForgeError> {
-        let Some(contents) = self.get::<Contents>(&format!("/repos/{repo}/contents/{path}?ref={branch}")).await? else {
+        let route = format!("/repos/{repo}/contents/{path}?ref={}", encode_query(branch));
+        let Some(contents) = self.get::<Contents>(&route).await? else {
             return Ok(None);
         };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(contents.content.replace(['\n', '\r'], ""))
-            .map_err(|e| ForgeError::Failed(format!("{path} is not valid base64: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|_| ForgeError::Failed(format!("{path} is not UTF-8")))?;
-        Ok(Some(FileContent { sha: contents.sha, text }))
+        decode_contents(path, contents).map(Some)
+    }
+
+    async fn default_branch_file(&self, repo: &str, path: &str, etag: Option<&str>) -> Result<Revalidated, ForgeError> {
+        // Without `ref`, GitHub reads the repository's default branch itself.
+        let route = format!("/repos/{repo}/contents/{path}");
+        let headers = etag.and_then(|e| axum::http::HeaderValue::from_str(e).ok()).map(|value| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(axum::http::header::IF_NONE_MATCH, value);
+            headers
+        });
+        Ok(match self.get_answer(&route, headers, &[200, 304, 404]).await? {
+            (304, ..) => Revalidated::Unchanged,
+            (404, ..) => Revalidated::Absent,
+            (_, etag, body) => {
+                Revalidated::Changed { file: decode_contents(path, parse_answer(&route, &body)?)?, etag }
+            }
+        })
+    }
+
+    async fn commit_author(&self, repo: &str, sha: &str) -> Result<Option<String>, ForgeError> {
+        #[derive(Deserialize)]
+        struct Commit {
+            author: Option<User>,
+        }
+        let commit = self.get::<Commit>(&format!("/repos/{repo}/commits/{sha}")).await?;
+        Ok(commit.and_then(|c| c.author).map(|u| u.login))
     }
 
     async fn issue(&self, repo: &str, number: u64) -> Result<IssueLookup, ForgeError> {
-        Ok(match self.get::<IssueBody>(&format!("/repos/{repo}/issues/{number}")).await? {
-            Some(issue) => IssueLookup::Found {
-                is_pull_request: issue.pull_request.is_some(),
-                labels: issue.labels.into_iter().map(|l| l.name).collect(),
-            },
-            None => IssueLookup::NotFound,
+        let route = format!("/repos/{repo}/issues/{number}");
+        Ok(match self.get_answer(&route, None, &[200, 301, 404, 410]).await? {
+            (301, ..) => IssueLookup::Moved,
+            (404, ..) => IssueLookup::NotFound,
+            (410, ..) => IssueLookup::Deleted,
+            (_, _, body) => {
+                let issue: IssueBody = parse_answer(&route, &body)?;
+                IssueLookup::Found {
+                    is_pull_request: issue.pull_request.is_some(),
+                    labels: issue.labels.into_iter().map(|l| l.name).collect(),
+                }
+            }
         })
     }
 
@@ -574,18 +657,37 @@ impl Forge for GitHub {
         Ok(())
     }
 
-    async fn commit_checks(&self, repo: &str, sha: &str) -> Result<Vec<(String, CheckState)>, ForgeError> {
-        // Both lists come newest first: the first result of a name is its latest.
-        let runs = self.get::<CheckRuns>(&format!("/repos/{repo}/commits/{sha}/check-runs?per_page=100")).await?;
-        let statuses = self.get::<CombinedStatus>(&format!("/repos/{repo}/commits/{sha}/status")).await?;
-        let mut seen = std::collections::BTreeMap::new();
-        for run in runs.map(|r| r.check_runs).unwrap_or_default() {
-            seen.entry(run.name).or_insert_with(|| conclusion_state(run.conclusion.as_deref()));
+    async fn commit_checks(&self, repo: &str, sha: &str) -> Result<Vec<Seen>, ForgeError> {
+        // Both lists come newest first, each result with who reported it: the App of a check
+        // run, the creator of a status (which the combined status leaves out).
+        let mut seen = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let route = format!("/repos/{repo}/commits/{sha}/check-runs?per_page=100&page={page}");
+            let runs = self.get::<CheckRuns>(&route).await?.map(|r| r.check_runs).unwrap_or_default();
+            let full = runs.len() == 100;
+            seen.extend(runs.into_iter().map(|run| Seen {
+                name: run.name,
+                source: run.app.map(|a| Source::App(a.slug)),
+                conclusion: run_conclusion(run.status.as_deref(), run.conclusion.as_deref()),
+            }));
+            if !full {
+                break;
+            }
         }
-        for status in statuses.map(|s| s.statuses).unwrap_or_default() {
-            seen.entry(status.context).or_insert_with(|| status_state(&status.state));
+        for page in 1..=MAX_PAGES {
+            let route = format!("/repos/{repo}/commits/{sha}/statuses?per_page=100&page={page}");
+            let statuses = self.get::<Vec<StatusItem>>(&route).await?.unwrap_or_default();
+            let full = statuses.len() == 100;
+            seen.extend(statuses.into_iter().map(|status| Seen {
+                name: status.context,
+                source: status.creator.map(|u| Source::User(u.login)),
+                conclusion: status_conclusion(&status.state),
+            }));
+            if !full {
+                break;
+            }
         }
-        Ok(seen.into_iter().collect())
+        Ok(seen)
     }
 
     async fn is_responder(&self, repo: &str, login: &str, responders: &Responders) -> Result<bool, ForgeError> {

@@ -55,6 +55,19 @@ pub struct NewPull<'a> {
     pub draft: bool,
 }
 
+/// What a conditional read of a file on the default branch found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revalidated {
+    /// Same as the copy whose validator was sent (a `304`, free of rate limits on GitHub).
+    Unchanged,
+    Absent,
+    /// `etag` validates this copy on the next read.
+    Changed {
+        file: FileContent,
+        etag: Option<String>,
+    },
+}
+
 /// A file read from a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileContent {
@@ -79,7 +92,20 @@ pub trait Forge: Send + Sync + 'static {
         branch: &str,
     ) -> impl Future<Output = Result<Option<FileContent>, ForgeError>> + Send;
 
-    /// An issue (or pull request) by number, for postmortem checks.
+    /// `path` on the repository's default branch — as the forge knows it, never as an event or
+    /// a change says — read conditionally: `etag` is the validator of the copy the caller has.
+    fn default_branch_file(
+        &self,
+        repo: &str,
+        path: &str,
+        etag: Option<&str>,
+    ) -> impl Future<Output = Result<Revalidated, ForgeError>> + Send;
+
+    /// Who the forge says wrote commit `sha` (its account login), if it links the commit to one.
+    fn commit_author(&self, repo: &str, sha: &str) -> impl Future<Output = Result<Option<String>, ForgeError>> + Send;
+
+    /// An issue (or pull request) by number, for postmortem checks. Moved and deleted issues
+    /// are answers, not errors: the change's author controls which issue is named.
     fn issue(&self, repo: &str, number: u64) -> impl Future<Output = Result<IssueLookup, ForgeError>> + Send;
 
     /// A pull request by number; `None` when it does not exist.
@@ -177,12 +203,12 @@ pub trait Forge: Send + Sync + 'static {
         people: &[String],
     ) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
-    /// The latest result of every check run and commit status on `sha`, by name.
+    /// Every check run and commit status on `sha`, newest first, with who reported it.
     fn commit_checks(
         &self,
         repo: &str,
         sha: &str,
-    ) -> impl Future<Output = Result<Vec<(String, crate::lane::report::CheckState)>, ForgeError>> + Send;
+    ) -> impl Future<Output = Result<Vec<crate::lane::smoke::Seen>, ForgeError>> + Send;
 
     /// Whether `login` is a responder under `responders` (users, teams, repository permission).
     fn is_responder(

@@ -1,10 +1,11 @@
-//! Pre-authorization: a responder's time-bound grant, tied to one commit, and whether a change
-//! may be merged on it now.
+//! Pre-authorization: a responder's time-bound grant, tied to one commit and one base branch,
+//! what makes it lapse, and whether a change may be merged on it now.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::event::{ItemState, PullRequest};
 use super::policy::Policy;
 use super::report::CheckState;
 use super::track::PullFacts;
@@ -15,36 +16,87 @@ pub struct Grant {
     pub by: String,
     /// The head commit the grant covers; a push voids it.
     pub sha: String,
+    /// The branch the change was to merge into; retargeting voids the grant. (Grants stored
+    /// before this was recorded have none, and so cover nothing.)
+    #[serde(default)]
+    pub base: String,
+    /// The lane label the change carried; removing it ends the grant.
+    #[serde(default)]
+    pub label: String,
     pub granted_at: Millis,
     pub expires_at: Millis,
     pub reason: Option<String>,
+    /// Given by the change's own author, as the policy allows with `merge.allow_self_authorize`.
+    #[serde(default)]
+    pub self_authorized: bool,
 }
 
-impl Grant {
-    pub fn new(
-        by: &str,
-        sha: &str,
-        requested: Option<Duration>,
-        reason: Option<String>,
-        policy: &Policy,
-        now: Millis,
-    ) -> Grant {
-        let length = requested.unwrap_or(policy.merge.max_grant).min(policy.merge.max_grant);
-        Grant {
-            by: by.to_string(),
-            sha: sha.to_string(),
-            granted_at: now,
-            expires_at: now + length.as_millis() as Millis,
-            reason,
-        }
+/// What a responder asks for when they authorize.
+pub struct Request<'a> {
+    pub by: &'a str,
+    pub duration: Option<Duration>,
+    pub reason: Option<String>,
+    /// Who GitHub says wrote the head commit, when it links the commit to an account.
+    pub head_author: Option<&'a str>,
+}
+
+/// The grant for `pull`, or why the lane may not give one: changes from forks, and changes the
+/// authorizer wrote themselves (two people by default), unless the policy allows them.
+pub fn authorize(pull: &PullRequest, request: Request<'_>, policy: &Policy, now: Millis) -> Result<Grant, String> {
+    if pull.from_fork && !policy.merge.allow_forks {
+        return Err(
+            "changes from forks are merged on authorization only with `merge.allow_forks = true` in the policy".into(),
+        );
     }
+    let by = request.by;
+    let own =
+        by.eq_ignore_ascii_case(&pull.author.login) || request.head_author.is_some_and(|a| a.eq_ignore_ascii_case(by));
+    if own && !policy.merge.allow_self_authorize {
+        return Err(format!(
+            "@{by} wrote this change, and a change needs a second person to authorize it: another responder must \
+             `/hotfix authorize` it (or the policy sets `merge.allow_self_authorize = true`)"
+        ));
+    }
+    let length = request.duration.unwrap_or(policy.merge.max_grant).min(policy.merge.max_grant);
+    Ok(Grant {
+        by: by.to_string(),
+        sha: pull.head_sha.clone(),
+        base: pull.base_ref.clone(),
+        label: policy.lane.label.clone(),
+        granted_at: now,
+        expires_at: now + length.as_millis() as Millis,
+        reason: request.reason,
+        self_authorized: own,
+    })
 }
 
-/// Why a grant cannot be given to this change at all, if it cannot.
-pub fn refusal(pull: &super::event::PullRequest, policy: &Policy) -> Option<String> {
-    (pull.from_fork && !policy.merge.allow_forks).then(|| {
-        "changes from forks are merged on authorization only with `merge.allow_forks = true` in the policy".into()
-    })
+/// Drops the grant if the change as it now is no longer carries it, remembering why for the
+/// lane's comment. Returns the audit action and why.
+pub fn drop_lapsed(facts: &mut PullFacts) -> Option<(&'static str, String)> {
+    let (action, why) = lapse(facts.lane.grant.as_ref()?, facts)?;
+    facts.lane.grant = None;
+    facts.lane.lapsed = Some(why.clone());
+    Some((action, why))
+}
+
+/// Whether the change as it now is still carries the grant. A push or a new base voids it; the
+/// label removed or the change closed ends it. A lapsed grant is dropped, never kept: pushing
+/// the authorized commit back must not revive it. Returns the audit action and why.
+pub fn lapse(grant: &Grant, facts: &PullFacts) -> Option<(&'static str, String)> {
+    if grant.sha != facts.head_sha {
+        return Some(("grant.voided", format!("new commits since the authorization of {}", grant.sha)));
+    }
+    if grant.base != facts.base_ref {
+        let was = if grant.base.is_empty() { "an unrecorded branch" } else { grant.base.as_str() };
+        return Some(("grant.voided", format!("the base changed from {was} to {}", facts.base_ref)));
+    }
+    if facts.state != ItemState::Open {
+        return Some(("grant.cleared", "the change was closed".into()));
+    }
+    if !facts.labels.iter().any(|l| l.eq_ignore_ascii_case(&grant.label)) {
+        return Some(("grant.cleared", format!("the `{}` label was removed", grant.label)));
+    }
+    None
 }
 
 /// Why a change in the lane is not merged yet.
@@ -53,6 +105,8 @@ pub enum Blocker {
     NotInLane,
     NotOpen,
     NoGrant,
+    /// The grant there was lapsed (a push, a new base, the label removed), and why.
+    Lapsed(String),
     Expired,
     /// New commits since the grant.
     Voided,
@@ -67,6 +121,7 @@ impl Blocker {
             Blocker::NotInLane => "not in the hotfix lane".into(),
             Blocker::NotOpen => "closed".into(),
             Blocker::NoGrant => "waiting for a responder's `/hotfix authorize`".into(),
+            Blocker::Lapsed(why) => format!("{why}; a responder must `/hotfix authorize` the change as it is now"),
             Blocker::Expired => "the authorization expired; a responder can `/hotfix authorize` again".into(),
             Blocker::Voided => {
                 "new commits since the authorization; a responder must `/hotfix authorize` this commit".into()
@@ -85,8 +140,8 @@ fn quoted(names: &[String]) -> String {
 /// Whether the grant, if any, covers the change's head right now.
 pub fn grant_blocker(facts: &PullFacts, now: Millis) -> Option<Blocker> {
     match &facts.lane.grant {
-        None => Some(Blocker::NoGrant),
-        Some(g) if g.sha != facts.head_sha => Some(Blocker::Voided),
+        None => Some(facts.lane.lapsed.clone().map_or(Blocker::NoGrant, Blocker::Lapsed)),
+        Some(g) if g.sha != facts.head_sha || g.base != facts.base_ref => Some(Blocker::Voided),
         Some(g) if g.expires_at <= now => Some(Blocker::Expired),
         Some(_) => None,
     }
@@ -98,7 +153,7 @@ pub fn readiness(facts: &PullFacts, policy: &Policy, now: Millis) -> Result<(), 
     if !facts.lane.membership.in_lane() {
         return Err(Blocker::NotInLane);
     }
-    if facts.state != super::event::ItemState::Open {
+    if facts.state != ItemState::Open {
         return Err(Blocker::NotOpen);
     }
     if let Some(blocker) = grant_blocker(facts, now) {
@@ -113,13 +168,12 @@ pub fn readiness(facts: &PullFacts, policy: &Policy, now: Millis) -> Result<(), 
         return Err(Blocker::PostmortemNotGreen);
     }
     let result = |name: &String| facts.lane.checks.get(name).filter(|c| c.sha == facts.head_sha).map(|c| c.state);
-    let failed: Vec<String> =
-        policy.merge.smoke_checks.iter().filter(|n| result(n) == Some(CheckState::Failure)).cloned().collect();
+    let names = || policy.merge.smoke_checks.iter().map(|c| &c.name);
+    let failed: Vec<String> = names().filter(|n| result(n) == Some(CheckState::Failure)).cloned().collect();
     if !failed.is_empty() {
         return Err(Blocker::SmokeFailed(failed));
     }
-    let pending: Vec<String> =
-        policy.merge.smoke_checks.iter().filter(|n| result(n) != Some(CheckState::Success)).cloned().collect();
+    let pending: Vec<String> = names().filter(|n| result(n) != Some(CheckState::Success)).cloned().collect();
     if !pending.is_empty() {
         return Err(Blocker::SmokePending(pending));
     }

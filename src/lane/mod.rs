@@ -10,4 +10,5 @@ pub mod membership;
 pub mod policy;
 pub mod postmortem;
 pub mod report;
+pub mod smoke;
 pub mod track;

@@ -86,9 +86,74 @@ pub struct MergePolicy {
     /// Longest grant a responder may give.
     #[serde(with = "duration_text")]
     pub max_grant: Duration,
-    /// Checks that must be green before a hotfix merges.
-    pub smoke_checks: Vec<String>,
+    /// Checks that must be green before a hotfix merges, each from the source it names.
+    pub smoke_checks: Vec<SmokeCheck>,
+    /// A `neutral` (or `skipped`) conclusion counts as a pass only when the policy says so:
+    /// otherwise a smoke job that decided not to run would let a hotfix through untested.
+    pub neutral_passes: bool,
+    pub skipped_passes: bool,
     pub allow_forks: bool,
+    /// Lets a responder authorize a change they wrote (for a team whose on-call is alone at
+    /// night); such merges are marked as self-authorized everywhere they are reported.
+    pub allow_self_authorize: bool,
+}
+
+/// A smoke check and who may report it. A check counts only from the source named: the App
+/// that created a check run (`app`, its slug), or the user who posted a commit status
+/// (`creator`). A plain name counts from anyone who can post statuses — every writer, and every
+/// workflow a change adds — which `config check` warns about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmokeCheck {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creator: Option<String>,
+}
+
+impl SmokeCheck {
+    pub fn named(name: &str) -> SmokeCheck {
+        SmokeCheck { name: name.to_string(), app: None, creator: None }
+    }
+
+    /// Whether anyone with write access could post this check.
+    pub fn is_unpinned(&self) -> bool {
+        self.app.is_none() && self.creator.is_none()
+    }
+}
+
+/// `"smoke"` or `{ name = "smoke", app = "github-actions" }`; unknown keys in the table are
+/// errors like everywhere else in the file.
+impl<'de> Deserialize<'de> for SmokeCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            name: String,
+            app: Option<String>,
+            creator: Option<String>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SmokeCheck;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a check name, or a table like `{ name = \"smoke\", app = \"github-actions\" }`")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<SmokeCheck, E> {
+                Ok(SmokeCheck::named(name))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SmokeCheck, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                if t.app.is_some() && t.creator.is_some() {
+                    return Err(serde::de::Error::custom(
+                        "a smoke check comes from an App (`app`, for check runs) or a user (`creator`, for statuses), not both",
+                    ));
+                }
+                Ok(SmokeCheck { name: t.name, app: t.app, creator: t.creator })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +193,10 @@ impl Default for MergePolicy {
             method: MergeMethod::Squash,
             max_grant: Duration::from_secs(4 * 3600),
             smoke_checks: vec![],
+            neutral_passes: false,
+            skipped_passes: false,
             allow_forks: false,
+            allow_self_authorize: false,
         }
     }
 }
@@ -168,7 +236,58 @@ impl Policy {
         if self.merge.max_grant.is_zero() {
             return Err("merge.max_grant must be longer than zero".into());
         }
+        if let Some(low @ (Permission::Read | Permission::Triage)) = self.responders.min_permission {
+            return Err(format!(
+                "responders.min_permission = \"{}\" would let people who cannot even push merge past reviews; \
+                 use \"write\", \"maintain\" or \"admin\"",
+                low.word()
+            ));
+        }
+        if let Some(bad) = self.merge.smoke_checks.iter().find(|c| c.name.trim().is_empty()) {
+            return Err(format!("merge.smoke_checks: a check needs a name ({bad:?})"));
+        }
         Ok(())
+    }
+
+    /// What is valid but weaker than it looks, worded for the person who edits the file.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for check in self.merge.smoke_checks.iter().filter(|c| c.is_unpinned()) {
+            out.push(format!(
+                "merge.smoke_checks: `{}` counts from anyone who can post a status or check run, including \
+                 workflows a change adds; pin it: {{ name = \"{}\", app = \"github-actions\" }}",
+                check.name, check.name
+            ));
+        }
+        if self.merge.allow_self_authorize {
+            out.push(
+                "merge.allow_self_authorize = true: a responder can merge their own change with no second person"
+                    .into(),
+            );
+        }
+        if self.merge.allow_forks {
+            out.push("merge.allow_forks = true: changes from forks can be merged on authorization".into());
+        }
+        if let Some(bad) = self.responders.users.iter().find(|u| u.starts_with('@')) {
+            out.push(format!("responders.users: write `{}` without the `@`", bad.trim_start_matches('@')));
+        }
+        let r = &self.responders;
+        if r.users.is_empty() && r.teams.is_empty() && r.min_permission.is_none() {
+            out.push("no responders are listed: nobody can put a change in the lane".into());
+        }
+        out
+    }
+}
+
+impl Permission {
+    pub fn word(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Triage => "triage",
+            Permission::Write => "write",
+            Permission::Maintain => "maintain",
+            Permission::Admin => "admin",
+        }
     }
 }
 
@@ -280,6 +399,7 @@ stale_after = "2d"
 method = "merge"
 max_grant = "1h30m"
 smoke_checks = ["smoke"]
+allow_self_authorize = true
 "#,
         )
         .unwrap();
@@ -287,6 +407,8 @@ smoke_checks = ["smoke"]
         assert_eq!(p.responders.min_permission, Some(Permission::Maintain));
         assert_eq!(p.merge.max_grant, Duration::from_secs(5400));
         assert_eq!(p.merge.method, MergeMethod::Merge);
+        assert_eq!(p.merge.smoke_checks, [SmokeCheck::named("smoke")]);
+        assert!(p.merge.allow_self_authorize);
     }
 
     #[test]
@@ -306,6 +428,45 @@ smoke_checks = ["smoke"]
         assert!(err.message.contains("`@org/team`"), "{err}");
         let err = Policy::parse("[responders]\nmin_permission = \"owner\"\n").unwrap_err();
         assert!(err.message.contains("unknown variant `owner`"), "{err}");
+        for low in ["read", "triage"] {
+            let err = Policy::parse(&format!("[responders]\nmin_permission = \"{low}\"\n")).unwrap_err();
+            assert!(err.message.contains("cannot even push"), "{err}");
+        }
+    }
+
+    #[test]
+    fn smoke_checks_name_their_source() {
+        let p = Policy::parse(
+            "[merge]\nsmoke_checks = [\"lint\", { name = \"smoke\", app = \"github-actions\" }, \
+             { name = \"e2e\", creator = \"ci-bot\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.merge.smoke_checks,
+            [
+                SmokeCheck::named("lint"),
+                SmokeCheck { name: "smoke".into(), app: Some("github-actions".into()), creator: None },
+                SmokeCheck { name: "e2e".into(), app: None, creator: Some("ci-bot".into()) },
+            ]
+        );
+        let warnings = p.warnings();
+        assert!(warnings.iter().any(|w| w.contains("`lint` counts from anyone")), "{warnings:?}");
+        assert!(!warnings.iter().any(|w| w.contains("`smoke`")), "{warnings:?}");
+        let err = Policy::parse("[merge]\nsmoke_checks = [{ name = \"smoke\", ap = \"x\" }]\n").unwrap_err();
+        assert!(err.message.contains("unknown field `ap`"), "{err}");
+        assert_eq!(err.location.map(|l| l.0), Some(2), "{err}");
+        let err =
+            Policy::parse("[merge]\nsmoke_checks = [{ name = \"s\", app = \"a\", creator = \"c\" }]\n").unwrap_err();
+        assert!(err.message.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn weaker_settings_are_warned_about() {
+        let p = Policy::parse("[merge]\nallow_self_authorize = true\n").unwrap();
+        let w = p.warnings();
+        assert!(w.iter().any(|w| w.contains("no second person")), "{w:?}");
+        assert!(w.iter().any(|w| w.contains("nobody can put a change in the lane")), "{w:?}");
+        assert!(Policy::parse("[responders]\nusers = [\"alice\"]\n").unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -70,8 +70,15 @@ fn valid_repo(repo: &str) -> bool {
 /// What the forge said about a referenced issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IssueLookup {
-    Found { is_pull_request: bool, labels: Vec<String> },
+    Found {
+        is_pull_request: bool,
+        labels: Vec<String>,
+    },
     NotFound,
+    /// Transferred to another repository (GitHub answers 301): it no longer is the issue named.
+    Moved,
+    /// Deleted (GitHub answers 410).
+    Deleted,
 }
 
 /// Whether a reference may be looked up at all: this repository, or one the policy allows.
@@ -121,6 +128,11 @@ pub fn verdict(
             format!("{shown} does not exist"),
             format!("{shown} was not found (or is not visible to hotfix-lane). {how}"),
         ),
+        Some(IssueLookup::Moved) => fail(
+            format!("{shown} was transferred"),
+            format!("{shown} was moved to another repository. Reference the postmortem where it now lives. {how}"),
+        ),
+        Some(IssueLookup::Deleted) => fail(format!("{shown} was deleted"), format!("{shown} was deleted. {how}")),
         Some(IssueLookup::Found { is_pull_request: true, .. }) => fail(
             format!("{shown} is a pull request"),
             format!("{shown} is a pull request, not an issue: a postmortem is an issue with the `{label}` label."),
@@ -192,6 +204,8 @@ mod tests {
         assert_eq!(check(Ok(None), None).description, "no postmortem referenced");
         assert_eq!(check(Ok(r("acme/shop", 5)), Some(IssueLookup::NotFound)).description, "#5 does not exist");
         assert_eq!(check(Ok(r("acme/shop", 5)), found(true, &["postmortem"])).description, "#5 is a pull request");
+        assert_eq!(check(Ok(r("acme/shop", 5)), Some(IssueLookup::Moved)).description, "#5 was transferred");
+        assert_eq!(check(Ok(r("acme/shop", 5)), Some(IssueLookup::Deleted)).description, "#5 was deleted");
         assert_eq!(check(Ok(r("acme/shop", 5)), found(false, &["bug"])).description, "#5 lacks the `postmortem` label");
         assert_eq!(check(Ok(r("other/repo", 5)), None).description, "other/repo#5: repository not allowed");
         assert_eq!(check(Err("bad".into()), None).description, "postmortem reference unreadable");

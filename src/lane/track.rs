@@ -49,6 +49,9 @@ pub struct LaneRecord {
     /// The responder's pre-authorization, if any.
     #[serde(default)]
     pub grant: Option<Grant>,
+    /// Why the last grant lapsed, until a new one is given: for the lane's comment.
+    #[serde(default)]
+    pub lapsed: Option<String>,
     /// Latest result of each check or status seen on the change, by name.
     #[serde(default)]
     pub checks: BTreeMap<String, CheckResult>,
@@ -76,6 +79,9 @@ pub struct LaneRecord {
     /// The one comment listing the backports.
     #[serde(default)]
     pub backport_comment_id: Option<u64>,
+    /// Commenters (lowercased) already told they are not responders: told once, not per command.
+    #[serde(default)]
+    pub refused: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,8 @@ pub struct Status {
     pub context: String,
     pub state: String,
     pub description: String,
+    /// Who posted it: the token's user for statuses (`creator`), the App for check runs.
+    pub by: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,12 @@ pub struct Repo {
     pub reviewers: BTreeMap<u64, Vec<String>>,
     /// Check runs created through the API (also kept in `statuses`, by name).
     pub check_runs: Vec<Status>,
+    /// The default branch GitHub reads when a request names no `ref` (`master` if unset).
+    pub default_branch: Option<String>,
+    /// number → the status GitHub answers for an issue that moved (301) or was deleted (410).
+    pub gone_issues: BTreeMap<u64, u16>,
+    /// sha → login GitHub links the commit's author to.
+    pub commit_authors: HashMap<String, String>,
 }
 
 #[derive(Default)]
@@ -108,6 +116,8 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/git/matching-refs/{*prefix}", get(matching_refs))
             .route("/repos/{owner}/{repo}/commits/{sha}/status", get(combined_status))
             .route("/repos/{owner}/{repo}/commits/{sha}/check-runs", get(list_check_runs))
+            .route("/repos/{owner}/{repo}/commits/{sha}/statuses", get(list_statuses))
+            .route("/repos/{owner}/{repo}/commits/{sha}", get(commit))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(team_membership))
             .route("/repos/{owner}/{repo}/collaborators/{login}/permission", get(permission))
             .fallback(|uri: Uri| async move { not_found(&format!("no fake for {uri}")) })
@@ -136,12 +146,43 @@ impl FakeGitHub {
         self.repo(repo, |r| r.comments.iter().filter(|c| c.number == number).cloned().collect())
     }
 
+    /// A commit status posted by `creator`, as CI (or anyone with write access) would.
+    pub fn post_status(&self, repo: &str, sha: &str, context: &str, state: &str, creator: &str) {
+        let status = Status {
+            sha: sha.into(),
+            context: context.into(),
+            state: state.into(),
+            description: String::new(),
+            by: creator.into(),
+        };
+        self.repo(repo, |r| r.statuses.push(status));
+    }
+
+    /// A check run created by the App `app` (its slug), as a CI App would.
+    pub fn post_check_run(&self, repo: &str, sha: &str, name: &str, conclusion: &str, app: &str) {
+        let run = Status {
+            sha: sha.into(),
+            context: name.into(),
+            state: conclusion.into(),
+            description: String::new(),
+            by: app.into(),
+        };
+        self.repo(repo, |r| {
+            r.check_runs.push(run.clone());
+            r.statuses.push(run);
+        });
+    }
+
     pub fn take_calls(&self) -> Vec<String> {
         self.with(|w| std::mem::take(&mut w.calls))
     }
 }
 
 type Shared = State<Arc<Mutex<World>>>;
+
+/// Who the fake says posted what the lane reports: the token's user, or the App.
+pub const LANE_TOKEN_USER: &str = "hotfix-lane-bot";
+pub const LANE_APP_SLUG: &str = "hotfix-lane";
 
 async fn record(
     State(world): Shared,
@@ -173,10 +214,11 @@ async fn contents(
     State(world): Shared,
     Path((owner, repo, path)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let world = world.lock().unwrap();
-    let branch = q.get("ref").cloned().unwrap_or_else(|| "main".into());
     let Some(r) = world.repos.get(&full(&owner, &repo)) else { return not_found("Not Found") };
+    let branch = q.get("ref").cloned().unwrap_or_else(|| r.default_branch.clone().unwrap_or_else(|| "master".into()));
     let from_git = || {
         let out = std::process::Command::new("git")
             .arg("--git-dir")
@@ -190,12 +232,24 @@ async fn contents(
         return not_found("Not Found");
     };
     let sha = format!("{:040x}", text.bytes().fold(0u128, |h, b| h.wrapping_mul(31).wrapping_add(b as u128)));
+    // Like GitHub: a strong validator per content; a matching `If-None-Match` answers 304.
+    let etag = format!("\"{sha}\"");
+    if headers.get("if-none-match").is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
+    }
     let content = base64::engine::general_purpose::STANDARD.encode(text);
-    Json(json!({ "type": "file", "path": path, "sha": sha, "encoding": "base64", "content": content })).into_response()
+    let body = json!({ "type": "file", "path": path, "sha": sha, "encoding": "base64", "content": content });
+    ([("etag", etag)], Json(body)).into_response()
 }
 
 async fn issue(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
     let world = world.lock().unwrap();
+    if let Some(&code) = world.repos.get(&full(&owner, &repo)).and_then(|r| r.gone_issues.get(&number)) {
+        let message = if code == 301 { "Moved Permanently" } else { "This issue was deleted" };
+        let status = StatusCode::from_u16(code).unwrap();
+        return (status, Json(json!({ "message": message, "documentation_url": "https://docs.github.com" })))
+            .into_response();
+    }
     match world.repos.get(&full(&owner, &repo)).and_then(|r| r.issues.get(&number)) {
         Some((labels, is_pr)) => {
             let labels: Vec<Value> = labels.iter().map(|l| json!({ "name": l })).collect();
@@ -466,6 +520,7 @@ async fn create_status(
         context: body["context"].as_str().unwrap_or_default().into(),
         state: body["state"].as_str().unwrap_or_default().into(),
         description: body["description"].as_str().unwrap_or_default().into(),
+        by: LANE_TOKEN_USER.into(),
     };
     world.repos.entry(full(&owner, &repo)).or_default().statuses.push(status);
     (StatusCode::CREATED, Json(json!({ "id": 1 }))).into_response()
@@ -484,6 +539,7 @@ async fn create_check_run(
         context: body["name"].as_str().unwrap_or_default().into(),
         state: body["conclusion"].as_str().unwrap_or("pending").into(),
         description: body["output"]["title"].as_str().unwrap_or_default().into(),
+        by: LANE_APP_SLUG.into(),
     };
     let repo = world.repos.entry(full(&owner, &repo)).or_default();
     repo.check_runs.push(status.clone());
@@ -527,6 +583,31 @@ async fn combined_status(State(world): Shared, Path((owner, repo, sha)): Path<(S
     Json(json!({ "sha": sha, "statuses": statuses })).into_response()
 }
 
+/// Statuses on a commit, newest first, each with its creator (which the combined status omits).
+async fn list_statuses(State(world): Shared, Path((owner, repo, sha)): Path<(String, String, String)>) -> Response {
+    let world = world.lock().unwrap();
+    let statuses: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .map(|r| {
+            r.statuses
+                .iter()
+                .rev()
+                .filter(|s| s.sha == sha && !r.check_runs.contains(s))
+                .map(|s| json!({ "context": s.context, "state": s.state, "creator": { "id": 1, "login": s.by } }))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(statuses).into_response()
+}
+
+async fn commit(State(world): Shared, Path((owner, repo, sha)): Path<(String, String, String)>) -> Response {
+    let world = world.lock().unwrap();
+    let author = world.repos.get(&full(&owner, &repo)).and_then(|r| r.commit_authors.get(&sha)).cloned();
+    let author = author.map(|login| json!({ "id": 1, "login": login }));
+    Json(json!({ "sha": sha, "author": author })).into_response()
+}
+
 /// Check runs on a commit, newest first, optionally of one name.
 async fn list_check_runs(
     State(world): Shared,
@@ -544,7 +625,9 @@ async fn list_check_runs(
                 .filter(|c| c.sha == sha && q.get("check_name").is_none_or(|n| *n == c.context))
                 .map(|c| {
                     let conclusion = (c.state != "pending").then(|| c.state.clone());
-                    json!({ "name": c.context, "conclusion": conclusion })
+                    let status = if conclusion.is_some() { "completed" } else { "in_progress" };
+                    let app = json!({ "slug": c.by, "name": c.by });
+                    json!({ "name": c.context, "status": status, "conclusion": conclusion, "app": app })
                 })
                 .collect()
         })
