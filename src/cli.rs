@@ -416,7 +416,11 @@ fn config_check(file: &Path) -> ExitCode {
         Err(err) => return fail(anyhow::anyhow!("cannot read {}: {err}", file.display())),
     };
     match Policy::parse(&text) {
-        Ok(_) => {
+        Ok(policy) => {
+            // Valid but weaker than it looks: said, not refused.
+            for warning in policy.warnings() {
+                eprintln!("{}: warning: {warning}", file.display());
+            }
             println!("{}: ok", file.display());
             ExitCode::SUCCESS
         }

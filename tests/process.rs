@@ -187,8 +187,15 @@ fn config_check_reports_problems_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[lane]\nlabel = \"hotfix\"\n[merge]\nmax_grant = \"2h\"\n").unwrap();
-    let (code, out, _) = run(&["config", "check", good.to_str().unwrap()]);
+    let (code, out, err) = run(&["config", "check", good.to_str().unwrap()]);
     assert_eq!((code, out.trim().ends_with(": ok")), (0, true), "{out}");
+    assert!(err.contains("warning: no responders are listed"), "{err}");
+
+    let weak = dir.path().join("weak.toml");
+    std::fs::write(&weak, "[responders]\nusers = [\"alice\"]\n[merge]\nsmoke_checks = [\"smoke\"]\n").unwrap();
+    let (code, _, err) = run(&["config", "check", weak.to_str().unwrap()]);
+    assert_eq!(code, 0, "a warning is not a failure");
+    assert!(err.contains("weak.toml: warning: merge.smoke_checks: `smoke` counts from anyone"), "{err}");
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[lane]\nlabel = \"hotfix\"\ncolour = \"red\"\n").unwrap();

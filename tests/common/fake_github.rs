@@ -43,6 +43,8 @@ pub struct Repo {
     pub merge_answers: std::collections::VecDeque<(u16, String)>,
     /// (number, sha, method) of every merge the fake performed.
     pub merges: Vec<(u64, String, String)>,
+    /// Merges to perform and then answer 502 for, as if the answer were lost on the way.
+    pub lost_merge_answers: u32,
     /// `(ref, sha)` of the merge queue's `gh-readonly-queue/…` branches.
     pub queue_refs: Vec<(String, String)>,
     /// number → paths the pull request changes.
@@ -81,6 +83,10 @@ pub struct World {
     pub calls: Vec<String>,
     /// (path, Authorization header) of every request.
     pub auth: Vec<(String, String)>,
+    /// Requests whose path contains one of these are answered 502, as a degraded GitHub would.
+    pub failing: Vec<String>,
+    /// Path and query of every request, in order.
+    pub uris: Vec<String>,
     next_id: u64,
 }
 
@@ -196,7 +202,11 @@ async fn record(
     {
         let mut w = world.lock().unwrap();
         w.calls.push(format!("{method} {}", uri.path()));
+        w.uris.push(uri.path_and_query().map_or_else(|| uri.path().to_string(), |p| p.to_string()));
         w.auth.push((uri.path().to_string(), authorization));
+        if w.failing.iter().any(|f| uri.path().contains(f.as_str())) {
+            return (StatusCode::BAD_GATEWAY, Json(json!({ "message": "Server Error" }))).into_response();
+        }
     }
     next.run(request).await
 }
@@ -423,6 +433,10 @@ async fn merge_pull(
         p["state"] = json!("closed");
     }
     repo.merges.push((number, sha.clone(), body["merge_method"].as_str().unwrap_or_default().into()));
+    if repo.lost_merge_answers > 0 {
+        repo.lost_merge_answers -= 1;
+        return (StatusCode::BAD_GATEWAY, Json(json!({ "message": "Server Error" }))).into_response();
+    }
     Json(json!({ "sha": "m3rg3d", "merged": true, "message": "Pull Request successfully merged" })).into_response()
 }
 

@@ -1,1 +1,442 @@
 //! Who may put a change in the lane, authorize and merge it, and on which facts.
+//!
+//! The setting: `Codertocat/Hello-World`, whose default branch (`master`) names the responders
+//! alice and bob. Codertocat opens hotfix #2 and is not a responder; mallory can push branches,
+//! edit descriptions and post statuses. Every test drives the real server through signed
+//! webhooks against the fake GitHub, and looks at what GitHub saw: merges, reads, comments.
+
+use serde_json::{json, Value};
+
+use crate::common::lane::{Lane, POLICY, REPO};
+use crate::common::{self, eventually, Backend};
+
+const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+const OTHER: &str = "1234567890123456789012345678901234567890";
+
+const PINNED: &str = "[responders]\nusers = [\"alice\", \"bob\"]\n\
+                      [merge]\nsmoke_checks = [{ name = \"smoke\", app = \"github-actions\" }]\n";
+
+/// Pull request `number` as GitHub serves it and sends it in webhooks.
+fn pull(number: u64, author: &str, base: &str, labels: &[&str], body: &str) -> Value {
+    let mut pull = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    pull["number"] = number.into();
+    pull["user"]["login"] = author.into();
+    pull["base"]["ref"] = base.into();
+    pull["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
+    pull["body"] = body.into();
+    pull
+}
+
+fn pr_event(action: &str, pull: &Value, label: Option<&str>, sender: &str) -> Value {
+    let mut event = common::json_fixture("github/pull_request/labeled.json");
+    event["action"] = action.into();
+    event["pull_request"] = pull.clone();
+    event["number"] = pull["number"].clone();
+    event["label"] = label.map_or(Value::Null, |l| json!({ "name": l }));
+    event["sender"]["login"] = sender.into();
+    event
+}
+
+fn comment_event(number: u64, body: &str, author: &str) -> Value {
+    let mut event = common::json_fixture("github/issue_comment/created.json");
+    event["issue"]["number"] = number.into();
+    event["issue"]["pull_request"] = json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/{number}") });
+    event["comment"]["body"] = body.into();
+    event["comment"]["user"]["login"] = author.into();
+    event["sender"]["login"] = author.into();
+    event
+}
+
+fn issue_event(action: &str, number: u64, labels: &[&str], sender: &str) -> Value {
+    let mut event = common::json_fixture("github/issues/labeled.json");
+    event["action"] = action.into();
+    event["issue"]["number"] = number.into();
+    event["issue"]["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
+    event["sender"]["login"] = sender.into();
+    event
+}
+
+fn status_event(sha: &str, context: &str, state: &str, sender: &str) -> Value {
+    let mut event = common::json_fixture("github/status/payload.json");
+    event["sha"] = sha.into();
+    event["context"] = context.into();
+    event["state"] = state.into();
+    event["sender"]["login"] = sender.into();
+    event
+}
+
+fn check_event(sha: &str, name: &str, conclusion: &str) -> Value {
+    let mut event = common::json_fixture("github/check_run/completed.json");
+    event["check_run"]["name"] = name.into();
+    event["check_run"]["head_sha"] = sha.into();
+    event["check_run"]["conclusion"] = conclusion.into();
+    event
+}
+
+/// Serves `pull` from the fake, as GitHub would after the event that changed it.
+fn serve(lane: &Lane, pull: &Value) {
+    let number = pull["number"].as_u64().unwrap();
+    lane.fake.repo(REPO, |r| r.pulls.insert(number, pull.clone()));
+}
+
+/// Codertocat's hotfix #2 (postmortem #50 in place), labelled by alice: authorized, waiting
+/// for its smoke check.
+async fn authorized(policy: &str) -> (Lane, Value) {
+    let lane = Lane::start(Backend::Sqlite, policy).await;
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
+    let pr = pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: #50");
+    serve(&lane, &pr);
+    lane.send("pull_request", pr_event("labeled", &pr, Some("hotfix"), "alice")).await;
+    assert_eq!(actions(&lane, 2).await, ["lane.hotfix", "grant.created", "postmortem.success"]);
+    assert!(merges(&lane).is_empty());
+    (lane, pr)
+}
+
+/// GitHub Actions reports `smoke` on `sha`: the check run GitHub lists, and its webhook.
+async fn ci_green(lane: &Lane, sha: &str) {
+    lane.fake.post_check_run(REPO, sha, "smoke", "success", "github-actions");
+    lane.send("check_run", check_event(sha, "smoke", "success")).await;
+}
+
+fn merges(lane: &Lane) -> Vec<(u64, String, String)> {
+    lane.fake.repo(REPO, |r| r.merges.clone())
+}
+
+async fn actions(lane: &Lane, number: i64) -> Vec<String> {
+    let audit = lane.store().audit(Some(REPO), None).await.unwrap();
+    audit.into_iter().filter(|e| e.number == Some(number)).map(|e| e.action).collect()
+}
+
+async fn details(lane: &Lane, action: &str) -> Vec<String> {
+    let audit = lane.store().audit(Some(REPO), None).await.unwrap();
+    audit.into_iter().filter(|e| e.action == action).map(|e| e.detail).collect()
+}
+
+async fn stored_grant(lane: &Lane, number: i64) -> Value {
+    let state = lane.store().lane_state("github", 186853002, number).await.unwrap().expect("the change is known");
+    state["lane"]["grant"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retargeting_an_authorized_change_onto_a_branch_with_its_own_policy_makes_nobody_a_responder() {
+    let (lane, _) = authorized(&format!("{PINNED}[postmortem]\nallowed_repos = []\n")).await;
+    lane.fake.repo(REPO, |r| {
+        r.files.insert(("evil".into(), POLICY.into()), "[responders]\nusers = [\"mallory\"]\n".into());
+        r.issues.insert(12, (vec!["postmortem".into()], false));
+    });
+    // mallory's own #7, authorized by alice, retargeted onto mallory's branch `evil`.
+    let seven = pull(7, "mallory", "master", &["hotfix"], "Postmortem: #12");
+    serve(&lane, &seven);
+    lane.send("pull_request", pr_event("labeled", &seven, Some("hotfix"), "alice")).await;
+    let seven = pull(7, "mallory", "evil", &["hotfix"], "Postmortem: #12");
+    serve(&lane, &seven);
+    lane.send("pull_request", pr_event("edited", &seven, None, "mallory")).await;
+    // A push to the default branch, then an edit of the postmortem issue: the recheck.
+    let mut push = common::json_fixture("github/push/payload.json");
+    push["ref"] = "refs/heads/master".into();
+    lane.send("push", push).await;
+    lane.send("issues", issue_event("edited", 12, &["postmortem"], "mallory")).await;
+    // mallory now labels her own #9.
+    let nine = pull(9, "mallory", "master", &["hotfix"], "Postmortem: #12");
+    serve(&lane, &nine);
+    lane.send("pull_request", pr_event("labeled", &nine, Some("hotfix"), "mallory")).await;
+    lane.fake.post_check_run(REPO, HEAD, "smoke", "success", "github-actions");
+    lane.send("check_run", check_event(HEAD, "smoke", "success")).await;
+
+    let reads: Vec<String> =
+        lane.fake.with(|w| w.uris.iter().filter(|u| u.contains("/contents/.github")).cloned().collect());
+    assert!(!reads.is_empty());
+    assert!(reads.iter().all(|u| !u.contains("ref=")), "the policy is read where GitHub says: {reads:#?}");
+    assert_eq!(actions(&lane, 9).await[0], "lane.not_authorized", "mallory is no responder anywhere");
+    assert_eq!(stored_grant(&lane, 7).await, Value::Null, "retargeting voided #7's grant");
+    let merged: Vec<u64> = merges(&lane).into_iter().map(|m| m.0).filter(|n| *n != 2).collect();
+    assert!(merged.is_empty(), "neither #7 nor #9 merged: {merged:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_dropped_from_the_policy_cannot_authorize_when_the_push_webhook_was_missed() {
+    let lane = Lane::start(Backend::Sqlite, PINNED).await;
+    let pr = pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: #50");
+    serve(&lane, &pr);
+    lane.send("pull_request", pr_event("labeled", &pr, Some("hotfix"), "bob")).await;
+    lane.send("issue_comment", comment_event(2, "/hotfix revoke", "bob")).await;
+    // alice is taken off the policy; the push webhook never arrives.
+    lane.fake
+        .repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), "[responders]\nusers = [\"bob\"]\n".into()));
+    lane.send("issue_comment", comment_event(2, "/hotfix authorize", "alice")).await;
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null);
+    assert_eq!(details(&lane, "grant.refused").await, ["@alice is not a responder"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_dies_with_its_authorizer_removed_from_the_policy_before_the_merge() {
+    let (lane, _) = authorized(PINNED).await;
+    lane.fake.repo(REPO, |r| {
+        let policy = PINNED.replace("\"alice\", ", "");
+        r.files.insert(("master".into(), POLICY.into()), policy);
+    });
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty());
+    assert_eq!(details(&lane, "grant.cleared").await, ["@alice is no longer a responder"]);
+}
+
+/// The review's poisoned queue: mallory names an issue GitHub answers with `code` for, then
+/// alice revokes, then a green smoke check arrives.
+async fn naming_a_vanished_issue_then_revoking(code: u16, verdict: &str) {
+    let (lane, _) = authorized(PINNED).await;
+    lane.fake.repo(REPO, |r| r.gone_issues.insert(13, code));
+    let poisoned = pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: #13");
+    serve(&lane, &poisoned);
+    lane.send("pull_request", pr_event("edited", &poisoned, None, "mallory")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("failure".into(), verdict.into()));
+    lane.send("issue_comment", comment_event(2, "/hotfix revoke", "alice")).await;
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty());
+    assert!(actions(&lane, 2).await.contains(&"grant.revoked".to_string()));
+    assert_eq!(lane.store().job_counts().await.unwrap().dead, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naming_a_deleted_postmortem_issue_neither_holds_up_a_revoke_nor_lets_a_merge_through() {
+    naming_a_vanished_issue_then_revoking(410, "#13 was deleted").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naming_a_transferred_postmortem_issue_neither_holds_up_a_revoke_nor_lets_a_merge_through() {
+    naming_a_vanished_issue_then_revoking(301, "#13 was transferred").await;
+}
+
+/// Sends a delivery and waits for `what` in the audit log, without requiring the queue to
+/// drain (a re-evaluation is queued for later).
+async fn send_until_audited(lane: &Lane, event: &str, body: Value, what: &str) {
+    let delivery = common::Delivery::new(event, &format!("until-{what}"), serde_json::to_vec(&body).unwrap());
+    let (status, answer) = delivery.send(&lane.client, &lane.base).await;
+    assert_eq!(status, 202, "{answer}");
+    eventually(what, || async { actions(lane, 2).await.iter().any(|a| a == what) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn making_the_evaluation_after_a_revoke_fail_does_not_undo_the_revoke() {
+    let (lane, _) = authorized(PINNED).await;
+    // The postmortem lookup fails from now on (GitHub degraded, or an issue made to fail).
+    lane.fake.with(|w| w.failing.push("/issues/50".into()));
+    send_until_audited(&lane, "issue_comment", comment_event(2, "/hotfix revoke", "alice"), "grant.revoked").await;
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null);
+    // Once GitHub answers again, the change is looked at again, and stays unmerged.
+    lane.fake.with(|w| w.failing.clear());
+    lane.clock.advance(31_000);
+    lane.settle().await;
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn making_the_evaluation_after_a_push_fail_does_not_keep_the_grant() {
+    let (lane, _) = authorized(PINNED).await;
+    lane.fake.with(|w| w.failing.push("/issues/50".into()));
+    let pushed = {
+        let mut p = pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: #50");
+        p["head"]["sha"] = OTHER.into();
+        p
+    };
+    serve(&lane, &pushed);
+    send_until_audited(&lane, "pull_request", pr_event("synchronize", &pushed, None, "mallory"), "grant.voided").await;
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retargeting_an_authorized_change_onto_another_base_voids_its_grant() {
+    let (lane, _) = authorized(PINNED).await;
+    let retargeted = pull(2, "Codertocat", "release-1", &["hotfix"], "Postmortem: #50");
+    serve(&lane, &retargeted);
+    lane.send("pull_request", pr_event("edited", &retargeted, None, "mallory")).await;
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty());
+    assert_eq!(details(&lane, "grant.voided").await, ["the base changed from master to release-1"]);
+    assert!(lane.comments()[0].contains("the base changed from master to release-1"), "{}", lane.comments()[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_pushing_back_to_the_authorized_commit_does_not_revive_the_grant() {
+    let (lane, pr) = authorized(PINNED).await;
+    let mut pushed = pr.clone();
+    pushed["head"]["sha"] = OTHER.into();
+    serve(&lane, &pushed);
+    lane.send("pull_request", pr_event("synchronize", &pushed, None, "mallory")).await;
+    serve(&lane, &pr);
+    lane.send("pull_request", pr_event("synchronize", &pr, None, "mallory")).await;
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty());
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posting_a_green_smoke_status_as_a_writer_does_not_count_for_a_pinned_check() {
+    let (lane, _) = authorized(PINNED).await;
+    lane.fake.post_status(REPO, HEAD, "smoke", "success", "mallory");
+    lane.send("status", status_event(HEAD, "smoke", "success", "mallory")).await;
+    assert!(merges(&lane).is_empty(), "a status from mallory is not the App's check run");
+    // Another App's check run of the same name does not count either.
+    lane.fake.post_check_run(REPO, HEAD, "smoke", "success", "mallorys-app");
+    lane.send("check_run", check_event(HEAD, "smoke", "success")).await;
+    assert!(merges(&lane).is_empty(), "only github-actions' check run counts");
+    ci_green(&lane, HEAD).await;
+    assert_eq!(merges(&lane), [(2, HEAD.to_string(), "squash".to_string())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_claiming_green_smoke_is_not_believed_without_the_result_on_the_commit() {
+    let (lane, _) = authorized(PINNED).await;
+    lane.send("check_run", check_event(HEAD, "smoke", "success")).await;
+    assert!(merges(&lane).is_empty(), "GitHub lists no such result on the commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_job_that_skips_itself_does_not_pass_unless_the_policy_says_so() {
+    for conclusion in ["neutral", "skipped"] {
+        let (lane, _) = authorized(PINNED).await;
+        lane.fake.post_check_run(REPO, HEAD, "smoke", conclusion, "github-actions");
+        lane.send("check_run", check_event(HEAD, "smoke", conclusion)).await;
+        assert!(merges(&lane).is_empty(), "{conclusion}");
+        assert!(lane.comments()[0].contains("smoke checks failed: `smoke`"), "{}", lane.comments()[0]);
+    }
+    let (lane, _) = authorized(&format!("{PINNED}skipped_passes = true\n")).await;
+    lane.fake.post_check_run(REPO, HEAD, "smoke", "skipped", "github-actions");
+    lane.send("check_run", check_event(HEAD, "smoke", "skipped")).await;
+    assert_eq!(merges(&lane).len(), 1, "the policy opted in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_authorizing_their_own_change_is_refused() {
+    let policy = PINNED.replace("\"alice\", \"bob\"", "\"alice\", \"Codertocat\"");
+    let lane = Lane::start(Backend::Sqlite, &policy).await;
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
+    let pr = pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: #50");
+    serve(&lane, &pr);
+    lane.send("pull_request", pr_event("labeled", &pr, Some("hotfix"), "Codertocat")).await;
+    lane.send("issue_comment", comment_event(2, "/hotfix authorize", "Codertocat")).await;
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty());
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null);
+    let refused = details(&lane, "grant.refused").await;
+    assert_eq!(refused.len(), 2, "the label and the command: {refused:?}");
+    assert!(refused.iter().all(|d| d.contains("@Codertocat wrote this change")), "{refused:?}");
+    assert_eq!(lane.status(HEAD, "hotfix-lane/lane").1, "hotfix: smoke-only", "still in the lane");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_authorizing_a_change_whose_head_commit_they_wrote_is_refused() {
+    let lane = Lane::start(Backend::Sqlite, PINNED).await;
+    lane.fake.repo(REPO, |r| r.commit_authors.insert(HEAD.into(), "alice".into()));
+    let pr = pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: #50");
+    serve(&lane, &pr);
+    lane.send("pull_request", pr_event("labeled", &pr, Some("hotfix"), "alice")).await;
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null);
+    assert!(details(&lane, "grant.refused").await[0].contains("@alice wrote this change"));
+    lane.send("issue_comment", comment_event(2, "/hotfix authorize", "bob")).await;
+    assert_eq!(stored_grant(&lane, 2).await["by"], "bob", "a second person may");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_authorized_merge_is_marked_in_the_audit_log_the_comment_and_the_postmortem() {
+    let policy = format!("{}allow_self_authorize = true\n", PINNED.replace("\"bob\"", "\"Codertocat\""));
+    let lane = Lane::start(Backend::Sqlite, &policy).await;
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
+    let pr = pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: #50");
+    serve(&lane, &pr);
+    lane.send("pull_request", pr_event("labeled", &pr, Some("hotfix"), "Codertocat")).await;
+    ci_green(&lane, HEAD).await;
+    assert_eq!(merges(&lane).len(), 1);
+    assert!(details(&lane, "grant.created").await[0].contains("self-authorized"));
+    assert!(details(&lane, "merge.merged").await[0].contains("self-authorized"));
+    assert!(lane.comments()[0].contains("self-authorized: no second person"), "{}", lane.comments()[0]);
+    let on_postmortem = lane.fake.comments(REPO, 50);
+    assert_eq!(on_postmortem.len(), 1);
+    assert!(on_postmortem[0].body.contains("no second person reviewed or authorized it"), "{}", on_postmortem[0].body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushing_just_before_the_merge_stops_it_though_the_push_webhook_is_late() {
+    let (lane, pr) = authorized(PINNED).await;
+    let mut pushed = pr.clone();
+    pushed["head"]["sha"] = OTHER.into();
+    serve(&lane, &pushed);
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty(), "GitHub says the head moved");
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_label_or_the_postmortem_just_before_the_merge_stops_it() {
+    let (lane, _) = authorized(PINNED).await;
+    serve(&lane, &pull(2, "Codertocat", "master", &[], "Postmortem: #50"));
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty(), "the label is gone");
+
+    let (lane, _) = authorized(PINNED).await;
+    serve(&lane, &pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: none yet"));
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty(), "the postmortem reference is gone");
+    assert!(stored_grant(&lane, 2).await.is_object(), "a postmortem edit stops the merge, not the grant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_a_change_with_authorize_commands_costs_one_api_call_each_and_one_answer() {
+    let (lane, _) = authorized(PINNED).await;
+    lane.send("issue_comment", comment_event(2, "/hotfix authorize", "mallory")).await;
+    let refusals = || lane.comments().into_iter().filter(|c| c.contains("hotfix-lane:refused")).count();
+    assert_eq!(refusals(), 1);
+    lane.fake.take_calls();
+    for _ in 0..5 {
+        lane.send("issue_comment", comment_event(2, "/hotfix authorize\n/hotfix revoke", "mallory")).await;
+        let calls = lane.fake.take_calls();
+        assert!(calls.len() <= 1, "{calls:#?}");
+    }
+    assert_eq!(refusals(), 1, "answered once");
+    assert_eq!(details(&lane, "grant.refused").await.len(), 11, "every refused command is audited");
+    assert!(stored_grant(&lane, 2).await.is_object(), "alice's grant stands");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_letting_readers_or_triagers_merge_is_refused() {
+    for low in ["read", "triage"] {
+        let text = format!("[responders]\nmin_permission = \"{low}\"\n");
+        let err = hotfix_lane::lane::policy::Policy::parse(&text).unwrap_err();
+        assert!(err.message.contains("cannot even push"), "{err}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotfix-lane"))
+        .args(["config", "check", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"[responders]\nmin_permission = \"read\"\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot even push"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_answer_lost_in_a_5xx_is_recorded_from_what_github_says() {
+    let (lane, _) = authorized(PINNED).await;
+    lane.fake.repo(REPO, |r| r.lost_merge_answers = 1);
+    lane.fake.post_check_run(REPO, HEAD, "smoke", "success", "github-actions");
+    let body = serde_json::to_vec(&check_event(HEAD, "smoke", "success")).unwrap();
+    assert_eq!(common::Delivery::new("check_run", "lost", body).send(&lane.client, &lane.base).await.0, 202);
+    let store = lane.store().clone();
+    eventually("the merge attempt fails", || async {
+        store.jobs_in_state("queued").await.unwrap().iter().any(|j| j.last_error.is_some())
+    })
+    .await;
+    lane.clock.advance(10 * 60 * 1000);
+    eventually("the merge is recorded", || async { actions(&lane, 2).await.contains(&"merge.merged".to_string()) })
+        .await;
+    lane.settle().await;
+    assert_eq!(merges(&lane).len(), 1, "merged once");
+    assert_eq!(details(&lane, "merge.merged").await, ["merged, as read back from the forge"]);
+    assert!(lane.comments()[0].contains("✅ **Merge:** merged `ec26c3e`"), "{}", lane.comments()[0]);
+}
