@@ -8,6 +8,8 @@
   extract-scripts OUTDIR FILE…  write every shell script of GitHub workflows/actions (`run:`) and
                                 GitLab templates (`script:`) to OUTDIR for shellcheck; refuses
                                 `${{ }}` and `$[[ ]]` expressions inside shell text
+  extract-step FILE JOB NAME    print the `run:` script of the step called NAME in JOB, for tests
+                                that run it
 """
 
 import os
@@ -178,6 +180,14 @@ def extract_scripts(outdir, files):
             Path(outdir, f"{slug}--{name}.sh").write_text(f"#!/usr/bin/env bash\nset -eo pipefail\n{script}")
 
 
+def step_script(path, job_id, name):
+    steps = yaml.load(Path(path).read_text())["jobs"][job_id]["steps"]
+    runs = [step["run"] for step in steps if step.get("name") == name and "run" in step]
+    if len(runs) != 1:
+        sys.exit(f"{path}: job {job_id} has {len(runs)} `run:` steps named {name!r}, expected 1")
+    return runs[0]
+
+
 def main(argv):
     command, args = argv[1], argv[2:]
     if command == "split-gitlab":
@@ -190,6 +200,8 @@ def main(argv):
             check_gate(path)
     elif command == "extract-scripts":
         extract_scripts(args[0], args[1:])
+    elif command == "extract-step":
+        sys.stdout.write(step_script(*args))
     else:
         sys.exit(f"unknown command {command}")
     for message in errors:
