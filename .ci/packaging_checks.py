@@ -3,13 +3,23 @@
   split-gitlab FILE OUTDIR      write FILE's two YAML documents (spec header, jobs) to OUTDIR
   check-gitlab FILE             header holds only `spec`, inputs declared == inputs used, and the
                                 lane job's label match agrees with the full job's rule
-  check-gate FILE               the workflow template's `hotfix-lane-gate` passes exactly when it
-                                should, for each combination of job results
+  check-gate FILE JOB           the verdict step of a gate job (JOB in FILE) passes exactly when
+                                it should, for each combination of job results
+  check-gate-status FILE        the `pull_request_target` gate's suites and status steps, with a
+                                stand-in `gh`: what it waits for, and the status it reports
+  check-pull-request-target FILE…  each `pull_request_target` workflow checks out nothing, keeps
+                                the change's data out of scripts and inputs, holds only read
+                                tokens and keeps secrets behind an environment; every mutation
+                                that breaks one of these is caught
   extract-scripts OUTDIR FILE…  write every shell script of GitHub workflows/actions (`run:`) and
                                 GitLab templates (`script:`) to OUTDIR for shellcheck; refuses
                                 `${{ }}` and `$[[ ]]` expressions inside shell text
+  extract-step FILE JOB NAME    print the `run:` script of the step called NAME in JOB, for tests
+                                that run it
 """
 
+import copy
+import json
 import os
 import re
 import subprocess
@@ -116,12 +126,22 @@ def check_case(path, script, rule, labels, label, want):
         error(f"{path}: labels {labels!r}, label {label!r}: the full job's rule disagrees with the lane job")
 
 
-def check_gate(path):
-    """Runs the gate job's script for job results the runner can report."""
-    job = yaml.load(Path(path).read_text())["jobs"]["hotfix-lane-gate"]
-    if job.get("if") != "always()" or sorted(job.get("needs", [])) != ["full", "lane", "postmortem", "smoke"]:
+GATE_STEP = "Check the lane's jobs"
+GATE_ENV = {"LANE", "SUITE", "SMOKE", "FULL", "POSTMORTEM"}
+
+
+def check_gate(path, job_id):
+    """Runs a gate job's verdict step for the job results the runner can report."""
+    job = yaml.load(Path(path).read_text())["jobs"][job_id]
+    if job_id == "hotfix-lane-gate" and (
+        job.get("if") != "always()" or sorted(job.get("needs", [])) != ["full", "lane", "postmortem", "smoke"]
+    ):
         error(f"{path}: hotfix-lane-gate must run `if: always()` and need lane, smoke, full and postmortem")
-    script = job["steps"][0]["run"]
+    steps = [step for step in job["steps"] if step.get("name") == GATE_STEP]
+    if len(steps) != 1 or set(steps[0].get("env", {})) != GATE_ENV:
+        error(f"{path}: job {job_id} needs one step {GATE_STEP!r} with env {sorted(GATE_ENV)}")
+        return
+    script = steps[0]["run"]
     results = ["success", "failure", "cancelled", "skipped"]
     for lane in results:
         for suite in ["smoke", "full", ""]:
@@ -138,6 +158,191 @@ def check_gate(path):
                         if (done.returncode == 0) != want:
                             error(f"{path}: gate with lane={lane} suite={suite!r} smoke={smoke} full={full} "
                                   f"postmortem={postmortem}: exit {done.returncode}, expected {'pass' if want else 'fail'}")
+
+
+# Stand-in for `gh api`: records its arguments; answers a check-runs query from <check name>.json
+# through the caller's --jq filter (with the real jq).
+FAKE_GH = r"""#!/bin/sh
+printf '%s\n' "$*" >>"$FAKE_GH_DIR/calls"
+name= filter=
+while [ $# -gt 0 ]; do
+    case $1 in
+        -f) case $2 in check_name=*) name=${2#check_name=} ;; esac; shift ;;
+        --jq) filter=$2; shift ;;
+    esac
+    shift
+done
+if [ -n "$filter" ]; then jq -r "$filter" "$FAKE_GH_DIR/$name.json"; fi
+"""
+
+
+def check_runs(*runs):
+    """A check-runs answer: (app slug, status, conclusion) for each run."""
+    return {"check_runs": [{"app": {"slug": app}, "status": status, "conclusion": conclusion}
+                           for app, status, conclusion in runs]}
+
+
+def run_step(step, workflow_env, env, work):
+    """Runs a `run:` step as the runner does, with `gh` replaced; returns (exit code, outputs, gh calls)."""
+    output = Path(work, "output")
+    output.write_text("")
+    Path(work, "calls").write_text("")
+    full_env = {"PATH": f"{work}/bin:{os.environ['PATH']}", "FAKE_GH_DIR": work, "GITHUB_OUTPUT": str(output),
+                "GITHUB_REPOSITORY": "acme/shop", "GITHUB_SERVER_URL": "https://github.example",
+                "GITHUB_RUN_ID": "7", **workflow_env, **step.get("env", {}), **env}
+    done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                          env=full_env, capture_output=True, text=True)
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    return done.returncode, outputs, Path(work, "calls").read_text()
+
+
+def check_gate_status(path):
+    """The suites step waits for GitHub Actions' check runs of both suites and sums them up; the
+    status step reports the verdict as `hotfix-lane/gate` on the head commit."""
+    data = yaml.load(Path(path).read_text())
+    steps = {step.get("name"): step for step in data["jobs"]["gate"]["steps"]}
+    workflow_env = {key: str(value) for key, value in data.get("env", {}).items()}
+    smoke, full = workflow_env["SMOKE_CHECK"], workflow_env["FULL_CHECK"]
+    ok = ("github-actions", "completed", "success")
+    cases = [
+        ("both passed", [ok], [ok], {}, {"smoke": "success", "full": "success"}),
+        ("full skipped", [ok], [("github-actions", "completed", "skipped")], {}, {"smoke": "success", "full": "skipped"}),
+        ("a failing run beside a passing one of the same name", [ok, ("github-actions", "completed", "failure"), ok],
+         [ok], {}, {"smoke": "failure", "full": "success"}),
+        ("passed and skipped runs of one name", [ok, ("github-actions", "completed", "skipped")], [ok], {},
+         {"smoke": "mixed", "full": "success"}),
+        ("a run by another app does not count", [("mallory-app", "completed", "success")], [ok],
+         {"WAIT_MINUTES": "0"}, {"smoke": "missing", "full": "success"}),
+        ("still running when the wait is over", [("github-actions", "in_progress", None)], [ok],
+         {"WAIT_MINUTES": "0"}, {"smoke": "pending", "full": "success"}),
+    ]
+    with tempfile.TemporaryDirectory() as work:
+        Path(work, "bin").mkdir()
+        Path(work, "bin", "gh").write_text(FAKE_GH)
+        Path(work, "bin", "gh").chmod(0o755)
+        for name, smoke_runs, full_runs, env, want in cases:
+            Path(work, f"{smoke}.json").write_text(json.dumps(check_runs(*smoke_runs)))
+            Path(work, f"{full}.json").write_text(json.dumps(check_runs(*full_runs)))
+            code, outputs, calls = run_step(steps["Wait for the suites"], workflow_env,
+                                            {"GH_TOKEN": "t", "HEAD_SHA": "abc123", **env}, work)
+            if code != 0 or outputs != want or "commits/abc123/check-runs" not in calls:
+                error(f"{path}: suites step, {name}: exit {code}, outputs {outputs}, expected {want}")
+        for verdict, state in [("success", "success"), ("failure", "failure"), ("skipped", "failure"), ("", "failure")]:
+            code, _, calls = run_step(steps["Report the verdict"], workflow_env,
+                                      {"GH_TOKEN": "t", "HEAD_SHA": "abc123", "VERDICT": verdict}, work)
+            posted = "repos/acme/shop/statuses/abc123" in calls and "context=hotfix-lane/gate" in calls \
+                and f"state={state}" in calls
+            if not posted or (code == 0) != (state == "success"):
+                error(f"{path}: status step with verdict {verdict!r}: exit {code}, gh {calls.strip()!r}, "
+                      f"expected state={state}")
+
+
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+# Context a pull request's author writes: its title, body, branch names, labels, commit messages...
+CHANGE_DATA = re.compile(r"\bgithub\.(event\b|head_ref\b)|\bgithub\[")
+SAFE_CHANGE_DATA = re.compile(r"^\s*github\.event\.pull_request\.number\s*$")
+FETCH_IN_SHELL = re.compile(r"\bgit\s+(fetch|checkout|clone|switch|pull|worktree)\b|\bgh\s+pr\s+checkout\b|refs/pull/")
+
+
+def strings(node, keys=()):
+    """(keys leading to it, value) for every string in a loaded YAML document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from strings(value, keys + (str(key),))
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings(value, keys)
+    elif isinstance(node, str):
+        yield keys, node
+
+
+def triggers(data):
+    on = data.get("on")
+    return {on} if isinstance(on, str) else set(on or [])
+
+
+def pull_request_target_problems(data):
+    """Why a `pull_request_target` workflow could run or trust what the change wrote. It runs with
+    the default branch's token and secrets, so: nothing is checked out (not even the base: nothing
+    here needs files), no script fetches refs, the change's data reaches steps only as `env:`
+    values (the number may name the concurrency group), the token only reads, and secrets live in
+    an environment that only the default branch may use."""
+    problems = []
+    if data.get("permissions") != {}:
+        problems.append("the top-level `permissions` must be `{}`")
+    for job_id, job in (data.get("jobs") or {}).items():
+        permissions = job.get("permissions")
+        if not isinstance(permissions, dict) or any(v not in ("read", "none") for v in permissions.values()):
+            problems.append(f"job {job_id}: list its `permissions`, each `read` or `none` (write with an App token)")
+        if "uses" in job:
+            problems.append(f"job {job_id}: calls a reusable workflow, which this check cannot see into")
+        if any("secrets." in value for _, value in strings(job)) and not job.get("environment"):
+            problems.append(f"job {job_id}: uses secrets outside an `environment`")
+        for number, step in enumerate(job.get("steps") or [], 1):
+            where = f"job {job_id}, step {step.get('name') or step.get('id') or number}"
+            action = str(step.get("uses", "")).split("@")[0]
+            if action == "actions/checkout":
+                problems.append(f"{where}: checks out code")
+            if action.startswith("./"):
+                problems.append(f"{where}: runs a local action from a checkout")
+            script = str(step.get("run", ""))
+            if "${{" in script:
+                problems.append(f"{where}: an expression inside `run:` (pass it through `env:`)")
+            if FETCH_IN_SHELL.search(script):
+                problems.append(f"{where}: fetches or checks out refs")
+    for keys, value in strings(data):
+        for expression in EXPRESSION.findall(value):
+            if not CHANGE_DATA.search(expression) or "env" in keys:
+                continue
+            if keys[:2] == ("concurrency", "group") and SAFE_CHANGE_DATA.match(expression):
+                continue
+            problems.append(f"{'.'.join(keys)}: the change's data `{expression.strip()}` outside `env:`")
+    return problems
+
+
+def mutations(data):
+    """(what, a copy of data broken that way) for each property pull_request_target_problems checks."""
+    job_id = next(iter(data["jobs"]))
+
+    def broken(what, change):
+        copied = copy.deepcopy(data)
+        change(copied, copied["jobs"][job_id])
+        return what, copied
+
+    def add_step(step):
+        return lambda _, job: job["steps"].insert(0, step)
+
+    head = "${{ github.event.pull_request.head.sha }}"
+    yield broken("checks out the head", add_step({"uses": "actions/checkout@v6", "with": {"ref": head}}))
+    yield broken("checks out the base", add_step({"uses": "actions/checkout@v6"}))
+    yield broken("runs a local action", add_step({"uses": "./.github/actions/x"}))
+    yield broken("fetches the change", add_step({"run": 'gh pr checkout "$PR"'}))
+    yield broken("fetches the merge ref", add_step({"run": 'git fetch origin "refs/pull/$PR/merge"'}))
+    yield broken("title in a script", add_step({"run": 'echo "${{ github.event.pull_request.title }}"'}))
+    yield broken("branch in a script", add_step({"run": "echo ${{ github.head_ref }}"}))
+    yield broken("body in an input", add_step({"uses": "x/y@v1", "with": {"text": "${{ github.event.pull_request.body }}"}}))
+    yield broken("title in a step name", add_step({"name": "${{ github.event.pull_request.title }}", "run": "true"}))
+    yield broken("a write token", lambda _, job: job["permissions"].update({"pull-requests": "write"}))
+    yield broken("no job permissions", lambda _, job: job.pop("permissions"))
+    yield broken("write-all at the top", lambda d, _: d.update({"permissions": "write-all"}))
+    yield broken("secrets outside an environment", lambda _, job: (job.pop("environment", None), job.update(
+        {"env": {"KEY": "${{ secrets.KEY }}"}})))
+
+
+def check_pull_request_target(paths):
+    checked = 0
+    for path in paths:
+        data = yaml.load(Path(path).read_text())
+        if "pull_request_target" not in triggers(data):
+            continue
+        checked += 1
+        for problem in pull_request_target_problems(data):
+            error(f"{path}: {problem}")
+        for what, broken in mutations(data):
+            if not pull_request_target_problems(broken):
+                error(f"{path}: check-pull-request-target does not notice a workflow that {what}")
+    if not checked:
+        error(f"check-pull-request-target: none of {' '.join(paths)} runs on pull_request_target")
 
 
 def github_scripts(path, data):
@@ -178,6 +383,14 @@ def extract_scripts(outdir, files):
             Path(outdir, f"{slug}--{name}.sh").write_text(f"#!/usr/bin/env bash\nset -eo pipefail\n{script}")
 
 
+def step_script(path, job_id, name):
+    steps = yaml.load(Path(path).read_text())["jobs"][job_id]["steps"]
+    runs = [step["run"] for step in steps if step.get("name") == name and "run" in step]
+    if len(runs) != 1:
+        sys.exit(f"{path}: job {job_id} has {len(runs)} `run:` steps named {name!r}, expected 1")
+    return runs[0]
+
+
 def main(argv):
     command, args = argv[1], argv[2:]
     if command == "split-gitlab":
@@ -186,10 +399,15 @@ def main(argv):
         for path in args:
             check_gitlab(path)
     elif command == "check-gate":
-        for path in args:
-            check_gate(path)
+        check_gate(*args)
+    elif command == "check-gate-status":
+        check_gate_status(*args)
+    elif command == "check-pull-request-target":
+        check_pull_request_target(args)
     elif command == "extract-scripts":
         extract_scripts(args[0], args[1:])
+    elif command == "extract-step":
+        sys.stdout.write(step_script(*args))
     else:
         sys.exit(f"unknown command {command}")
     for message in errors:

@@ -3,10 +3,13 @@
 # binary for this runner in place, then runs `hotfix-lane action`.
 #
 # The prebuilt binary comes from the release named by INPUT_VERSION (default: v + the version in
-# the action's own Cargo.toml, so an action commit runs the binary released from it). It is
-# checked against that release's SHA256SUMS before it is used, fails closed on a mismatch or a
-# missing entry, and is kept in RUNNER_TOOL_CACHE (re-checked against SHA256SUMS on every use).
-# With INPUT_BUILD_FROM_SOURCE=true it is built with `cargo install` instead.
+# the action's own Cargo.toml, so an action commit runs the binary released from it). Before it is
+# used, its archive must match the sha256 that the action's own commit pins in action/SHA256SUMS
+# (written by the release workflow into the commit each release tag points to): pinning the action
+# to a commit pins the bytes it runs. Nothing downloaded beside the binary is trusted, and a
+# version that action/SHA256SUMS does not list is never downloaded. The verified binary is kept in
+# RUNNER_TOOL_CACHE and re-checked against the pinned sha256 on every use. With
+# INPUT_BUILD_FROM_SOURCE=true it is built with `cargo install` instead.
 #
 # Environment (action.yml maps the step's inputs; nothing is interpolated into shell text):
 #   INPUT_TOKEN, INPUT_MODE, INPUT_TARGETS  read by the binary itself
@@ -99,6 +102,17 @@ install_release() {
     [[ $version =~ ^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$ ]] ||
         fail "input version must be a release tag such as v1.2.3, not '$version'"
     version=v${version#v}
+    asset="$program-$target.tar.gz"
+
+    # The expected sha256 comes from the action's own commit, before anything is downloaded.
+    local pinned="$action_path/action/SHA256SUMS" entry="$version/$asset"
+    local unpinned="refusing to download an unverified binary. Use the action at the commit that release tag $version points to (uses: ${HOTFIX_LANE_ACTION_REPOSITORY:-<owner>/<repo>}@<that commit's sha> # $version), or set build-from-source: true"
+    [[ -f $pinned ]] || fail "this action commit has no action/SHA256SUMS, so it pins no release checksum: $unpinned"
+    entries=$(awk -v name="$entry" '$2 == name || $2 == "*" name { print tolower($1) }' "$pinned")
+    [[ -n $entries ]] || fail "this action commit pins no checksum for $entry in action/SHA256SUMS: $unpinned"
+    [[ $entries != *$'\n'* ]] || fail "action/SHA256SUMS pins more than one checksum for $entry"
+    [[ $entries =~ ^[0-9a-f]{64}$ ]] || fail "action/SHA256SUMS has a malformed checksum for $entry"
+    expected=$entries
 
     if [[ -n ${HOTFIX_LANE_RELEASE_BASE_URL:-} ]]; then
         base=${HOTFIX_LANE_RELEASE_BASE_URL%/}
@@ -116,7 +130,6 @@ install_release() {
     esac
     command -v curl >/dev/null 2>&1 || fail "curl is needed to download $program"
 
-    asset="$program-$target.tar.gz"
     tool_dir="${RUNNER_TOOL_CACHE:-$tmp_root}/$program/${version#v}/$arch"
     marker="$tool_dir.complete"
     work=$(mktemp -d "$tmp_root/$program.XXXXXX")
@@ -127,14 +140,6 @@ install_release() {
             --retry 3 --retry-delay 2 --connect-timeout 20 --max-time 300 --output "$2" "$1"
     }
 
-    download "$base/SHA256SUMS" "$work/SHA256SUMS" ||
-        fail "cannot download $base/SHA256SUMS: is $version released? Without it the binary cannot be verified"
-    entries=$(awk -v name="$asset" '$2 == name || $2 == "*" name { print tolower($1) }' "$work/SHA256SUMS")
-    [[ -n $entries ]] || fail "SHA256SUMS of $version has no entry for $asset: refusing to run an unverified binary"
-    [[ $entries != *$'\n'* ]] || fail "SHA256SUMS of $version has more than one entry for $asset"
-    [[ $entries =~ ^[0-9a-f]{64}$ ]] || fail "SHA256SUMS of $version has a malformed entry for $asset"
-    expected=$entries
-
     if [[ -f $marker && -f $tool_dir/$asset && -f $tool_dir/$program ]]; then
         if [[ $(sha256 "$tool_dir/$asset") == "$expected" ]] &&
             tar -xzOf "$tool_dir/$asset" "$program" 2>/dev/null | cmp -s - "$tool_dir/$program"; then
@@ -143,17 +148,17 @@ install_release() {
             rm -rf "$work"
             return
         fi
-        warn "the cached $program $version does not match SHA256SUMS; downloading it again"
+        warn "the cached $program $version does not match the sha256 pinned in action/SHA256SUMS; downloading it again"
     fi
 
     info "Downloading $base/$asset"
-    download "$base/$asset" "$work/$asset" || fail "cannot download $base/$asset"
+    download "$base/$asset" "$work/$asset" || fail "cannot download $base/$asset: is $version released?"
     actual=$(sha256 "$work/$asset")
     if [[ $actual != "$expected" ]]; then
-        fail "checksum mismatch for $asset of $version: SHA256SUMS says $expected, the download is $actual." \
-            "Not running it."
+        fail "checksum mismatch for $asset of $version: the action's action/SHA256SUMS pins $expected," \
+            "the download is $actual. Not running it."
     fi
-    info "sha256 $actual verified against SHA256SUMS"
+    info "sha256 $actual verified against action/SHA256SUMS"
 
     mkdir -p "$work/unpacked"
     tar -xzf "$work/$asset" -C "$work/unpacked" "$program" 2>/dev/null || fail "$asset holds no $program executable"
