@@ -587,6 +587,23 @@ async fn a_merge_queue_branch_gets_the_hotfix_at_its_front(backend: Backend) {
     assert!(audit_actions(&lane).await.contains(&"merge.enqueued".to_string()));
 }
 
+/// A secondary rate limit answers `Retry-After: 1`: the job waits a second, not until the end
+/// of the hourly window that `x-ratelimit-reset` names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_rate_limit_waits_for_retry_after_not_the_hourly_reset() {
+    let lane = Lane::start(Backend::Sqlite, RESPONDERS).await;
+    lane.fake.with(|w| w.throttled.push(("/statuses/".into(), 1)));
+    let body = serde_json::to_vec(&pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).unwrap();
+    assert_eq!(Delivery::new("pull_request", "throttled", body).send(&lane.client, &lane.base).await.0, 202);
+    let store = lane.store().clone();
+    eventually("the job is deferred", || async {
+        store.jobs_in_state("queued").await.unwrap().iter().any(|j| j.last_error.is_some())
+    })
+    .await;
+    lane.clock.advance(2_000);
+    eventually("the retry reports", || async { lane.fake.status(REPO, HEAD, "hotfix-lane/lane").is_some() }).await;
+}
+
 /// Two `serve` replicas on one PostgreSQL, each receiving its own copy of the green smoke check
 /// at the same moment: the change is merged exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

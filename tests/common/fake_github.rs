@@ -87,6 +87,9 @@ pub struct World {
     pub failing: Vec<String>,
     /// Path and query of every request, in order.
     pub uris: Vec<String>,
+    /// (path part, count): that many requests whose path contains it hit a secondary rate
+    /// limit (403, `Retry-After: 1`, with most of the hourly limit left).
+    pub throttled: Vec<(String, u32)>,
     next_id: u64,
 }
 
@@ -206,6 +209,18 @@ async fn record(
         w.auth.push((uri.path().to_string(), authorization));
         if w.failing.iter().any(|f| uri.path().contains(f.as_str())) {
             return (StatusCode::BAD_GATEWAY, Json(json!({ "message": "Server Error" }))).into_response();
+        }
+        if let Some((_, left)) = w.throttled.iter_mut().find(|(p, left)| *left > 0 && uri.path().contains(p.as_str())) {
+            *left -= 1;
+            let reset = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600)
+                .to_string();
+            let headers = [
+                ("retry-after", "1".to_string()),
+                ("x-ratelimit-remaining", "4000".into()),
+                ("x-ratelimit-reset", reset),
+            ];
+            let message = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.";
+            return (StatusCode::FORBIDDEN, headers, Json(json!({ "message": message }))).into_response();
         }
     }
     next.run(request).await
