@@ -20,6 +20,7 @@ use crate::lane::command::{self, Command};
 use crate::lane::event::{CommentAction, Envelope, Event, PullRequestAction};
 use crate::lane::grant::{self, Blocker, Grant};
 use crate::lane::incident::format_utc;
+use crate::lane::markdown;
 use crate::lane::membership::who_can_authorize;
 use crate::lane::policy::parse_duration;
 use crate::lane::track::{self, CheckResult};
@@ -79,9 +80,11 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Deci
                         return Err(format!("GitHub refused the merge: {why}"));
                     };
                     files.output("merged", outcome).map_err(write)?;
-                    let line = format!("#{number} {outcome} at {short} on @{by}'s authorization");
-                    files.summary(&format!("### hotfix-lane merge\n\n{line}\n")).map_err(write)?;
-                    println!("{line}");
+                    let line = |by: &str| format!("#{number} {outcome} at {short} on @{by}'s authorization");
+                    files
+                        .summary(&format!("### hotfix-lane merge\n\n{}\n", line(&markdown::text(&by))))
+                        .map_err(write)?;
+                    println!("{}", line(&by));
                     return Ok(ExitCode::SUCCESS);
                 }
                 // The base moved under the merge: try again at the next look.

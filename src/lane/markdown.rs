@@ -1,5 +1,7 @@
-//! Markdown as people read it: which lines of a comment or description a reader sees as the
-//! writer's own words, so that commands and `Postmortem:` lines count only there.
+//! Markdown both ways. Reading: which lines of a comment or description a reader sees as the
+//! writer's own words, so that commands and `Postmortem:` lines count only there. Writing: text
+//! from a change (titles, postmortem values, file paths, branch names) placed in what the lane
+//! writes under its name renders as itself, never as markup, an image, a link or a mention.
 //!
 //! Read as GitHub does: CommonMark with tables, task lists, strikethrough, footnotes and math.
 
@@ -186,6 +188,84 @@ fn open_after(html: &str, mut open: usize) -> usize {
     open
 }
 
+/// Characters that must not reach a page from a change's text: control characters (a line
+/// break would start a new block) and bidirectional overrides (which make text read other
+/// than it is). Controls become spaces, overrides are dropped.
+fn cleaned(text: &str, keep_lines: bool) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .filter_map(|c| match c {
+            '\n' | '\t' if keep_lines => Some(c),
+            '\r' if keep_lines => None,
+            c if c.is_control() => Some(' '),
+            c => Some(c),
+        })
+        .collect()
+}
+
+/// Text as inline Markdown that renders as itself. Markdown punctuation is backslash-escaped,
+/// and so are the characters that would open a block at the start of a line (`#`, `-`, `+`,
+/// `=`, `1.`); `<`, `>`, `&` and `$` (math) are written as entities.
+///
+/// `@` is followed by a zero-width space (`@&#8203;`): GitHub links a mention only where a
+/// name follows `@` directly, and it finds mentions in the rendered text, after escapes and
+/// entities are resolved, so `\@` or `&#64;` would still notify. The reader sees a plain `@`.
+pub fn text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Whether everything so far is spaces, or spaces then digits: what starts a block.
+    let (mut at_start, mut digits) = (true, false);
+    for c in cleaned(text, false).chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => out.extend(['\\', c]),
+            '#' | '-' | '+' | '=' if at_start => out.extend(['\\', c]),
+            '.' | ')' if digits => out.extend(['\\', c]),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '$' => out.push_str("&#36;"),
+            '@' => out.push_str("@&#8203;"),
+            c => out.push(c),
+        }
+        digits = c.is_ascii_digit() && (at_start || digits);
+        at_start &= c == ' ';
+    }
+    out
+}
+
+/// The longest run of backticks in `text`.
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// `text` as a code span: shown exactly (nothing is markup inside code, and GitHub links no
+/// mentions there), between backtick runs longer than any in it.
+pub fn code(text: &str) -> String {
+    let text = cleaned(text, false);
+    let ticks = "`".repeat(longest_backtick_run(&text) + 1);
+    // A space on both sides keeps a leading or trailing backtick apart from the fence, and
+    // CommonMark takes one such pair off again.
+    let spaced = text.is_empty()
+        || text.starts_with('`')
+        || text.ends_with('`')
+        || (text.starts_with(' ') && text.ends_with(' ') && text.trim() != "");
+    let pad = if spaced { " " } else { "" };
+    format!("{ticks}{pad}{text}{pad}{ticks}")
+}
+
+/// `text` of any number of lines as a fenced code block, with a fence longer than any
+/// backtick run in it, so no line of it can close the block.
+pub fn fence(text: &str) -> String {
+    let text = cleaned(text, true);
+    let ticks = "`".repeat(longest_backtick_run(&text).max(2) + 1);
+    format!("{ticks}\n{text}\n{ticks}")
+}
+
+/// Markdown (made by [`text`] or [`code`]) for a table cell: a `|`, even inside a code span,
+/// would end the cell, so each is escaped (a table reads `\|` as `|`, in code too).
+pub fn cell(markdown: &str) -> String {
+    markdown.replace('|', "\\|")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +313,99 @@ mod tests {
         assert_eq!(open_after("<br><img src=x><hr/><p/>", 0), 0);
         assert_eq!(open_after("<!-- <details> --></details></div>", 1), 0);
         assert_eq!(open_after("a < b, 1<2", 0), 0);
+    }
+
+    /// What `markdown` renders as: its text, and whether anything but text (and code) appears.
+    fn rendered(markdown: &str) -> (String, Vec<String>) {
+        let mut text = String::new();
+        let mut other = Vec::new();
+        let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_MATH;
+        for event in Parser::new_ext(markdown, options) {
+            match event {
+                Event::Text(t) | Event::Code(t) => text.push_str(&t),
+                Event::Start(Tag::Paragraph) | Event::End(TagEnd::Paragraph) => {}
+                e => other.push(format!("{e:?}")),
+            }
+        }
+        (text, other)
+    }
+
+    const HOSTILE: &[&str] = &[
+        "soon` <img src=https://attacker.example/p.png> @acme/everyone",
+        "**bold** _em_ ~~gone~~ [link](https://x) ![i](https://x/i.png) <https://x>",
+        "# heading",
+        "- item",
+        "+ item",
+        "1. item",
+        "12) item",
+        "> quote",
+        "=== setext?",
+        "<!-- comment --> <details>",
+        "a\nb\n\n<script>x</script>",
+        "back\\slash\\ and `code` and ``more``",
+        "$x^2$ and $$y$$",
+        "&amp; &#64;team &lt;b&gt;",
+        "[^1] [x][y] | pipe |",
+        "trailing backslash\\",
+        "rtl \u{202E}txt.exe",
+    ];
+
+    #[test]
+    fn text_renders_as_itself() {
+        for hostile in HOSTILE {
+            let (shown, other) = rendered(&text(hostile));
+            assert!(other.is_empty(), "{hostile:?} rendered {other:?}");
+            let expected = cleaned(hostile, false).replace('@', "@\u{200B}");
+            assert_eq!(shown, expected, "{hostile:?}");
+        }
+        assert_eq!(text("Fix checkout (v2)."), "Fix checkout (v2).", "ordinary text stays readable");
+        assert_eq!(text("@acme/everyone"), "@&#8203;acme/everyone");
+    }
+
+    #[test]
+    fn code_spans_show_their_text_exactly() {
+        for hostile in HOSTILE.iter().chain(&["`", "``x", "y`", " padded ", "   "]) {
+            let span = code(hostile);
+            let events: Vec<Event> = Parser::new(&span).collect();
+            let expected = cleaned(hostile, false);
+            assert!(
+                matches!(&events[..], [Event::Start(Tag::Paragraph), Event::Code(c), Event::End(TagEnd::Paragraph)] if **c == *expected),
+                "{hostile:?} → {span:?} → {events:?}"
+            );
+        }
+        assert_eq!(code("app/server.rs"), "`app/server.rs`");
+    }
+
+    #[test]
+    fn fences_cannot_be_closed_from_inside() {
+        let inside = "line 1\n````\n```\n<img src=x>\nend";
+        let block = fence(inside);
+        let events: Vec<Event> = Parser::new(&block).collect();
+        let (first, last) = (events.first(), events.last());
+        assert!(matches!(first, Some(Event::Start(Tag::CodeBlock(_)))) && last == Some(&Event::End(TagEnd::CodeBlock)));
+        let shown: String = events[1..events.len() - 1]
+            .iter()
+            .map(|e| match e {
+                Event::Text(t) => t.to_string(),
+                other => panic!("{other:?} inside the block"),
+            })
+            .collect();
+        assert_eq!(shown, format!("{inside}\n"));
+        assert!(fence("plain").starts_with("```\n"));
+    }
+
+    #[test]
+    fn cells_keep_pipes_inside_their_cell() {
+        let row = format!("| {} | {} |", cell(&code("a|b`c\\|")), cell(&text("x | y \\| z")));
+        let table = format!("| path | state |\n|---|---|\n{row}\n");
+        let cells: Vec<String> = Parser::new_ext(&table, Options::ENABLE_TABLES)
+            .skip_while(|e| *e != Event::End(TagEnd::TableHead))
+            .filter_map(|e| match e {
+                Event::Code(t) | Event::Text(t) => Some(t.to_string()),
+                Event::End(TagEnd::TableCell) => Some("|".into()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cells.concat(), "a|b`c\\||x | y \\| z|");
     }
 }

@@ -33,13 +33,21 @@ pub fn find_reference(body: &str, this_repo: &str) -> Result<Option<IssueRef>, S
             continue;
         }
         let value = value.trim();
-        return parse_reference(value, this_repo).map(Some).ok_or_else(|| {
-            format!(
-                "`Postmortem: {value}` is not an issue reference; write `#123`, `owner/repo#123` or the issue's URL"
-            )
-        });
+        return parse_reference(value, this_repo).map(Some).ok_or_else(|| unreadable(value));
     }
     Ok(None)
+}
+
+/// The hint for a value that is not a reference. It quotes the value (text from the change)
+/// as a code span, so nothing in it renders, cut short so the comment stays within bounds.
+fn unreadable(value: &str) -> String {
+    const SHOWN: usize = 80;
+    let shown: String = value.chars().take(SHOWN).collect();
+    let cut = if value.chars().nth(SHOWN).is_some() { "…" } else { "" };
+    format!(
+        "{} is not an issue reference; write `#123`, `owner/repo#123` or the issue's URL",
+        markdown::code(&format!("Postmortem: {shown}{cut}"))
+    )
 }
 
 fn parse_reference(value: &str, this_repo: &str) -> Option<IssueRef> {
@@ -205,6 +213,14 @@ mod tests {
             assert_eq!(find(&format!("{hidden}\n\nPostmortem: #2")), Ok(r("acme/shop", 2)), "{hidden:?}");
             assert_eq!(find(hidden), Ok(None), "{hidden:?}");
         }
+    }
+
+    #[test]
+    fn the_hint_quotes_the_value_inertly_and_briefly() {
+        let err = find("Postmortem: soon` <img src=https://attacker.example/p.png> @acme/everyone").unwrap_err();
+        assert!(err.starts_with("``Postmortem: soon`  @acme/everyone`` is not an issue reference"), "{err}");
+        let long = find(&format!("Postmortem: {}", "x".repeat(500))).unwrap_err();
+        assert!(long.len() < 200 && long.contains("x…"), "{long}");
     }
 
     #[test]
