@@ -13,6 +13,7 @@ use crate::lane::event::{
 };
 use crate::lane::grant::{self, Grant};
 use crate::lane::incident::format_utc;
+use crate::lane::markdown;
 use crate::lane::membership::{self, Labeler, Membership};
 use crate::lane::policy::Policy;
 use crate::lane::postmortem::{self, IssueLookup, IssueRef};
@@ -495,32 +496,28 @@ async fn check_policy_edit<F: Forge>(
     if !files.iter().any(|f| f == GITHUB_POLICY_PATH) {
         return Ok(());
     }
-    let (state, description) = match forge.file(&repo.full_name, GITHUB_POLICY_PATH, &pull.head_sha).await? {
-        None => (CheckState::Success, "policy file removed: defaults apply".to_string()),
+    let (state, description, details) = match forge.file(&repo.full_name, GITHUB_POLICY_PATH, &pull.head_sha).await? {
+        None => (CheckState::Success, "policy file removed: defaults apply".to_string(), String::new()),
         Some(file) => match Policy::parse(&file.text) {
-            Ok(_) => (CheckState::Success, "policy file valid".to_string()),
+            Ok(_) => (CheckState::Success, "policy file valid".to_string(), String::new()),
             Err(error) => {
-                // The message quotes the change's file: fence it so no markup in it renders.
-                let message = format!("{GITHUB_POLICY_PATH}:{error}");
-                let fence = "`".repeat(longest_backtick_run(&message).max(2) + 1);
+                // The message quotes the change's file: fenced, no markup in it renders.
+                let message = markdown::fence(&format!("{GITHUB_POLICY_PATH}:{error}"));
                 let body = format!(
-                    "{POLICY_MARKER}\n### hotfix-lane\n\n❌ `{GITHUB_POLICY_PATH}` in this change is invalid:\n\n{fence}\n{message}\n{fence}\n\nThe lane keeps using the policy on the default branch until a valid one is merged.\n"
+                    "{POLICY_MARKER}\n### hotfix-lane\n\n❌ `{GITHUB_POLICY_PATH}` in this change is invalid:\n\n{message}\n\nThe lane keeps using the policy on the default branch until a valid one is merged.\n"
                 );
                 forge.upsert_comment(&repo.full_name, pull.number, None, POLICY_MARKER, &body).await?;
-                (CheckState::Failure, format!("policy file invalid: {error}"))
+                (CheckState::Failure, format!("policy file invalid: {error}"), message)
             }
         },
     };
-    let report = Report::new(POLICY_CONTEXT, state, description, String::new());
+    // A check run shows the details (or else the description) as Markdown: the fenced message.
+    let report = Report::new(POLICY_CONTEXT, state, description, details);
     if facts.lane.is_news(&pull.head_sha, &report) {
         forge.report(&repo.full_name, &pull.head_sha, &report).await?;
         facts.lane.remember(&pull.head_sha, &report);
     }
     Ok(())
-}
-
-fn longest_backtick_run(text: &str) -> usize {
-    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
 /// `refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>` → `<number>`.
@@ -667,11 +664,5 @@ mod tests {
         );
         assert_eq!(queue_pull_number("refs/heads/gh-readonly-queue/release/1.x/pr-7-abc"), Some(7));
         assert_eq!(queue_pull_number("refs/heads/main"), None);
-    }
-
-    #[test]
-    fn backtick_runs() {
-        assert_eq!(super::longest_backtick_run("a ``` b ` c"), 3);
-        assert_eq!(super::longest_backtick_run("none"), 0);
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::command::valid_branch;
+use super::markdown;
 use super::policy::Policy;
 use super::report::{CheckState, Report};
 use crate::store::Millis;
@@ -168,7 +169,7 @@ pub fn targets(
 }
 
 /// The backport pull request's title; a title that already names a backport target is not
-/// prefixed twice.
+/// prefixed twice. Titles are plain text on the forge, so the original's is not escaped.
 pub fn title(target: &str, original: &str) -> String {
     let original = match original.strip_prefix("[Backport ").and_then(|rest| rest.split_once("] ")) {
         Some((_, rest)) => rest,
@@ -177,7 +178,8 @@ pub fn title(target: &str, original: &str) -> String {
     format!("[Backport {target}] {original}")
 }
 
-/// What the backport pull request says. PR text is quoted, never interpreted.
+/// What the backport pull request says. Paths and branch names are shown as code, so nothing
+/// in them renders.
 pub struct PullText<'a> {
     pub number: u64,
     pub target: &'a str,
@@ -190,8 +192,10 @@ pub struct PullText<'a> {
 
 pub fn body(t: &PullText) -> String {
     let mut body = format!(
-        "Backport of #{} to `{}` (merge commit {}), opened by hotfix-lane.\n",
-        t.number, t.target, t.merge_commit
+        "Backport of #{} to {} (merge commit {}), opened by hotfix-lane.\n",
+        t.number,
+        markdown::code(t.target),
+        t.merge_commit
     );
     if let Some(postmortem) = &t.postmortem {
         body.push_str(&format!("\nPostmortem: {postmortem}\n"));
@@ -201,7 +205,7 @@ pub fn body(t: &PullText) -> String {
         let picked = t.conflict_commit.map(|c| format!("Picking {c} conflicted. ")).unwrap_or_default();
         body.push_str(&format!("\n### Conflicts to resolve\n\n{picked}This draft carries the conflicted files as committed, with conflict markers; `hotfix-lane/backport` fails until they are resolved.\n\n"));
         for c in t.conflicts {
-            body.push_str(&format!("- `{}`: {}\n", c.path, c.kind.describe()));
+            body.push_str(&format!("- {}: {}\n", markdown::code(&c.path), c.kind.describe()));
         }
         body.push_str(&format!(
             "\nTo finish locally:\n\n```sh\ngit fetch origin {branch}\ngit switch {branch}\n# edit the files above, then\ngit commit -am \"Resolve backport conflicts\"\n"
@@ -233,22 +237,28 @@ pub fn summary_report(backports: &BTreeMap<String, Backport>) -> Report {
 }
 
 /// The check on a backport pull request's head: fails while the conflicts the pick left remain.
-/// `still_marked` are the conflicted files that still carry markers at `head`.
+/// `still_marked` are the conflicted files that still carry markers at `head`. The details say
+/// the same in Markdown, paths as code: a check run's summary is Markdown.
 pub fn head_report(backport: &Backport, head: &str, still_marked: &[String]) -> Report {
     let untouched = backport.tip.as_deref() == Some(head);
     let unmarked: Vec<&str> =
         backport.conflicts.iter().filter(|c| !c.kind.has_markers()).map(|c| c.path.as_str()).collect();
-    let (state, description) = if !still_marked.is_empty() {
-        (CheckState::Failure, format!("conflict markers remain in {}", still_marked.join(", ")))
+    let marked: Vec<&str> = still_marked.iter().map(String::as_str).collect();
+    let (what, paths, then) = if !marked.is_empty() {
+        ("conflict markers remain in", marked, "")
     } else if untouched && !unmarked.is_empty() {
-        (CheckState::Failure, format!("resolve {} and push", unmarked.join(", ")))
+        ("resolve", unmarked, " and push")
     } else {
-        (CheckState::Success, "no conflicts left".to_string())
+        return Report::new(BACKPORT_CONTEXT, CheckState::Success, "no conflicts left".into(), String::new());
     };
-    Report { context: BACKPORT_CONTEXT.into(), state, description, details: String::new() }
+    let description = format!("{what} {}{then}", paths.join(", "));
+    let shown: Vec<String> = paths.iter().map(|p| markdown::code(p)).collect();
+    let details = format!("{what} {}{then}", shown.join(", "));
+    Report { context: BACKPORT_CONTEXT.into(), state: CheckState::Failure, description, details }
 }
 
-/// The one comment on the original change, edited as targets finish.
+/// The one comment on the original change, edited as targets finish. Paths and failure
+/// details (from git and the forge) are escaped for the table.
 pub fn comment(backports: &BTreeMap<String, Backport>) -> String {
     let mut text = format!("{BACKPORT_MARKER}\n### Backports\n\n| Target | State | Pull request |\n|---|---|---|\n");
     for (target, b) in backports {
@@ -258,14 +268,16 @@ pub fn comment(backports: &BTreeMap<String, Backport>) -> String {
             BackportState::Opened => "✅ opened".to_string(),
             BackportState::Conflict => format!(
                 "⚠️ conflicts in {}",
-                b.conflicts.iter().map(|c| format!("`{}`", c.path)).collect::<Vec<_>>().join(", ")
+                b.conflicts.iter().map(|c| markdown::cell(&markdown::code(&c.path))).collect::<Vec<_>>().join(", ")
             ),
             BackportState::AlreadyApplied => "✅ already on the target".to_string(),
-            BackportState::Failed => format!("❌ failed: {}", b.detail.as_deref().unwrap_or("unknown reason")),
+            BackportState::Failed => {
+                format!("❌ failed: {}", markdown::text(b.detail.as_deref().unwrap_or("unknown reason")))
+            }
             BackportState::Merged => "✅ merged".to_string(),
             BackportState::Closed => "❌ closed without merging".to_string(),
         };
-        text.push_str(&format!("| `{target}` | {state} | {pull} |\n"));
+        text.push_str(&format!("| {} | {state} | {pull} |\n", markdown::cell(&markdown::code(target))));
     }
     text
 }
@@ -337,6 +349,65 @@ mod tests {
     fn titles_are_not_prefixed_twice() {
         assert_eq!(title("main", "Fix crash"), "[Backport main] Fix crash");
         assert_eq!(title("main", "[Backport release-1] Fix crash"), "[Backport main] Fix crash");
+    }
+
+    /// A path git allows, chosen to break out of a code span, a table cell and into HTML.
+    const HOSTILE_PATH: &str = "docs/``x`` | ![i](https://x/i.png) <img src=x> @acme/everyone.md";
+
+    fn conflicted() -> Backport {
+        let mut b = Backport::pending(0, &Policy::default());
+        b.state = BackportState::Conflict;
+        b.conflicts = vec![ConflictPath { path: HOSTILE_PATH.into(), kind: ConflictKind::Content }];
+        b
+    }
+
+    /// The code spans and other inline events of `markdown`, cells ended by `|`.
+    fn inline_events(markdown: &str) -> Vec<String> {
+        use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+        Parser::new_ext(markdown, Options::ENABLE_TABLES)
+            .filter_map(|e| match e {
+                Event::Code(c) => Some(format!("code:{c}")),
+                Event::End(TagEnd::TableCell) => Some("|".into()),
+                Event::Html(_) | Event::InlineHtml(_) => Some("html".into()),
+                Event::Start(Tag::Image { .. } | Tag::Link { .. }) => Some("link".into()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_conflicting_path_with_backticks_and_pipes_stays_in_its_table_cell() {
+        let mut failed = Backport::pending(0, &Policy::default());
+        failed.state = BackportState::Failed;
+        failed.detail = Some("push refused: `x` | <b>y</b>".into());
+        let all = BTreeMap::from([("main".to_string(), conflicted()), ("release-1".to_string(), failed)]);
+        let text = comment(&all);
+        // After the marker and the header row.
+        let row: Vec<String> = inline_events(&text).into_iter().skip(4).collect();
+        assert_eq!(
+            row,
+            ["code:main", "|", format!("code:{HOSTILE_PATH}").as_str(), "|", "|", "code:release-1", "|", "|", "|"]
+        );
+    }
+
+    #[test]
+    fn a_conflicting_path_is_shown_as_code_in_the_pull_request_and_its_check() {
+        let b = conflicted();
+        let text = PullText {
+            number: 4,
+            target: "main",
+            merge_commit: "abc",
+            postmortem: None,
+            conflicts: &b.conflicts,
+            conflict_commit: None,
+            remaining: &[],
+        };
+        let events = inline_events(&body(&text));
+        assert!(events.contains(&format!("code:{HOSTILE_PATH}")), "{events:?}");
+        assert!(!events.contains(&"html".into()) && !events.contains(&"link".into()), "{events:?}");
+        let check = head_report(&b, "tip", &[HOSTILE_PATH.to_string()]);
+        assert_eq!(check.description, format!("conflict markers remain in {HOSTILE_PATH}"));
+        assert_eq!(inline_events(&check.details), [format!("code:{HOSTILE_PATH}")]);
     }
 
     #[test]

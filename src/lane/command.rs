@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::markdown;
 use super::policy::parse_duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,28 +14,21 @@ pub enum Command {
     Postmortem,
 }
 
-/// Every `/hotfix` line of a comment, in order. Lines inside code blocks and quotes are not
-/// commands: quoting someone's command must not run it again.
+/// Every `/hotfix` line of a comment, in order. A command counts where a person reading the
+/// comment sees one: a line of a paragraph that starts with the plain text `/hotfix`. Nothing
+/// inside code (fenced with any fence, indented or inline), block quotes, HTML (blocks,
+/// comments, or a `<details>` it wraps), headings, tables or list items runs: quoting or
+/// pasting someone's command, or listing the commands, must not run them, and nothing hidden
+/// from the page may act under the commenter's name. The arguments are the line as shown.
 pub fn parse(body: &str) -> Vec<Result<Command, String>> {
-    let mut in_code = false;
-    let mut out = Vec::new();
-    for line in body.lines() {
-        let line = line.trim();
-        if line.starts_with("```") || line.starts_with("~~~") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
-        let mut words = line.split_whitespace();
-        if words.next() != Some("/hotfix") {
-            continue;
-        }
-        let args: Vec<&str> = words.collect();
-        out.push(parse_one(&args));
-    }
-    out
+    markdown::paragraph_lines(body)
+        .into_iter()
+        .filter(|line| line.plain_start && !line.in_list)
+        .filter_map(|line| {
+            let mut words = line.text.split_whitespace();
+            (words.next() == Some("/hotfix")).then(|| parse_one(&words.collect::<Vec<_>>()))
+        })
+        .collect()
 }
 
 fn parse_one(args: &[&str]) -> Result<Command, String> {
@@ -98,6 +92,68 @@ mod tests {
     #[test]
     fn quoted_and_fenced_commands_do_not_run() {
         assert!(parse("> /hotfix authorize\n```\n/hotfix revoke\n```\n/hotfixes are great").is_empty());
+    }
+
+    /// Each way of keeping a command off the page (or out of the writer's own words), then a
+    /// visible `/hotfix revoke`: only the revoke runs.
+    fn only_the_visible_revoke_runs(hidden: &str) {
+        let comment = format!("{hidden}\n\n/hotfix revoke");
+        assert_eq!(parse(&comment), vec![Ok(Command::Revoke)], "{comment:?}");
+    }
+
+    #[test]
+    fn indented_code_hides_commands() {
+        only_the_visible_revoke_runs("Logs:\n\n    /hotfix authorize");
+        only_the_visible_revoke_runs("\t/hotfix authorize");
+    }
+
+    #[test]
+    fn a_fence_ends_only_at_its_own_kind_and_length() {
+        only_the_visible_revoke_runs("```\n~~~\n/hotfix authorize\n~~~\n/hotfix authorize\n```");
+        only_the_visible_revoke_runs("````\n```\n/hotfix authorize\n````");
+        only_the_visible_revoke_runs("~~~~~\n~~~\n/hotfix authorize\n~~~~~");
+        only_the_visible_revoke_runs("   ```sh\n/hotfix authorize\n   ```");
+        // A fence that is never closed runs to the end of the comment.
+        assert!(parse("```\n/hotfix authorize").is_empty());
+    }
+
+    #[test]
+    fn html_comments_hide_commands() {
+        only_the_visible_revoke_runs("<!--\n\n/hotfix authorize\n\n-->");
+        only_the_visible_revoke_runs("Thanks <!-- \n/hotfix authorize\n --> all");
+        only_the_visible_revoke_runs("<!-- -->/hotfix authorize");
+        assert!(parse("<!-- never closed\n\n/hotfix authorize").is_empty());
+    }
+
+    #[test]
+    fn html_blocks_and_collapsed_details_hide_commands() {
+        only_the_visible_revoke_runs("<div>\n/hotfix authorize\n</div>");
+        only_the_visible_revoke_runs("<details><summary>log</summary>\n\n/hotfix authorize\n\n</details>");
+    }
+
+    #[test]
+    fn quotes_lists_and_inline_code_are_not_commands() {
+        only_the_visible_revoke_runs("> Quoting:\n>\n> /hotfix authorize");
+        only_the_visible_revoke_runs("> > /hotfix authorize");
+        only_the_visible_revoke_runs("- > /hotfix authorize");
+        only_the_visible_revoke_runs("1. step\n   > /hotfix authorize");
+        only_the_visible_revoke_runs("The commands:\n\n- /hotfix authorize\n- /hotfix backport x");
+        only_the_visible_revoke_runs("`/hotfix authorize`");
+        only_the_visible_revoke_runs("**/hotfix authorize**");
+        only_the_visible_revoke_runs("# /hotfix authorize");
+    }
+
+    #[test]
+    fn a_visible_command_runs_with_the_arguments_as_shown() {
+        assert_eq!(
+            parse("Looks right.\n/hotfix authorize 1h db <!-- secret -->failover"),
+            vec![Ok(Command::Authorize {
+                duration: Some(Duration::from_secs(3600)),
+                reason: Some("db failover".into())
+            })]
+        );
+        assert_eq!(parse("   /hotfix revoke"), vec![Ok(Command::Revoke)], "up to three spaces is still a paragraph");
+        assert_eq!(parse("/hotfix backport release\\_2"), vec![Ok(Command::Backport { branch: "release_2".into() })]);
     }
 
     #[test]

@@ -7,8 +7,10 @@ use super::report::{CheckState, Report};
 /// Marks the lane's comment, so a retried job finds it instead of adding another.
 pub const MARKER: &str = "<!-- hotfix-lane -->";
 
-/// The comment for the current lane and postmortem reports. Only the lane's own words and
-/// forge identifiers (logins, issue numbers) appear in it, never text from the change.
+/// The comment for the current lane and postmortem reports: the lane's own words, forge
+/// identifiers (logins, issue numbers) and the reports' details, which show text from the
+/// change only through [`markdown`](super::markdown) (the hint for an unreadable
+/// `Postmortem:` line quotes it as code).
 pub fn render(
     membership: &Membership,
     lane: &Report,

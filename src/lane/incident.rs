@@ -1,6 +1,7 @@
 //! The postmortem issue hotfix-lane opens for a hotfix: title, body (from the policy's template
 //! or a built-in one with the incident timeline) and the marker that makes opening idempotent.
 
+use super::markdown;
 use super::membership::Labeler;
 use crate::store::Millis;
 
@@ -50,20 +51,49 @@ pub fn title(incident: &Incident) -> String {
 }
 
 /// The issue body. A template may use `{{title}}`, `{{pr}}`, `{{labeled}}`, `{{labeled_at}}`
-/// and `{{opened_at}}`.
+/// and `{{opened_at}}`. The change's title is escaped: it renders as the text it is.
 pub fn body(template: Option<&str>, incident: &Incident) -> String {
     let labeled = match incident.labeler {
-        Some(l) => format!("`{}` label applied by @{}: the change enters the hotfix lane", incident.label, l.login),
-        None => format!("`{}` label applied", incident.label),
+        Some(l) => format!(
+            "{} label applied by @{}: the change enters the hotfix lane",
+            markdown::code(incident.label),
+            markdown::text(&l.login)
+        ),
+        None => format!("{} label applied", markdown::code(incident.label)),
     };
-    let text = template
-        .unwrap_or(DEFAULT_TEMPLATE)
-        .replace("{{title}}", incident.title)
-        .replace("{{pr}}", &format!("#{}", incident.number))
-        .replace("{{labeled_at}}", &incident.labeler.map_or("—".into(), |l| format_utc(l.at)))
-        .replace("{{labeled}}", &labeled)
-        .replace("{{opened_at}}", &format_utc(incident.now));
+    let text = expand(template.unwrap_or(DEFAULT_TEMPLATE), |name| match name {
+        "title" => Some(markdown::text(incident.title)),
+        "pr" => Some(format!("#{}", incident.number)),
+        "labeled_at" => Some(incident.labeler.map_or("—".into(), |l| format_utc(l.at))),
+        "labeled" => Some(labeled.clone()),
+        "opened_at" => Some(format_utc(incident.now)),
+        _ => None,
+    });
     format!("{text}\n{}\n", marker(incident.repo, incident.number))
+}
+
+/// Replaces each `{{name}}` of `template` that `value` knows, in one pass over the template:
+/// what a value brings in is never read again, so a `{{pr}}` in a title stays as written.
+/// Unknown names stay as they are.
+fn expand(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        match after.find("}}").and_then(|close| Some((close, value(&after[..close])?))) {
+            Some((close, v)) => {
+                out.push_str(&v);
+                rest = &after[close + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Milliseconds since the epoch of a forge timestamp like `2026-11-26T13:24:00Z`.
@@ -129,5 +159,24 @@ mod tests {
         assert!(text.contains(&marker("acme/shop", 2)));
         assert!(body(None, &incident).contains("| 1970-01-01 00:01 UTC | this postmortem opened by hotfix-lane |"));
         assert_eq!(title(&incident), "Postmortem: Fix checkout");
+    }
+
+    #[test]
+    fn placeholders_are_expanded_once_and_titles_escaped() {
+        let incident = Incident {
+            repo: "acme/shop",
+            number: 2,
+            title: "Fix {{pr}} {{labeled}} <img src=x> @acme/everyone **now**",
+            labeler: None,
+            label: "hotfix",
+            now: 0,
+        };
+        let text = body(Some("{{title}} | {{pr}} | {{unknown}} | {{pr"), &incident);
+        assert!(
+            text.starts_with(
+                "Fix {{pr}} {{labeled}} &lt;img src=x&gt; @&#8203;acme/everyone \\*\\*now\\*\\* | #2 | {{unknown}} | {{pr\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod comment;
 pub mod event;
 pub mod grant;
 pub mod incident;
+pub mod markdown;
 pub mod membership;
 pub mod policy;
 pub mod postmortem;

@@ -1,6 +1,7 @@
 //! The blocking postmortem check: which issue a hotfix names as its postmortem, and whether that
 //! issue counts.
 
+use super::markdown;
 use super::policy::Policy;
 use super::report::{CheckState, Report, POSTMORTEM_CONTEXT};
 
@@ -19,24 +20,34 @@ impl std::fmt::Display for IssueRef {
 }
 
 /// Finds the first `Postmortem: …` line of a description. `this_repo` resolves bare `#123`.
-/// Returns `Err` with a hint when the line is there but its value is not a reference.
+/// A line counts where a reader sees it, as it reads there: in a paragraph or a list item
+/// (`- **Postmortem:** #12` too), never inside code, block quotes or HTML comments, which a
+/// template or a quoted description may carry. Returns `Err` with a hint when the line is
+/// there but its value is not a reference.
 pub fn find_reference(body: &str, this_repo: &str) -> Result<Option<IssueRef>, String> {
-    for line in body.lines() {
-        let line = line.trim().trim_start_matches(['-', '*', '>', ' ']).trim();
-        let Some((key, value)) = line.split_once(':') else {
+    for line in markdown::paragraph_lines(body) {
+        let Some((key, value)) = line.text.split_once(':') else {
             continue;
         };
-        if !key.trim().trim_matches('*').eq_ignore_ascii_case("postmortem") {
+        if !key.trim().eq_ignore_ascii_case("postmortem") {
             continue;
         }
-        let value = value.trim().trim_matches('*').trim();
-        return parse_reference(value, this_repo).map(Some).ok_or_else(|| {
-            format!(
-                "`Postmortem: {value}` is not an issue reference; write `#123`, `owner/repo#123` or the issue's URL"
-            )
-        });
+        let value = value.trim();
+        return parse_reference(value, this_repo).map(Some).ok_or_else(|| unreadable(value));
     }
     Ok(None)
+}
+
+/// The hint for a value that is not a reference. It quotes the value (text from the change)
+/// as a code span, so nothing in it renders, cut short so the comment stays within bounds.
+fn unreadable(value: &str) -> String {
+    const SHOWN: usize = 80;
+    let shown: String = value.chars().take(SHOWN).collect();
+    let cut = if value.chars().nth(SHOWN).is_some() { "…" } else { "" };
+    format!(
+        "{} is not an issue reference; write `#123`, `owner/repo#123` or the issue's URL",
+        markdown::code(&format!("Postmortem: {shown}{cut}"))
+    )
 }
 
 fn parse_reference(value: &str, this_repo: &str) -> Option<IssueRef> {
@@ -186,8 +197,42 @@ mod tests {
         assert!(err.contains("`Postmortem: soon` is not an issue reference"), "{err}");
         assert!(find("Postmortem: https://github.com/acme/shop/pull/4").is_err(), "a pull request URL is not an issue");
         assert!(find("Postmortem: #abc").is_err());
-        assert!(find("Postmortem: https://h/<b>x</b>/r/issues/1").is_err());
-        assert!(find("Postmortem: [x](javascript:alert)/r#1").is_err(), "only repository-name characters");
+        assert!(find("Postmortem: https://h/x y/r/issues/1").is_err());
+        assert!(find("Postmortem: a<b/r#1").is_err(), "only repository-name characters");
+        assert!(find("Postmortem: x&lt;b&gt;/r#1").is_err(), "only repository-name characters");
+    }
+
+    #[test]
+    fn the_value_is_read_as_shown() {
+        assert_eq!(find("Postmortem: https://h/<b>x</b>/r/issues/1"), Ok(r("x/r", 1)), "the tags are not shown");
+        assert_eq!(find("Postmortem: [x](javascript:alert)/r#1"), Ok(r("x/r", 1)), "a link reads as its text");
+        assert_eq!(find("Postmortem: <!-- #1 --> #2"), Ok(r("acme/shop", 2)));
+        assert_eq!(find("* [ ] **postmortem:** _#3_"), Ok(r("acme/shop", 3)));
+        assert!(find("Postmortem: `#3`").is_err(), "code stays code");
+    }
+
+    #[test]
+    fn hidden_and_quoted_postmortem_lines_do_not_count() {
+        for hidden in [
+            "> Postmortem: #1",
+            "```\nPostmortem: #1\n```",
+            "    Postmortem: #1",
+            "<!--\nPostmortem: #1\n-->",
+            "<!-- Postmortem: #1 -->",
+            "- > Postmortem: #1",
+            "`Postmortem: #1`",
+        ] {
+            assert_eq!(find(&format!("{hidden}\n\nPostmortem: #2")), Ok(r("acme/shop", 2)), "{hidden:?}");
+            assert_eq!(find(hidden), Ok(None), "{hidden:?}");
+        }
+    }
+
+    #[test]
+    fn the_hint_quotes_the_value_inertly_and_briefly() {
+        let err = find("Postmortem: soon` <img src=https://attacker.example/p.png> @acme/everyone").unwrap_err();
+        assert!(err.starts_with("``Postmortem: soon`  @acme/everyone`` is not an issue reference"), "{err}");
+        let long = find(&format!("Postmortem: {}", "x".repeat(500))).unwrap_err();
+        assert!(long.len() < 200 && long.contains("x…"), "{long}");
     }
 
     #[test]
