@@ -542,7 +542,14 @@ impl Forge for GitHub {
                 CheckState::Pending => ("in_progress", None),
                 _ => ("completed", Some(state)),
             };
-            let summary = if report.details.is_empty() { &report.description } else { &report.details };
+            // A check run's summary is Markdown; the one-line description is plain text.
+            let plain;
+            let summary = if report.details.is_empty() {
+                plain = crate::lane::markdown::text(&report.description);
+                &plain
+            } else {
+                &report.details
+            };
             let run = NewCheckRun {
                 name: &report.context,
                 head_sha: sha,
