@@ -51,6 +51,12 @@ fn parse_outputs(text: &str) -> HashMap<String, String> {
 }
 
 async fn run_action(fake: &FakeGitHub, event_name: &str, event: &[u8], inputs: &[(&str, &str)]) -> Run {
+    // GitHub serves the pull request an event carries, as it is when the job runs.
+    let parsed: Value = serde_json::from_slice(event).unwrap_or_default();
+    if let (Some(pull), Some(repo)) = (parsed.get("pull_request"), parsed["repository"]["full_name"].as_str()) {
+        let number = pull["number"].as_u64().unwrap_or_default();
+        fake.repo(repo, |r| r.pulls.entry(number).or_insert_with(|| pull.clone()).clone());
+    }
     let dir = tempfile::tempdir().unwrap();
     let (event_path, output, summary) = (dir.path().join("event.json"), dir.path().join("out"), dir.path().join("sum"));
     std::fs::write(&event_path, event).unwrap();
@@ -85,6 +91,23 @@ async fn fake_with_responder() -> FakeGitHub {
         r.label_events.push((2, "hotfix".into(), "alice".into(), "2026-11-26T13:00:00Z".into()));
     });
     fake
+}
+
+#[tokio::test]
+async fn a_rerun_decides_on_the_pull_request_as_it_is_now_not_on_the_replayed_event() {
+    let fake = fake_with_responder().await;
+    // Labelled after the run's event was recorded: the re-run replays an event without it.
+    let mut now = pr_event(&["hotfix"], "Fix.", "Fix checkout")["pull_request"].clone();
+    now["state"] = "open".into();
+    fake.repo(REPO, |r| r.pulls.insert(2, now));
+    let replayed = serde_json::to_vec(&pr_event(&[], "Fix.", "Fix checkout")).unwrap();
+    let run = run_action(&fake, "pull_request", &replayed, &[("token", TOKEN)]).await;
+    assert_eq!((run.code, run.outputs["lane"].as_str()), (0, "hotfix"), "{}", run.stdout);
+    // And a label removed since is gone, whatever the replayed event says.
+    fake.repo(REPO, |r| r.pulls.get_mut(&2).unwrap()["labels"] = json!([]));
+    let replayed = serde_json::to_vec(&pr_event(&["hotfix"], "Fix.", "Fix checkout")).unwrap();
+    let run = run_action(&fake, "pull_request", &replayed, &[("token", TOKEN)]).await;
+    assert_eq!(run.outputs["lane"], "normal", "{}", run.stdout);
 }
 
 #[tokio::test]

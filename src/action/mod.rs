@@ -116,12 +116,12 @@ struct Decision {
 async fn decide<F: Forge>(forge: &F, envelope: &Envelope) -> Result<Decision, String> {
     let repo: &RepoRef = envelope.repo.as_ref().ok_or("the event names no repository")?;
     let pull: PullRequest = match &envelope.event {
-        Event::PullRequest { pull, .. } => pull.clone(),
-        Event::Comment { number, on_pull_request: true, .. } => forge
-            .pull(&repo.full_name, *number)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the commented pull request is gone")?,
+        // Read again, not taken from the event: a re-run replays the event of its first run,
+        // with the labels and description of that moment.
+        Event::PullRequest { pull: PullRequest { number, .. }, .. }
+        | Event::Comment { number, on_pull_request: true, .. } => {
+            forge.pull(&repo.full_name, *number).await.map_err(|e| e.to_string())?.ok_or("the pull request is gone")?
+        }
         Event::MergeGroup { group, .. } => {
             let number = queue_pull_number(&group.head_ref)
                 .ok_or_else(|| format!("merge group ref `{}` names no pull request", group.head_ref))?;
