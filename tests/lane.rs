@@ -91,6 +91,7 @@ async fn a_retried_postmortem_command_finds_the_issue_it_opened(backend: Backend
         r.issues.insert(40, (vec!["postmortem".into()], false));
         r.issue_texts
             .insert(40, ("Postmortem".into(), "<!-- hotfix-lane:postmortem-for Codertocat/Hello-World#2 -->".into()));
+        r.issue_authors.insert(40, common::fake_github::TOKEN_LOGIN.into());
     });
     lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
     assert_eq!(lane.fake.repo(REPO, |r| r.issue_texts.len()), 1, "no second issue");

@@ -71,6 +71,10 @@ pub trait Forges: Send + Sync + 'static {
 }
 
 pub trait Forge: Send + Sync + 'static {
+    /// The login the forge shows on what this client writes (a token's user, an App's bot):
+    /// comments and pull requests are the lane's own only when this login wrote them.
+    fn identity(&self) -> impl Future<Output = Result<String, ForgeError>> + Send;
+
     /// A file on a branch; `None` when it does not exist.
     fn file(
         &self,
@@ -108,15 +112,15 @@ pub trait Forge: Send + Sync + 'static {
     /// Open pull requests whose head is `sha`.
     fn pulls_for_commit(&self, repo: &str, sha: &str) -> impl Future<Output = Result<Vec<u64>, ForgeError>> + Send;
 
-    /// Paths a pull request changes.
+    /// Paths a pull request changes, all of them.
     fn changed_files(&self, repo: &str, number: u64) -> impl Future<Output = Result<Vec<String>, ForgeError>> + Send;
 
     /// Reports a check result on a commit.
     fn report(&self, repo: &str, sha: &str, report: &Report) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
     /// Creates or updates the lane's one comment on a change; returns its id. Finds a comment
-    /// it wrote before (by `marker`) when `known` is `None`, so a retried job never adds a
-    /// second one.
+    /// it wrote before (by `marker`, among the comments [`Forge::identity`] wrote: anyone can
+    /// post a marker) when `known` is `None`, so a retried job never adds a second one.
     fn upsert_comment(
         &self,
         repo: &str,
@@ -127,7 +131,7 @@ pub trait Forge: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
 
     /// Who last applied `label` to a change, and when: for a label applied while hotfix-lane
-    /// was not listening.
+    /// was not listening. `None` when its last application was undone since.
     fn labeler(
         &self,
         repo: &str,
@@ -144,7 +148,8 @@ pub trait Forge: Send + Sync + 'static {
         labels: &[String],
     ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
 
-    /// The number of an issue carrying `label` whose body contains `marker`, if there is one.
+    /// The number of an issue [`Forge::identity`] opened carrying `label` whose body contains
+    /// `marker`, if there is one.
     fn find_issue(
         &self,
         repo: &str,

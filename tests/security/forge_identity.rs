@@ -1,1 +1,194 @@
 //! The lane writes only in its own places, and takes attribution from the forge's truth.
+//!
+//! Anyone who can comment can post the lane's markers, and anyone can pad a change's history
+//! past the first page: none of it makes the lane adopt or attribute what it did not make. Its
+//! own comments are still found and reused.
+
+use std::process::Command;
+
+use crate::common::fake_github::{Comment, APP_SLUG, TOKEN_LOGIN};
+use crate::common::lane::{Lane, POLICY, REPO};
+use crate::common::Backend;
+use hotfix_lane::forge::github::GitHubAuth;
+use serde_json::{json, Value};
+
+const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+/// Codertocat is the responder; mallory can push, comment and open pull requests.
+const RESPONDERS: &str = "[responders]\nusers = [\"Codertocat\"]\n";
+const LANE_MARKER: &str = "<!-- hotfix-lane -->";
+
+/// A `pull_request` delivery for PR #2 of the fixture repository, with an empty description.
+fn pr_event(action: &str, label: Option<&str>, labels: &[&str], sender: &str) -> Value {
+    let mut event = crate::common::json_fixture("github/pull_request/labeled.json");
+    event["action"] = action.into();
+    event["label"] = label.map_or(Value::Null, |l| json!({ "name": l }));
+    event["pull_request"]["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
+    event["pull_request"]["body"] = "".into();
+    event["sender"]["login"] = sender.into();
+    event
+}
+
+/// A comment on PR #2, as `author`.
+fn comment_event(body: &str, author: &str) -> Value {
+    let mut event = crate::common::json_fixture("github/issue_comment/created.json");
+    event["issue"]["number"] = 2.into();
+    event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
+    event["comment"]["body"] = body.into();
+    event["comment"]["user"]["login"] = author.into();
+    event["sender"]["login"] = author.into();
+    event
+}
+
+/// PR #2 as the fake serves it, labelled `hotfix`, with `body`.
+fn serve_pull(lane: &Lane, body: &str) {
+    let mut pull = crate::common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    pull["labels"] = json!([{ "name": "hotfix" }]);
+    pull["body"] = body.into();
+    lane.fake.repo(REPO, |r| r.pulls.insert(2, pull));
+}
+
+/// A comment already on PR #2.
+fn posted(lane: &Lane, id: u64, author: &str, body: &str) {
+    let comment = Comment { id, number: 2, body: body.into(), author: author.into() };
+    lane.fake.repo(REPO, |r| r.comments.push(comment));
+}
+
+fn comment_by_id(lane: &Lane, id: u64) -> Comment {
+    lane.fake.comments(REPO, 2).into_iter().find(|c| c.id == id).expect("the comment is still there")
+}
+
+/// The comments on PR #2 written by `login`.
+fn comments_by(lane: &Lane, login: &str) -> Vec<Comment> {
+    lane.fake.comments(REPO, 2).into_iter().filter(|c| c.author == login).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posting_the_lane_markers_in_a_comment_does_not_hijack_the_lanes_comments() {
+    let lane = Lane::start(Backend::Sqlite, RESPONDERS).await;
+    serve_pull(&lane, "");
+    let bait = "nice fix <!-- hotfix-lane --> <!-- hotfix-lane:refused --> <!-- hotfix-lane:policy -->";
+    posted(&lane, 555, "mallory", bait);
+    lane.fake.repo(REPO, |r| {
+        r.pull_files.insert(2, vec![POLICY.into()]);
+        r.files.insert((HEAD.into(), POLICY.into()), "[lane]\nlabell = \"sev1\"\n".into());
+    });
+
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Codertocat")).await;
+    lane.send("issue_comment", comment_event("/hotfix revoke", "mallory")).await;
+    lane.send("pull_request", pr_event("synchronize", None, &["hotfix"], "Codertocat")).await;
+
+    assert_eq!(comment_by_id(&lane, 555).body, bait, "the lane never writes into someone else's comment");
+    let own = comments_by(&lane, TOKEN_LOGIN);
+    for marker in [LANE_MARKER, "<!-- hotfix-lane:refused -->", "<!-- hotfix-lane:policy -->"] {
+        assert_eq!(own.iter().filter(|c| c.body.contains(marker)).count(), 1, "{marker} in {own:#?}");
+    }
+    assert!(own.iter().any(|c| c.body.contains("@mallory is not a responder")), "{own:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lane_finds_its_own_comment_past_the_first_page() {
+    let lane = Lane::start(Backend::Sqlite, RESPONDERS).await;
+    // A busy change: 120 comments, then the lane's own from an earlier life whose state is lost,
+    // then one by mallory posing as it.
+    for i in 0..120 {
+        posted(&lane, 100 + i, "reviewer", "+1");
+    }
+    posted(&lane, 900, TOKEN_LOGIN, &format!("{LANE_MARKER}\nan earlier report"));
+    posted(&lane, 901, "mallory", &format!("{LANE_MARKER}\n✅ merged on @Codertocat's authorization"));
+
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Codertocat")).await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Codertocat")).await;
+
+    let own = comments_by(&lane, TOKEN_LOGIN);
+    assert_eq!(own.len(), 1, "retries never add a second comment: {own:#?}");
+    assert_eq!(own[0].id, 900);
+    assert!(own[0].body.contains("applied by @Codertocat, a responder"), "{}", own[0].body);
+    assert!(comment_by_id(&lane, 901).body.contains("✅ merged"), "mallory's comment is left alone");
+}
+
+/// A throwaway RSA key for App mode, made by the openssl command.
+fn app_private_key() -> String {
+    let out = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+        .output()
+        .expect("the openssl command (CI installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_named_like_the_app_does_not_own_the_lane_comment() {
+    let auth = GitHubAuth::App { app_id: 4242, private_key_pem: app_private_key() };
+    let lane = Lane::start_as(Backend::Sqlite, RESPONDERS, auth).await;
+    let bot = format!("{APP_SLUG}[bot]");
+    // Anyone can register the App's slug as a user name; only the bot has the `[bot]` suffix.
+    posted(&lane, 700, APP_SLUG, &format!("{LANE_MARKER}\nlooks official"));
+    posted(&lane, 701, &bot, &format!("{LANE_MARKER}\nan earlier report"));
+
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Codertocat")).await;
+
+    assert_eq!(comment_by_id(&lane, 700).body, format!("{LANE_MARKER}\nlooks official"));
+    let own = comments_by(&lane, &bot);
+    assert_eq!(own.len(), 1, "{own:#?}");
+    assert!(own[0].id == 701 && own[0].body.contains("applied by @Codertocat"), "{own:#?}");
+    let calls = lane.fake.take_calls();
+    assert_eq!(calls.iter().filter(|c| *c == "GET /app").count(), 1, "the App's slug, asked once: {calls:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_carrying_the_postmortem_marker_is_not_taken_for_the_lanes_own() {
+    let lane = Lane::start(Backend::Sqlite, RESPONDERS).await;
+    serve_pull(&lane, "");
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Codertocat")).await;
+    lane.fake.repo(REPO, |r| {
+        r.issues.insert(40, (vec!["postmortem".into()], false));
+        let body = "Nothing to see.\n<!-- hotfix-lane:postmortem-for Codertocat/Hello-World#2 -->";
+        r.issue_texts.insert(40, ("Postmortem".into(), body.into()));
+        r.issue_authors.insert(40, "mallory".into());
+    });
+    lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
+    let (number, author) =
+        lane.fake.repo(REPO, |r| r.issue_authors.iter().map(|(n, a)| (*n, a.clone())).find(|(n, _)| *n != 40)).unwrap();
+    assert_eq!(author, TOKEN_LOGIN);
+    let body = lane.fake.repo(REPO, |r| r.pulls[&2]["body"].as_str().unwrap_or_default().to_string());
+    assert_eq!(body, format!("Postmortem: #{number}"), "the lane links the issue it opened, not mallory's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn padding_a_change_past_100_events_does_not_hide_the_latest_labeler() {
+    let lane = Lane::start(Backend::Sqlite, RESPONDERS).await;
+    let event = |kind: &str, actor: &str, at: &str| json!({ "event": kind, "label": { "name": "hotfix" }, "actor": { "id": 1, "login": actor }, "created_at": at });
+    lane.fake.repo(REPO, |r| {
+        // The responder labelled the change once and took the label off again.
+        r.label_events.push((2, "hotfix".into(), "Codertocat".into(), "2026-11-26T12:00:00Z".into()));
+        r.events.push((2, event("unlabeled", "Codertocat", "2026-11-26T12:05:00Z")));
+        // mallory renames the change 150 times, then labels it herself.
+        for i in 0..150 {
+            let renamed = json!({ "event": "renamed", "actor": { "id": 2, "login": "mallory" },
+                "rename": { "from": format!("t{i}"), "to": format!("t{}", i + 1) }, "created_at": "2026-11-26T12:10:00Z" });
+            r.events.push((2, renamed));
+        }
+        r.events.push((2, event("labeled", "mallory", "2026-11-26T13:00:00Z")));
+    });
+
+    // Seen only now (say, after an outage): the lane asks the forge who labelled it.
+    lane.send("pull_request", pr_event("synchronize", None, &["hotfix"], "mallory")).await;
+
+    assert_eq!(lane.status(HEAD, "hotfix-lane/lane").0, "failure", "mallory is no responder");
+    let state = lane.store().lane_state("github", 186853002, 2).await.unwrap().unwrap();
+    assert_eq!(state["lane"]["labeler"]["login"], "mallory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_edit_past_file_100_is_still_validated() {
+    let lane = Lane::start(Backend::Sqlite, RESPONDERS).await;
+    lane.fake.repo(REPO, |r| {
+        let mut files: Vec<String> = (0..150).map(|i| format!("src/generated_{i}.rs")).collect();
+        files.push(POLICY.into());
+        r.pull_files.insert(2, files);
+        r.files.insert((HEAD.into(), POLICY.into()), "[responders]\nusers = [\"mallory\"]\nteam = 1\n".into());
+    });
+    lane.send("pull_request", pr_event("synchronize", None, &[], "mallory")).await;
+    let status = lane.fake.status(REPO, HEAD, "hotfix-lane/policy").expect("the policy edit is checked");
+    assert_eq!(status.state, "failure", "{status:?}");
+}
