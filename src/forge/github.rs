@@ -16,7 +16,7 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
 
-use super::{FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull};
+use super::{AuthoredPull, FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull};
 use crate::ingress::github_payload::PullRequestBody;
 use crate::lane::event::PullRequest;
 use crate::lane::policy::{Permission, Responders};
@@ -494,11 +494,8 @@ impl Forge for GitHub {
         Ok(GitRemote { url, token: Some(token) })
     }
 
-    async fn pull_for_branch(&self, repo: &str, branch: &str) -> Result<Option<u64>, ForgeError> {
-        let owner = repo.split('/').next().unwrap_or_default();
-        let route =
-            format!("/repos/{repo}/pulls?head={}&state=all&per_page=100", encode_query(&format!("{owner}:{branch}")));
-        Ok(self.get::<Vec<Numbered>>(&route).await?.unwrap_or_default().first().map(|p| p.number))
+    async fn pulls_for_branch(&self, repo: &str, branch: &str) -> Result<Vec<AuthoredPull>, ForgeError> {
+        authored::branch_pulls(self, repo, branch).await
     }
 
     async fn create_pull(&self, repo: &str, pull: &NewPull<'_>) -> Result<u64, ForgeError> {

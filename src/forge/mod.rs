@@ -63,6 +63,13 @@ pub struct FileContent {
     pub text: String,
 }
 
+/// A pull request and who opened it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthoredPull {
+    pub number: u64,
+    pub author: String,
+}
+
 /// Hands out the client to act with for an event: the App installation's, or the one
 /// token's.
 pub trait Forges: Send + Sync + 'static {
@@ -165,9 +172,12 @@ pub trait Forge: Send + Sync + 'static {
     /// pushes as this client's (an App's pushes and pull requests run the repository's CI).
     fn git_remote(&self, repo: &str) -> impl Future<Output = Result<GitRemote, ForgeError>> + Send;
 
-    /// The pull request (in any state) whose head is `branch` of `repo` itself.
-    fn pull_for_branch(&self, repo: &str, branch: &str)
-        -> impl Future<Output = Result<Option<u64>, ForgeError>> + Send;
+    /// The pull requests (in any state) whose head is `branch` of `repo` itself, newest first.
+    fn pulls_for_branch(
+        &self,
+        repo: &str,
+        branch: &str,
+    ) -> impl Future<Output = Result<Vec<AuthoredPull>, ForgeError>> + Send;
 
     /// Opens a pull request; returns its number.
     fn create_pull(&self, repo: &str, pull: &NewPull<'_>) -> impl Future<Output = Result<u64, ForgeError>> + Send;

@@ -1,21 +1,25 @@
 //! The lane writes only in its own places, and takes attribution from the forge's truth.
 //!
-//! Anyone who can comment can post the lane's markers, and anyone can pad a change's history
-//! past the first page: none of it makes the lane adopt or attribute what it did not make. Its
-//! own comments are still found and reused.
+//! Anyone who can comment can post the lane's markers, anyone who can push can create a branch
+//! named like the lane's backport, and anyone can pad a change's history past the first page:
+//! none of it makes the lane adopt or attribute what it did not make. Its own comments,
+//! branches and pull requests are still found and reused.
 
 use std::process::Command;
 
 use crate::common::fake_github::{Comment, APP_SLUG, TOKEN_LOGIN};
+use crate::common::git::GitWorld;
 use crate::common::lane::{Lane, POLICY, REPO};
-use crate::common::Backend;
+use crate::common::{eventually, Backend, Delivery};
 use hotfix_lane::forge::github::GitHubAuth;
 use serde_json::{json, Value};
 
 const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 /// Codertocat is the responder; mallory can push, comment and open pull requests.
 const RESPONDERS: &str = "[responders]\nusers = [\"Codertocat\"]\n";
+const BRANCH: &str = "hotfix-lane/backport/2-to-master";
 const LANE_MARKER: &str = "<!-- hotfix-lane -->";
+const BACKPORT_MARKER: &str = "<!-- hotfix-lane:backport -->";
 
 /// A `pull_request` delivery for PR #2 of the fixture repository, with an empty description.
 fn pr_event(action: &str, label: Option<&str>, labels: &[&str], sender: &str) -> Value {
@@ -191,4 +195,195 @@ async fn a_policy_edit_past_file_100_is_still_validated() {
     lane.send("pull_request", pr_event("synchronize", None, &[], "mallory")).await;
     let status = lane.fake.status(REPO, HEAD, "hotfix-lane/policy").expect("the policy edit is checked");
     assert_eq!(status.state, "failure", "{status:?}");
+}
+
+/// PR #2 on the fake, labelled by the responder when the lane was not listening.
+async fn hotfix_lane() -> Lane {
+    let lane = Lane::start(Backend::Sqlite, RESPONDERS).await;
+    lane.fake
+        .repo(REPO, |r| r.label_events.push((2, "hotfix".into(), "Codertocat".into(), "2026-11-26T13:00:00Z".into())));
+    lane
+}
+
+// Backports: a real repository on disk behind the fake.
+
+/// `release-1` got the fix to `app/server.rs` as one squashed commit; returns it.
+fn landed_hotfix(world: &GitWorld) -> String {
+    world.git(&["switch", "-q", "-c", "fix", "release-1"]);
+    let text = std::fs::read_to_string(world.work.join("app/server.rs")).unwrap();
+    world.write("app/server.rs", &text.replace("line 5\n", "line 5 (fixed)\n"));
+    world.commit("Fix the crash", "Octo Cat <octocat@example.com>");
+    world.git(&["switch", "-q", "release-1"]);
+    world.git(&["merge", "-q", "--squash", "fix"]);
+    let merged = world.commit("Fix the crash (#2)", "Octo Cat <octocat@example.com>");
+    world.push(&["release-1", "fix:refs/pull/2/head"]);
+    merged
+}
+
+async fn backport_lane(world: &GitWorld) -> Lane {
+    let lane = hotfix_lane().await;
+    lane.fake.repo(REPO, |r| r.git_dir = Some(world.remote.clone()));
+    lane
+}
+
+/// The delivery saying PR #2 merged into `release-1` as `merged`, by alice.
+fn merged_event(lane: &Lane, merged: &str) -> Vec<u8> {
+    let mut pull = crate::common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    pull["state"] = "closed".into();
+    pull["merged"] = true.into();
+    pull["merge_commit_sha"] = merged.into();
+    pull["base"]["ref"] = "release-1".into();
+    pull["title"] = "Fix the crash".into();
+    pull["labels"] = json!([{ "name": "hotfix" }]);
+    lane.fake.repo(REPO, |r| r.pulls.insert(2, pull.clone()));
+    let mut event = crate::common::json_fixture("github/pull_request/labeled.json");
+    event["action"] = "closed".into();
+    event["label"] = Value::Null;
+    event["pull_request"] = pull;
+    event["sender"]["login"] = "alice".into();
+    serde_json::to_vec(&event).unwrap()
+}
+
+fn backport_pulls(lane: &Lane) -> Vec<Value> {
+    lane.fake.repo(REPO, |r| r.pulls.values().filter(|p| p["head"]["ref"] == BRANCH).cloned().collect())
+}
+
+fn backport_comment(lane: &Lane) -> String {
+    let own = comments_by(lane, TOKEN_LOGIN);
+    own.into_iter().find(|c| c.body.contains(BACKPORT_MARKER)).expect("the lane's backport comment").body
+}
+
+/// Asserts the backport to `master` failed as "not ours", took up no pull request and left the
+/// branch at `tip`.
+fn assert_not_adopted(lane: &Lane, world: &GitWorld, merged: &str, tip: &str) {
+    let comment = backport_comment(lane);
+    assert!(comment.contains("| `master` | ❌ failed: branch exists and is not ours"), "{comment}");
+    assert_eq!(lane.status(merged, "hotfix-lane/backport"), ("failure".into(), "backport needs work on master".into()));
+    assert_eq!(world.remote_tip(BRANCH).as_deref(), Some(tip), "the branch is never pushed over");
+    let decorated = lane.fake.repo(REPO, |r| r.pull_labels.clone());
+    assert!(decorated.is_empty(), "no pull request is presented as the backport: {decorated:?}");
+}
+
+/// A commit on the work tree's HEAD with `committer` ("Name <email>") instead of the world's.
+fn commit_as(world: &GitWorld, message: &str, committer: &str) -> String {
+    let (name, email) = committer.trim_end_matches('>').split_once(" <").unwrap();
+    world.git(&["add", "-A"]);
+    let out = Command::new("git")
+        .current_dir(&world.work)
+        .args(["commit", "-q", "--author", "Octo Cat <octocat@example.com>", "-m", message])
+        .env("GIT_COMMITTER_NAME", name)
+        .env("GIT_COMMITTER_EMAIL", email)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    world.head()
+}
+
+/// mallory's `hotfix-lane/backport/2-to-master`: the fix, and a backdoor.
+fn squatted_branch(world: &GitWorld, message: &str, committer: &str) -> String {
+    world.git(&["switch", "-q", "-c", "squat", "origin/master"]);
+    let text = std::fs::read_to_string(world.work.join("app/server.rs")).unwrap();
+    world.write("app/server.rs", &text.replace("line 5\n", "line 5 (fixed)\n"));
+    world.write("app/backdoor.rs", "fn open() {}\n");
+    let tip = commit_as(world, message, committer);
+    world.push(&[&format!("squat:{BRANCH}")]);
+    world.git(&["switch", "-q", "master"]);
+    tip
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_created_backport_branch_is_not_adopted() {
+    let world = GitWorld::new();
+    let merged = landed_hotfix(&world);
+    let tip = squatted_branch(&world, "Fix the crash (#2)", "mallory <mallory@example.com>");
+    let lane = backport_lane(&world).await;
+    posted(&lane, 556, "mallory", &format!("{BACKPORT_MARKER}\n| `master` | ✅ opened | #9 |"));
+
+    lane.deliver(&Delivery::new("pull_request", "merged", merged_event(&lane, &merged))).await;
+
+    assert_not_adopted(&lane, &world, &merged, &tip);
+    assert!(backport_pulls(&lane).is_empty(), "no pull request from mallory's branch");
+    assert!(comment_by_id(&lane, 556).body.contains("#9"), "mallory's comment is left alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backport_branch_forged_with_the_lanes_committer_and_trailer_is_not_adopted() {
+    let world = GitWorld::new();
+    let merged = landed_hotfix(&world);
+    let master = world.git(&["rev-parse", "origin/master"]);
+    let message = format!(
+        "Fix the crash (#2)\n\n(cherry picked from commit {merged})\nHotfix-Lane-Backport: {merged} onto {master}\n"
+    );
+    let tip = squatted_branch(&world, &message, "hotfix-lane[bot] <hotfix-lane[bot]@users.noreply.github.com>");
+    let lane = backport_lane(&world).await;
+
+    lane.deliver(&Delivery::new("pull_request", "merged", merged_event(&lane, &merged))).await;
+
+    assert_not_adopted(&lane, &world, &merged, &tip);
+    assert!(backport_pulls(&lane).is_empty());
+}
+
+/// Sends `delivery`, lets its backport job fail once on the injected failure, runs `meanwhile`,
+/// then lets the retry run.
+async fn deliver_with_one_failed_attempt(lane: &Lane, delivery: &Delivery, meanwhile: impl FnOnce()) {
+    assert_eq!(delivery.send(&lane.client, &lane.base).await.0, 202);
+    let store = lane.store().clone();
+    eventually("the first attempt fails", || async {
+        store.jobs_in_state("queued").await.unwrap().iter().any(|j| j.last_error.is_some())
+    })
+    .await;
+    meanwhile();
+    lane.clock.advance(60_000);
+    eventually("the retry runs", || async {
+        let counts = store.job_counts().await.unwrap();
+        counts.queued == 0 && counts.running == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backport_pull_request_opened_by_someone_else_is_not_adopted() {
+    let world = GitWorld::new();
+    let merged = landed_hotfix(&world);
+    let lane = backport_lane(&world).await;
+    // The lane pushes its branch, then GitHub fails the pull request: mallory is quicker.
+    lane.fake.with(|w| w.failures.push(("POST /repos/Codertocat/Hello-World/pulls".into(), 502)));
+    let delivery = Delivery::new("pull_request", "merged", merged_event(&lane, &merged));
+    deliver_with_one_failed_attempt(&lane, &delivery, || {
+        let squat = json!({
+            "number": 77, "title": "[Backport master] Fix the crash",
+            "body": "Backport of #2 to `master`, opened by hotfix-lane.", "state": "open", "merged": false,
+            "head": { "ref": BRANCH, "sha": "" }, "base": { "ref": "master" }, "user": { "id": 2, "login": "mallory" },
+        });
+        lane.fake.repo(REPO, |r| r.pulls.insert(77, squat));
+    })
+    .await;
+
+    let tip = world.remote_tip(BRANCH).expect("the lane's branch");
+    assert_not_adopted(&lane, &world, &merged, &tip);
+    assert!(backport_comment(&lane).contains("pull request #77"), "{}", backport_comment(&lane));
+    assert_eq!(backport_pulls(&lane).len(), 1, "only mallory's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_backport_reuses_its_own_branch_and_pull_request() {
+    let world = GitWorld::new();
+    let merged = landed_hotfix(&world);
+    let lane = backport_lane(&world).await;
+    // The branch is pushed and the pull request opened, then labelling it fails.
+    lane.fake.with(|w| w.failures.push(("POST /repos/Codertocat/Hello-World/issues/3/labels".into(), 502)));
+    let delivery = Delivery::new("pull_request", "merged", merged_event(&lane, &merged));
+    let mut first_tip = None;
+    deliver_with_one_failed_attempt(&lane, &delivery, || first_tip = world.remote_tip(BRANCH)).await;
+    lane.settle().await;
+
+    assert_eq!(world.remote_tip(BRANCH), first_tip, "the retry takes up its own branch as it is");
+    let pulls = backport_pulls(&lane);
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert_eq!((pulls[0]["number"].clone(), pulls[0]["user"]["login"].clone()), (json!(3), json!(TOKEN_LOGIN)));
+    assert_eq!(lane.fake.repo(REPO, |r| r.pull_labels[&3].clone()), vec!["backport"]);
+    assert!(backport_comment(&lane).contains("| `master` | ✅ opened | #3 |"), "{}", backport_comment(&lane));
+    assert_eq!(lane.status(&merged, "hotfix-lane/backport"), ("success".into(), "backported to master".into()));
 }

@@ -1,11 +1,11 @@
-//! Who wrote or did what, read across every page of a listing: the lane's own comments and
-//! issues are those its identity wrote (anyone can copy a marker), and a label's applier is the
-//! latest one (anyone can push the first page's events out of date).
+//! Who wrote or did what, read across every page of a listing: the lane's own comments, issues
+//! and pull requests are those its identity wrote (anyone can copy a marker or a title), and a
+//! label's applier is the latest one (anyone can push the first page's events out of date).
 
 use serde::Deserialize;
 
 use super::{encode_query, pages::Pages, GitHub, Named};
-use crate::forge::ForgeError;
+use crate::forge::{AuthoredPull, ForgeError};
 use crate::lane::incident::parse_utc;
 use crate::store::Millis;
 
@@ -33,6 +33,13 @@ struct ListedIssue {
     user: Option<Login>,
     #[serde(default)]
     pull_request: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ListedPull {
+    number: u64,
+    #[serde(default)]
+    user: Option<Login>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +84,18 @@ pub(super) async fn own_issue(gh: &GitHub, repo: &str, label: &str, marker: &str
         }
     }
     Ok(None)
+}
+
+/// Every pull request from `branch` of `repo` itself, in any state, with who opened it.
+pub(super) async fn branch_pulls(gh: &GitHub, repo: &str, branch: &str) -> Result<Vec<AuthoredPull>, ForgeError> {
+    let owner = repo.split('/').next().unwrap_or_default();
+    let head = encode_query(&format!("{owner}:{branch}"));
+    let pulls: Vec<ListedPull> =
+        Pages::oldest_first(format!("/repos/{repo}/pulls?head={head}&state=all&per_page=100")).all(gh).await?;
+    Ok(pulls
+        .into_iter()
+        .map(|p| AuthoredPull { number: p.number, author: p.user.map(|u| u.login).unwrap_or_default() })
+        .collect())
 }
 
 /// The newest `labeled` of `label` and when it was, unless an `unlabeled` of it came after.
