@@ -5,6 +5,7 @@
 mod authored;
 mod identity;
 mod pages;
+mod queue;
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
 
-use super::{AuthoredPull, FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull};
+use super::{AuthoredPull, FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull, QueueGroup};
 use crate::ingress::github_payload::PullRequestBody;
 use crate::lane::event::PullRequest;
 use crate::lane::policy::{Permission, Responders};
@@ -154,18 +155,6 @@ struct NewStatus<'a> {
     state: &'a str,
     context: &'a str,
     description: &'a str,
-}
-
-#[derive(Deserialize)]
-struct GitRef {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    object: GitObject,
-}
-
-#[derive(Deserialize)]
-struct GitObject {
-    sha: String,
 }
 
 #[derive(Deserialize)]
@@ -376,10 +365,12 @@ impl Forge for GitHub {
         Ok(())
     }
 
-    async fn queue_heads(&self, repo: &str) -> Result<Vec<(String, String)>, ForgeError> {
-        let route = format!("/repos/{repo}/git/matching-refs/heads/gh-readonly-queue/");
-        let refs = self.get::<Vec<GitRef>>(&route).await?.unwrap_or_default();
-        Ok(refs.into_iter().map(|r| (r.git_ref, r.object.sha)).collect())
+    async fn queue_branches(&self, repo: &str) -> Result<Vec<String>, ForgeError> {
+        queue::branches(self, repo).await
+    }
+
+    async fn queue_groups(&self, repo: &str, base: &str) -> Result<Vec<QueueGroup>, ForgeError> {
+        queue::groups(self, repo, base).await
     }
 
     async fn has_report(&self, repo: &str, sha: &str, context: &str) -> Result<bool, ForgeError> {

@@ -70,6 +70,18 @@ pub struct AuthoredPull {
     pub author: String,
 }
 
+/// A group in a merge queue, as the queue itself lists it (branch names prove nothing: anyone
+/// who can push may create one that looks like a group's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueGroup {
+    /// The commit the queue tests for this entry.
+    pub head_sha: String,
+    /// The changes that commit carries: the entries ahead of it, then its own, last.
+    pub changes: Vec<u64>,
+    /// The branch the queue merges into.
+    pub base: String,
+}
+
 /// Hands out the client to act with for an event: the App installation's, or the one
 /// token's.
 pub trait Forges: Send + Sync + 'static {
@@ -109,8 +121,12 @@ pub trait Forge: Send + Sync + 'static {
     /// `sha`.
     fn enqueue_first(&self, repo: &str, number: u64, sha: &str) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
-    /// The merge queue's group heads: `(ref, sha)` of every `gh-readonly-queue/…` branch.
-    fn queue_heads(&self, repo: &str) -> impl Future<Output = Result<Vec<(String, String)>, ForgeError>> + Send;
+    /// The branches whose merge queue may have groups in flight. Only a hint of where to look:
+    /// what a queue holds comes from [`Forge::queue_groups`].
+    fn queue_branches(&self, repo: &str) -> impl Future<Output = Result<Vec<String>, ForgeError>> + Send;
+
+    /// The groups in `base`'s merge queue, in queue order; none when it has no queue.
+    fn queue_groups(&self, repo: &str, base: &str) -> impl Future<Output = Result<Vec<QueueGroup>, ForgeError>> + Send;
 
     /// Whether `context` has been reported on `sha` (as this client reports: status or check run).
     fn has_report(&self, repo: &str, sha: &str, context: &str)

@@ -1,15 +1,15 @@
 //! The lane writes only in its own places, and takes attribution from the forge's truth.
 //!
 //! Anyone who can comment can post the lane's markers, anyone who can push can create a branch
-//! named like the lane's backport, and anyone can pad a change's history past the first page:
-//! none of it makes the lane adopt or attribute what it did not make. Its own comments,
-//! branches and pull requests are still found and reused.
+//! named like the lane's backport or a merge-queue group, and anyone can pad a change's history
+//! past the first page: none of it makes the lane adopt, attribute or report what it did not
+//! make. Its own comments, branches and pull requests are still found and reused.
 
 use std::process::Command;
 
 use crate::common::fake_github::{Comment, APP_SLUG, TOKEN_LOGIN};
 use crate::common::git::GitWorld;
-use crate::common::lane::{Lane, POLICY, REPO};
+use crate::common::lane::{Lane, NOW, POLICY, REPO};
 use crate::common::{eventually, Backend, Delivery};
 use hotfix_lane::forge::github::GitHubAuth;
 use serde_json::{json, Value};
@@ -203,6 +203,54 @@ async fn hotfix_lane() -> Lane {
     lane.fake
         .repo(REPO, |r| r.label_events.push((2, "hotfix".into(), "Codertocat".into(), "2026-11-26T13:00:00Z".into())));
     lane
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_named_like_a_queue_group_gets_no_postmortem_verdict() {
+    let lane = hotfix_lane().await;
+    serve_pull(&lane, "Postmortem: #50");
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
+    let mut seen = pr_event("synchronize", None, &["hotfix"], "Codertocat");
+    seen["pull_request"]["body"] = "Postmortem: #50".into();
+    lane.send("pull_request", seen).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").0, "success");
+    // mallory pushes her own commit to a branch named like #2's merge group; the queue is empty.
+    let spoof = "6666666666666666666666666666666666666666";
+    lane.fake
+        .repo(REPO, |r| r.queue_refs.push((format!("refs/heads/gh-readonly-queue/master/pr-2-{HEAD}"), spoof.into())));
+
+    hotfix_lane::dispatch::reconcile(lane.store(), "github", NOW).await.unwrap();
+    lane.settle().await;
+
+    assert_eq!(lane.fake.status(REPO, spoof, "hotfix-lane/postmortem"), None, "no verdict on a commit no queue tests");
+    let calls = lane.fake.take_calls();
+    assert!(calls.contains(&"POST /graphql".to_string()), "the queue itself was asked: {calls:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queueing_a_change_behind_a_hotfix_does_not_carry_it_past_the_postmortem_check() {
+    let lane = hotfix_lane().await;
+    serve_pull(&lane, "no postmortem yet");
+    let mut normal = crate::common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    (normal["number"], normal["labels"]) = (3.into(), json!([]));
+    let (hotfix_group, normal_group) =
+        ("7777777777777777777777777777777777777777", "8888888888888888888888888888888888888888");
+    lane.fake.repo(REPO, |r| {
+        r.pulls.insert(3, normal);
+        r.merge_queue.insert("master".into(), vec![(2, hotfix_group.into()), (3, normal_group.into())]);
+    });
+    lane.send("pull_request", pr_event("synchronize", None, &["hotfix"], "Codertocat")).await;
+    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").0, "failure", "#2 is a hotfix with no postmortem");
+    // The group for #3 holds #2 too: the queue merges both when it passes.
+    let mut group = crate::common::json_fixture("github/merge_group/checks_requested.json");
+    group["repository"] = crate::common::json_fixture("github/pull_request/labeled.json")["repository"].clone();
+    group["merge_group"]["head_sha"] = normal_group.into();
+    group["merge_group"]["head_ref"] = format!("refs/heads/gh-readonly-queue/master/pr-3-{HEAD}").into();
+    group["merge_group"]["base_ref"] = "refs/heads/master".into();
+    lane.send("merge_group", group).await;
+
+    let status = lane.fake.status(REPO, normal_group, "hotfix-lane/postmortem").expect("the group is reported on");
+    assert_eq!((status.state.as_str(), status.description.as_str()), ("failure", "#2: no postmortem referenced"));
 }
 
 // Backports: a real repository on disk behind the fake.
