@@ -266,18 +266,26 @@ async fn redelivery_and_restarts_never_duplicate_or_overwrite(backend: Backend) 
     let world = GitWorld::new();
     hotfix_commits(&world, 1);
     let (merged, _) = land(&world, Method::Squash);
-    // A crash after the push and before the pull request: the branch is there, and someone
-    // even added a commit to it since.
-    world.git(&["switch", "-q", "-c", "earlier", "origin/master"]);
-    world.git(&["cherry-pick", "-x", &merged]);
-    world.write("NOTE", "added by a person\n");
-    let human = world.commit("A person's follow-up", "Mona <mona@example.com>");
-    world.push(&[&format!("earlier:{BRANCH}")]);
-
     let lane = lane_with(&world, backend, RESPONDERS).await;
-    merge(&lane, &merged, &["hotfix"]).await;
-    assert_eq!(world.remote_tip(BRANCH).as_deref(), Some(human.as_str()), "the branch is never pushed over");
-    assert_eq!(backport_pulls(&lane).len(), 1, "the restart completes the one pull request");
+    // The branch is pushed, then the pull request fails (as after a crash): the retry takes up
+    // the branch it pushed.
+    lane.fake.with(|w| w.failures.push(("POST /repos/Codertocat/Hello-World/pulls".into(), 502)));
+    let pull = merged_pull(&merged, &["hotfix"]);
+    lane.fake.repo(REPO, |r| r.pulls.insert(2, pull.clone()));
+    let delivery =
+        common::Delivery::new("pull_request", "merged", serde_json::to_vec(&closed_event(&pull, "alice")).unwrap());
+    assert_eq!(delivery.send(&lane.client, &lane.base).await.0, 202);
+    let store = lane.store().clone();
+    common::eventually("the pull request fails once", || async {
+        store.jobs_in_state("queued").await.unwrap().iter().any(|j| j.last_error.is_some())
+    })
+    .await;
+    let pushed = world.remote_tip(BRANCH).expect("pushed before the failure");
+    lane.clock.advance(60_000);
+    common::eventually("the retry runs", || async { !backport_pulls(&lane).is_empty() }).await;
+    lane.settle().await;
+    assert_eq!(world.remote_tip(BRANCH), Some(pushed), "the branch is never pushed over");
+    assert_eq!(backport_pulls(&lane).len(), 1, "the retry completes the one pull request");
 
     // The same delivery again, and a label asking for the same target: nothing new.
     merge(&lane, &merged, &["hotfix", "backport master"]).await;

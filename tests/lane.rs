@@ -91,6 +91,7 @@ async fn a_retried_postmortem_command_finds_the_issue_it_opened(backend: Backend
         r.issues.insert(40, (vec!["postmortem".into()], false));
         r.issue_texts
             .insert(40, ("Postmortem".into(), "<!-- hotfix-lane:postmortem-for Codertocat/Hello-World#2 -->".into()));
+        r.issue_authors.insert(40, common::fake_github::TOKEN_LOGIN.into());
     });
     lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
     assert_eq!(lane.fake.repo(REPO, |r| r.issue_texts.len()), 1, "no second issue");
@@ -232,6 +233,7 @@ async fn the_merge_queue_enforces_the_postmortem_check(backend: Backend) {
         r.pulls.insert(104, pull.clone());
         r.default_branch = Some("main".into());
         r.files.insert(("main".into(), POLICY.into()), RESPONDERS.into());
+        r.merge_queue.insert("main".into(), vec![(104, group_head.clone())]);
     });
     // The lane learnt who labelled #104 when it happened.
     let mut labeled = pr_event("labeled", Some("hotfix"), &["hotfix"], "no reference", "Codertocat");
@@ -246,6 +248,8 @@ async fn the_merge_queue_enforces_the_postmortem_check(backend: Backend) {
     lane.fake.repo(queue_repo, |r| {
         r.pulls.get_mut(&104).unwrap()["body"] = "Postmortem: #9".into();
         r.issues.insert(9, (vec!["postmortem".into()], false));
+        // The queue builds a new group for the edited change.
+        r.merge_queue.insert("main".into(), vec![(104, "1111111111111111111111111111111111111111".into())]);
     });
     let mut again = group;
     again["merge_group"]["head_sha"] = "1111111111111111111111111111111111111111".into();
@@ -261,9 +265,14 @@ async fn the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed(ba
     lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "no reference", "Codertocat")).await;
     let group_ref = format!("refs/heads/gh-readonly-queue/master/pr-2-{HEAD}");
     let (missed, reported) = ("2222222222222222222222222222222222222222", "3333333333333333333333333333333333333333");
+    let mut ahead = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    (ahead["number"], ahead["labels"]) = (3.into(), json!([]));
     lane.fake.repo(REPO, |r| {
         r.queue_refs.push((group_ref.clone(), missed.into()));
-        r.queue_refs.push((group_ref.clone(), reported.into()));
+        r.queue_refs.push((format!("refs/heads/gh-readonly-queue/master/pr-3-{HEAD}"), reported.into()));
+        // #3 is ahead of #2 in the queue; its group has its report already.
+        r.pulls.insert(3, ahead);
+        r.merge_queue.insert("master".into(), vec![(3, reported.into()), (2, missed.into())]);
         r.statuses.push(common::fake_github::Status {
             sha: reported.into(),
             context: "hotfix-lane/postmortem".into(),

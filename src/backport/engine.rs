@@ -22,8 +22,16 @@ pub enum Picked {
 }
 
 /// Replays `commits` in order onto `onto`; new commits keep their authors and are committed
-/// by `committer`. Writes objects only: no reference is moved.
-pub fn pick(repo: &Repository, onto: Oid, commits: &[Oid], committer: &Signature) -> Result<Picked, git2::Error> {
+/// by `committer`. With `backport_of`, each new commit also carries the [`BACKPORT_TRAILER`]
+/// naming that merge commit and `onto`. Writes objects only: no reference is moved.
+pub fn pick(
+    repo: &Repository,
+    onto: Oid,
+    commits: &[Oid],
+    committer: &Signature,
+    backport_of: Option<Oid>,
+) -> Result<Picked, git2::Error> {
+    let trailer = backport_of.map(|merge| format!("{BACKPORT_TRAILER}: {merge} onto {onto}"));
     let mut tip = repo.find_commit(onto)?;
     let (mut applied, mut skipped) = (Vec::new(), Vec::new());
     let mut options = MergeOptions::new();
@@ -38,7 +46,7 @@ pub fn pick(repo: &Repository, onto: Oid, commits: &[Oid], committer: &Signature
                 if index.has_conflicts() {
                     let paths = resolve_with_markers(repo, &mut index)?;
                     let tree = repo.find_tree(index.write_tree_to(repo)?)?;
-                    let message = conflict_message(&commit, &paths);
+                    let message = conflict_message(&commit, &paths, trailer.as_deref());
                     let conflicted = repo.commit(None, &commit.author(), committer, &message, &tree, &[&tip])?;
                     let remaining = commits[i + 1..].to_vec();
                     return Ok(Picked::Conflict { tip: conflicted, commit: id, paths, remaining });
@@ -51,7 +59,7 @@ pub fn pick(repo: &Repository, onto: Oid, commits: &[Oid], committer: &Signature
             continue;
         }
         let tree = repo.find_tree(tree_id)?;
-        let message = picked_message(commit.message_raw().unwrap_or_default(), id);
+        let message = picked_message(commit.message_raw().unwrap_or_default(), id, trailer.as_deref());
         let new = repo.commit(None, &commit.author(), committer, &message, &tree, &[&tip])?;
         tip = repo.find_commit(new)?;
         applied.push(id);
@@ -197,11 +205,14 @@ fn mode_of(mode: i32) -> git2::FileMode {
     }
 }
 
-/// The original message with `git cherry-pick -x`'s provenance line: inside a closing trailer
-/// block when there is one, after a blank line otherwise.
-pub fn picked_message(original: &str, id: Oid) -> String {
+/// The original message with `git cherry-pick -x`'s provenance line (and `trailer`, when
+/// given): inside a closing trailer block when there is one, after a blank line otherwise.
+pub fn picked_message(original: &str, id: Oid, trailer: Option<&str>) -> String {
     let body = original.trim_end();
-    let line = format!("(cherry picked from commit {id})");
+    let mut line = format!("(cherry picked from commit {id})");
+    if let Some(trailer) = trailer {
+        line = format!("{line}\n{trailer}");
+    }
     let last_paragraph = body.rsplit("\n\n").next().unwrap_or("");
     let ends_in_trailers = body.contains("\n\n")
         && last_paragraph.lines().all(|l| is_trailer(l) || l.starts_with("(cherry picked from commit "));
@@ -217,13 +228,16 @@ fn is_trailer(line: &str) -> bool {
         .is_some_and(|(key, _)| !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
-fn conflict_message(commit: &Commit, paths: &[ConflictPath]) -> String {
+fn conflict_message(commit: &Commit, paths: &[ConflictPath], trailer: Option<&str>) -> String {
     let summary = commit.summary().unwrap_or_default();
     let mut message = format!("BACKPORT-CONFLICT: {summary}\n\nConflicts to resolve before this backport can merge:\n");
     for p in paths {
         message.push_str(&format!("\t{} ({})\n", p.path, p.kind.describe()));
     }
     message.push_str(&format!("\n(cherry picked from commit {})\n", commit.id()));
+    if let Some(trailer) = trailer {
+        message.push_str(&format!("{trailer}\n"));
+    }
     for p in paths {
         let kind = serde_json::to_value(p.kind).expect("serializes");
         message.push_str(&format!("{CONFLICT_TRAILER}: {} {}\n", kind.as_str().unwrap_or_default(), p.path));
@@ -234,20 +248,21 @@ fn conflict_message(commit: &Commit, paths: &[ConflictPath]) -> String {
 /// Trailer lines of a conflict commit, one per conflicting path: `<kind> <path>`.
 const CONFLICT_TRAILER: &str = "Hotfix-Lane-Conflict";
 
-/// The conflicts a conflict commit made by [`pick`] records, and the commit that conflicted.
-pub fn read_conflict_commit(commit: &Commit) -> Option<(Vec<ConflictPath>, String)> {
-    let message = commit.message()?;
-    message.starts_with("BACKPORT-CONFLICT: ").then_some(())?;
-    let picked = message.lines().find_map(|l| l.strip_prefix("(cherry picked from commit "))?;
-    let paths = message
+/// Marks every commit hotfix-lane writes for a backport: `<trailer>: <merge commit> onto
+/// <target commit>`. Anyone can write it too: it says where to repeat the pick, and only the
+/// same commits coming out of that pick prove a branch is hotfix-lane's.
+pub const BACKPORT_TRAILER: &str = "Hotfix-Lane-Backport";
+
+/// The target commit `commit` says its backport of `merge` was picked onto, from its last
+/// [`BACKPORT_TRAILER`].
+pub fn backport_onto(commit: &Commit, merge: Oid) -> Option<Oid> {
+    let (named, onto) = commit
+        .message()?
         .lines()
-        .filter_map(|l| l.strip_prefix(CONFLICT_TRAILER)?.strip_prefix(": ")?.split_once(' '))
-        .filter_map(|(kind, path)| {
-            let kind = serde_json::from_value(serde_json::Value::String(kind.into())).ok()?;
-            Some(ConflictPath { path: path.to_string(), kind })
-        })
-        .collect();
-    Some((paths, picked.trim_end_matches(')').to_string()))
+        .filter_map(|l| l.strip_prefix(BACKPORT_TRAILER)?.strip_prefix(": ")?.split_once(" onto "))
+        .next_back()?;
+    (Oid::from_str(named).ok()? == merge).then_some(())?;
+    Oid::from_str(onto).ok()
 }
 
 /// Replaces every conflict in `index` by one stage-0 entry: text merged with conflict markers
@@ -327,13 +342,17 @@ mod tests {
     fn provenance_goes_after_a_blank_line_or_into_the_trailers() {
         let id = Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap();
         assert_eq!(
-            picked_message("Fix the thing\n\nLonger text.\n", id),
+            picked_message("Fix the thing\n\nLonger text.\n", id, None),
             format!("Fix the thing\n\nLonger text.\n\n(cherry picked from commit {id})\n")
         );
         assert_eq!(
-            picked_message("Fix the thing\n\nSigned-off-by: A <a@x>\n", id),
+            picked_message("Fix the thing\n\nSigned-off-by: A <a@x>\n", id, None),
             format!("Fix the thing\n\nSigned-off-by: A <a@x>\n(cherry picked from commit {id})\n")
         );
-        assert_eq!(picked_message("One line", id), format!("One line\n\n(cherry picked from commit {id})\n"));
+        assert_eq!(picked_message("One line", id, None), format!("One line\n\n(cherry picked from commit {id})\n"));
+        assert_eq!(
+            picked_message("One line", id, Some("Hotfix-Lane-Backport: x onto y")),
+            format!("One line\n\n(cherry picked from commit {id})\nHotfix-Lane-Backport: x onto y\n")
+        );
     }
 }

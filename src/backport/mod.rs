@@ -38,7 +38,7 @@ pub fn local(repo: &std::path::Path, onto: &str, branch: &str, commits: &[String
     let commits = commits.iter().map(|c| commit_id(&repo, c)).collect::<Result<Vec<_>, _>>()?;
     // The repository's own identity when it has one (people), the bot's otherwise.
     let committer = repo.signature().or_else(|_| bot_signature()).map_err(|e| e.message().to_string())?;
-    let picked = engine::pick(&repo, onto, &commits, &committer).map_err(|e| e.message().to_string())?;
+    let picked = engine::pick(&repo, onto, &commits, &committer, None).map_err(|e| e.message().to_string())?;
     let tip = match &picked {
         Picked::Clean { tip, .. } => *tip,
         Picked::AlreadyApplied => onto,

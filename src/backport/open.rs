@@ -1,9 +1,13 @@
 //! One target's backport from start to pull request: the mirror is fetched, the landed
 //! commits picked, the branch pushed (never over an existing one) and the pull request opened
 //! or found, with its labels, people and check. Shared by the server's jobs and the Action.
+//!
+//! The branch name is predictable and anyone who can push may create it first, or open a pull
+//! request from it: an existing branch or pull request is taken up only when it is provably
+//! the lane's own, and otherwise the target fails, saying so.
 
 use crate::backport::mirror::{Credentials, Mirror, MirrorError, Mirrors, Pushed};
-use crate::backport::{engine, select, Picked};
+use crate::backport::{engine, select, Picked, BOT_EMAIL, BOT_NAME};
 use crate::forge::{Forge, ForgeError, NewPull};
 use crate::lane::backport::{
     self as decide, Backport, BackportState, ConflictPath, BACKPORT_LABEL, BACKPORT_MARKER, CONFLICT_LABEL,
@@ -37,7 +41,7 @@ pub enum MakeError {
     Retry(String),
 }
 
-/// What the git side of a backport came to.
+/// A backport branch hotfix-lane made (or found it had made).
 struct Made {
     tip: git2::Oid,
     conflicts: Vec<ConflictPath>,
@@ -56,7 +60,7 @@ pub async fn make<F: Forge>(
     let (repo, pull, target) = (req.repo, req.pull, req.target);
     let merge_commit = pull.merge_commit_sha.clone().unwrap_or_default();
     let branch = decide::branch_name(pull.number, target);
-    let made = if merge_commit.is_empty() {
+    let outcome = if merge_commit.is_empty() {
         Err("the change merged without a merge commit to pick".to_string())
     } else {
         let remote = forge.git_remote(&repo.full_name).await?;
@@ -72,23 +76,20 @@ pub async fn make<F: Forge>(
             branch: branch.clone(),
         };
         match tokio::task::spawn_blocking(move || work.run()).await {
-            Ok(Ok(made)) => Ok(made),
+            Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(err)) if !req.final_attempt => return Err(MakeError::Retry(err.to_string())),
             Ok(Err(err)) => Err(err.to_string()),
             Err(join) => Err(format!("backport task failed: {join}")),
         }
     };
-    let made = match made {
-        Err(why) => {
-            record.state = BackportState::Failed;
-            record.detail = Some(why.clone());
-            return Ok(("backport.failed", format!("to {target}: {why}")));
-        }
-        Ok(None) => {
+    let made = match outcome {
+        Err(why) => return Ok(failed(record, target, why)),
+        Ok(Outcome::NotOurs(why)) => return Ok(failed(record, target, not_ours(&branch, &why))),
+        Ok(Outcome::AlreadyApplied) => {
             record.state = BackportState::AlreadyApplied;
             return Ok(("backport.already_applied", format!("{target} has the change already")));
         }
-        Ok(Some(made)) => made,
+        Ok(Outcome::Made(made)) => made,
     };
     let text = decide::PullText {
         number: pull.number,
@@ -114,8 +115,16 @@ pub async fn make<F: Forge>(
         record.detail = Some(format!("conflicts are listed in issue #{issue}"));
         None
     } else {
-        let number = match forge.pull_for_branch(&repo.full_name, &branch).await? {
-            Some(existing) => existing,
+        // Anyone may open a pull request from the branch: only one the lane opened is its own.
+        let pulls = forge.pulls_for_branch(&repo.full_name, &branch).await?;
+        let lane = if pulls.is_empty() { String::new() } else { forge.identity().await? };
+        if let Some(other) = pulls.iter().find(|p| !p.author.eq_ignore_ascii_case(&lane)) {
+            let why =
+                format!("pull request #{} from it was opened by {}, not by hotfix-lane", other.number, other.author);
+            return Ok(failed(record, target, not_ours(&branch, &why)));
+        }
+        let number = match pulls.first() {
+            Some(existing) => existing.number,
             None => {
                 let new = NewPull { title: &title, head: &branch, base: target, body: &body, draft: conflicted };
                 forge.create_pull(&repo.full_name, &new).await?
@@ -144,6 +153,19 @@ pub async fn make<F: Forge>(
         None => format!("to {target}: {}", record.detail.as_deref().unwrap_or_default()),
     };
     Ok((if conflicted { "backport.conflict" } else { "backport.opened" }, what))
+}
+
+/// Records the target as failed for `why`; returns the audit action and detail.
+fn failed(record: &mut Backport, target: &str, why: String) -> (&'static str, String) {
+    record.state = BackportState::Failed;
+    let detail = format!("to {target}: {why}");
+    record.detail = Some(why);
+    ("backport.failed", detail)
+}
+
+/// Why an existing backport branch is left alone, in the words the backport comment shows.
+fn not_ours(branch: &str, why: &str) -> String {
+    format!("branch exists and is not ours: `{branch}` {why}, so hotfix-lane left it alone")
 }
 
 /// Reports every target's state as `hotfix-lane/backport` on the merge commit and in the one
@@ -182,16 +204,24 @@ struct GitWork {
     branch: String,
 }
 
+/// What the git side of a backport came to.
+enum Outcome {
+    /// The target has the change already.
+    AlreadyApplied,
+    Made(Made),
+    /// The branch exists with commits hotfix-lane did not make: why they are not its own.
+    NotOurs(String),
+}
+
 impl GitWork {
-    /// `None` when the target has the change already.
-    fn run(self) -> Result<Option<Made>, MirrorError> {
-        let made = self.make(&self.mirrors.open(&self.key)?)?;
+    fn run(self) -> Result<Outcome, MirrorError> {
+        let outcome = self.make(&self.mirrors.open(&self.key)?)?;
         // The mirror's lock is released by now: eviction may look at every mirror.
         self.mirrors.evict(&self.key)?;
-        Ok(made)
+        Ok(outcome)
     }
 
-    fn make(&self, mirror: &Mirror) -> Result<Option<Made>, MirrorError> {
+    fn make(&self, mirror: &Mirror) -> Result<Outcome, MirrorError> {
         let n = self.number;
         let remote_branch = format!("refs/hotfix-lane/remote/{}", self.branch);
         let refspecs = vec![
@@ -205,26 +235,33 @@ impl GitWork {
         mirror.fetch(&self.url, &self.credentials, &refspecs)?;
         let repo = mirror.repo();
         if let Ok(existing) = repo.refname_to_id(&remote_branch) {
-            // Pushed before (a retry, or a crash before the pull request): adopt it as it is.
-            return adopt(repo, existing, &self.target).map(Some);
+            // Pushed before (a retry, or a crash before the pull request), or by someone else.
+            return self.adopt(repo, existing);
         }
-        let Some(made) = self.pick(repo)? else { return Ok(None) };
+        let onto = repo.refname_to_id(&format!("refs/heads/{}", self.target))?;
+        let Some(made) = self.pick(repo, onto, &crate::backport::bot_signature()?)? else {
+            return Ok(Outcome::AlreadyApplied);
+        };
         if mirror.push_new(&self.url, &self.credentials, made.tip, &self.branch)? == Pushed::Exists {
-            // Someone created it since the fetch: theirs stays and is adopted.
+            // Someone created it since the fetch: it is left as it is.
             let refspec = format!("+refs/heads/{}:{remote_branch}", self.branch);
             mirror.fetch(&self.url, &self.credentials, &[refspec])?;
-            return adopt(repo, repo.refname_to_id(&remote_branch)?, &self.target).map(Some);
+            return self.adopt(repo, repo.refname_to_id(&remote_branch)?);
         }
-        Ok(Some(made))
+        Ok(Outcome::Made(made))
     }
 
-    fn pick(&self, repo: &git2::Repository) -> Result<Option<Made>, MirrorError> {
+    /// `None` when every commit is on `onto` already.
+    fn pick(
+        &self,
+        repo: &git2::Repository,
+        onto: git2::Oid,
+        committer: &git2::Signature,
+    ) -> Result<Option<Made>, MirrorError> {
         let merged = git2::Oid::from_str(&self.merge_commit)?;
         let head = repo.refname_to_id(&format!("refs/pull/{}/head", self.number)).ok();
         let (_, commits) = select::landed_commits(repo, merged, head)?;
-        let onto = repo.refname_to_id(&format!("refs/heads/{}", self.target))?;
-        let committer = crate::backport::bot_signature()?;
-        Ok(match engine::pick(repo, onto, &commits, &committer)? {
+        Ok(match engine::pick(repo, onto, &commits, committer, Some(merged))? {
             Picked::AlreadyApplied => None,
             Picked::Clean { tip, .. } => {
                 Some(Made { tip, conflicts: vec![], conflict_commit: None, remaining: vec![] })
@@ -237,21 +274,30 @@ impl GitWork {
             }),
         })
     }
-}
 
-/// A backport branch found on the forge: its conflicts are read back from hotfix-lane's
-/// conflict commit on it, if there is one.
-fn adopt(repo: &git2::Repository, tip: git2::Oid, target: &str) -> Result<Made, MirrorError> {
-    let mut walk = repo.revwalk()?;
-    walk.push(tip)?;
-    if let Ok(onto) = repo.refname_to_id(&format!("refs/heads/{target}")) {
-        walk.hide(onto)?;
-    }
-    for id in walk {
-        let commit = repo.find_commit(id?)?;
-        if let Some((conflicts, picked)) = engine::read_conflict_commit(&commit) {
-            return Ok(Made { tip, conflicts, conflict_commit: Some(picked), remaining: vec![] });
+    /// The backport branch found at `tip`, taken as hotfix-lane's own only when it is exactly
+    /// what hotfix-lane makes: the same pick onto the target commit its trailer names, on the
+    /// target's history, committed by hotfix-lane at the head's commit time, gives `tip` itself.
+    /// Anyone who can push may create a branch of that name, and write any committer or trailer.
+    fn adopt(&self, repo: &git2::Repository, tip: git2::Oid) -> Result<Outcome, MirrorError> {
+        let merged = git2::Oid::from_str(&self.merge_commit)?;
+        let head = repo.find_commit(tip)?;
+        let committer = head.committer().to_owned();
+        let short = &self.merge_commit[..self.merge_commit.len().min(7)];
+        let not_ours = |why: String| Ok(Outcome::NotOurs(why));
+        if committer.name_bytes() != BOT_NAME.as_bytes() || committer.email_bytes() != BOT_EMAIL.as_bytes() {
+            return not_ours("its head commit was not committed by hotfix-lane".into());
+        }
+        let Some(onto) = engine::backport_onto(&head, merged) else {
+            return not_ours(format!("its head commit is no backport of {short}"));
+        };
+        let target = repo.refname_to_id(&format!("refs/heads/{}", self.target))?;
+        if onto != target && !repo.graph_descendant_of(target, onto).unwrap_or(false) {
+            return not_ours(format!("it is not based on `{}`", self.target));
+        }
+        match self.pick(repo, onto, &committer)? {
+            Some(made) if made.tip == tip => Ok(Outcome::Made(made)),
+            _ => not_ours(format!("its commits are not hotfix-lane's backport of {short}")),
         }
     }
-    Ok(Made { tip, conflicts: vec![], conflict_commit: None, remaining: vec![] })
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     backport, change_key, command, lane_state_write, merge, AuditScope, Dispatch, StepError, GITHUB_POLICY_PATH,
 };
-use crate::forge::{Forge, ForgeError, Forges};
+use crate::forge::{Forge, ForgeError, Forges, QueueGroup};
 use crate::lane::backport as decide;
 use crate::lane::comment::{self, MARKER};
 use crate::lane::event::{
@@ -435,19 +435,19 @@ pub(super) async fn queue_sweep<P: Forges>(
     let forge = &client;
     let envelope = own_event(job_forge(job), &repo, installation_id, Event::Ping);
     let mut writes = Vec::new();
-    for (head_ref, head_sha) in forge.queue_heads(&repo.full_name).await? {
-        if forge.has_report(&repo.full_name, &head_sha, POSTMORTEM_CONTEXT).await? {
-            continue;
+    for base in forge.queue_branches(&repo.full_name).await? {
+        for group in forge.queue_groups(&repo.full_name, &base).await? {
+            if forge.has_report(&repo.full_name, &group.head_sha, POSTMORTEM_CONTEXT).await? {
+                continue;
+            }
+            writes.extend(report_group(d, forge, &envelope, &repo, &group).await?);
         }
-        let base_ref = head_ref.split('/').nth(3).map(|b| format!("refs/heads/{b}")).unwrap_or_default();
-        let group = MergeGroup { head_sha, head_ref, base_ref };
-        writes.extend(on_merge_group(d, forge, &envelope, &repo, &group).await?);
     }
     Ok(writes)
 }
 
-/// A merge group asks for checks: the postmortem check of the change it carries, reported on
-/// the group's head commit so that the queue enforces it too.
+/// A merge group asks for checks. What it carries comes from the queue, never from its branch's
+/// name: a group the queue does not list (gone already, or never one) gets no verdict.
 pub(super) async fn on_merge_group<P: Forges>(
     d: &Dispatch<P>,
     forge: &P::Client,
@@ -455,20 +455,53 @@ pub(super) async fn on_merge_group<P: Forges>(
     repo: &RepoRef,
     group: &MergeGroup,
 ) -> Result<Vec<Write>, StepError> {
-    let Some(number) = queue_pull_number(&group.head_ref) else {
-        return Err(StepError::Invalid(format!("merge group ref `{}` names no pull request", group.head_ref)));
+    let base = group.base_ref.strip_prefix("refs/heads/").unwrap_or(&group.base_ref);
+    let queued = forge.queue_groups(&repo.full_name, base).await?;
+    let Some(queued) = queued.iter().find(|g| g.head_sha == group.head_sha) else {
+        tracing::info!(repo = %repo.full_name, head = %group.head_sha, "merge group not in the queue: no verdict");
+        return Ok(vec![]);
     };
+    report_group(d, forge, envelope, repo, queued).await
+}
+
+/// The postmortem check on a group's head commit, so that the queue enforces it too: the first
+/// failing verdict of the changes it carries, else its own change's. A change queued behind a
+/// hotfix never carries the hotfix past its check.
+async fn report_group<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
+    envelope: &Envelope,
+    repo: &RepoRef,
+    group: &QueueGroup,
+) -> Result<Vec<Write>, StepError> {
+    let Some(&number) = group.changes.last() else { return Ok(vec![]) };
     let loaded = d.policies.get(forge, &repo.full_name).await?;
     let policy = &loaded.policy;
-    let Some(pull) = forge.pull(&repo.full_name, number).await? else {
-        return Err(StepError::Invalid(format!("pull request #{number} of merge group {} not found", group.head_sha)));
-    };
-    let stored = d.pull_state(envelope.forge.as_str(), repo.id, number).await?;
-    let labeler = stored.as_ref().and_then(|s| s.lane.labeler.clone());
-    let membership = membership::evaluate(&pull, policy, labeler.as_ref());
-    let reference = postmortem::find_reference(&pull.body, &repo.full_name);
-    let lookup = look_up(forge, &membership, &reference, &repo.full_name, policy).await?;
-    let report = postmortem::verdict(membership.in_lane(), &reference, &repo.full_name, lookup.as_ref(), policy);
+    let mut verdict = None;
+    for &carried in &group.changes {
+        let Some(pull) = forge.pull(&repo.full_name, carried).await? else {
+            return Err(StepError::Invalid(format!(
+                "pull request #{carried} of merge group {} not found",
+                group.head_sha
+            )));
+        };
+        let stored = d.pull_state(envelope.forge.as_str(), repo.id, carried).await?;
+        let labeler = stored.as_ref().and_then(|s| s.lane.labeler.clone());
+        let membership = membership::evaluate(&pull, policy, labeler.as_ref());
+        let reference = postmortem::find_reference(&pull.body, &repo.full_name);
+        let lookup = look_up(forge, &membership, &reference, &repo.full_name, policy).await?;
+        let mut report =
+            postmortem::verdict(membership.in_lane(), &reference, &repo.full_name, lookup.as_ref(), policy);
+        let failing = report.state != CheckState::Success;
+        if failing && carried != number {
+            report.description = format!("#{carried}: {}", report.description);
+        }
+        verdict = Some(report);
+        if failing {
+            break;
+        }
+    }
+    let Some(report) = verdict else { return Ok(vec![]) };
     forge.report(&repo.full_name, &group.head_sha, &report).await?;
     let scope = AuditScope {
         at: d.clock.now_ms(),

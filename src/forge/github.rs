@@ -2,6 +2,11 @@
 //! read). Every URL is relative to the configured API base, so GitHub Enterprise and the test
 //! suite's fake GitHub work the same way.
 
+mod authored;
+mod identity;
+mod pages;
+mod queue;
+
 use std::time::Duration;
 
 use base64::Engine;
@@ -12,15 +17,18 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
 
-use super::{FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull, Revalidated};
+use super::{
+    AuthoredPull, FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull, QueueGroup, Revalidated,
+};
 use crate::ingress::github_payload::{PullRequestBody, User};
 use crate::lane::event::PullRequest;
-use crate::lane::incident::parse_utc;
 use crate::lane::policy::{Permission, Responders};
 use crate::lane::postmortem::IssueLookup;
 use crate::lane::report::{CheckState, Report};
 use crate::lane::smoke::{Conclusion, Seen, Source};
 use crate::store::Millis;
+use identity::Identity;
+use pages::Pages;
 
 /// A client acting as one identity: a token (reports as commit statuses) or an App
 /// installation (reports as check runs). Cheap to clone.
@@ -30,6 +38,7 @@ pub struct GitHub {
     check_runs: bool,
     /// The token itself, for git; `None` for an App installation (its token is asked for).
     token: Option<String>,
+    identity: Identity,
 }
 
 /// How hotfix-lane authenticates to GitHub.
@@ -44,7 +53,7 @@ pub enum GitHubAuth {
 /// The clients for every installation (App) or the one client (token).
 pub enum GitHubClients {
     Token(GitHub),
-    App { root: Octocrab, installations: Mutex<HashMap<u64, GitHub>> },
+    App { root: Octocrab, installations: Mutex<HashMap<u64, GitHub>>, identity: Identity },
 }
 
 impl GitHubClients {
@@ -57,6 +66,7 @@ impl GitHubClients {
                 client: builder.personal_token(token.clone()).build().map_err(|e| ForgeError::Failed(e.to_string()))?,
                 check_runs: false,
                 token: Some(token),
+                identity: Identity::token(),
             }),
             GitHubAuth::App { app_id, private_key_pem } => {
                 let root = builder
@@ -64,7 +74,7 @@ impl GitHubClients {
                     .map_err(|e| ForgeError::Failed(format!("GitHub App private key: {e}")))?
                     .build()
                     .map_err(|e| ForgeError::Failed(e.to_string()))?;
-                GitHubClients::App { root, installations: Mutex::default() }
+                GitHubClients::App { identity: Identity::app(root.clone()), root, installations: Mutex::default() }
             }
         })
     }
@@ -76,7 +86,7 @@ impl Forges for GitHubClients {
     fn client(&self, installation: Option<u64>) -> Result<GitHub, ForgeError> {
         match self {
             GitHubClients::Token(client) => Ok(client.clone()),
-            GitHubClients::App { root, installations } => {
+            GitHubClients::App { root, installations, identity } => {
                 let id = installation
                     .ok_or_else(|| ForgeError::Failed("the delivery names no App installation to act as".into()))?;
                 let mut installations = installations.lock().expect("installation clients lock");
@@ -84,7 +94,7 @@ impl Forges for GitHubClients {
                     return Ok(client.clone());
                 }
                 let client = root.installation(InstallationId(id)).map_err(|e| ForgeError::Failed(e.to_string()))?;
-                let client = GitHub { client, check_runs: true, token: None };
+                let client = GitHub { client, check_runs: true, token: None, identity: identity.clone() };
                 installations.insert(id, client.clone());
                 Ok(client)
             }
@@ -93,7 +103,7 @@ impl Forges for GitHubClients {
 }
 
 impl GitHub {
-    async fn get<T: serde::de::DeserializeOwned>(&self, route: &str) -> Result<Option<T>, ForgeError> {
+    async fn get<T: octocrab::FromResponse>(&self, route: &str) -> Result<Option<T>, ForgeError> {
         match self.client.get::<T, _, ()>(route, None).await {
             Ok(value) => Ok(Some(value)),
             Err(err) if status(&err) == Some(404) => Ok(None),
@@ -222,18 +232,6 @@ struct NewStatus<'a> {
 }
 
 #[derive(Deserialize)]
-struct GitRef {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    object: GitObject,
-}
-
-#[derive(Deserialize)]
-struct GitObject {
-    sha: String,
-}
-
-#[derive(Deserialize)]
 struct CombinedStatus {
     #[serde(default)]
     statuses: Vec<StatusContext>,
@@ -327,22 +325,11 @@ struct CommentText<'a> {
 #[derive(Deserialize)]
 struct CommentId {
     id: u64,
-    #[serde(default)]
-    body: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ChangedFile {
     filename: String,
-}
-
-#[derive(Deserialize)]
-struct IssueEvent {
-    event: String,
-    actor: Option<User>,
-    #[serde(default)]
-    label: Option<Named>,
-    created_at: String,
 }
 
 #[derive(Serialize)]
@@ -372,15 +359,6 @@ struct Numbered {
     number: u64,
 }
 
-#[derive(Deserialize)]
-struct ListedIssue {
-    number: u64,
-    #[serde(default)]
-    body: Option<String>,
-    #[serde(default)]
-    pull_request: Option<serde::de::IgnoredAny>,
-}
-
 /// Percent-encodes a query value (labels may contain spaces and other characters).
 fn encode_query(value: &str) -> String {
     value
@@ -405,6 +383,10 @@ struct CollaboratorPermission {
 }
 
 impl Forge for GitHub {
+    async fn identity(&self) -> Result<String, ForgeError> {
+        self.identity.login(&self.client).await
+    }
+
     async fn file(&self, repo: &str, path: &str, branch: &str) -> Result<Option<FileContent>, ForgeError> {
         let route = format!("/repos/{repo}/contents/{path}?ref={}", encode_query(branch));
         let Some(contents) = self.get::<Contents>(&route).await? else {
@@ -505,10 +487,12 @@ impl Forge for GitHub {
         Ok(())
     }
 
-    async fn queue_heads(&self, repo: &str) -> Result<Vec<(String, String)>, ForgeError> {
-        let route = format!("/repos/{repo}/git/matching-refs/heads/gh-readonly-queue/");
-        let refs = self.get::<Vec<GitRef>>(&route).await?.unwrap_or_default();
-        Ok(refs.into_iter().map(|r| (r.git_ref, r.object.sha)).collect())
+    async fn queue_branches(&self, repo: &str) -> Result<Vec<String>, ForgeError> {
+        queue::branches(self, repo).await
+    }
+
+    async fn queue_groups(&self, repo: &str, base: &str) -> Result<Vec<QueueGroup>, ForgeError> {
+        queue::groups(self, repo, base).await
     }
 
     async fn has_report(&self, repo: &str, sha: &str, context: &str) -> Result<bool, ForgeError> {
@@ -528,7 +512,8 @@ impl Forge for GitHub {
 
     async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError> {
         let route = format!("/repos/{repo}/pulls/{number}/files?per_page=100");
-        Ok(self.get::<Vec<ChangedFile>>(&route).await?.unwrap_or_default().into_iter().map(|f| f.filename).collect())
+        let files: Vec<ChangedFile> = Pages::oldest_first(route).all(self).await?;
+        Ok(files.into_iter().map(|f| f.filename).collect())
     }
 
     async fn report(&self, repo: &str, sha: &str, report: &Report) -> Result<(), ForgeError> {
@@ -581,13 +566,7 @@ impl Forge for GitHub {
     ) -> Result<u64, ForgeError> {
         let existing = match known {
             Some(id) => Some(id),
-            None => self
-                .get::<Vec<CommentId>>(&format!("/repos/{repo}/issues/{number}/comments?per_page=100"))
-                .await?
-                .unwrap_or_default()
-                .into_iter()
-                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
-                .map(|c| c.id),
+            None => authored::own_comment(self, repo, number, marker).await?,
         };
         let text = CommentText { body };
         let comment: CommentId = match existing {
@@ -599,13 +578,7 @@ impl Forge for GitHub {
     }
 
     async fn labeler(&self, repo: &str, number: u64, label: &str) -> Result<Option<(String, Millis)>, ForgeError> {
-        let route = format!("/repos/{repo}/issues/{number}/events?per_page=100");
-        let events = self.get::<Vec<IssueEvent>>(&route).await?.unwrap_or_default();
-        Ok(events
-            .into_iter()
-            .filter(|e| e.event == "labeled" && e.label.as_ref().is_some_and(|l| l.name.eq_ignore_ascii_case(label)))
-            .filter_map(|e| Some((e.actor?.login, parse_utc(&e.created_at)?)))
-            .next_back())
+        authored::labeler(self, repo, number, label).await
     }
 
     async fn create_issue(&self, repo: &str, title: &str, body: &str, labels: &[String]) -> Result<u64, ForgeError> {
@@ -616,12 +589,7 @@ impl Forge for GitHub {
     }
 
     async fn find_issue(&self, repo: &str, label: &str, marker: &str) -> Result<Option<u64>, ForgeError> {
-        let route = format!("/repos/{repo}/issues?labels={}&state=all&per_page=100", encode_query(label));
-        let issues = self.get::<Vec<ListedIssue>>(&route).await?.unwrap_or_default();
-        Ok(issues
-            .into_iter()
-            .find(|i| i.pull_request.is_none() && i.body.as_deref().is_some_and(|b| b.contains(marker)))
-            .map(|i| i.number))
+        authored::own_issue(self, repo, label, marker).await
     }
 
     async fn set_pull_body(&self, repo: &str, number: u64, body: &str) -> Result<(), ForgeError> {
@@ -646,11 +614,8 @@ impl Forge for GitHub {
         Ok(GitRemote { url, token: Some(token) })
     }
 
-    async fn pull_for_branch(&self, repo: &str, branch: &str) -> Result<Option<u64>, ForgeError> {
-        let owner = repo.split('/').next().unwrap_or_default();
-        let route =
-            format!("/repos/{repo}/pulls?head={}&state=all&per_page=100", encode_query(&format!("{owner}:{branch}")));
-        Ok(self.get::<Vec<Numbered>>(&route).await?.unwrap_or_default().first().map(|p| p.number))
+    async fn pulls_for_branch(&self, repo: &str, branch: &str) -> Result<Vec<AuthoredPull>, ForgeError> {
+        authored::branch_pulls(self, repo, branch).await
     }
 
     async fn create_pull(&self, repo: &str, pull: &NewPull<'_>) -> Result<u64, ForgeError> {

@@ -76,6 +76,25 @@ pub struct FileContent {
     pub text: String,
 }
 
+/// A pull request and who opened it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthoredPull {
+    pub number: u64,
+    pub author: String,
+}
+
+/// A group in a merge queue, as the queue itself lists it (branch names prove nothing: anyone
+/// who can push may create one that looks like a group's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueGroup {
+    /// The commit the queue tests for this entry.
+    pub head_sha: String,
+    /// The changes that commit carries: the entries ahead of it, then its own, last.
+    pub changes: Vec<u64>,
+    /// The branch the queue merges into.
+    pub base: String,
+}
+
 /// Hands out the client to act with for an event: the App installation's, or the one
 /// token's.
 pub trait Forges: Send + Sync + 'static {
@@ -84,6 +103,10 @@ pub trait Forges: Send + Sync + 'static {
 }
 
 pub trait Forge: Send + Sync + 'static {
+    /// The login the forge shows on what this client writes (a token's user, an App's bot):
+    /// comments and pull requests are the lane's own only when this login wrote them.
+    fn identity(&self) -> impl Future<Output = Result<String, ForgeError>> + Send;
+
     /// A file on a branch; `None` when it does not exist.
     fn file(
         &self,
@@ -124,8 +147,12 @@ pub trait Forge: Send + Sync + 'static {
     /// `sha`.
     fn enqueue_first(&self, repo: &str, number: u64, sha: &str) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
-    /// The merge queue's group heads: `(ref, sha)` of every `gh-readonly-queue/…` branch.
-    fn queue_heads(&self, repo: &str) -> impl Future<Output = Result<Vec<(String, String)>, ForgeError>> + Send;
+    /// The branches whose merge queue may have groups in flight. Only a hint of where to look:
+    /// what a queue holds comes from [`Forge::queue_groups`].
+    fn queue_branches(&self, repo: &str) -> impl Future<Output = Result<Vec<String>, ForgeError>> + Send;
+
+    /// The groups in `base`'s merge queue, in queue order; none when it has no queue.
+    fn queue_groups(&self, repo: &str, base: &str) -> impl Future<Output = Result<Vec<QueueGroup>, ForgeError>> + Send;
 
     /// Whether `context` has been reported on `sha` (as this client reports: status or check run).
     fn has_report(&self, repo: &str, sha: &str, context: &str)
@@ -134,15 +161,15 @@ pub trait Forge: Send + Sync + 'static {
     /// Open pull requests whose head is `sha`.
     fn pulls_for_commit(&self, repo: &str, sha: &str) -> impl Future<Output = Result<Vec<u64>, ForgeError>> + Send;
 
-    /// Paths a pull request changes.
+    /// Paths a pull request changes, all of them.
     fn changed_files(&self, repo: &str, number: u64) -> impl Future<Output = Result<Vec<String>, ForgeError>> + Send;
 
     /// Reports a check result on a commit.
     fn report(&self, repo: &str, sha: &str, report: &Report) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
     /// Creates or updates the lane's one comment on a change; returns its id. Finds a comment
-    /// it wrote before (by `marker`) when `known` is `None`, so a retried job never adds a
-    /// second one.
+    /// it wrote before (by `marker`, among the comments [`Forge::identity`] wrote: anyone can
+    /// post a marker) when `known` is `None`, so a retried job never adds a second one.
     fn upsert_comment(
         &self,
         repo: &str,
@@ -153,7 +180,7 @@ pub trait Forge: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
 
     /// Who last applied `label` to a change, and when: for a label applied while hotfix-lane
-    /// was not listening.
+    /// was not listening. `None` when its last application was undone since.
     fn labeler(
         &self,
         repo: &str,
@@ -170,7 +197,8 @@ pub trait Forge: Send + Sync + 'static {
         labels: &[String],
     ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
 
-    /// The number of an issue carrying `label` whose body contains `marker`, if there is one.
+    /// The number of an issue [`Forge::identity`] opened carrying `label` whose body contains
+    /// `marker`, if there is one.
     fn find_issue(
         &self,
         repo: &str,
@@ -186,9 +214,12 @@ pub trait Forge: Send + Sync + 'static {
     /// pushes as this client's (an App's pushes and pull requests run the repository's CI).
     fn git_remote(&self, repo: &str) -> impl Future<Output = Result<GitRemote, ForgeError>> + Send;
 
-    /// The pull request (in any state) whose head is `branch` of `repo` itself.
-    fn pull_for_branch(&self, repo: &str, branch: &str)
-        -> impl Future<Output = Result<Option<u64>, ForgeError>> + Send;
+    /// The pull requests (in any state) whose head is `branch` of `repo` itself, newest first.
+    fn pulls_for_branch(
+        &self,
+        repo: &str,
+        branch: &str,
+    ) -> impl Future<Output = Result<Vec<AuthoredPull>, ForgeError>> + Send;
 
     /// Opens a pull request; returns its number.
     fn create_pull(&self, repo: &str, pull: &NewPull<'_>) -> impl Future<Output = Result<u64, ForgeError>> + Send;

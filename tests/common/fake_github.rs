@@ -1,12 +1,13 @@
 //! A stateful fake of the GitHub REST API on loopback: the real client talks to it over HTTP.
 //! It holds repositories (files, issues, pull requests, statuses, comments), teams and
-//! permissions, and records every request so tests can count API calls.
+//! permissions, and records every request so tests can count API calls. Like GitHub, it knows
+//! who each token is (what the client writes carries that author) and serves listings in pages.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
@@ -28,6 +29,8 @@ pub struct Comment {
     pub id: u64,
     pub number: u64,
     pub body: String,
+    /// Its author's login.
+    pub author: String,
 }
 
 #[derive(Default)]
@@ -68,6 +71,12 @@ pub struct Repo {
     pub gone_issues: BTreeMap<u64, u16>,
     /// sha → login GitHub links the commit's author to.
     pub commit_authors: HashMap<String, String>,
+    /// Issue events of any other kind, in order, listed after `label_events`: `(number, event)`.
+    pub events: Vec<(u64, Value)>,
+    /// Base branch → its merge queue's entries in order: `(pull number, group head sha)`.
+    pub merge_queue: BTreeMap<String, Vec<(u64, String)>>,
+    /// number → who opened the issue (through the API: the token's login).
+    pub issue_authors: BTreeMap<u64, String>,
 }
 
 #[derive(Default)]
@@ -90,6 +99,8 @@ pub struct World {
     /// (path part, count): that many requests whose path contains it hit a secondary rate
     /// limit (403, `Retry-After: 1`, with most of the hourly limit left).
     pub throttled: Vec<(String, u32)>,
+    /// Failures to answer instead of the next request matching "METHOD /path": `(call, status)`.
+    pub failures: Vec<(String, u16)>,
     next_id: u64,
 }
 
@@ -122,6 +133,8 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/graphql", post(graphql))
+            .route("/user", get(user))
+            .route("/app", get(app))
             .route("/repos/{owner}/{repo}/git/matching-refs/{*prefix}", get(matching_refs))
             .route("/repos/{owner}/{repo}/commits/{sha}/status", get(combined_status))
             .route("/repos/{owner}/{repo}/commits/{sha}/check-runs", get(list_check_runs))
@@ -202,9 +215,10 @@ async fn record(
 ) -> Response {
     let authorization =
         request.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    {
+    let failure = {
         let mut w = world.lock().unwrap();
-        w.calls.push(format!("{method} {}", uri.path()));
+        let call = format!("{method} {}", uri.path());
+        w.calls.push(call.clone());
         w.uris.push(uri.path_and_query().map_or_else(|| uri.path().to_string(), |p| p.to_string()));
         w.auth.push((uri.path().to_string(), authorization));
         if w.failing.iter().any(|f| uri.path().contains(f.as_str())) {
@@ -222,6 +236,11 @@ async fn record(
             let message = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.";
             return (StatusCode::FORBIDDEN, headers, Json(json!({ "message": message }))).into_response();
         }
+        w.failures.iter().position(|(c, _)| *c == call).map(|i| w.failures.remove(i).1)
+    };
+    if let Some(status) = failure {
+        let status = StatusCode::from_u16(status).unwrap();
+        return (status, Json(json!({ "message": "injected failure" }))).into_response();
     }
     next.run(request).await
 }
@@ -309,6 +328,8 @@ async fn list_pulls(
     State(world): Shared,
     Path((owner, repo)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     let world = world.lock().unwrap();
     let head = q.get("head").cloned().unwrap_or_default();
@@ -323,12 +344,13 @@ async fn list_pulls(
                 .collect()
         })
         .unwrap_or_default();
-    Json(list).into_response()
+    paged(list, &q, &uri, &headers)
 }
 
 async fn create_pull(
     State(world): Shared,
     Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let mut world = world.lock().unwrap();
@@ -345,6 +367,7 @@ async fn create_pull(
         "state": "open", "merged": false,
         "head": { "ref": head, "sha": "" }, "base": { "ref": body["base"] },
         "maintainer_can_modify": body["maintainer_can_modify"],
+        "user": { "id": 1, "login": login_of(&headers) },
     });
     repo.pulls.insert(number, pull);
     repo.issues.insert(number, (vec![], true));
@@ -408,22 +431,25 @@ async fn request_reviewers(
     (StatusCode::CREATED, Json(json!({ "number": number }))).into_response()
 }
 
-async fn issue_events(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
+async fn issue_events(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let world = world.lock().unwrap();
     let events: Vec<Value> = world
         .repos
         .get(&full(&owner, &repo))
         .map(|r| {
-            r.label_events
-                .iter()
-                .filter(|e| e.0 == number)
-                .map(|(_, label, actor, at)| {
-                    json!({ "event": "labeled", "label": { "name": label }, "actor": { "id": 1, "login": actor }, "created_at": at })
-                })
-                .collect()
+            let labeled = r.label_events.iter().filter(|e| e.0 == number).map(|(_, label, actor, at)| {
+                json!({ "event": "labeled", "label": { "name": label }, "actor": { "id": 1, "login": actor }, "created_at": at })
+            });
+            labeled.chain(r.events.iter().filter(|e| e.0 == number).map(|e| e.1.clone())).collect()
         })
         .unwrap_or_default();
-    Json(events).into_response()
+    paged(events, &q, &uri, &headers)
 }
 
 async fn merge_pull(
@@ -471,7 +497,13 @@ async fn pulls_for_commit(State(world): Shared, Path((owner, repo, sha)): Path<(
     Json(list).into_response()
 }
 
-async fn pull_files(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
+async fn pull_files(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let world = world.lock().unwrap();
     let files: Vec<Value> = world
         .repos
@@ -479,7 +511,7 @@ async fn pull_files(State(world): Shared, Path((owner, repo, number)): Path<(Str
         .and_then(|r| r.pull_files.get(&number))
         .map(|f| f.iter().map(|name| json!({ "filename": name, "status": "modified" })).collect())
         .unwrap_or_default();
-    Json(files).into_response()
+    paged(files, &q, &uri, &headers)
 }
 
 async fn edit_pull(
@@ -503,11 +535,13 @@ async fn edit_pull(
 async fn create_issue(
     State(world): Shared,
     Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let mut world = world.lock().unwrap();
     let repo = world.repos.entry(full(&owner, &repo)).or_default();
     let number = next_number(repo);
+    repo.issue_authors.insert(number, login_of(&headers));
     repo.issues.insert(number, (strings(&body["labels"]), false));
     let text = (body["title"].as_str().unwrap_or_default().into(), body["body"].as_str().unwrap_or_default().into());
     repo.issue_texts.insert(number, text);
@@ -518,6 +552,8 @@ async fn list_issues(
     State(world): Shared,
     Path((owner, repo)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     let world = world.lock().unwrap();
     let Some(repo) = world.repos.get(&full(&owner, &repo)) else { return Json(json!([])).into_response() };
@@ -532,10 +568,13 @@ async fn list_issues(
             if *is_pr {
                 issue["pull_request"] = json!({});
             }
+            if let Some(author) = repo.issue_authors.get(n) {
+                issue["user"] = json!({ "id": 1, "login": author });
+            }
             issue
         })
         .collect();
-    Json(list).into_response()
+    paged(list, &q, &uri, &headers)
 }
 
 async fn create_status(
@@ -664,11 +703,14 @@ async fn list_check_runs(
     Json(json!({ "total_count": runs.len(), "check_runs": runs })).into_response()
 }
 
-/// The two GraphQL operations the lane uses: a pull request's node id, and
-/// `enqueuePullRequest`.
-async fn graphql(State(world): Shared, Json(body): Json<Value>) -> Response {
+/// The GraphQL operations the lane uses: a pull request's node id, `enqueuePullRequest`, and
+/// those of [`identity_and_queue_graphql`].
+async fn graphql(State(world): Shared, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let query = body["query"].as_str().unwrap_or_default();
     let vars = &body["variables"];
+    if let Some(answer) = identity_and_queue_graphql(&world, &headers, query, vars) {
+        return answer;
+    }
     if query.contains("enqueuePullRequest") {
         let mut world = world.lock().unwrap();
         let jump = query.contains("jump: true");
@@ -698,29 +740,42 @@ async fn access_token(Path(id): Path<u64>) -> Response {
     (StatusCode::CREATED, Json(token)).into_response()
 }
 
-async fn list_comments(State(world): Shared, Path((owner, repo, number)): Path<(String, String, u64)>) -> Response {
+async fn list_comments(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let world = world.lock().unwrap();
     let list: Vec<Value> = world
         .repos
         .get(&full(&owner, &repo))
         .map(|r| {
-            r.comments.iter().filter(|c| c.number == number).map(|c| json!({ "id": c.id, "body": c.body })).collect()
+            r.comments
+                .iter()
+                .filter(|c| c.number == number)
+                .map(|c| json!({ "id": c.id, "body": c.body, "user": { "id": 1, "login": c.author } }))
+                .collect()
         })
         .unwrap_or_default();
-    Json(list).into_response()
+    paged(list, &q, &uri, &headers)
 }
 
 async fn create_comment(
     State(world): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let mut world = world.lock().unwrap();
     world.next_id += 1;
     let id = world.next_id;
     let body = body["body"].as_str().unwrap_or_default().to_string();
-    world.repos.entry(full(&owner, &repo)).or_default().comments.push(Comment { id, number, body: body.clone() });
-    (StatusCode::CREATED, Json(json!({ "id": id, "body": body }))).into_response()
+    let author = login_of(&headers);
+    let comment = Comment { id, number, body: body.clone(), author: author.clone() };
+    world.repos.entry(full(&owner, &repo)).or_default().comments.push(comment);
+    (StatusCode::CREATED, Json(json!({ "id": id, "body": body, "user": { "id": 1, "login": author } }))).into_response()
 }
 
 async fn edit_comment(
@@ -759,4 +814,95 @@ async fn permission(State(world): Shared, Path((owner, repo, login)): Path<(Stri
         other => other,
     };
     Json(json!({ "permission": permission, "role_name": role })).into_response()
+}
+
+// Identity, pagination and the merge queue.
+
+/// Who a plain token (`HOTFIX_LANE_GITHUB_TOKEN`) is.
+pub const TOKEN_LOGIN: &str = "hotfix-lane-bot";
+/// The App's slug: its installations act as `hotfix-lane[bot]`.
+pub const APP_SLUG: &str = "hotfix-lane";
+/// Who an installation token not bought from this App is: Actions' `GITHUB_TOKEN`.
+pub const ACTIONS_LOGIN: &str = "github-actions[bot]";
+
+/// The login GitHub shows on what a request's token writes.
+pub fn login_of(headers: &HeaderMap) -> String {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let token = auth.trim_start_matches("Bearer ").trim_start_matches("token ");
+    if token.starts_with("ghs_installation_") {
+        format!("{APP_SLUG}[bot]")
+    } else if token.starts_with("ghs_") {
+        ACTIONS_LOGIN.to_string()
+    } else {
+        TOKEN_LOGIN.to_string()
+    }
+}
+
+/// Like GitHub: an installation token has no user.
+async fn user(headers: HeaderMap) -> Response {
+    let login = login_of(&headers);
+    if login.ends_with("[bot]") {
+        let message = "Resource not accessible by integration";
+        return (StatusCode::FORBIDDEN, Json(json!({ "message": message }))).into_response();
+    }
+    Json(json!({ "id": 1, "login": login, "type": "User" })).into_response()
+}
+
+/// The App itself, asked with its JWT.
+async fn app() -> Response {
+    Json(json!({ "id": 4242, "slug": APP_SLUG, "name": "hotfix lane" })).into_response()
+}
+
+/// One page of `items` as GitHub serves a listing: `per_page` (30 unless asked, at most 100) and
+/// `page`, with a `Link` header to the next, previous, first and last pages.
+fn paged(items: Vec<Value>, q: &HashMap<String, String>, uri: &Uri, headers: &HeaderMap) -> Response {
+    let per_page = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30usize).clamp(1, 100);
+    let page = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1usize).max(1);
+    let pages = items.len().div_ceil(per_page).max(1);
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let others: Vec<&str> = uri.query().unwrap_or_default().split('&').filter(|p| !p.starts_with("page=")).collect();
+    let link =
+        |n: usize, rel: &str| format!("<http://{host}{}?{}&page={n}>; rel=\"{rel}\"", uri.path(), others.join("&"));
+    let mut links = Vec::new();
+    if page < pages {
+        links.extend([link(page + 1, "next"), link(pages, "last")]);
+    }
+    if page > 1 {
+        links.extend([link(1, "first"), link(page - 1, "prev")]);
+    }
+    let slice: Vec<Value> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    let mut response = Json(slice).into_response();
+    if !links.is_empty() {
+        response.headers_mut().insert("link", links.join(", ").parse().unwrap());
+    }
+    response
+}
+
+/// GraphQL's `viewer` and `mergeQueue`, from the request's token and the repositories' queues.
+fn identity_and_queue_graphql(
+    world: &Mutex<World>,
+    headers: &HeaderMap,
+    query: &str,
+    vars: &Value,
+) -> Option<Response> {
+    if query.contains("viewer {") {
+        return Some(Json(json!({ "data": { "viewer": { "login": login_of(headers) } } })).into_response());
+    }
+    if !query.contains("mergeQueue(") {
+        return None;
+    }
+    let world = world.lock().unwrap();
+    let repo = format!("{}/{}", vars["owner"].as_str().unwrap_or_default(), vars["name"].as_str().unwrap_or_default());
+    let branch = vars["branch"].as_str().unwrap_or_default();
+    let queue = world.repos.get(&repo).and_then(|r| r.merge_queue.get(branch)).map(|entries| {
+        let nodes: Vec<Value> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (number, sha))| {
+                json!({ "position": i + 1, "state": "AWAITING_CHECKS", "headCommit": { "oid": sha }, "pullRequest": { "number": number } })
+            })
+            .collect();
+        json!({ "entries": { "pageInfo": { "hasNextPage": false, "endCursor": null }, "nodes": nodes } })
+    });
+    Some(Json(json!({ "data": { "repository": { "mergeQueue": queue } } })).into_response())
 }

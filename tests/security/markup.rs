@@ -182,7 +182,10 @@ async fn a_backtick_in_a_postmortem_value_does_not_break_out_of_the_action_summa
         r.files.insert(("master".into(), ".github/hotfix-lane.toml".into()), POLICY.into());
         r.label_events.push((2, "hotfix".into(), "alice".into(), "2026-11-26T13:00:00Z".into()));
     });
-    let event = serde_json::to_vec(&pr_event("labeled", Some("hotfix"), BREAKOUT, "alice")).unwrap();
+    let event = pr_event("labeled", Some("hotfix"), BREAKOUT, "alice");
+    // The Action reads the pull request as GitHub serves it.
+    fake.repo(REPO, |r| r.pulls.insert(2, event["pull_request"].clone()));
+    let event = serde_json::to_vec(&event).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (event_path, summary) = (dir.path().join("event.json"), dir.path().join("summary.md"));
     std::fs::write(&event_path, event).unwrap();
