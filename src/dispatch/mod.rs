@@ -6,6 +6,7 @@ mod command;
 mod merge;
 mod policies;
 mod pull;
+mod queue;
 mod responders;
 
 use std::sync::Arc;
@@ -23,7 +24,8 @@ pub use backport::{pending as pending_backports, PendingBackport};
 pub(crate) use merge::{authorization, try_merge};
 pub use policies::{Loaded, Policies, GITHUB_POLICY_PATH};
 pub(crate) use pull::{head_author, look_up, recorded_labeler};
-pub use pull::{queue_pull_number, QUEUE_SWEEP_JOB, RECHECK_JOB, RECONCILE_JOB};
+pub use pull::{RECHECK_JOB, RECONCILE_JOB};
+pub use queue::{queue_pull_number, QUEUE_SWEEP_JOB};
 pub use responders::Responders;
 
 /// Changes untouched for longer than this are left out of the reconcile sweep.
@@ -50,7 +52,7 @@ pub async fn reconcile(store: &Store, forge: &str, now: crate::store::Millis) ->
         }
     }
     for (repo, installation_id) in repos.into_values() {
-        store.enqueue(&pull::queue_sweep_job(forge, &repo, installation_id, now), now).await?;
+        store.enqueue(&queue::queue_sweep_job(forge, &repo, installation_id, now), now).await?;
         queued += 1;
     }
     Ok(queued)
@@ -149,7 +151,7 @@ impl<P: Forges> Dispatch<P> {
                 command::on_comment(self, forge, &envelope, repo, *action, *number, comment).await
             }
             Event::MergeGroup { action: MergeGroupAction::ChecksRequested, group } => {
-                pull::on_merge_group(self, forge, &envelope, repo, group).await
+                queue::on_merge_group(self, forge, &envelope, repo, group).await
             }
             _ => self.track_only(&envelope).await,
         }
@@ -258,7 +260,7 @@ impl<P: Forges> JobHandler for Dispatch<P> {
                 None => Ok(vec![]),
             },
             QUEUE_SWEEP_JOB => match &self.forge {
-                Some(forge) => pull::queue_sweep(self, forge, job).await,
+                Some(forge) => queue::queue_sweep(self, forge, job).await,
                 None => Ok(vec![]),
             },
             merge::REFRESH_JOB => match &self.forge {

@@ -3,11 +3,11 @@
 //! suite's fake GitHub work the same way.
 
 mod authored;
+mod checks;
 mod identity;
+mod limits;
 mod pages;
 mod queue;
-
-use std::time::Duration;
 
 use base64::Engine;
 use std::collections::HashMap;
@@ -25,9 +25,10 @@ use crate::lane::event::PullRequest;
 use crate::lane::policy::{Permission, Responders};
 use crate::lane::postmortem::IssueLookup;
 use crate::lane::report::{CheckState, Report};
-use crate::lane::smoke::{Conclusion, Seen, Source};
+use crate::lane::smoke::Seen;
 use crate::store::Millis;
 use identity::Identity;
+use limits::classify;
 use pages::Pages;
 
 /// A client acting as one identity: a token (reports as commit statuses) or an App
@@ -153,58 +154,6 @@ fn status(err: &octocrab::Error) -> Option<u16> {
     }
 }
 
-/// Rate limits become "retry later", everything else a failure.
-fn classify(err: octocrab::Error) -> ForgeError {
-    if let octocrab::Error::GitHub { source, .. } = &err {
-        let code = source.status_code.as_u16();
-        let header = |name: &str| source.headers.as_ref()?.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
-        let limit = Limit {
-            status: code,
-            secondary: source.message.to_lowercase().contains("rate limit"),
-            retry_after: header("retry-after"),
-            remaining: header("x-ratelimit-remaining"),
-            reset: source.rate_limit_reset.or_else(|| header("x-ratelimit-reset")),
-        };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if let Some(wait) = limit.wait(now) {
-            return ForgeError::RateLimited(wait);
-        }
-        return ForgeError::Failed(format!("GitHub answered {code}: {}", source.message));
-    }
-    ForgeError::Failed(err.to_string())
-}
-
-/// What a refusal said about GitHub's rate limits.
-struct Limit {
-    status: u16,
-    /// The message names a rate limit (GitHub's secondary limits say so only there).
-    secondary: bool,
-    retry_after: Option<u64>,
-    remaining: Option<u64>,
-    reset: Option<u64>,
-}
-
-impl Limit {
-    /// How long to wait, by GitHub's rules: `Retry-After` first; the reset time only when the
-    /// primary limit is spent (`x-ratelimit-remaining: 0`); otherwise at least a minute for a
-    /// secondary limit. `None`: not a rate limit.
-    fn wait(&self, now: u64) -> Option<Duration> {
-        if !matches!(self.status, 403 | 429) {
-            return None;
-        }
-        let secs = if let Some(after) = self.retry_after {
-            after.max(1)
-        } else if self.remaining == Some(0) {
-            self.reset.map_or(60, |reset| reset.saturating_sub(now).max(1))
-        } else if self.secondary || self.status == 429 {
-            60
-        } else {
-            return None;
-        };
-        Some(Duration::from_secs(secs.min(3600)))
-    }
-}
-
 #[derive(Deserialize)]
 struct Contents {
     sha: String,
@@ -246,53 +195,6 @@ struct StatusContext {
 struct CheckRuns {
     #[serde(default)]
     total_count: u64,
-    #[serde(default)]
-    check_runs: Vec<CheckRunItem>,
-}
-
-#[derive(Deserialize)]
-struct CheckRunItem {
-    name: String,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    conclusion: Option<String>,
-    #[serde(default)]
-    app: Option<App>,
-}
-
-#[derive(Deserialize)]
-struct App {
-    slug: String,
-}
-
-#[derive(Deserialize)]
-struct StatusItem {
-    context: String,
-    state: String,
-    #[serde(default)]
-    creator: Option<User>,
-}
-
-/// Lists the lane reads whole are read this many pages of 100 at most.
-const MAX_PAGES: usize = 10;
-
-fn run_conclusion(status: Option<&str>, conclusion: Option<&str>) -> Conclusion {
-    match (status, conclusion) {
-        (Some("completed") | None, Some("success")) => Conclusion::Success,
-        (Some("completed") | None, Some("neutral")) => Conclusion::Neutral,
-        (Some("completed") | None, Some("skipped")) => Conclusion::Skipped,
-        (Some("completed") | None, Some(_)) => Conclusion::Failure,
-        _ => Conclusion::Pending,
-    }
-}
-
-fn status_conclusion(state: &str) -> Conclusion {
-    match state {
-        "success" => Conclusion::Success,
-        "pending" => Conclusion::Pending,
-        _ => Conclusion::Failure,
-    }
 }
 
 #[derive(Serialize)]
@@ -667,36 +569,7 @@ impl Forge for GitHub {
     }
 
     async fn commit_checks(&self, repo: &str, sha: &str) -> Result<Vec<Seen>, ForgeError> {
-        // Both lists come newest first, each result with who reported it: the App of a check
-        // run, the creator of a status (which the combined status leaves out).
-        let mut seen = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let route = format!("/repos/{repo}/commits/{sha}/check-runs?per_page=100&page={page}");
-            let runs = self.get::<CheckRuns>(&route).await?.map(|r| r.check_runs).unwrap_or_default();
-            let full = runs.len() == 100;
-            seen.extend(runs.into_iter().map(|run| Seen {
-                name: run.name,
-                source: run.app.map(|a| Source::App(a.slug)),
-                conclusion: run_conclusion(run.status.as_deref(), run.conclusion.as_deref()),
-            }));
-            if !full {
-                break;
-            }
-        }
-        for page in 1..=MAX_PAGES {
-            let route = format!("/repos/{repo}/commits/{sha}/statuses?per_page=100&page={page}");
-            let statuses = self.get::<Vec<StatusItem>>(&route).await?.unwrap_or_default();
-            let full = statuses.len() == 100;
-            seen.extend(statuses.into_iter().map(|status| Seen {
-                name: status.context,
-                source: status.creator.map(|u| Source::User(u.login)),
-                conclusion: status_conclusion(&status.state),
-            }));
-            if !full {
-                break;
-            }
-        }
-        Ok(seen)
+        checks::on_commit(self, repo, sha).await
     }
 
     async fn is_responder(&self, repo: &str, login: &str, responders: &Responders) -> Result<bool, ForgeError> {
@@ -728,26 +601,5 @@ impl Forge for GitHub {
             }
         }
         Ok(false)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Limit;
-    use std::time::Duration;
-
-    fn limit(status: u16, secondary: bool, retry_after: Option<u64>, remaining: Option<u64>) -> Limit {
-        Limit { status, secondary, retry_after, remaining, reset: Some(1_000 + 3_000) }
-    }
-
-    #[test]
-    fn rate_limits_wait_as_github_says() {
-        let secs = |l: Limit| l.wait(1_000).map(|d: Duration| d.as_secs());
-        assert_eq!(secs(limit(403, true, Some(1), Some(4000))), Some(1), "Retry-After first, not the hourly reset");
-        assert_eq!(secs(limit(403, true, None, Some(0))), Some(3_000), "the reset only when the limit is spent");
-        assert_eq!(secs(limit(403, true, None, Some(12))), Some(60), "a secondary limit: at least a minute");
-        assert_eq!(secs(limit(429, false, None, None)), Some(60));
-        assert_eq!(secs(limit(403, false, None, Some(12))), None, "a plain 403 is a refusal, not a limit");
-        assert_eq!(secs(limit(500, true, Some(5), None)), None);
     }
 }

@@ -1,0 +1,145 @@
+//! The merge queue: the postmortem check on each group's head commit, so the queue enforces it
+//! too, and the sweep that reports on groups whose webhook was missed.
+
+use serde::{Deserialize, Serialize};
+
+use super::pull::{job_forge, look_up, own_event, state_word};
+use super::{AuditScope, Dispatch, StepError};
+use crate::forge::{Forge, Forges, QueueGroup};
+use crate::lane::event::{Envelope, Event, MergeGroup, RepoRef};
+use crate::lane::membership;
+use crate::lane::postmortem;
+use crate::lane::report::{CheckState, POSTMORTEM_CONTEXT};
+use crate::store::{ClaimedJob, Millis, NewJob, Write};
+
+/// Reports the postmortem check on every merge group of a repository that lacks it.
+pub const QUEUE_SWEEP_JOB: &str = "queue_sweep";
+
+#[derive(Serialize, Deserialize)]
+struct QueueSweep {
+    repo: RepoRef,
+    installation_id: Option<u64>,
+}
+
+pub(super) fn queue_sweep_job(forge: &str, repo: &RepoRef, installation_id: Option<u64>, now: Millis) -> NewJob {
+    NewJob {
+        kind: QUEUE_SWEEP_JOB.into(),
+        ordering_key: format!("{forge}:{}:queue-sweep", repo.id),
+        payload: serde_json::to_value(QueueSweep { repo: repo.clone(), installation_id }).expect("serializes"),
+        delivery_id: None,
+        max_attempts: 3,
+        run_at: now,
+    }
+}
+
+pub(super) async fn queue_sweep<P: Forges>(
+    d: &Dispatch<P>,
+    forges: &P,
+    job: &ClaimedJob,
+) -> Result<Vec<Write>, StepError> {
+    let QueueSweep { repo, installation_id } = serde_json::from_value(job.payload.clone())
+        .map_err(|e| StepError::Invalid(format!("queue sweep payload does not parse: {e}")))?;
+    let client = forges.client(installation_id)?;
+    let forge = &client;
+    let envelope = own_event(job_forge(job), &repo, installation_id, Event::Ping);
+    let mut writes = Vec::new();
+    for base in forge.queue_branches(&repo.full_name).await? {
+        for group in forge.queue_groups(&repo.full_name, &base).await? {
+            if forge.has_report(&repo.full_name, &group.head_sha, POSTMORTEM_CONTEXT).await? {
+                continue;
+            }
+            writes.extend(report_group(d, forge, &envelope, &repo, &group).await?);
+        }
+    }
+    Ok(writes)
+}
+
+/// A merge group asks for checks. What it carries comes from the queue, never from its branch's
+/// name: a group the queue does not list (gone already, or never one) gets no verdict.
+pub(super) async fn on_merge_group<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
+    envelope: &Envelope,
+    repo: &RepoRef,
+    group: &MergeGroup,
+) -> Result<Vec<Write>, StepError> {
+    let base = group.base_ref.strip_prefix("refs/heads/").unwrap_or(&group.base_ref);
+    let queued = forge.queue_groups(&repo.full_name, base).await?;
+    let Some(queued) = queued.iter().find(|g| g.head_sha == group.head_sha) else {
+        tracing::info!(repo = %repo.full_name, head = %group.head_sha, "merge group not in the queue: no verdict");
+        return Ok(vec![]);
+    };
+    report_group(d, forge, envelope, repo, queued).await
+}
+
+/// The postmortem check on a group's head commit, so that the queue enforces it too: the first
+/// failing verdict of the changes it carries, else its own change's. A change queued behind a
+/// hotfix never carries the hotfix past its check.
+async fn report_group<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
+    envelope: &Envelope,
+    repo: &RepoRef,
+    group: &QueueGroup,
+) -> Result<Vec<Write>, StepError> {
+    let Some(&number) = group.changes.last() else { return Ok(vec![]) };
+    let loaded = d.policies.get(forge, &repo.full_name).await?;
+    let policy = &loaded.policy;
+    let mut verdict = None;
+    for &carried in &group.changes {
+        let Some(pull) = forge.pull(&repo.full_name, carried).await? else {
+            return Err(StepError::Invalid(format!(
+                "pull request #{carried} of merge group {} not found",
+                group.head_sha
+            )));
+        };
+        let stored = d.pull_state(envelope.forge.as_str(), repo.id, carried).await?;
+        let labeler = stored.as_ref().and_then(|s| s.lane.labeler.clone());
+        let membership = membership::evaluate(&pull, policy, labeler.as_ref());
+        let reference = postmortem::find_reference(&pull.body, &repo.full_name);
+        let lookup = look_up(forge, &membership, &reference, &repo.full_name, policy).await?;
+        let mut report =
+            postmortem::verdict(membership.in_lane(), &reference, &repo.full_name, lookup.as_ref(), policy);
+        let failing = report.state != CheckState::Success;
+        if failing && carried != number {
+            report.description = format!("#{carried}: {}", report.description);
+        }
+        verdict = Some(report);
+        if failing {
+            break;
+        }
+    }
+    let Some(report) = verdict else { return Ok(vec![]) };
+    forge.report(&repo.full_name, &group.head_sha, &report).await?;
+    let scope = AuditScope {
+        at: d.clock.now_ms(),
+        forge: envelope.forge.as_str(),
+        repo: &repo.full_name,
+        number,
+        actor: &envelope.sender.login,
+        sha: &group.head_sha,
+    };
+    Ok(vec![scope.entry(&format!("postmortem.queue.{}", state_word(&report)), report.description)])
+}
+
+/// `refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>` → `<number>`.
+pub fn queue_pull_number(head_ref: &str) -> Option<u64> {
+    let rest = head_ref.strip_prefix("refs/heads/").unwrap_or(head_ref).strip_prefix("gh-readonly-queue/")?;
+    let last = rest.rsplit('/').next()?;
+    last.strip_prefix("pr-")?.split('-').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queue_pull_number;
+
+    #[test]
+    fn merge_queue_refs_name_their_pull_request() {
+        assert_eq!(
+            queue_pull_number("refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64"),
+            Some(104)
+        );
+        assert_eq!(queue_pull_number("refs/heads/gh-readonly-queue/release/1.x/pr-7-abc"), Some(7));
+        assert_eq!(queue_pull_number("refs/heads/main"), None);
+    }
+}
