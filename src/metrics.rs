@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::ingress::github_payload::EVENTS;
 use crate::store::JobCounts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +54,7 @@ struct Inner {
     time_to_merge_seconds: Histogram,
     backport_lead_seconds: Family<StageLabel, Histogram>,
     backports_unmerged: Family<StaleLabel, Gauge>,
+    body_bytes: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,6 +125,12 @@ impl Default for Metrics {
             "Backport pull requests not merged yet; stale=\"true\" for those open longer than backport.stale_after",
             backports_unmerged.clone(),
         );
+        let body_bytes = Gauge::default();
+        registry.register(
+            "ingress_body_bytes",
+            "Bytes of webhook body buffers held now, out of the server-wide body budget",
+            body_bytes.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             deliveries,
@@ -136,13 +144,21 @@ impl Default for Metrics {
             time_to_merge_seconds,
             backport_lead_seconds,
             backports_unmerged,
+            body_bytes,
         }))
     }
 }
 
+/// The `event` label: a name the lane knows, from an authenticated delivery; anything else is
+/// `other`, so that no sender can add series (each one is kept, and scraped, forever).
+fn event_label(event: Option<&str>) -> &'static str {
+    event.and_then(|e| EVENTS.iter().copied().find(|known| *known == e)).unwrap_or("other")
+}
+
 impl Metrics {
-    pub fn delivery(&self, forge: &str, event: &str, outcome: &str, elapsed: Duration) {
-        let labels = DeliveryLabels { forge: forge.into(), event: event.into(), outcome: outcome.into() };
+    /// `event` is `None` for a request refused before it was authenticated.
+    pub fn delivery(&self, forge: &str, event: Option<&str>, outcome: &str, elapsed: Duration) {
+        let labels = DeliveryLabels { forge: forge.into(), event: event_label(event).into(), outcome: outcome.into() };
         self.0.deliveries.get_or_create(&labels).inc();
         self.0.ingress_seconds.get_or_create(&ForgeLabel { forge: forge.into() }).observe(elapsed.as_secs_f64());
     }
@@ -182,8 +198,9 @@ impl Metrics {
     }
 
     /// Renders the registry, with the queue gauges refreshed from `counts` (read from the
-    /// database at scrape time, so they agree across replicas).
-    pub fn render(&self, counts: Option<JobCounts>) -> String {
+    /// database at scrape time, so they agree across replicas) and the body budget's use.
+    pub fn render(&self, counts: Option<JobCounts>, body_bytes: usize) -> String {
+        self.0.body_bytes.set(body_bytes as i64);
         if let Some(c) = counts {
             for (state, n) in [("queued", c.queued), ("running", c.running), ("done", c.done), ("dead", c.dead)] {
                 self.0.jobs.get_or_create(&StateLabel { state: state.into() }).set(n);

@@ -18,7 +18,7 @@ use crate::dispatch::Dispatch;
 use crate::forge::github::{GitHubAuth, GitHubClients};
 use crate::ingress::github::GithubIngress;
 use crate::ingress::signature::Secrets;
-use crate::ingress::{self, Ingress, Limits};
+use crate::ingress::{self, BodyBudget, Ingress, Limits};
 use crate::jobs::{Runner, RunnerOptions};
 use crate::metrics::Metrics;
 use crate::store::{DeliveryWriter, Store, StoreOptions};
@@ -66,6 +66,7 @@ pub enum ServeError {
 struct Ops {
     store: Store,
     metrics: Metrics,
+    budget: Arc<BodyBudget>,
     shutting_down: AtomicBool,
 }
 
@@ -113,14 +114,17 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let metrics = Metrics::default();
     let wake = Arc::new(Notify::new());
     let (writer, writer_task) = DeliveryWriter::spawn(store.clone(), settings.max_attempts, wake.clone());
+    let budget = Arc::new(BodyBudget::new(&settings.limits));
     let ingress = Arc::new(Ingress {
         writer,
         github: Some(GithubIngress { secrets }),
         metrics: metrics.clone(),
         limits: settings.limits,
+        budget: budget.clone(),
         clock: clock.clone(),
     });
-    let ops = Arc::new(Ops { store: store.clone(), metrics: metrics.clone(), shutting_down: AtomicBool::new(false) });
+    let ops =
+        Arc::new(Ops { store: store.clone(), metrics: metrics.clone(), budget, shutting_down: AtomicBool::new(false) });
     let api =
         Arc::new(crate::api::Api { store: store.clone(), token: settings.admin_token.clone(), clock: clock.clone() });
     let app = Router::new()
@@ -255,5 +259,6 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
 
 async fn metrics_text(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
     let counts = ops.store.job_counts().await.ok();
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], ops.metrics.render(counts))
+    let text = ops.metrics.render(counts, ops.budget.in_flight());
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
 }

@@ -16,6 +16,21 @@ pub enum PayloadError {
     WrongShape { event: String, source: serde_json::Error },
 }
 
+/// The event names [`parse`] knows; any other is acknowledged and ignored.
+pub const EVENTS: &[&str] = &[
+    "ping",
+    "pull_request",
+    "pull_request_review",
+    "issues",
+    "issue_comment",
+    "merge_group",
+    "check_run",
+    "check_suite",
+    "status",
+    "push",
+    "installation",
+];
+
 /// Parses the body of a delivery whose `X-GitHub-Event` is `event_name`.
 /// Returns `Ok(None)` for event types the lane does not subscribe to.
 pub fn parse(event_name: &str, body: &[u8]) -> Result<Option<Envelope>, PayloadError> {
@@ -393,5 +408,18 @@ impl InstallationHook {
             installation_id: Some(self.installation.id),
             event: Event::Installation { action: self.action },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_event_is_parsed_and_no_other() {
+        for name in EVENTS {
+            assert!(!matches!(parse(name, b"{}"), Ok(None)), "{name} is listed but not parsed");
+        }
+        assert!(matches!(parse("star", b"{}"), Ok(None)));
     }
 }
