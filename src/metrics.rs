@@ -55,6 +55,8 @@ struct Inner {
     backport_lead_seconds: Family<StageLabel, Histogram>,
     backports_unmerged: Family<StaleLabel, Gauge>,
     body_bytes: Gauge,
+    connections: Gauge,
+    connections_refused: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -131,6 +133,14 @@ impl Default for Metrics {
             "Bytes of webhook body buffers held now, out of the server-wide body budget",
             body_bytes.clone(),
         );
+        let connections = Gauge::default();
+        registry.register("connections", "HTTP connections open now", connections.clone());
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "HTTP connections answered 503 and closed because the connection cap was reached",
+            connections_refused.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             deliveries,
@@ -145,6 +155,8 @@ impl Default for Metrics {
             backport_lead_seconds,
             backports_unmerged,
             body_bytes,
+            connections,
+            connections_refused,
         }))
     }
 }
@@ -195,6 +207,15 @@ impl Metrics {
 
     pub fn job_dead(&self, kind: &str) {
         self.0.jobs_dead.get_or_create(&KindLabel { kind: kind.into() }).inc();
+    }
+
+    /// A connection opened (`+1`) or closed (`-1`).
+    pub fn connection(&self, delta: i64) {
+        self.0.connections.inc_by(delta);
+    }
+
+    pub fn connection_refused(&self) {
+        self.0.connections_refused.inc();
     }
 
     /// Renders the registry, with the queue gauges refreshed from `counts` (read from the

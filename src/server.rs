@@ -1,6 +1,8 @@
 //! `hotfix-lane serve`: wires the store, ingress, job runner and operational endpoints together,
 //! and shuts them down in order.
 
+mod http;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -148,47 +150,56 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     };
     let reports = forge.is_some();
     let (stop, stopped) = watch::channel(false);
+    let limits = settings.limits;
+    let owner = settings.runner.owner.clone();
     let runner = Runner {
         store: store.clone(),
         handler: Dispatch::new(store.clone(), forge, clock.clone(), metrics.clone(), settings.mirrors.clone()),
         clock,
-        metrics,
+        metrics: metrics.clone(),
         options: settings.runner.clone(),
         wake,
     };
     let task_store = store.clone();
-    let prune_clock = runner.clock.clone();
+    let task_clock = runner.clock.clone();
     let reconcile_wake = runner.wake.clone();
     let reconcile_every = settings.reconcile_every;
-    let sweep_metrics = runner.handler.metrics.clone();
     let task = tokio::spawn(async move {
-        let runner_task = tokio::spawn(runner.run(stopped.clone()));
-        tokio::spawn(prune_periodically(task_store.clone(), prune_clock.clone(), stopped.clone()));
+        let mut runner_task = tokio::spawn(runner.run(stopped.clone()));
+        tokio::spawn(prune_periodically(task_store.clone(), task_clock.clone(), stopped.clone()));
         if let (true, Some(every)) = (reports, reconcile_every) {
             let sweep = reconcile_periodically(
                 task_store.clone(),
-                prune_clock,
+                task_clock.clone(),
                 reconcile_wake,
-                sweep_metrics,
+                metrics.clone(),
                 every,
                 stopped.clone(),
             );
             tokio::spawn(sweep);
         }
-        let mut until_stop = stopped.clone();
-        let graceful = async move {
-            let _ = until_stop.wait_for(|stop| *stop).await;
-            ops.shutting_down.store(true, Ordering::SeqCst);
-            tracing::info!("shutting down: no new connections, finishing requests in flight");
-        };
         tracing::info!(%addr, "listening");
-        let served = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+        let serving = tokio::spawn(http::serve(listener, app, limits, metrics, stopped.clone()));
+        let _ = stopped.clone().wait_for(|stop| *stop).await;
+        ops.shutting_down.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + limits.shutdown_grace;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        let _ = serving.await;
         // Every request handler is gone, so the writer's last batch is committed once it ends.
         let _ = writer_task.await;
-        let _ = runner_task.await;
+        // Jobs get what is left of the grace. Any still running then are dropped, as a crash
+        // would drop them, and their leases handed back so that another replica runs them now.
+        if tokio::time::timeout_at(deadline, &mut runner_task).await.is_err() {
+            runner_task.abort();
+            let _ = runner_task.await;
+            match task_store.release_leases(&owner, task_clock.now_ms()).await {
+                Ok(n) => tracing::warn!(released = n, "shutdown grace is over: stopped the jobs still running"),
+                Err(err) => tracing::warn!(error = %err, "could not release job leases"),
+            }
+        }
         task_store.close().await;
         tracing::info!("stopped");
-        served.map_err(ServeError::from)
+        Ok(())
     });
     Ok(Running { addr, store, stop, task })
 }

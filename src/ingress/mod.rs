@@ -39,11 +39,26 @@ pub struct Limits {
     /// `max_body`, so the largest delivery always fits). A body that finds it spent waits,
     /// within its body timeout, and is answered `503` if none frees up.
     pub body_budget: usize,
+    /// From a connection's start, or the end of its previous answer, to the end of the next
+    /// request's headers; an idle keep-alive connection is closed after it too.
+    pub header_timeout: Duration,
+    /// Connections served at once; any beyond are answered `503` and closed.
+    pub max_connections: usize,
+    /// After a shutdown begins, how long requests in flight and jobs running may take before
+    /// they are dropped.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body: MAX_BODY_BYTES, body_timeout: Duration::from_secs(10), body_budget: 64 * 1024 * 1024 }
+        Limits {
+            max_body: MAX_BODY_BYTES,
+            body_timeout: Duration::from_secs(10),
+            body_budget: 64 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 512,
+            shutdown_grace: Duration::from_secs(20),
+        }
     }
 }
 
