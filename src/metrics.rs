@@ -57,6 +57,8 @@ struct Inner {
     body_bytes: Gauge,
     connections: Gauge,
     connections_refused: Counter,
+    workers_busy: Gauge,
+    job_timeouts: Family<KindLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -141,6 +143,14 @@ impl Default for Metrics {
             "HTTP connections answered 503 and closed because the connection cap was reached",
             connections_refused.clone(),
         );
+        let workers_busy = Gauge::default();
+        registry.register("workers_busy", "Job workers of this process running a job now", workers_busy.clone());
+        let job_timeouts = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "job_timeouts",
+            "Job attempts stopped at the job deadline (a forge or git that does not answer)",
+            job_timeouts.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             deliveries,
@@ -157,6 +167,8 @@ impl Default for Metrics {
             body_bytes,
             connections,
             connections_refused,
+            workers_busy,
+            job_timeouts,
         }))
     }
 }
@@ -207,6 +219,15 @@ impl Metrics {
 
     pub fn job_dead(&self, kind: &str) {
         self.0.jobs_dead.get_or_create(&KindLabel { kind: kind.into() }).inc();
+    }
+
+    pub fn job_timeout(&self, kind: &str) {
+        self.0.job_timeouts.get_or_create(&KindLabel { kind: kind.into() }).inc();
+    }
+
+    /// A worker took a job (`+1`) or finished one (`-1`).
+    pub fn worker_busy(&self, delta: i64) {
+        self.0.workers_busy.inc_by(delta);
     }
 
     /// A connection opened (`+1`) or closed (`-1`).
