@@ -127,8 +127,8 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     });
     let ops =
         Arc::new(Ops { store: store.clone(), metrics: metrics.clone(), budget, shutting_down: AtomicBool::new(false) });
-    let api =
-        Arc::new(crate::api::Api { store: store.clone(), token: settings.admin_token.clone(), clock: clock.clone() });
+    let token = settings.admin_token.as_deref().map(crate::api::AdminToken::new);
+    let api = Arc::new(crate::api::Api { store: store.clone(), token, clock: clock.clone() });
     let app = Router::new()
         .route("/webhooks/github", post(ingress::github::webhook))
         .with_state(ingress)

@@ -1,6 +1,7 @@
 //! Lane state and audit rows, written atomically with the job that produced them.
 
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::jobs::{insert_jobs, NewJob};
@@ -17,6 +18,14 @@ pub struct AuditEntry {
     pub action: String,
     pub sha: Option<String>,
     pub detail: String,
+}
+
+/// An audit entry with its id: the cursor that pages through the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NumberedEntry {
+    pub id: i64,
+    #[serde(flatten)]
+    pub entry: AuditEntry,
 }
 
 /// A database change a job hands back on success. The runner applies all of them in the
@@ -156,19 +165,46 @@ impl Store {
         .bind(since.unwrap_or(0))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: r.try_get("at")?,
-                    forge: r.try_get("forge")?,
-                    repo: r.try_get("repo")?,
-                    number: r.try_get("number")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    sha: r.try_get("sha")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_entry).collect()
     }
+
+    /// One page of the audit log: the newest `limit` entries with an id below `before` (all
+    /// when `None`), narrowed like [`Store::audit`], oldest first.
+    pub async fn audit_page(
+        &self,
+        repo: Option<&str>,
+        since: Option<Millis>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<NumberedEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, forge, repo, number, actor, action, sha, detail FROM audit_log \
+             WHERE ($1 IS NULL OR repo = $1) AND at >= $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+        )
+        .bind(repo)
+        .bind(since.unwrap_or(0))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut page = rows
+            .iter()
+            .map(|r| Ok(NumberedEntry { id: r.try_get("id")?, entry: audit_entry(r)? }))
+            .collect::<Result<Vec<_>>>()?;
+        page.reverse();
+        Ok(page)
+    }
+}
+
+fn audit_entry(r: &AnyRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        at: r.try_get("at")?,
+        forge: r.try_get("forge")?,
+        repo: r.try_get("repo")?,
+        number: r.try_get("number")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        sha: r.try_get("sha")?,
+        detail: r.try_get("detail")?,
+    })
 }
