@@ -135,11 +135,54 @@ enum JobsCommand {
     Requeue { id: i64 },
 }
 
+/// `serve`'s arguments, and which of its secrets came as command-line flags: clap's derive drops
+/// where a value came from, the matches keep it.
+#[derive(Debug)]
+struct ServeArgs {
+    options: ServeOptions,
+    secret_flags: Vec<&'static str>,
+}
+
+/// The settings that hold a secret; each also comes from a file named by its `_file` twin.
+const SECRETS: [&str; 5] = [
+    "github_webhook_secret",
+    "github_webhook_secret_previous",
+    "github_token",
+    "github_app_private_key",
+    "admin_token",
+];
+
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let secret_flags = SECRETS
+            .into_iter()
+            .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .collect();
+        Ok(ServeArgs { options: ServeOptions::from_arg_matches(matches)?, secret_flags })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = ServeArgs::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for ServeArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        ServeOptions::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        ServeOptions::augment_args_for_update(cmd)
+    }
+}
+
 /// `serve` settings. Each is optional here so that the config file can fill what flags and
-/// environment leave unset.
+/// environment leave unset. Every secret can instead be read from a file (`--…-file`,
+/// `HOTFIX_LANE_…_FILE`): flags show in process listings to every user of the machine.
 #[derive(Debug, Args, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ServeArgs {
+struct ServeOptions {
     /// TOML file with any of these settings (keys in snake_case, e.g. `listen = "0.0.0.0:8080"`).
     #[arg(long, env = "HOTFIX_LANE_CONFIG")]
     #[serde(skip)]
@@ -153,15 +196,24 @@ struct ServeArgs {
     /// Secret of the GitHub webhook or App (X-Hub-Signature-256).
     #[arg(long, env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
     github_webhook_secret: Option<Secret>,
+    /// File holding the webhook secret (instead of the secret itself).
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET_FILE")]
+    github_webhook_secret_file: Option<PathBuf>,
     /// The previous secret, still accepted while a rotation is under way.
     #[arg(long, env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET_PREVIOUS", hide_env_values = true)]
     github_webhook_secret_previous: Option<Secret>,
+    /// File holding the previous webhook secret.
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET_PREVIOUS_FILE")]
+    github_webhook_secret_previous_file: Option<PathBuf>,
     /// GitHub REST API base URL (GitHub Enterprise: `https://HOST/api/v3`) [default: https://api.github.com].
     #[arg(long, env = "HOTFIX_LANE_GITHUB_API_URL")]
     github_api_url: Option<String>,
     /// Token hotfix-lane acts with on GitHub (commit statuses, comments, reads).
     #[arg(long, env = "HOTFIX_LANE_GITHUB_TOKEN", hide_env_values = true)]
     github_token: Option<Secret>,
+    /// File holding the GitHub token.
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_TOKEN_FILE")]
+    github_token_file: Option<PathBuf>,
     /// GitHub App id; with the App's private key, hotfix-lane acts as each installation and
     /// reports check runs.
     #[arg(long, env = "HOTFIX_LANE_GITHUB_APP_ID")]
@@ -169,6 +221,9 @@ struct ServeArgs {
     /// The App's private key: the PEM text, or the path of a PEM file.
     #[arg(long, env = "HOTFIX_LANE_GITHUB_APP_PRIVATE_KEY", hide_env_values = true)]
     github_app_private_key: Option<Secret>,
+    /// PEM file of the App's private key.
+    #[arg(long, env = "HOTFIX_LANE_GITHUB_APP_PRIVATE_KEY_FILE")]
+    github_app_private_key_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "HOTFIX_LANE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -188,13 +243,35 @@ struct ServeArgs {
     /// Attempts before a job is dead [default: 8].
     #[arg(long, env = "HOTFIX_LANE_JOB_MAX_ATTEMPTS")]
     job_max_attempts: Option<i64>,
+    /// A job attempt still running after this is stopped and retried later [default: 10m].
+    #[arg(long, env = "HOTFIX_LANE_JOB_TIMEOUT", value_parser = duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    job_timeout: Option<Duration>,
     /// How long a client may take to send a webhook body [default: 10s].
     #[arg(long, env = "HOTFIX_LANE_BODY_TIMEOUT", value_parser = duration)]
     #[serde(default, deserialize_with = "de_duration")]
     body_timeout: Option<Duration>,
+    /// MiB of webhook bodies held at once, over all requests; beyond it bodies wait [default: 64].
+    #[arg(long, env = "HOTFIX_LANE_BODY_BUDGET_MIB")]
+    body_budget_mib: Option<usize>,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// connection stays open [default: 10s].
+    #[arg(long, env = "HOTFIX_LANE_HEADER_TIMEOUT", value_parser = duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    header_timeout: Option<Duration>,
+    /// Connections served at once; more are answered 503 and closed [default: 512].
+    #[arg(long, env = "HOTFIX_LANE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// On SIGTERM, how long requests in flight and running jobs may take [default: 20s].
+    #[arg(long, env = "HOTFIX_LANE_SHUTDOWN_TIMEOUT", value_parser = duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    shutdown_timeout: Option<Duration>,
     /// Bearer token for the admin API (`GET /api/audit`); the API is off without one.
     #[arg(long, env = "HOTFIX_LANE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<Secret>,
+    /// File holding the admin API's bearer token.
+    #[arg(long, env = "HOTFIX_LANE_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// Acknowledge deliveries without waiting for the disk. Loses deliveries on power failure;
     /// only for measuring what durability costs.
     #[arg(long, env = "HOTFIX_LANE_UNSAFE_SKIP_FSYNC")]
@@ -229,22 +306,37 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration
     parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
-impl ServeArgs {
+impl ServeOptions {
     /// Fills what flags and environment left unset from the config file, then from defaults.
     fn resolve(self) -> anyhow::Result<(ServeSettings, LogFormat)> {
         let file = match &self.config {
             Some(path) => read_config(path)?,
-            None => ServeArgs::default(),
+            None => ServeOptions::default(),
         };
+        // Flags and environment first, then the config file; either may name a file instead.
+        macro_rules! secret {
+            ($name:literal, $value:ident, $path:ident) => {
+                secret($name, [(self.$value, self.$path), (file.$value, file.$path)])?
+            };
+        }
         let secrets = [
-            self.github_webhook_secret.or(file.github_webhook_secret),
-            self.github_webhook_secret_previous.or(file.github_webhook_secret_previous),
+            secret!("HOTFIX_LANE_GITHUB_WEBHOOK_SECRET", github_webhook_secret, github_webhook_secret_file),
+            secret!(
+                "HOTFIX_LANE_GITHUB_WEBHOOK_SECRET_PREVIOUS",
+                github_webhook_secret_previous,
+                github_webhook_secret_previous_file
+            ),
         ]
         .into_iter()
         .flatten()
         .map(|s| s.0)
         .collect();
+        let github_token = secret!("HOTFIX_LANE_GITHUB_TOKEN", github_token, github_token_file);
+        let github_app_private_key =
+            secret!("HOTFIX_LANE_GITHUB_APP_PRIVATE_KEY", github_app_private_key, github_app_private_key_file);
+        let admin_token = secret!("HOTFIX_LANE_ADMIN_TOKEN", admin_token, admin_token_file);
         let runner_defaults = RunnerOptions::default();
+        let limit_defaults = Limits::default();
         let settings = ServeSettings {
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             database_url: self.database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -253,18 +345,28 @@ impl ServeArgs {
                 .github_api_url
                 .or(file.github_api_url)
                 .unwrap_or_else(|| "https://api.github.com".into()),
-            github_auth: github_auth(
-                self.github_token.or(file.github_token),
-                self.github_app_id.or(file.github_app_id),
-                self.github_app_private_key.or(file.github_app_private_key),
-            )?,
+            github_auth: github_auth(github_token, self.github_app_id.or(file.github_app_id), github_app_private_key)?,
             limits: Limits {
-                body_timeout: self.body_timeout.or(file.body_timeout).unwrap_or(Limits::default().body_timeout),
-                ..Limits::default()
+                body_timeout: self.body_timeout.or(file.body_timeout).unwrap_or(limit_defaults.body_timeout),
+                body_budget: self
+                    .body_budget_mib
+                    .or(file.body_budget_mib)
+                    .map_or(limit_defaults.body_budget, |mib| mib * 1024 * 1024),
+                header_timeout: self.header_timeout.or(file.header_timeout).unwrap_or(limit_defaults.header_timeout),
+                max_connections: self
+                    .max_connections
+                    .or(file.max_connections)
+                    .unwrap_or(limit_defaults.max_connections),
+                shutdown_grace: self
+                    .shutdown_timeout
+                    .or(file.shutdown_timeout)
+                    .unwrap_or(limit_defaults.shutdown_grace),
+                ..limit_defaults
             },
             runner: RunnerOptions {
                 workers: self.workers.or(file.workers).unwrap_or(runner_defaults.workers),
                 lease: self.job_lease.or(file.job_lease).unwrap_or(runner_defaults.lease),
+                job_timeout: self.job_timeout.or(file.job_timeout).unwrap_or(runner_defaults.job_timeout),
                 ..runner_defaults
             },
             reconcile_every: Some(crate::server::RECONCILE_EVERY),
@@ -272,12 +374,33 @@ impl ServeArgs {
                 self.mirror_dir.or(file.mirror_dir).unwrap_or_else(|| "hotfix-lane-mirrors".into()),
                 self.mirror_max_mib.or(file.mirror_max_mib).unwrap_or(20 * 1024) * 1024 * 1024,
             ),
-            admin_token: self.admin_token.or(file.admin_token).map(|s| s.0).filter(|t| !t.is_empty()),
+            admin_token: admin_token.map(|s| s.0).filter(|t| !t.is_empty()),
             max_attempts: self.job_max_attempts.or(file.job_max_attempts).unwrap_or(8).max(1),
             durable: !(self.unsafe_skip_fsync || file.unsafe_skip_fsync),
         };
         Ok((settings, self.log_format.or(file.log_format).unwrap_or(LogFormat::Human)))
     }
+}
+
+/// The first of `given` (flags and environment, then the config file) that sets the secret named
+/// `name`, either itself or as a file.
+fn secret(name: &str, given: [(Option<Secret>, Option<PathBuf>); 2]) -> anyhow::Result<Option<Secret>> {
+    for (value, path) in given {
+        match (value, path) {
+            (Some(_), Some(_)) => anyhow::bail!("set {name} or {name}_FILE, not both"),
+            (Some(value), None) => return Ok(Some(value)),
+            (None, Some(path)) => return read_secret(&path).map(Some),
+            (None, None) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// A secret file's text, without the line break editors and `echo` leave at its end.
+fn read_secret(path: &Path) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the secret file {}: {e}", path.display()))?;
+    Ok(Secret(text.trim_end_matches(['\r', '\n']).to_string()))
 }
 
 /// A token, or an App id with its private key (inline PEM or a file path), or neither.
@@ -301,7 +424,7 @@ fn github_auth(token: Option<Secret>, app_id: Option<u64>, key: Option<Secret>) 
     }
 }
 
-fn read_config(path: &Path) -> anyhow::Result<ServeArgs> {
+fn read_config(path: &Path) -> anyhow::Result<ServeOptions> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim()))
 }
@@ -310,11 +433,19 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Config { command: ConfigCommand::Check { file } } => config_check(&file),
         Command::Serve(args) => {
-            let (settings, log_format) = match (*args).resolve() {
+            let ServeArgs { options, secret_flags } = *args;
+            let (settings, log_format) = match options.resolve() {
                 Ok(resolved) => resolved,
                 Err(err) => return fail(err),
             };
             telemetry::init(log_format);
+            for id in secret_flags {
+                let (flag, var) = (id.replace('_', "-"), format!("HOTFIX_LANE_{}", id.to_uppercase()));
+                tracing::warn!(
+                    "--{flag} was given on the command line, where every user of this machine can read it: \
+                     set {var} or {var}_FILE instead"
+                );
+            }
             block_on(serve(settings))
         }
         Command::Jobs(args) => {
@@ -522,7 +653,7 @@ mod tests {
         .unwrap();
         let args =
             serve_args(&["hotfix-lane", "serve", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:2222"]);
-        let (settings, format) = args.resolve().unwrap();
+        let (settings, format) = args.options.resolve().unwrap();
         assert_eq!(settings.listen.port(), 2222, "the flag wins");
         assert_eq!(settings.runner.workers, 3, "the file fills what flags leave unset");
         assert_eq!(settings.runner.lease, Duration::from_secs(90));
@@ -530,6 +661,32 @@ mod tests {
         assert_eq!(settings.database_url, DEFAULT_DATABASE_URL, "defaults fill the rest");
         assert!(settings.durable);
         assert_eq!(format, LogFormat::Human);
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_flags_are_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, token) = (dir.path().join("secret"), dir.path().join("token"));
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        std::fs::write(&token, "ghp_from_file").unwrap();
+        let args = serve_args(&[
+            "hotfix-lane",
+            "serve",
+            "--github-webhook-secret-file",
+            secret.to_str().unwrap(),
+            "--github-token-file",
+            token.to_str().unwrap(),
+            "--admin-token",
+            "on-the-command-line",
+        ]);
+        assert_eq!(args.secret_flags, vec!["admin_token"], "only the secret itself counts, not a file's path");
+        let (settings, _) = args.options.resolve().unwrap();
+        assert_eq!(settings.github_webhook_secrets, vec!["s3cret".to_string()], "the final line break is dropped");
+        assert!(matches!(settings.github_auth, Some(GitHubAuth::Token(t)) if t == "ghp_from_file"));
+
+        let both = serve_args(&["hotfix-lane", "serve", "--github-token", "t", "--github-token-file", "/nonexistent"]);
+        let err = both.options.resolve().err().expect("refused").to_string();
+        assert!(err.contains("HOTFIX_LANE_GITHUB_TOKEN or HOTFIX_LANE_GITHUB_TOKEN_FILE"), "{err}");
     }
 
     #[test]

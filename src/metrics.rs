@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::ingress::github_payload::EVENTS;
 use crate::store::JobCounts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +54,11 @@ struct Inner {
     time_to_merge_seconds: Histogram,
     backport_lead_seconds: Family<StageLabel, Histogram>,
     backports_unmerged: Family<StaleLabel, Gauge>,
+    body_bytes: Gauge,
+    connections: Gauge,
+    connections_refused: Counter,
+    workers_busy: Gauge,
+    job_timeouts: Family<KindLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,6 +129,28 @@ impl Default for Metrics {
             "Backport pull requests not merged yet; stale=\"true\" for those open longer than backport.stale_after",
             backports_unmerged.clone(),
         );
+        let body_bytes = Gauge::default();
+        registry.register(
+            "ingress_body_bytes",
+            "Bytes of webhook body buffers held now, out of the server-wide body budget",
+            body_bytes.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register("connections", "HTTP connections open now", connections.clone());
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "HTTP connections answered 503 and closed because the connection cap was reached",
+            connections_refused.clone(),
+        );
+        let workers_busy = Gauge::default();
+        registry.register("workers_busy", "Job workers of this process running a job now", workers_busy.clone());
+        let job_timeouts = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "job_timeouts",
+            "Job attempts stopped at the job deadline (a forge or git that does not answer)",
+            job_timeouts.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             deliveries,
@@ -136,13 +164,25 @@ impl Default for Metrics {
             time_to_merge_seconds,
             backport_lead_seconds,
             backports_unmerged,
+            body_bytes,
+            connections,
+            connections_refused,
+            workers_busy,
+            job_timeouts,
         }))
     }
 }
 
+/// The `event` label: a name the lane knows, from an authenticated delivery; anything else is
+/// `other`, so that no sender can add series (each one is kept, and scraped, forever).
+fn event_label(event: Option<&str>) -> &'static str {
+    event.and_then(|e| EVENTS.iter().copied().find(|known| *known == e)).unwrap_or("other")
+}
+
 impl Metrics {
-    pub fn delivery(&self, forge: &str, event: &str, outcome: &str, elapsed: Duration) {
-        let labels = DeliveryLabels { forge: forge.into(), event: event.into(), outcome: outcome.into() };
+    /// `event` is `None` for a request refused before it was authenticated.
+    pub fn delivery(&self, forge: &str, event: Option<&str>, outcome: &str, elapsed: Duration) {
+        let labels = DeliveryLabels { forge: forge.into(), event: event_label(event).into(), outcome: outcome.into() };
         self.0.deliveries.get_or_create(&labels).inc();
         self.0.ingress_seconds.get_or_create(&ForgeLabel { forge: forge.into() }).observe(elapsed.as_secs_f64());
     }
@@ -181,9 +221,28 @@ impl Metrics {
         self.0.jobs_dead.get_or_create(&KindLabel { kind: kind.into() }).inc();
     }
 
+    pub fn job_timeout(&self, kind: &str) {
+        self.0.job_timeouts.get_or_create(&KindLabel { kind: kind.into() }).inc();
+    }
+
+    /// A worker took a job (`+1`) or finished one (`-1`).
+    pub fn worker_busy(&self, delta: i64) {
+        self.0.workers_busy.inc_by(delta);
+    }
+
+    /// A connection opened (`+1`) or closed (`-1`).
+    pub fn connection(&self, delta: i64) {
+        self.0.connections.inc_by(delta);
+    }
+
+    pub fn connection_refused(&self) {
+        self.0.connections_refused.inc();
+    }
+
     /// Renders the registry, with the queue gauges refreshed from `counts` (read from the
-    /// database at scrape time, so they agree across replicas).
-    pub fn render(&self, counts: Option<JobCounts>) -> String {
+    /// database at scrape time, so they agree across replicas) and the body budget's use.
+    pub fn render(&self, counts: Option<JobCounts>, body_bytes: usize) -> String {
+        self.0.body_bytes.set(body_bytes as i64);
         if let Some(c) = counts {
             for (state, n) in [("queued", c.queued), ("running", c.running), ("done", c.done), ("dead", c.dead)] {
                 self.0.jobs.get_or_create(&StateLabel { state: state.into() }).set(n);

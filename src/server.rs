@@ -1,6 +1,8 @@
 //! `hotfix-lane serve`: wires the store, ingress, job runner and operational endpoints together,
 //! and shuts them down in order.
 
+mod http;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use crate::dispatch::Dispatch;
 use crate::forge::github::{GitHubAuth, GitHubClients};
 use crate::ingress::github::GithubIngress;
 use crate::ingress::signature::Secrets;
-use crate::ingress::{self, Ingress, Limits};
+use crate::ingress::{self, BodyBudget, Ingress, Limits};
 use crate::jobs::{Runner, RunnerOptions};
 use crate::metrics::Metrics;
 use crate::store::{DeliveryWriter, Store, StoreOptions};
@@ -66,6 +68,7 @@ pub enum ServeError {
 struct Ops {
     store: Store,
     metrics: Metrics,
+    budget: Arc<BodyBudget>,
     shutting_down: AtomicBool,
 }
 
@@ -113,16 +116,19 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let metrics = Metrics::default();
     let wake = Arc::new(Notify::new());
     let (writer, writer_task) = DeliveryWriter::spawn(store.clone(), settings.max_attempts, wake.clone());
+    let budget = Arc::new(BodyBudget::new(&settings.limits));
     let ingress = Arc::new(Ingress {
         writer,
         github: Some(GithubIngress { secrets }),
         metrics: metrics.clone(),
         limits: settings.limits,
+        budget: budget.clone(),
         clock: clock.clone(),
     });
-    let ops = Arc::new(Ops { store: store.clone(), metrics: metrics.clone(), shutting_down: AtomicBool::new(false) });
-    let api =
-        Arc::new(crate::api::Api { store: store.clone(), token: settings.admin_token.clone(), clock: clock.clone() });
+    let ops =
+        Arc::new(Ops { store: store.clone(), metrics: metrics.clone(), budget, shutting_down: AtomicBool::new(false) });
+    let token = settings.admin_token.as_deref().map(crate::api::AdminToken::new);
+    let api = Arc::new(crate::api::Api { store: store.clone(), token, clock: clock.clone() });
     let app = Router::new()
         .route("/webhooks/github", post(ingress::github::webhook))
         .with_state(ingress)
@@ -144,47 +150,56 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     };
     let reports = forge.is_some();
     let (stop, stopped) = watch::channel(false);
+    let limits = settings.limits;
+    let owner = settings.runner.owner.clone();
     let runner = Runner {
         store: store.clone(),
         handler: Dispatch::new(store.clone(), forge, clock.clone(), metrics.clone(), settings.mirrors.clone()),
         clock,
-        metrics,
+        metrics: metrics.clone(),
         options: settings.runner.clone(),
         wake,
     };
     let task_store = store.clone();
-    let prune_clock = runner.clock.clone();
+    let task_clock = runner.clock.clone();
     let reconcile_wake = runner.wake.clone();
     let reconcile_every = settings.reconcile_every;
-    let sweep_metrics = runner.handler.metrics.clone();
     let task = tokio::spawn(async move {
-        let runner_task = tokio::spawn(runner.run(stopped.clone()));
-        tokio::spawn(prune_periodically(task_store.clone(), prune_clock.clone(), stopped.clone()));
+        let mut runner_task = tokio::spawn(runner.run(stopped.clone()));
+        tokio::spawn(prune_periodically(task_store.clone(), task_clock.clone(), stopped.clone()));
         if let (true, Some(every)) = (reports, reconcile_every) {
             let sweep = reconcile_periodically(
                 task_store.clone(),
-                prune_clock,
+                task_clock.clone(),
                 reconcile_wake,
-                sweep_metrics,
+                metrics.clone(),
                 every,
                 stopped.clone(),
             );
             tokio::spawn(sweep);
         }
-        let mut until_stop = stopped.clone();
-        let graceful = async move {
-            let _ = until_stop.wait_for(|stop| *stop).await;
-            ops.shutting_down.store(true, Ordering::SeqCst);
-            tracing::info!("shutting down: no new connections, finishing requests in flight");
-        };
         tracing::info!(%addr, "listening");
-        let served = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+        let serving = tokio::spawn(http::serve(listener, app, limits, metrics, stopped.clone()));
+        let _ = stopped.clone().wait_for(|stop| *stop).await;
+        ops.shutting_down.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + limits.shutdown_grace;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        let _ = serving.await;
         // Every request handler is gone, so the writer's last batch is committed once it ends.
         let _ = writer_task.await;
-        let _ = runner_task.await;
+        // Jobs get what is left of the grace. Any still running then are dropped, as a crash
+        // would drop them, and their leases handed back so that another replica runs them now.
+        if tokio::time::timeout_at(deadline, &mut runner_task).await.is_err() {
+            runner_task.abort();
+            let _ = runner_task.await;
+            match task_store.release_leases(&owner, task_clock.now_ms()).await {
+                Ok(n) => tracing::warn!(released = n, "shutdown grace is over: stopped the jobs still running"),
+                Err(err) => tracing::warn!(error = %err, "could not release job leases"),
+            }
+        }
         task_store.close().await;
         tracing::info!("stopped");
-        served.map_err(ServeError::from)
+        Ok(())
     });
     Ok(Running { addr, store, stop, task })
 }
@@ -255,5 +270,6 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
 
 async fn metrics_text(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
     let counts = ops.store.job_counts().await.ok();
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], ops.metrics.render(counts))
+    let text = ops.metrics.render(counts, ops.budget.in_flight());
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
 }

@@ -123,6 +123,9 @@ async fn post(
     (resp.status().as_u16(), resp.text().await.unwrap_or_default())
 }
 
+/// A signature of the right form (so the body is read) that matches no body.
+const WELL_FORMED: &str = "sha256=0000000000000000000000000000000000000000000000000000000000000000";
+
 fn headers(event: &str, signature: Option<String>) -> Vec<(&'static str, String)> {
     let mut h = vec![("X-GitHub-Event", event.to_string()), ("X-GitHub-Delivery", format!("d-{}", fastrand::u64(..)))];
     if let Some(sig) = signature {
@@ -213,10 +216,12 @@ async fn unknown_events_and_actions_are_acknowledged_ignored_and_counted() {
 
     assert_eq!(server.store.delivery_count().await.unwrap(), 0);
     let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    // Only event names the lane knows become labels: a sender cannot mint series.
     assert!(
-        metrics.contains(r#"hotfix_lane_deliveries_total{forge="github",event="star",outcome="ignored"} 1"#),
+        metrics.contains(r#"hotfix_lane_deliveries_total{forge="github",event="other",outcome="ignored"} 1"#),
         "{metrics}"
     );
+    assert!(!metrics.contains(r#"event="star""#), "{metrics}");
     server.shutdown().await.unwrap();
 }
 
@@ -225,13 +230,13 @@ async fn oversized_bodies_are_refused_without_reading_them_whole() {
     let (_db, server, client, base) = refusals().await;
     let big = vec![b' '; 30 * 1024 * 1024];
     // Declared length: refused before a byte of the body is read.
-    let (status, _) = post(&client, &base, &headers("push", Some("sha256=00".into())), big.clone()).await;
+    let (status, _) = post(&client, &base, &headers("push", Some(WELL_FORMED.into())), big.clone()).await;
     assert_eq!(status, 413);
     // Streamed without a length: refused once the limit is crossed, not after reading it all.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     conn.write_all(
-        b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: big\r\nTransfer-Encoding: chunked\r\n\r\n",
+        format!("POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: big\r\nX-Hub-Signature-256: {WELL_FORMED}\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes(),
     )
     .await
     .unwrap();
@@ -262,7 +267,7 @@ async fn a_slow_client_times_out_while_others_are_served() {
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     slow.write_all(
-        b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: slow\r\nContent-Length: 1000\r\n\r\n0123456789",
+        format!("POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: {WELL_FORMED}\r\nContent-Length: 1000\r\n\r\n0123456789").as_bytes(),
     )
     .await
     .unwrap();

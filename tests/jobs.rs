@@ -36,6 +36,7 @@ fn runner<H: JobHandler>(store: Store, handler: Arc<H>, clock: Arc<dyn Clock>, o
             poll: Duration::from_millis(10),
             backoff: Backoff { base: Duration::from_secs(10), cap: Duration::from_secs(60) },
             owner: owner.into(),
+            job_timeout: Duration::from_secs(60),
         },
         wake: Arc::new(Notify::new()),
     }

@@ -6,12 +6,15 @@
 //! only in the child's environment as an HTTP header (never in a URL, the repository config or
 //! an argument list that `ps` shows, never logged). A lock file per mirror makes concurrent
 //! jobs on one repository take turns, across processes too; mirrors not used for longest are
-//! removed once the cache outgrows its budget.
+//! removed once the cache outgrows its budget. A git command still running after its time limit
+//! is killed: a host that accepts and never answers must not hold the mirror (and a blocking
+//! thread) forever.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::SystemTime;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 
@@ -25,17 +28,19 @@ pub enum MirrorError {
     Command { action: &'static str, detail: String },
 }
 
-/// The cache directory and its size budget.
+/// The cache directory, its size budget and how long one git command may run.
 #[derive(Debug, Clone)]
 pub struct Mirrors {
     dir: PathBuf,
     max_bytes: u64,
+    git_timeout: Duration,
 }
 
 /// One mirror, held exclusively until dropped.
 pub struct Mirror {
     path: PathBuf,
     repo: git2::Repository,
+    git_timeout: Duration,
     _lock: File,
 }
 
@@ -76,8 +81,13 @@ pub enum Pushed {
 }
 
 impl Mirrors {
+    /// Git commands get five minutes each, ample for an incremental fetch or a push.
     pub fn new(dir: PathBuf, max_bytes: u64) -> Mirrors {
-        Mirrors { dir, max_bytes }
+        Mirrors { dir, max_bytes, git_timeout: Duration::from_secs(5 * 60) }
+    }
+
+    pub fn with_git_timeout(self, git_timeout: Duration) -> Mirrors {
+        Mirrors { git_timeout, ..self }
     }
 
     /// Opens (creating on first use) the mirror named `key`, waiting for other users of it.
@@ -100,7 +110,7 @@ impl Mirrors {
                 git2::Repository::init_bare(&path)?
             }
         };
-        Ok(Mirror { path, repo, _lock: lock })
+        Ok(Mirror { path, repo, git_timeout: self.git_timeout, _lock: lock })
     }
 
     /// Removes the mirrors used longest ago (and not in use now) until the cache fits its
@@ -200,12 +210,49 @@ impl Mirror {
             command.env_remove(var);
         }
         credentials.apply(&mut command);
-        let output = command.output().map_err(|e| MirrorError::Command { action, detail: e.to_string() })?;
-        if output.status.success() {
-            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let failed = |detail: String| MirrorError::Command { action, detail };
+        let mut child = command.spawn().map_err(|e| failed(e.to_string()))?;
+        let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
+        let Some(status) = wait_at_most(&mut child, self.git_timeout).map_err(|e| failed(e.to_string()))? else {
+            return Err(failed(format!("killed after {:?} without finishing", self.git_timeout)));
+        };
+        let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+        if status.success() {
+            return Ok(String::from_utf8_lossy(&stdout).into_owned());
         }
-        let detail = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        Err(MirrorError::Command { action, detail: detail.trim().to_string() })
+        let detail = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
+        Err(failed(detail.trim().to_string()))
+    }
+}
+
+/// Reads a child's pipe to its end on a thread of its own, so that the child never blocks on a
+/// full pipe while it is waited for.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut out);
+        }
+        out
+    })
+}
+
+/// Waits for `child` for at most `limit`, then kills it; `None` when it had to be killed.
+fn wait_at_most(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            child.kill()?;
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 

@@ -153,7 +153,8 @@ pub struct PendingBackport {
 /// Every unmerged backport of `forge`'s changes, oldest first.
 pub async fn pending(store: &crate::store::Store, forge: &str, now: Millis) -> Result<Vec<PendingBackport>, StepError> {
     let mut all = Vec::new();
-    for state in store.lane_states_since(forge, 0).await? {
+    let mut states = store.lane_states_since(forge, 0);
+    while let Some(state) = states.next().await? {
         let Ok(facts) = serde_json::from_value::<PullFacts>(state) else { continue };
         let Some(repo) = &facts.repo else { continue };
         for backport in decide::unmerged(&facts.lane.backports, now) {

@@ -40,7 +40,8 @@ pub async fn reconcile(store: &Store, forge: &str, now: crate::store::Millis) ->
     // until the queue gives up on them: every queue of the repositories the lane knows is
     // looked at too.
     let mut repos = std::collections::BTreeMap::new();
-    for state in store.lane_states_since(forge, now - RECONCILE_HORIZON_MS).await? {
+    let mut states = store.lane_states_since(forge, now - RECONCILE_HORIZON_MS);
+    while let Some(state) = states.next().await? {
         let Ok(facts) = serde_json::from_value::<PullFacts>(state) else { continue };
         let Some(repo) = &facts.repo else { continue };
         repos.insert(repo.id, (repo.clone(), facts.installation_id));

@@ -59,9 +59,13 @@ pub enum GitHubClients {
 
 impl GitHubClients {
     pub fn new(api_url: &str, auth: GitHubAuth) -> Result<GitHubClients, ForgeError> {
+        // A host that accepts and never answers fails the call, and the job retries later.
         let builder = Octocrab::builder()
             .base_uri(api_url)
-            .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{api_url}`: {e}")))?;
+            .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{api_url}`: {e}")))?
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .set_write_timeout(Some(Duration::from_secs(30)));
         Ok(match auth {
             GitHubAuth::Token(token) => GitHubClients::Token(GitHub {
                 client: builder.personal_token(token.clone()).build().map_err(|e| ForgeError::Failed(e.to_string()))?,

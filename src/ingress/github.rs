@@ -10,7 +10,7 @@ use axum::response::Response;
 use tracing::Instrument;
 
 use super::github_payload::{self, PayloadError};
-use super::signature::Secrets;
+use super::signature::{Secrets, Signature};
 use super::{id_header, Ingress, Outcome};
 
 pub struct GithubIngress {
@@ -23,32 +23,37 @@ pub async fn webhook(State(ingress): State<Arc<Ingress>>, headers: HeaderMap, bo
     let event = id_header(&headers, "x-github-event").unwrap_or("-").to_string();
     let span = tracing::info_span!("delivery", forge = "github", id = %delivery, event = %event);
     async {
-        let outcome = intake(&ingress, &headers, body).await;
-        ingress.finish("github", &event, started, outcome)
+        let (outcome, authenticated) = intake(&ingress, &headers, body).await;
+        ingress.finish("github", authenticated.then_some(event.as_str()), started, outcome)
     }
     .instrument(span)
     .await
 }
 
-async fn intake(ingress: &Ingress, headers: &HeaderMap, body: Body) -> Outcome {
+/// The outcome, and whether the delivery was authenticated.
+async fn intake(ingress: &Ingress, headers: &HeaderMap, body: Body) -> (Outcome, bool) {
     let Some(github) = &ingress.github else {
-        return Outcome::NotConfigured;
+        return (Outcome::NotConfigured, false);
+    };
+    // Every GitHub delivery carries these three: without them the body is not worth reading.
+    let signature = match Signature::parse(headers.get("x-hub-signature-256").map(|v| v.as_bytes())) {
+        Ok(signature) => signature,
+        Err(err) => return (Outcome::Unauthorized(err.to_string()), false),
+    };
+    let Some(event) = id_header(headers, "x-github-event") else {
+        return (Outcome::BadRequest("missing X-GitHub-Event header".into()), false);
+    };
+    let Some(delivery) = id_header(headers, "x-github-delivery") else {
+        return (Outcome::BadRequest("missing X-GitHub-Delivery header".into()), false);
     };
     let body = match ingress.read_body(headers, body).await {
         Ok(body) => body,
-        Err(outcome) => return outcome,
+        Err(outcome) => return (outcome, false),
     };
-    let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
-    if let Err(err) = github.secrets.verify(signature, &body) {
-        return Outcome::Unauthorized(err.to_string());
+    if let Err(err) = github.secrets.verify(&signature, &body.bytes) {
+        return (Outcome::Unauthorized(err.to_string()), false);
     }
-    let Some(event) = id_header(headers, "x-github-event") else {
-        return Outcome::BadRequest("missing X-GitHub-Event header".into());
-    };
-    let Some(delivery) = id_header(headers, "x-github-delivery") else {
-        return Outcome::BadRequest("missing X-GitHub-Delivery header".into());
-    };
-    match github_payload::parse(event, &body) {
+    let outcome = match github_payload::parse(event, &body.bytes) {
         Ok(Some(envelope)) if event == "ping" => {
             tracing::info!(repo = ?envelope.repo.map(|r| r.full_name), "ping");
             Outcome::Pong
@@ -56,5 +61,6 @@ async fn intake(ingress: &Ingress, headers: &HeaderMap, body: Body) -> Outcome {
         Ok(Some(envelope)) => ingress.accept(delivery, event, envelope).await,
         Ok(None) => Outcome::Ignored("event type not handled by the lane"),
         Err(err @ (PayloadError::NotJson(_) | PayloadError::WrongShape { .. })) => Outcome::BadRequest(err.to_string()),
-    }
+    };
+    (outcome, true)
 }

@@ -2,7 +2,7 @@
 //! conversion into [`Envelope`]s. Unknown fields are ignored; missing required fields are errors.
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::error::Category;
 
 use crate::lane::event::{self, Actor, Envelope, Event, Forge, RepoRef};
@@ -15,6 +15,21 @@ pub enum PayloadError {
     #[error("`{event}` payload has the wrong shape: {source}")]
     WrongShape { event: String, source: serde_json::Error },
 }
+
+/// The event names [`parse`] knows; any other is acknowledged and ignored.
+pub const EVENTS: &[&str] = &[
+    "ping",
+    "pull_request",
+    "pull_request_review",
+    "issues",
+    "issue_comment",
+    "merge_group",
+    "check_run",
+    "check_suite",
+    "status",
+    "push",
+    "installation",
+];
 
 /// Parses the body of a delivery whose `X-GitHub-Event` is `event_name`.
 /// Returns `Ok(None)` for event types the lane does not subscribe to.
@@ -43,8 +58,19 @@ pub fn parse(event_name: &str, body: &[u8]) -> Result<Option<Envelope>, PayloadE
     Ok(Some(envelope))
 }
 
+/// Ids and numbers the lane keeps are stored as SQL `BIGINT`: one above `i64::MAX` cannot be a
+/// GitHub id, and would come back from the database as another (negative) one, so it is refused.
+fn stored_number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if n > i64::MAX as u64 {
+        return Err(serde::de::Error::custom(format!("{n} is above the largest id the lane stores ({})", i64::MAX)));
+    }
+    Ok(n)
+}
+
 #[derive(Deserialize)]
 struct Repository {
+    #[serde(deserialize_with = "stored_number")]
     id: u64,
     full_name: String,
     #[serde(default)]
@@ -53,12 +79,14 @@ struct Repository {
 
 #[derive(Deserialize)]
 pub(crate) struct User {
+    #[serde(deserialize_with = "stored_number")]
     id: u64,
     pub(crate) login: String,
 }
 
 #[derive(Deserialize)]
 struct Installation {
+    #[serde(deserialize_with = "stored_number")]
     id: u64,
 }
 
@@ -131,12 +159,14 @@ struct BranchRef {
 
 #[derive(Deserialize)]
 struct RepoId {
+    #[serde(deserialize_with = "stored_number")]
     id: u64,
 }
 
 /// A pull request as GitHub shows it, in webhooks and in the REST API alike.
 #[derive(Deserialize)]
 pub(crate) struct PullRequestBody {
+    #[serde(deserialize_with = "stored_number")]
     number: u64,
     title: String,
     body: Option<String>,
@@ -190,6 +220,7 @@ hook!(PullRequestHook {
 
 #[derive(Deserialize)]
 struct ReviewBody {
+    #[serde(deserialize_with = "stored_number")]
     id: u64,
     state: event::ReviewState,
     user: User,
@@ -213,6 +244,7 @@ hook!(
 
 #[derive(Deserialize)]
 struct IssueBody {
+    #[serde(deserialize_with = "stored_number")]
     number: u64,
     title: String,
     state: event::ItemState,
@@ -248,6 +280,7 @@ hook!(IssuesHook {
 
 #[derive(Deserialize)]
 struct CommentBody {
+    #[serde(deserialize_with = "stored_number")]
     id: u64,
     body: Option<String>,
     user: User,
@@ -290,6 +323,7 @@ hook!(
 
 #[derive(Deserialize)]
 struct PullNumber {
+    #[serde(deserialize_with = "stored_number")]
     number: u64,
 }
 
@@ -393,5 +427,18 @@ impl InstallationHook {
             installation_id: Some(self.installation.id),
             event: Event::Installation { action: self.action },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_event_is_parsed_and_no_other() {
+        for name in EVENTS {
+            assert!(!matches!(parse(name, b"{}"), Ok(None)), "{name} is listed but not parsed");
+        }
+        assert!(matches!(parse("star", b"{}"), Ok(None)));
     }
 }

@@ -31,27 +31,38 @@ impl Secrets {
         Ok(Secrets(secrets))
     }
 
-    pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
-        let header = header.ok_or(SignatureError::Missing)?;
-        let hex_digits = header.strip_prefix(b"sha256=").ok_or(SignatureError::Malformed)?;
-        // GitHub always sends lowercase; anything else is not a GitHub signature.
-        if hex_digits.len() != 64 || !hex_digits.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)) {
-            return Err(SignatureError::Malformed);
-        }
-        let mut expected = [0u8; 32];
-        hex::decode_to_slice(hex_digits, &mut expected).map_err(|_| SignatureError::Malformed)?;
+    /// Whether `signature` is the HMAC of `body` under any configured secret.
+    pub fn verify(&self, signature: &Signature, body: &[u8]) -> Result<(), SignatureError> {
         // Every secret is tried, so timing does not reveal which one (if any) matched.
         let mut matched = false;
         for secret in &self.0 {
             let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
             mac.update(body);
-            matched |= mac.verify_slice(&expected).is_ok();
+            matched |= mac.verify_slice(&signature.0).is_ok();
         }
         if matched {
             Ok(())
         } else {
             Err(SignatureError::Mismatch)
         }
+    }
+}
+
+/// A well-formed `X-Hub-Signature-256`: the digest it claims. Parsed before the body is read,
+/// so a request that cannot be a signed delivery is refused without reading it.
+pub struct Signature([u8; 32]);
+
+impl Signature {
+    pub fn parse(header: Option<&[u8]>) -> Result<Signature, SignatureError> {
+        let header = header.ok_or(SignatureError::Missing)?;
+        let hex_digits = header.strip_prefix(b"sha256=").ok_or(SignatureError::Malformed)?;
+        // GitHub always sends lowercase; anything else is not a GitHub signature.
+        if hex_digits.len() != 64 || !hex_digits.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)) {
+            return Err(SignatureError::Malformed);
+        }
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hex_digits, &mut digest).map_err(|_| SignatureError::Malformed)?;
+        Ok(Signature(digest))
     }
 }
 
@@ -70,14 +81,15 @@ mod tests {
     fn accepts_any_configured_secret_and_refuses_everything_else() {
         let secrets = Secrets::new(["old", "new"]).unwrap();
         let body = b"{}";
-        assert_eq!(secrets.verify(Some(sign(b"old", body).as_bytes()), body), Ok(()));
-        assert_eq!(secrets.verify(Some(sign(b"new", body).as_bytes()), body), Ok(()));
-        assert_eq!(secrets.verify(Some(sign(b"other", body).as_bytes()), body), Err(SignatureError::Mismatch));
-        assert_eq!(secrets.verify(Some(sign(b"new", b"[]").as_bytes()), body), Err(SignatureError::Mismatch));
-        assert_eq!(secrets.verify(None, body), Err(SignatureError::Missing));
+        let verify = |header: &str, body: &[u8]| secrets.verify(&Signature::parse(Some(header.as_bytes()))?, body);
+        assert_eq!(verify(&sign(b"old", body), body), Ok(()));
+        assert_eq!(verify(&sign(b"new", body), body), Ok(()));
+        assert_eq!(verify(&sign(b"other", body), body), Err(SignatureError::Mismatch));
+        assert_eq!(verify(&sign(b"new", b"[]"), body), Err(SignatureError::Mismatch));
+        assert_eq!(Signature::parse(None).err(), Some(SignatureError::Missing));
         let upper = sign(b"new", body).to_uppercase().replace("SHA256=", "sha256=");
-        assert_eq!(secrets.verify(Some(upper.as_bytes()), body), Err(SignatureError::Malformed));
-        assert_eq!(secrets.verify(Some(b"sha256=abcd"), body), Err(SignatureError::Malformed));
+        assert_eq!(verify(&upper, body), Err(SignatureError::Malformed));
+        assert_eq!(verify("sha256=abcd", body), Err(SignatureError::Malformed));
     }
 
     #[test]

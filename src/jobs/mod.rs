@@ -45,6 +45,9 @@ pub struct RunnerOptions {
     pub backoff: Backoff,
     /// Identifies this process's leases; unique per process.
     pub owner: String,
+    /// An attempt still running after this is stopped and counts as failed: a forge or git
+    /// host that accepts and never answers must not hold a worker (and its lease) forever.
+    pub job_timeout: Duration,
 }
 
 impl Default for RunnerOptions {
@@ -55,6 +58,7 @@ impl Default for RunnerOptions {
             poll: Duration::from_millis(500),
             backoff: Backoff::default(),
             owner: format!("{}-{}", std::process::id(), fastrand::u64(..)),
+            job_timeout: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -135,7 +139,15 @@ impl<H: JobHandler> Runner<H> {
 
     async fn process(&self, job: ClaimedJob) -> crate::store::Result<()> {
         self.metrics.job_attempt(&job.kind);
-        let result = self.run_leased(&job).await;
+        self.metrics.worker_busy(1);
+        let result = match tokio::time::timeout(self.options.job_timeout, self.run_leased(&job)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.metrics.job_timeout(&job.kind);
+                JobResult::Failed(format!("stopped at the job deadline of {:?}", self.options.job_timeout))
+            }
+        };
+        self.metrics.worker_busy(-1);
         let now = self.clock.now_ms();
         match result {
             JobResult::Done(writes) => {

@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 
 pub use deliveries::{DeliveryWriter, NewDelivery, StoreOutcome, DELIVERY_JOB};
 pub use jobs::{ClaimedJob, JobCounts, JobSummary, NewJob};
-pub use records::{AuditEntry, LinkedChange, Write};
+pub use records::{AuditEntry, LaneStates, LinkedChange, NumberedEntry, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

@@ -1,6 +1,7 @@
 //! Lane state and audit rows, written atomically with the job that produced them.
 
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::jobs::{insert_jobs, NewJob};
@@ -17,6 +18,14 @@ pub struct AuditEntry {
     pub action: String,
     pub sha: Option<String>,
     pub detail: String,
+}
+
+/// An audit entry with its id: the cursor that pages through the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NumberedEntry {
+    pub id: i64,
+    #[serde(flatten)]
+    pub entry: AuditEntry,
 }
 
 /// A database change a job hands back on success. The runner applies all of them in the
@@ -125,14 +134,17 @@ impl Store {
         Ok(rows.into_iter().map(|(repo_id, repo, number)| LinkedChange { repo_id, repo, number }).collect())
     }
 
-    /// Lane states of one forge changed since `since`, for the reconcile sweep.
-    pub async fn lane_states_since(&self, forge: &str, since: Millis) -> Result<Vec<serde_json::Value>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT state FROM lane_state WHERE forge = $1 AND updated_at >= $2")
-            .bind(forge)
-            .bind(since)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().filter_map(|(s,)| serde_json::from_str(&s).ok()).collect())
+    /// Lane states of one forge changed since `since`, for the sweeps: read a page at a time,
+    /// so that a sweep never holds every change the lane ever saw.
+    pub fn lane_states_since(&self, forge: &str, since: Millis) -> LaneStates<'_> {
+        LaneStates {
+            store: self,
+            forge: forge.to_string(),
+            since,
+            after: (i64::MIN, i64::MIN),
+            page: Vec::new().into_iter(),
+            exhausted: false,
+        }
     }
 
     pub async fn lane_state(&self, forge: &str, repo_id: i64, number: i64) -> Result<Option<serde_json::Value>> {
@@ -156,19 +168,90 @@ impl Store {
         .bind(since.unwrap_or(0))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: r.try_get("at")?,
-                    forge: r.try_get("forge")?,
-                    repo: r.try_get("repo")?,
-                    number: r.try_get("number")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    sha: r.try_get("sha")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_entry).collect()
     }
+
+    /// One page of the audit log: the newest `limit` entries with an id below `before` (all
+    /// when `None`), narrowed like [`Store::audit`], oldest first.
+    pub async fn audit_page(
+        &self,
+        repo: Option<&str>,
+        since: Option<Millis>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<NumberedEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, forge, repo, number, actor, action, sha, detail FROM audit_log \
+             WHERE ($1 IS NULL OR repo = $1) AND at >= $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+        )
+        .bind(repo)
+        .bind(since.unwrap_or(0))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut page = rows
+            .iter()
+            .map(|r| Ok(NumberedEntry { id: r.try_get("id")?, entry: audit_entry(r)? }))
+            .collect::<Result<Vec<_>>>()?;
+        page.reverse();
+        Ok(page)
+    }
+}
+
+/// Lane states in (repository, number) order, fetched [`LANE_STATE_PAGE`] at a time.
+pub struct LaneStates<'s> {
+    store: &'s Store,
+    forge: String,
+    since: Millis,
+    /// The key of the last row read; the next page starts after it.
+    after: (i64, i64),
+    page: std::vec::IntoIter<serde_json::Value>,
+    exhausted: bool,
+}
+
+const LANE_STATE_PAGE: usize = 500;
+
+impl LaneStates<'_> {
+    /// The next state, or `None` once every one was read.
+    pub async fn next(&mut self) -> Result<Option<serde_json::Value>> {
+        loop {
+            if let Some(state) = self.page.next() {
+                return Ok(Some(state));
+            }
+            if self.exhausted {
+                return Ok(None);
+            }
+            let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT repo_id, number, state FROM lane_state WHERE forge = $1 AND updated_at >= $2 \
+                 AND (repo_id > $3 OR (repo_id = $3 AND number > $4)) ORDER BY repo_id, number LIMIT $5",
+            )
+            .bind(&self.forge)
+            .bind(self.since)
+            .bind(self.after.0)
+            .bind(self.after.1)
+            .bind(LANE_STATE_PAGE as i64)
+            .fetch_all(&self.store.pool)
+            .await?;
+            self.exhausted = rows.len() < LANE_STATE_PAGE;
+            if let Some(&(repo_id, number, _)) = rows.last() {
+                self.after = (repo_id, number);
+            }
+            let states: Vec<_> = rows.into_iter().filter_map(|(_, _, s)| serde_json::from_str(&s).ok()).collect();
+            self.page = states.into_iter();
+        }
+    }
+}
+
+fn audit_entry(r: &AnyRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        at: r.try_get("at")?,
+        forge: r.try_get("forge")?,
+        repo: r.try_get("repo")?,
+        number: r.try_get("number")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        sha: r.try_get("sha")?,
+        detail: r.try_get("detail")?,
+    })
 }
