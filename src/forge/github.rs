@@ -9,6 +9,8 @@ mod limits;
 mod pages;
 mod queue;
 
+use std::time::Duration;
+
 use base64::Engine;
 use std::collections::HashMap;
 use std::sync::Mutex;
