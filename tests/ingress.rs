@@ -79,6 +79,12 @@ async fn ping_is_answered_and_not_stored(backend: Backend) {
     for file in ["payload.json", "with-app_id.json"] {
         let (status, body) = Delivery::fixture("ping", file, file).send(&client, &base).await;
         assert_eq!((status, body["outcome"].as_str()), (200, Some("ping")));
+        // An App's or organization's hook pings without a repository (an App's, without a sender).
+        let mut account = common::json_fixture(&format!("github/ping/{file}"));
+        account.as_object_mut().unwrap().retain(|k, _| k != "repository" && k != "sender");
+        let delivery = Delivery::new("ping", &format!("account-{file}"), serde_json::to_vec(&account).unwrap());
+        let (status, body) = delivery.send(&client, &base).await;
+        assert_eq!((status, body["outcome"].as_str()), (200, Some("ping")), "{body}");
     }
     assert_eq!(server.store.delivery_count().await.unwrap(), 0);
     server.shutdown().await.unwrap();

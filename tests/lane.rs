@@ -475,12 +475,16 @@ async fn a_granted_hotfix_merges_when_its_smoke_check_turns_green(backend: Backe
     ci(&lane, "success", HEAD).await;
     assert_eq!(merges(&lane), vec![(2, HEAD.to_string(), "squash".to_string())], "merged once, pinned to the head");
     insta::assert_snapshot!("merged", lane.comments()[0]);
-    // Whatever arrives again, it never merges twice.
+    // Whatever arrives again, it never merges twice, nor grants again: a `labeled` delivered
+    // late shows the change open, which it no longer is.
     ci(&lane, "success", HEAD).await;
     lane.send("pull_request", pr_event("edited", None, &["hotfix"], "Postmortem: #50", "Codertocat")).await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Postmortem: #50", "alice")).await;
     assert_eq!(merges(&lane).len(), 1);
     let actions = audit_actions(&lane).await;
     assert_eq!(actions.iter().filter(|a| *a == "merge.merged").count(), 1, "{actions:?}");
+    let once = ["lane.hotfix", "grant.created"].map(|a| actions.iter().filter(|x| *x == a).count());
+    assert_eq!(once, [1, 1], "{actions:?}");
     let metrics = lane.client.get(format!("{}/metrics", lane.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("hotfix_lane_grants_total{outcome=\"created\"} 1"), "{metrics}");
     assert!(metrics.contains("hotfix_lane_time_to_merge_seconds_count 1"), "{metrics}");
@@ -594,6 +598,19 @@ async fn a_merge_queue_branch_gets_the_hotfix_at_its_front(backend: Backend) {
     ci(&lane, "success", HEAD).await;
     assert_eq!(lane.fake.with(|w| w.enqueued.len()), 1, "never enqueued twice");
     assert!(audit_actions(&lane).await.contains(&"merge.enqueued".to_string()));
+}
+
+/// The common case during an incident: the fix is pushed, CI goes green, then a responder says
+/// "ship it". The lane reads the commit's checks when the grant arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hotfix_whose_ci_went_green_before_the_label_merges_when_a_responder_labels_it() {
+    let lane = Lane::start(Backend::Sqlite, MERGE_POLICY).await;
+    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
+    serve_pull(&lane, "Postmortem: #50");
+    ci(&lane, "success", HEAD).await;
+    assert!(merges(&lane).is_empty(), "not in the lane yet");
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Postmortem: #50", "alice")).await;
+    assert_eq!(merges(&lane), vec![(2, HEAD.to_string(), "squash".to_string())]);
 }
 
 /// A secondary rate limit answers `Retry-After: 1`: the job waits a second, not until the end

@@ -87,6 +87,11 @@ pub(super) async fn on_pull<P: Forges>(
     label: Option<&str>,
     prior: Option<PullFacts>,
 ) -> Result<Vec<Write>, StepError> {
+    // GitHub never reopens a merged change: an event that shows it open is older than the merge
+    // (a redelivery, or one that arrived late), and deciding on it would grant and audit again.
+    if prior.as_ref().is_some_and(|p| p.state == ItemState::Merged) && pull.state != ItemState::Merged {
+        return Ok(vec![]);
+    }
     let now = d.clock.now_ms();
     let mut facts = track::observe(prior.clone(), envelope).expect("a pull request event has a subject");
     let scope = AuditScope {

@@ -147,7 +147,29 @@ fn label_names(labels: Vec<Label>) -> Vec<String> {
     labels.into_iter().map(|l| l.name).collect()
 }
 
-hook!(Ping {} | _h | Event::Ping);
+/// A ping: from a repository's hook, or from an App's or organization's, which name no
+/// repository (and an App's, no sender): set-up pages show the first delivery's answer.
+#[derive(Deserialize)]
+struct Ping {
+    #[serde(default)]
+    repository: Option<Repository>,
+    #[serde(default)]
+    sender: Option<User>,
+    #[serde(default)]
+    installation: Option<Installation>,
+}
+
+impl Ping {
+    fn into_envelope(self) -> Envelope {
+        Envelope {
+            forge: Forge::Github,
+            repo: self.repository.map(Into::into),
+            sender: self.sender.map_or(Actor { id: 0, login: "github".into() }, Into::into),
+            installation_id: self.installation.map(|i| i.id),
+            event: Event::Ping,
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct BranchRef {
