@@ -613,6 +613,28 @@ async fn a_hotfix_whose_ci_went_green_before_the_label_merges_when_a_responder_l
     assert_eq!(merges(&lane), vec![(2, HEAD.to_string(), "squash".to_string())]);
 }
 
+/// Stored facts that no longer read stop the change's jobs with the reason, instead of being
+/// taken for a change never seen (which would forget its grant's lapse or its merge).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_state_that_does_not_read_fails_its_job_loudly() {
+    let lane = Lane::start(Backend::Sqlite, RESPONDERS).await;
+    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
+    let db = sqlx::SqlitePool::connect(&lane._db.url).await.unwrap();
+    sqlx::query("UPDATE lane_state SET state = '{\"number\": \"two\"}'").execute(&db).await.unwrap();
+    let body = serde_json::to_vec(&pr_event("edited", None, &["hotfix"], "", "Codertocat")).unwrap();
+    assert_eq!(Delivery::new("pull_request", "unreadable", body).send(&lane.client, &lane.base).await.0, 202);
+    let store = lane.store().clone();
+    eventually("the job fails with the reason", || async {
+        store
+            .jobs_in_state("queued")
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.last_error.as_deref().is_some_and(|e| e.contains("the stored lane state of #2 does not read")))
+    })
+    .await;
+}
+
 /// A secondary rate limit answers `Retry-After: 1`: the job waits a second, not until the end
 /// of the hourly window that `x-ratelimit-reset` names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,7 +155,7 @@ pub async fn pending(store: &crate::store::Store, forge: &str, now: Millis) -> R
     let mut all = Vec::new();
     let mut states = store.lane_states_since(forge, 0);
     while let Some(state) = states.next().await? {
-        let Ok(facts) = serde_json::from_value::<PullFacts>(state) else { continue };
+        let Some(facts) = super::swept(state) else { continue };
         let Some(repo) = &facts.repo else { continue };
         for backport in decide::unmerged(&facts.lane.backports, now) {
             all.push(PendingBackport { repo: repo.full_name.clone(), number: facts.number, backport });

@@ -42,7 +42,7 @@ pub async fn reconcile(store: &Store, forge: &str, now: crate::store::Millis) ->
     let mut repos = std::collections::BTreeMap::new();
     let mut states = store.lane_states_since(forge, now - RECONCILE_HORIZON_MS);
     while let Some(state) = states.next().await? {
-        let Ok(facts) = serde_json::from_value::<PullFacts>(state) else { continue };
+        let Some(facts) = swept(state) else { continue };
         let Some(repo) = &facts.repo else { continue };
         repos.insert(repo.id, (repo.clone(), facts.installation_id));
         let watched =
@@ -170,13 +170,25 @@ impl<P: Forges> Dispatch<P> {
             .collect())
     }
 
+    /// A change's stored facts. Facts that do not read fail the job loudly — read as "never
+    /// seen", they would forget a grant's lapse or a merge.
     async fn pull_state(&self, forge: &str, repo_id: u64, number: u64) -> Result<Option<PullFacts>, StepError> {
-        Ok(self
-            .store
-            .lane_state(forge, repo_id as i64, number as i64)
-            .await?
-            .and_then(|s| serde_json::from_value::<PullFacts>(s).ok()))
+        let Some(state) = self.store.lane_state(forge, repo_id as i64, number as i64).await? else {
+            return Ok(None);
+        };
+        serde_json::from_value::<PullFacts>(state).map(Some).map_err(|e| {
+            tracing::error!(forge, repo_id, number, error = %e, "stored lane state does not read");
+            StepError::Invalid(format!("the stored lane state of #{number} does not read: {e}"))
+        })
     }
+}
+
+/// A change's stored facts as a sweep reads them: one that does not read is logged and left
+/// out, so that it stops its own change's jobs, not the sweep of every other change.
+fn swept(state: serde_json::Value) -> Option<PullFacts> {
+    serde_json::from_value::<PullFacts>(state)
+        .map_err(|e| tracing::error!(error = %e, "a stored lane state does not read; the sweep leaves it out"))
+        .ok()
 }
 
 /// Feeds the hotfix figures teams track from a job's decisions: grants by outcome, the time

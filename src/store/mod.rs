@@ -48,6 +48,9 @@ pub enum StoreError {
     BatchFailed(String),
     #[error("the delivery writer has stopped")]
     WriterGone,
+    /// A stored row that no longer reads: never taken for "nothing stored".
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::jobs::{insert_jobs, NewJob};
+use super::StoreError;
 use super::{Millis, Result, Store};
 
 /// One audit-log row: who did what to which change, at which commit, and why.
@@ -155,7 +156,9 @@ impl Store {
                 .bind(number)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.and_then(|(s,)| serde_json::from_str(&s).ok()))
+        row.map(|(s,)| serde_json::from_str(&s)).transpose().map_err(|e| {
+            StoreError::Corrupt(format!("the stored lane state of {forge} change {repo_id}#{number} is not JSON: {e}"))
+        })
     }
 
     /// Audit entries, oldest first, optionally narrowed to one repository and a start time.
