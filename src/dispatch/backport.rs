@@ -98,7 +98,7 @@ pub(super) fn followup_job(forge: &str, followup: &Followup, now: Millis) -> Wri
 pub(super) async fn run<P: Forges>(d: &Dispatch<P>, forges: &P, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
     let Job { repo, number, target, installation_id, merger } = serde_json::from_value(job.payload.clone())
         .map_err(|e| StepError::Invalid(format!("backport payload does not parse: {e}")))?;
-    let forge_name = super::pull::job_forge(job);
+    let forge_name = super::observe::job_forge(job);
     let Some(mut facts) = d.pull_state(forge_name, repo.id, number).await? else { return Ok(vec![]) };
     let Some(record) = facts.lane.backports.get_mut(&target).filter(|b| b.state == BackportState::Pending) else {
         return Ok(vec![]);
@@ -193,7 +193,7 @@ pub(super) async fn followup<P: Forges>(
     let Followup { repo, number, target, installation_id, pull, head_sha, state } =
         serde_json::from_value(job.payload.clone())
             .map_err(|e| StepError::Invalid(format!("backport follow-up payload does not parse: {e}")))?;
-    let forge_name = super::pull::job_forge(job);
+    let forge_name = super::observe::job_forge(job);
     let Some(mut facts) = d.pull_state(forge_name, repo.id, number).await? else { return Ok(vec![]) };
     let Some(record) = facts.lane.backports.get_mut(&target).filter(|b| b.pull == Some(pull)) else {
         return Ok(vec![]);

@@ -1,16 +1,16 @@
 //! Slash commands from change comments. `/hotfix postmortem` opens the postmortem issue.
 
+use super::observe::head_author;
+use super::postmortem_issue;
 use super::pull;
 use super::{AuditScope, Dispatch, StepError};
 use crate::forge::{Forge, Forges};
 use crate::lane::command::{self, Command};
-use crate::lane::event::{self, CommentAction, Envelope, Event, PullRequest, PullRequestAction, RepoRef};
+use crate::lane::event::{self, CommentAction, Envelope, Event, PullRequestAction, RepoRef};
 use crate::lane::grant;
 use crate::lane::incident::format_utc;
-use crate::lane::incident::{self, Incident};
 use crate::lane::membership::{self, Labeler};
 use crate::lane::policy::Policy;
-use crate::lane::postmortem;
 use crate::lane::track;
 use crate::store::Write;
 
@@ -55,7 +55,9 @@ pub(super) async fn on_comment<P: Forges>(
         match command {
             Command::Postmortem if responder || actor.eq_ignore_ascii_case(&pull.author.login) => {
                 let labeler = prior.as_ref().and_then(|p| p.lane.labeler.clone());
-                if let Some(issue) = ensure_postmortem(d, forge, repo, &mut pull, labeler.as_ref(), policy).await? {
+                if let Some(issue) =
+                    postmortem_issue::ensure(d, forge, repo, &mut pull, labeler.as_ref(), policy).await?
+                {
                     writes.push(audit("postmortem.opened", format!("#{issue} opened on request and linked")));
                 }
             }
@@ -71,7 +73,7 @@ pub(super) async fn on_comment<P: Forges>(
             Command::Authorize { duration, reason } => {
                 let has_label = pull.labels.iter().any(|l| l.eq_ignore_ascii_case(&policy.lane.label));
                 let granted = if has_label {
-                    let head_author = pull::head_author(forge, repo, &pull, actor, policy).await?;
+                    let head_author = head_author(forge, repo, &pull, actor, policy).await?;
                     let request = grant::Request { by: actor, duration, reason, head_author: head_author.as_deref() };
                     grant::authorize(&pull, request, policy, now)
                 } else {
@@ -188,43 +190,3 @@ async fn refuse<F: Forge>(
 
 /// Marks the comment that answers refused commands.
 const REFUSAL_MARKER: &str = "<!-- hotfix-lane:refused -->";
-
-/// Opens (or finds the one already opened) postmortem issue for a change that names none, and
-/// links it into the description. Returns the issue number when it linked one.
-pub(super) async fn ensure_postmortem<P: Forges>(
-    d: &Dispatch<P>,
-    forge: &P::Client,
-    repo: &RepoRef,
-    pull: &mut PullRequest,
-    labeler: Option<&Labeler>,
-    policy: &Policy,
-) -> Result<Option<u64>, StepError> {
-    if matches!(postmortem::find_reference(&pull.body, &repo.full_name), Ok(Some(_))) {
-        return Ok(None);
-    }
-    let label = &policy.postmortem.label;
-    let marker = incident::marker(&repo.full_name, pull.number);
-    let number = match forge.find_issue(&repo.full_name, label, &marker).await? {
-        Some(existing) => existing,
-        None => {
-            let template = match &policy.postmortem.template {
-                Some(path) => forge.file(&repo.full_name, path, &repo.default_branch).await?.map(|f| f.text),
-                None => None,
-            };
-            let incident = Incident {
-                repo: &repo.full_name,
-                number: pull.number,
-                title: &pull.title,
-                labeler,
-                label: &policy.lane.label,
-                now: d.clock.now_ms(),
-            };
-            let body = incident::body(template.as_deref(), &incident);
-            forge.create_issue(&repo.full_name, &incident::title(&incident), &body, std::slice::from_ref(label)).await?
-        }
-    };
-    let separator = if pull.body.trim().is_empty() { "" } else { "\n\n" };
-    pull.body = format!("{}{separator}Postmortem: #{number}", pull.body.trim_end());
-    forge.set_pull_body(&repo.full_name, pull.number, &pull.body).await?;
-    Ok(Some(number))
-}

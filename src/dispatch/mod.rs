@@ -2,11 +2,16 @@
 //! reported to the forge, and comes back as writes for the runner to commit with the job.
 
 mod backport;
+mod checks;
 mod command;
 mod merge;
+mod observe;
 mod policies;
+mod postmortem_issue;
 mod pull;
 mod queue;
+mod recheck;
+mod report;
 mod responders;
 
 use std::sync::Arc;
@@ -22,10 +27,11 @@ use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
 
 pub use backport::{pending as pending_backports, PendingBackport};
 pub(crate) use merge::{authorization, try_merge};
+pub(crate) use observe::{head_author, look_up, recorded_labeler};
 pub use policies::{Loaded, Policies, GITHUB_POLICY_PATH};
-pub(crate) use pull::{head_author, look_up, recorded_labeler};
-pub use pull::{RECHECK_JOB, RECONCILE_JOB};
+pub use pull::RECONCILE_JOB;
 pub use queue::{queue_pull_number, QUEUE_SWEEP_JOB};
+pub use recheck::RECHECK_JOB;
 pub use responders::Responders;
 
 /// Changes untouched for longer than this are left out of the reconcile sweep.
@@ -128,25 +134,25 @@ impl<P: Forges> Dispatch<P> {
                 pull::on_pull(self, forge, &envelope, repo, *action, pull, label.as_deref(), prior).await
             }
             Event::Issue { action, issue, .. } if *action != IssueAction::Unknown && !issue.is_pull_request => {
-                pull::on_issue(self, &envelope, repo, *action, issue).await
+                recheck::on_issue(self, &envelope, repo, *action, issue).await
             }
             Event::CheckRun { action: CheckAction::Completed, check } => {
-                let seen = merge::CheckSeen {
+                let seen = checks::CheckSeen {
                     name: &check.name,
                     sha: &check.head_sha,
-                    finished: merge::check_finished(check.conclusion),
+                    finished: checks::check_finished(check.conclusion),
                     pull_numbers: &check.pull_numbers,
                 };
-                merge::on_check(self, forge, &envelope, repo, seen).await
+                checks::on_check(self, forge, &envelope, repo, seen).await
             }
             Event::Status { sha, context, state } => {
-                let seen = merge::CheckSeen {
+                let seen = checks::CheckSeen {
                     name: context,
                     sha,
-                    finished: merge::status_finished(*state),
+                    finished: checks::status_finished(*state),
                     pull_numbers: &[],
                 };
-                merge::on_check(self, forge, &envelope, repo, seen).await
+                checks::on_check(self, forge, &envelope, repo, seen).await
             }
             Event::Comment { action, number, on_pull_request: true, comment } => {
                 command::on_comment(self, forge, &envelope, repo, *action, *number, comment).await
@@ -265,7 +271,7 @@ impl<P: Forges> JobHandler for Dispatch<P> {
         let result = match job.kind.as_str() {
             DELIVERY_JOB => self.delivery(job).await,
             RECHECK_JOB => match &self.forge {
-                Some(forge) => pull::recheck(self, forge, job).await,
+                Some(forge) => recheck::recheck(self, forge, job).await,
                 None => Ok(vec![]),
             },
             RECONCILE_JOB => match &self.forge {
@@ -276,8 +282,8 @@ impl<P: Forges> JobHandler for Dispatch<P> {
                 Some(forge) => queue::queue_sweep(self, forge, job).await,
                 None => Ok(vec![]),
             },
-            merge::REFRESH_JOB => match &self.forge {
-                Some(forge) => merge::refresh(self, forge, job).await,
+            checks::REFRESH_JOB => match &self.forge {
+                Some(forge) => checks::refresh(self, forge, job).await,
                 None => Ok(vec![]),
             },
             backport::BACKPORT_JOB => match &self.forge {

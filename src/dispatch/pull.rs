@@ -2,25 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    backport, change_key, command, lane_state_write, merge, AuditScope, Dispatch, StepError, GITHUB_POLICY_PATH,
-};
-use crate::forge::{Forge, ForgeError, Forges};
+use super::observe::{head_author, job_forge, look_up, own_event, recorded_labeler};
+use super::postmortem_issue;
+use super::report::{evaluate, publish, state_word};
+use super::{backport, change_key, lane_state_write, AuditScope, Dispatch, StepError, GITHUB_POLICY_PATH};
+use crate::forge::{Forge, Forges};
 use crate::lane::backport as decide;
-use crate::lane::comment::{self, MARKER};
-use crate::lane::event::{Envelope, Event, Issue, IssueAction, ItemState, PullRequest, PullRequestAction, RepoRef};
+use crate::lane::event::{Envelope, Event, ItemState, PullRequest, PullRequestAction, RepoRef};
 use crate::lane::grant::{self, Grant};
 use crate::lane::incident::format_utc;
 use crate::lane::markdown;
 use crate::lane::membership::{self, Labeler, Membership};
 use crate::lane::policy::Policy;
-use crate::lane::postmortem::{self, IssueLookup, IssueRef};
-use crate::lane::report::{CheckState, Report, LANE_CONTEXT, POLICY_CONTEXT, POSTMORTEM_CONTEXT};
+use crate::lane::postmortem::{self, IssueRef};
+use crate::lane::report::{CheckState, Report, POLICY_CONTEXT};
 use crate::lane::track::{self, PullFacts};
 use crate::store::{ClaimedJob, Millis, NewJob, Write};
-
-/// Re-evaluates one change's postmortem check after an event on the issue it names.
-pub const RECHECK_JOB: &str = "postmortem_recheck";
 
 /// Re-reads one change from the forge and evaluates it as if it had just been edited.
 pub const RECONCILE_JOB: &str = "reconcile";
@@ -59,21 +56,6 @@ pub(super) async fn reconcile<P: Forges>(
     let edited = Event::PullRequest { action: PullRequestAction::Edited, pull: pull.clone(), label: None };
     let envelope = own_event(forge_name, &repo, installation_id, edited);
     on_pull(d, forge, &envelope, &repo, PullRequestAction::Edited, &pull, None, prior).await
-}
-
-#[derive(Serialize, Deserialize)]
-struct Recheck {
-    repo: RepoRef,
-    number: u64,
-    installation_id: Option<u64>,
-    /// What the issue event said, so the recheck needs no API call.
-    lookup: Lookup,
-}
-
-#[derive(Serialize, Deserialize)]
-enum Lookup {
-    Found { is_pull_request: bool, labels: Vec<String> },
-    NotFound,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -217,7 +199,7 @@ async fn decide_pull<P: Forges>(
     let mut pull = pull.clone();
     if applied_now && facts.lane.membership.in_lane() && policy.postmortem.open_on_label {
         let labeler = facts.lane.labeler.as_ref();
-        if let Some(issue) = command::ensure_postmortem(d, forge, repo, &mut pull, labeler, policy).await? {
+        if let Some(issue) = postmortem_issue::ensure(d, forge, repo, &mut pull, labeler, policy).await? {
             writes
                 .push(audit("postmortem.opened", format!("#{issue} opened as the lane label was applied, and linked")));
         }
@@ -270,21 +252,6 @@ async fn decide_pull<P: Forges>(
     Ok(writes)
 }
 
-/// The head commit's author, for the two-person rule — not asked for when the authorizer
-/// wrote the change anyway, or the policy lets them authorize their own.
-pub(crate) async fn head_author<F: Forge>(
-    forge: &F,
-    repo: &RepoRef,
-    pull: &PullRequest,
-    by: &str,
-    policy: &Policy,
-) -> Result<Option<String>, ForgeError> {
-    if policy.merge.allow_self_authorize || by.eq_ignore_ascii_case(&pull.author.login) {
-        return Ok(None);
-    }
-    forge.commit_author(&repo.full_name, &pull.head_sha).await
-}
-
 /// An audit detail, marked when the grant is the authorizer's own.
 pub(super) fn self_marked(detail: String, g: &Grant) -> String {
     if g.self_authorized {
@@ -292,119 +259,6 @@ pub(super) fn self_marked(detail: String, g: &Grant) -> String {
     } else {
         detail
     }
-}
-
-/// An event on an issue: every change naming it as postmortem gets a recheck job, queued
-/// behind that change's own jobs.
-pub(super) async fn on_issue<P: Forges>(
-    d: &Dispatch<P>,
-    envelope: &Envelope,
-    repo: &RepoRef,
-    action: IssueAction,
-    issue: &Issue,
-) -> Result<Vec<Write>, StepError> {
-    let forge_name = envelope.forge.as_str();
-    let lookup = match action {
-        IssueAction::Deleted | IssueAction::Transferred => Lookup::NotFound,
-        _ => Lookup::Found { is_pull_request: issue.is_pull_request, labels: issue.labels.clone() },
-    };
-    let changes = d.store.changes_naming(forge_name, &repo.full_name, issue.number as i64).await?;
-    let now = d.clock.now_ms();
-    Ok(changes
-        .into_iter()
-        .map(|c| {
-            let recheck = Recheck {
-                repo: RepoRef { id: c.repo_id as u64, full_name: c.repo, default_branch: String::new() },
-                number: c.number as u64,
-                installation_id: envelope.installation_id,
-                lookup: match &lookup {
-                    Lookup::Found { is_pull_request, labels } => {
-                        Lookup::Found { is_pull_request: *is_pull_request, labels: labels.clone() }
-                    }
-                    Lookup::NotFound => Lookup::NotFound,
-                },
-            };
-            Write::Enqueue(NewJob {
-                kind: RECHECK_JOB.into(),
-                ordering_key: change_key(forge_name, c.repo_id as u64, c.number as u64),
-                payload: serde_json::to_value(recheck).expect("recheck serializes"),
-                delivery_id: None,
-                max_attempts: 8,
-                run_at: now,
-            })
-        })
-        .collect())
-}
-
-pub(super) async fn recheck<P: Forges>(d: &Dispatch<P>, forges: &P, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
-    let recheck: Recheck = serde_json::from_value(job.payload.clone())
-        .map_err(|e| StepError::Invalid(format!("recheck payload does not parse: {e}")))?;
-    let client = forges.client(recheck.installation_id)?;
-    let forge = &client;
-    let forge_name = job_forge(job);
-    let Some(mut facts) = d.pull_state(forge_name, recheck.repo.id, recheck.number).await? else {
-        return Ok(vec![]);
-    };
-    if facts.state != ItemState::Open {
-        return Ok(vec![]);
-    }
-    let repo = recheck.repo;
-    let loaded = d.policies.get(forge, &repo.full_name).await?;
-    let lookup = match recheck.lookup {
-        Lookup::Found { is_pull_request, labels } => IssueLookup::Found { is_pull_request, labels },
-        Lookup::NotFound => IssueLookup::NotFound,
-    };
-    let reference = Ok(facts.lane.postmortem.clone());
-    let reports = evaluate(&facts, &reference, &repo.full_name, Some(&lookup), &loaded.policy);
-    let now = d.clock.now_ms();
-    let published =
-        publish(forge, forge_name, &repo, &mut facts, &reports, &loaded.policy, loaded.error.as_ref(), now).await?;
-    let mut writes: Vec<Write> = published
-        .postmortem_changed
-        .into_iter()
-        .map(|r| {
-            AuditScope::own(now, forge_name, &repo.full_name, &facts).entry(
-                &format!("postmortem.{}", state_word(&r)),
-                format!("{} (the postmortem issue changed)", r.description),
-            )
-        })
-        .collect();
-    writes.extend(published.merge);
-    writes.push(lane_state_write(forge_name, repo.id, &facts));
-    Ok(writes)
-}
-
-/// The forge a job was queued for: the first part of its ordering key.
-pub(super) fn job_forge(job: &ClaimedJob) -> &str {
-    job.ordering_key.split(':').next().unwrap_or("github")
-}
-
-/// An event hotfix-lane raises itself (a sweep), shaped as if the forge had sent it.
-pub(super) fn own_event(forge_name: &str, repo: &RepoRef, installation_id: Option<u64>, event: Event) -> Envelope {
-    Envelope {
-        forge: if forge_name == "gitlab" {
-            crate::lane::event::Forge::Gitlab
-        } else {
-            crate::lane::event::Forge::Github
-        },
-        repo: Some(repo.clone()),
-        sender: crate::lane::event::Actor { id: 0, login: "hotfix-lane".into() },
-        installation_id,
-        event,
-    }
-}
-
-/// Who applied the lane label, as the forge recorded it, and whether they are a responder:
-/// for a label applied while nobody was listening.
-pub(crate) async fn recorded_labeler<F: Forge>(
-    forge: &F,
-    repo: &str,
-    number: u64,
-    policy: &Policy,
-) -> Result<Option<Labeler>, ForgeError> {
-    let Some((login, at)) = forge.labeler(repo, number, &policy.lane.label).await? else { return Ok(None) };
-    let responder = forge.is_responder(repo, &login, &policy.responders).await?;
-    Ok(Some(Labeler { login, responder, at }))
 }
 
 /// Marks the comment that explains an invalid policy file in a change.
@@ -446,104 +300,6 @@ async fn check_policy_edit<F: Forge>(
     Ok(())
 }
 
-/// Looks up the referenced issue when the check needs it: only for changes in the lane, and
-/// only in allowed repositories.
-pub(crate) async fn look_up<F: Forge>(
-    forge: &F,
-    membership: &Membership,
-    reference: &Result<Option<IssueRef>, String>,
-    this_repo: &str,
-    policy: &Policy,
-) -> Result<Option<IssueLookup>, StepError> {
-    match reference {
-        Ok(Some(r)) if membership.in_lane() && postmortem::allowed(r, this_repo, policy) => {
-            Ok(Some(forge.issue(&r.repo, r.number).await?))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// The lane and postmortem reports for a change's current state.
-fn evaluate(
-    facts: &PullFacts,
-    reference: &Result<Option<IssueRef>, String>,
-    this_repo: &str,
-    lookup: Option<&IssueLookup>,
-    policy: &Policy,
-) -> [Report; 2] {
-    let membership = &facts.lane.membership;
-    [
-        membership::report(membership, policy),
-        postmortem::verdict(membership.in_lane(), reference, this_repo, lookup, policy),
-    ]
-}
-
-/// Posts what changed since the last time (reports on the head commit, the one comment) and
-/// returns the postmortem report if its state changed, for the audit log.
-/// After a change's checks moved: merge if the lane now may, and update the comment, from the
-/// reports last posted on the head (no lookups needed).
-pub(super) async fn refresh<F: Forge>(
-    forge: &F,
-    forge_name: &str,
-    repo: &RepoRef,
-    facts: &mut PullFacts,
-    policy: &Policy,
-    policy_error: Option<&crate::lane::policy::PolicyError>,
-    now: Millis,
-) -> Result<Vec<Write>, StepError> {
-    let last =
-        |context: &str| facts.lane.reported.get(context).filter(|r| r.sha == facts.head_sha).map(|r| r.report.clone());
-    let (Some(lane), Some(postmortem)) = (last(LANE_CONTEXT), last(POSTMORTEM_CONTEXT)) else {
-        return merge::try_merge(forge, forge_name, repo, facts, policy, now).await;
-    };
-    Ok(publish(forge, forge_name, repo, facts, &[lane, postmortem], policy, policy_error, now).await?.merge)
-}
-
-/// What publishing led to: the postmortem report if its state changed, and the audit entries
-/// of a merge attempt.
-struct Published {
-    postmortem_changed: Option<Report>,
-    merge: Vec<Write>,
-}
-
-/// Posts the reports, merges if the lane now may, and brings the lane's comment up to date.
-#[allow(clippy::too_many_arguments)]
-async fn publish<F: Forge>(
-    forge: &F,
-    forge_name: &str,
-    repo: &RepoRef,
-    facts: &mut PullFacts,
-    reports: &[Report; 2],
-    policy: &Policy,
-    policy_error: Option<&crate::lane::policy::PolicyError>,
-    now: Millis,
-) -> Result<Published, StepError> {
-    let [lane, postmortem] = reports;
-    let pm_changed = facts.lane.reported.get(&postmortem.context).is_none_or(|r| r.report.state != postmortem.state);
-    for report in reports {
-        if facts.lane.is_news(&facts.head_sha, report) {
-            forge.report(&repo.full_name, &facts.head_sha, report).await?;
-            facts.lane.remember(&facts.head_sha.clone(), report);
-        }
-    }
-    let merge = merge::try_merge(forge, forge_name, repo, facts, policy, now).await?;
-    if facts.lane.membership != Membership::Normal || facts.lane.comment_id.is_some() {
-        let status = merge::status_line(facts, policy, now);
-        let mut body = comment::render(&facts.lane.membership, lane, postmortem, status.as_deref(), policy);
-        if let Some(error) = policy_error {
-            body.push_str(&format!(
-                "\n⚠️ `.github/hotfix-lane.toml` on the default branch is invalid ({error}); the last valid policy applies.\n"
-            ));
-        }
-        if facts.lane.comment.as_deref() != Some(body.as_str()) {
-            let id = forge.upsert_comment(&repo.full_name, facts.number, facts.lane.comment_id, MARKER, &body).await?;
-            facts.lane.comment_id = Some(id);
-            facts.lane.comment = Some(body);
-        }
-    }
-    Ok(Published { postmortem_changed: pm_changed.then(|| postmortem.clone()), merge })
-}
-
 fn link_write(forge: &str, repo: &RepoRef, number: u64, issue: Option<IssueRef>) -> Write {
     Write::PostmortemLink {
         forge: forge.into(),
@@ -560,13 +316,5 @@ fn membership_action(m: &Membership) -> &'static str {
         Membership::Hotfix { .. } => "lane.hotfix",
         Membership::NotAuthorized { .. } => "lane.not_authorized",
         Membership::BranchMismatch => "lane.branch_mismatch",
-    }
-}
-
-pub(super) fn state_word(r: &Report) -> &'static str {
-    match r.state {
-        crate::lane::report::CheckState::Success => "success",
-        crate::lane::report::CheckState::Failure => "failure",
-        crate::lane::report::CheckState::Pending => "pending",
     }
 }

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::pull::{job_forge, look_up, own_event, state_word};
+use super::observe::{job_forge, look_up, own_event};
+use super::report::state_word;
 use super::{AuditScope, Dispatch, StepError};
 use crate::forge::{Forge, Forges, QueueGroup};
 use crate::lane::event::{Envelope, Event, MergeGroup, RepoRef};
