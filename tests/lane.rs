@@ -530,8 +530,9 @@ async fn only_responders_authorize_and_edits_never_do(backend: Backend) {
     lane.send("issue_comment", comment_event("/hotfix revoke", "mallory")).await;
     let refusal = lane.comments().into_iter().find(|c| c.contains("hotfix-lane:refused")).expect("a refusal comment");
     assert!(
-        refusal
-            .contains("@mallory is not a responder. Responders who can put a change in the lane: @Codertocat, @alice."),
+        refusal.contains(
+            "@mallory is not a responder. Responders who can put a change in the lane: `@Codertocat`, `@alice`."
+        ),
         "{refusal}"
     );
     lane.send("issue_comment", comment_event("/hotfix revoke", "alice")).await;

@@ -6,7 +6,7 @@ use super::pull;
 use super::{AuditScope, Dispatch, StepError};
 use crate::forge::{Forge, Forges};
 use crate::lane::command::{self, Command};
-use crate::lane::event::{self, CommentAction, Envelope, Event, PullRequestAction, RepoRef};
+use crate::lane::event::{self, CommentAction, Envelope, Event, PullRequest, PullRequestAction, RepoRef};
 use crate::lane::grant;
 use crate::lane::incident::format_utc;
 use crate::lane::membership::{self, Labeler};
@@ -39,8 +39,14 @@ pub(super) async fn on_comment<P: Forges>(
     let responder = d.responders.check(forge, &repo.full_name, actor, &loaded, now).await?;
     let forge_name = envelope.forge.as_str();
     let mut prior = d.pull_state(forge_name, repo.id, number).await?;
-    if !responder && commands.iter().all(|c| matches!(c, Command::Authorize { .. } | Command::Revoke)) {
-        return refuse(forge, envelope, repo, number, actor, commands.len(), prior, policy, now).await;
+    // A commenter who may run none of their commands costs no look-ups: not a responder, and
+    // not the change's known author (who may open its postmortem and ask for backports).
+    let author = prior.as_ref().and_then(|p| p.author.as_deref()).is_some_and(|a| a.eq_ignore_ascii_case(actor));
+    let authors_own = |c: &Command| matches!(c, Command::Postmortem | Command::Backport { .. });
+    let may_run_some = responder || (author && commands.iter().any(authors_own));
+    let author_unknown = prior.is_none() && commands.iter().any(authors_own);
+    if !may_run_some && !author_unknown {
+        return refuse(forge, envelope, repo, number, actor, &commands, prior, policy, now).await;
     }
     let Some(mut pull) = forge.pull(&repo.full_name, number).await? else {
         return Err(StepError::Invalid(format!("pull request #{number} not found")));
@@ -62,7 +68,7 @@ pub(super) async fn on_comment<P: Forges>(
                 }
             }
             Command::Postmortem => {
-                let why = "only responders and the change's author may open its postmortem".to_string();
+                let why = ONLY_THEM.replace("{what}", "open its postmortem");
                 writes.push(audit("postmortem.command_refused", why.clone()));
                 refusals.push(format!("`/hotfix postmortem`: {why}."));
             }
@@ -72,10 +78,19 @@ pub(super) async fn on_comment<P: Forges>(
             }
             Command::Authorize { duration, reason } => {
                 let has_label = pull.labels.iter().any(|l| l.eq_ignore_ascii_case(&policy.lane.label));
+                // The grant covers the change as the responder saw it: the head and base of the
+                // events delivered before their comment, not a push that raced it (which, if
+                // newer, then voids the grant as it arrives).
+                let seen = match &prior {
+                    Some(p) => {
+                        PullRequest { head_sha: p.head_sha.clone(), base_ref: p.base_ref.clone(), ..pull.clone() }
+                    }
+                    None => pull.clone(),
+                };
                 let granted = if has_label {
-                    let head_author = head_author(forge, repo, &pull, actor, policy).await?;
+                    let head_author = head_author(forge, repo, &seen, actor, policy).await?;
                     let request = grant::Request { by: actor, duration, reason, head_author: head_author.as_deref() };
-                    grant::authorize(&pull, request, policy, now)
+                    grant::authorize(&seen, request, policy, now)
                 } else {
                     Err(format!(
                         "add the `{}` label first: authorization applies to changes in the lane",
@@ -117,7 +132,7 @@ pub(super) async fn on_comment<P: Forges>(
                 }
             }
             Command::Backport { .. } => {
-                let why = "only responders and the change's author may ask for backports".to_string();
+                let why = ONLY_THEM.replace("{what}", "ask for backports");
                 writes.push(audit("backport.command_refused", why.clone()));
                 refusals.push(format!("`/hotfix backport`: {why}."));
             }
@@ -155,7 +170,7 @@ async fn refuse<F: Forge>(
     repo: &RepoRef,
     number: u64,
     actor: &str,
-    count: usize,
+    commands: &[Command],
     prior: Option<track::PullFacts>,
     policy: &Policy,
     now: crate::store::Millis,
@@ -175,8 +190,18 @@ async fn refuse<F: Forge>(
         }
     };
     let scope = AuditScope { at: now, forge: forge_name, repo: &repo.full_name, number, actor, sha: &facts.head_sha };
-    let mut writes: Vec<Write> =
-        (0..count).map(|_| scope.entry("grant.refused", format!("@{actor} is not a responder"))).collect();
+    let mut writes: Vec<Write> = commands
+        .iter()
+        .map(|c| match c {
+            Command::Postmortem => {
+                scope.entry("postmortem.command_refused", ONLY_THEM.replace("{what}", "open its postmortem"))
+            }
+            Command::Backport { .. } => {
+                scope.entry("backport.command_refused", ONLY_THEM.replace("{what}", "ask for backports"))
+            }
+            _ => scope.entry("grant.refused", format!("@{actor} is not a responder")),
+        })
+        .collect();
     if facts.lane.refused.insert(actor.to_ascii_lowercase()) {
         let body = format!(
             "{REFUSAL_MARKER}\n### hotfix-lane\n\n@{actor} is not a responder. {}\n",
@@ -187,6 +212,9 @@ async fn refuse<F: Forge>(
     writes.push(super::lane_state_write(forge_name, repo.id, &facts));
     Ok(writes)
 }
+
+/// Why someone else's `postmortem` or `backport` command is refused.
+const ONLY_THEM: &str = "only responders and the change's author may {what}";
 
 /// Marks the comment that answers refused commands.
 const REFUSAL_MARKER: &str = "<!-- hotfix-lane:refused -->";

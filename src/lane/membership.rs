@@ -90,8 +90,10 @@ pub fn report(membership: &Membership, policy: &Policy) -> Report {
 /// One sentence naming the responders, for refusals.
 pub fn who_can_authorize(policy: &Policy) -> String {
     let r = &policy.responders;
-    let mut who: Vec<String> = r.users.iter().map(|u| format!("@{u}")).collect();
-    who.extend(r.teams.iter().cloned());
+    // As code: anyone can make the lane say this, and a mention would notify every responder
+    // and every member of the team.
+    let mut who: Vec<String> = r.users.iter().map(|u| format!("`@{u}`")).collect();
+    who.extend(r.teams.iter().map(|t| format!("`{t}`")));
     if let Some(p) = r.min_permission {
         who.push(format!("anyone with `{}` permission or more", format!("{p:?}").to_lowercase()));
     }
@@ -184,7 +186,7 @@ mod tests {
         );
         let refused = report(&Membership::NotAuthorized { by: Some("bob".into()) }, &policy);
         assert_eq!((refused.state, refused.description.as_str()), (CheckState::Failure, "hotfix label not authorized"));
-        assert!(refused.details.contains("@alice, @acme/oncall"), "{}", refused.details);
+        assert!(refused.details.contains("`@alice`, `@acme/oncall`"), "{}", refused.details);
     }
 
     #[test]

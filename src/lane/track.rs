@@ -21,6 +21,9 @@ pub struct PullFacts {
     pub labels: Vec<String>,
     pub state: ItemState,
     pub from_fork: bool,
+    /// Who opened it: their own commands (`postmortem`, `backport`) are allowed.
+    #[serde(default)]
+    pub author: Option<String>,
     /// Events applied to this pull request; each delivery counts once, however often its job ran.
     pub events: u64,
     /// The repository, for work that starts from stored state (the reconcile sweep).
@@ -144,6 +147,7 @@ pub fn first_seen(p: &PullRequest) -> PullFacts {
         labels: p.labels.clone(),
         state: p.state,
         from_fork: p.from_fork,
+        author: Some(p.author.login.clone()),
         events: 0,
         repo: None,
         installation_id: None,

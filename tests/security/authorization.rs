@@ -440,3 +440,36 @@ async fn a_merge_answer_lost_in_a_5xx_is_recorded_from_what_github_says() {
     assert_eq!(details(&lane, "merge.merged").await, ["merged, as read back from the forge"]);
     assert!(lane.comments()[0].contains("✅ **Merge:** merged `ec26c3e`"), "{}", lane.comments()[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushing_while_a_responders_authorize_comment_waits_does_not_get_the_push_authorized() {
+    let (lane, pr) = authorized(PINNED).await;
+    lane.send("issue_comment", comment_event(2, "/hotfix revoke", "alice")).await;
+    // mallory pushes; GitHub already serves the new head when alice's comment is handled, and
+    // the push's webhook comes after the comment's.
+    let mut pushed = pr.clone();
+    pushed["head"]["sha"] = OTHER.into();
+    serve(&lane, &pushed);
+    lane.send("issue_comment", comment_event(2, "/hotfix authorize", "alice")).await;
+    // alice authorized the commit she saw, which GitHub already shows superseded: voided at once.
+    assert_ne!(stored_grant(&lane, 2).await["sha"], OTHER);
+    assert_eq!(details(&lane, "grant.voided").await, [format!("new commits since the authorization of {HEAD}")]);
+    lane.send("pull_request", pr_event("synchronize", &pushed, None, "mallory")).await;
+    ci_green(&lane, OTHER).await;
+    assert!(merges(&lane).is_empty());
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null, "the push voided it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixing_other_commands_into_a_refused_authorize_does_not_make_it_expensive() {
+    let (lane, _) = authorized(PINNED).await;
+    lane.send("issue_comment", comment_event(2, "/hotfix authorize", "mallory")).await;
+    lane.fake.take_calls();
+    for body in ["/hotfix authorize\n/hotfix backport release-1", "/hotfix postmortem\n/hotfix revoke"] {
+        lane.send("issue_comment", comment_event(2, body, "mallory")).await;
+        let calls = lane.fake.take_calls();
+        assert!(calls.len() <= 1, "{body}: {calls:#?}");
+    }
+    assert!(stored_grant(&lane, 2).await.is_object(), "alice's grant stands");
+    assert_eq!(details(&lane, "backport.command_refused").await.len(), 1);
+}

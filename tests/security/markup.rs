@@ -286,3 +286,19 @@ async fn a_conflicting_path_with_backticks_and_pipes_is_escaped_in_the_backport_
     let body = backport.expect("the backport pull request")["body"].as_str().unwrap().to_string();
     assert_eq!(live_markup(&body, "alice"), Vec::<String>::new(), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outsiders_authorize_does_not_make_the_lane_ping_the_responders() {
+    let lane = Lane::start(Backend::Sqlite, "[responders]\nusers = [\"alice\"]\nteams = [\"@acme/oncall\"]\n").await;
+    let mut pull = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
+    pull["labels"] = json!([]);
+    lane.fake.repo(REPO, |r| r.pulls.insert(2, pull));
+    let mut event = common::json_fixture("github/issue_comment/created.json");
+    event["issue"]["number"] = 2.into();
+    event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
+    event["comment"]["body"] = "/hotfix authorize".into();
+    event["comment"]["user"]["login"] = "mallory".into();
+    lane.send("issue_comment", event).await;
+    let refusal = lane.comments().into_iter().find(|c| c.contains("is not a responder")).expect("a refusal");
+    assert_eq!(live_markup(&refusal, "mallory"), Vec::<String>::new(), "{refusal}");
+}
