@@ -51,6 +51,17 @@ fn parse_outputs(text: &str) -> HashMap<String, String> {
 }
 
 async fn run_action(fake: &FakeGitHub, event_name: &str, event: &[u8], inputs: &[(&str, &str)]) -> Run {
+    run_action_with(fake, event_name, event, inputs, &[]).await
+}
+
+/// [`run_action`], with more of the runner's environment.
+async fn run_action_with(
+    fake: &FakeGitHub,
+    event_name: &str,
+    event: &[u8],
+    inputs: &[(&str, &str)],
+    runner_env: &[(&str, &str)],
+) -> Run {
     // GitHub serves the pull request an event carries, as it is when the job runs.
     let parsed: Value = serde_json::from_slice(event).unwrap_or_default();
     if let (Some(pull), Some(repo)) = (parsed.get("pull_request"), parsed["repository"]["full_name"].as_str()) {
@@ -74,6 +85,7 @@ async fn run_action(fake: &FakeGitHub, event_name: &str, event: &[u8], inputs: &
     for (name, value) in inputs {
         cmd.env(format!("INPUT_{}", name.to_uppercase()), value);
     }
+    cmd.envs(runner_env.iter().copied());
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -294,6 +306,7 @@ async fn merge_setup(smoke: Option<&str>, author: &str, body: &str) -> (FakeGitH
                 state: state.into(),
                 description: String::new(),
                 by: "ci".into(),
+                suite: 0,
             });
         }
     });
@@ -310,6 +323,15 @@ const MERGE: [(&str, &str); 4] = [("token", TOKEN), ("mode", "merge"), ("wait", 
 
 fn merges(fake: &FakeGitHub) -> Vec<(u64, String, String)> {
     fake.repo(REPO, |r| r.merges.clone())
+}
+
+#[tokio::test]
+async fn rerunning_a_responders_authorize_run_does_not_merge_what_the_change_is_now() {
+    let (fake, event) = merge_setup(Some("success"), "alice", "/hotfix authorize").await;
+    let run = run_action_with(&fake, "issue_comment", &event, &MERGE, &[("GITHUB_RUN_ATTEMPT", "2")]).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("a re-run replays @alice's authorization"), "{}", run.stdout);
+    assert!(merges(&fake).is_empty());
 }
 
 #[tokio::test]

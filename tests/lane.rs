@@ -279,6 +279,7 @@ async fn the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed(ba
             state: "failure".into(),
             description: "no postmortem referenced".into(),
             by: "ci".into(),
+            suite: 0,
         });
     });
     hotfix_lane::dispatch::reconcile(lane.store(), "github", NOW).await.unwrap();

@@ -17,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::dispatch::{self, head_author, try_merge, StepError};
 use crate::forge::Forge;
 use crate::lane::command::{self, Command};
-use crate::lane::event::{CommentAction, Envelope, Event, PullRequestAction};
+use crate::lane::event::{CommentAction, Envelope, Event, PullRequest, PullRequestAction};
 use crate::lane::grant::{self, Blocker};
 use crate::lane::incident::format_utc;
 use crate::lane::membership::who_can_authorize;
@@ -35,14 +35,30 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Deci
         files.output("merged", "none").map_err(write)?;
         return Ok(ExitCode::SUCCESS);
     };
+    // A re-run replays the event of the first run: the responder's authorization of then,
+    // which must not cover whatever the change is now.
+    if env("GITHUB_RUN_ATTEMPT").and_then(|a| a.parse::<u32>().ok()).is_some_and(|a| a > 1) {
+        files.output("merged", "none").map_err(write)?;
+        return Err(format!(
+            "a re-run replays @{by}'s authorization from the first run; a responder must authorize again"
+        ));
+    }
     if !forge.is_responder(&repo.full_name, &by, &policy.responders).await.map_err(|e| e.to_string())? {
         return Err(format!("@{by} is not a responder. {}", who_can_authorize(&policy)));
     }
     let number = decision.pull.number;
     let clock = SystemClock;
-    let head_author = head_author(forge, repo, &decision.pull, &by, &policy).await.map_err(|e| e.to_string())?;
+    // A label covers the commit the change had when it was applied, as the event says; a
+    // comment names no commit, so it covers the head when the job starts.
+    let seen = match &envelope.event {
+        Event::PullRequest { pull, .. } => {
+            PullRequest { head_sha: pull.head_sha.clone(), base_ref: pull.base_ref.clone(), ..decision.pull.clone() }
+        }
+        _ => decision.pull.clone(),
+    };
+    let head_author = head_author(forge, repo, &seen, &by, &policy).await.map_err(|e| e.to_string())?;
     let request = grant::Request { by: &by, duration, reason, head_author: head_author.as_deref() };
-    let granted = grant::authorize(&decision.pull, request, &policy, clock.now_ms())?;
+    let granted = grant::authorize(&seen, request, &policy, clock.now_ms())?;
     let short: String = granted.sha.chars().take(7).collect();
     println!("authorized by @{by} for {short} until {}", format_utc(granted.expires_at));
     if granted.self_authorized {

@@ -255,7 +255,7 @@ impl Policy {
         for check in self.merge.smoke_checks.iter().filter(|c| c.is_unpinned()) {
             out.push(format!(
                 "merge.smoke_checks: `{}` counts from anyone who can post a status or check run, including \
-                 workflows a change adds; pin it: {{ name = \"{}\", app = \"github-actions\" }}",
+                 workflows a change adds; pin it to its source: {{ name = \"{}\", app = \"<your CI App>\" }}",
                 check.name, check.name
             ));
         }

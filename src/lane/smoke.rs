@@ -29,6 +29,11 @@ pub struct Seen {
     pub name: String,
     /// `None` when the forge did not say (the result then counts only for unpinned checks).
     pub source: Option<Source>,
+    /// The run it belongs to (a check run's check suite: one workflow run and its re-runs).
+    /// Within a run the newest result stands; across runs every one must pass, so a second
+    /// run of the same App — a workflow added on another branch runs as GitHub Actions too —
+    /// cannot paper over a failure.
+    pub run: Option<u64>,
     pub conclusion: Conclusion,
 }
 
@@ -40,7 +45,7 @@ pub fn states(policy: &Policy, seen: &[Seen]) -> Vec<(String, CheckState)> {
 fn state(check: &SmokeCheck, policy: &Policy, seen: &[Seen]) -> CheckState {
     let mut latest: Vec<&Seen> = Vec::new();
     for s in seen.iter().filter(|s| s.name == check.name && counts(check, s.source.as_ref())) {
-        if !latest.iter().any(|l| l.source == s.source) {
+        if !latest.iter().any(|l| l.source == s.source && l.run == s.run) {
             latest.push(s);
         }
     }
@@ -75,7 +80,7 @@ mod tests {
     use super::*;
 
     fn seen(name: &str, source: Source, conclusion: Conclusion) -> Seen {
-        Seen { name: name.into(), source: Some(source), conclusion }
+        Seen { name: name.into(), source: Some(source), run: Some(1), conclusion }
     }
 
     fn app(slug: &str) -> Source {
@@ -113,6 +118,14 @@ mod tests {
         let running = [seen("smoke", app("a"), Conclusion::Pending), seen("smoke", app("a"), Conclusion::Success)];
         assert_eq!(states(&p, &running)[0].1, CheckState::Pending);
         assert_eq!(states(&p, &[])[0].1, CheckState::Pending);
+    }
+
+    #[test]
+    fn a_green_run_of_the_same_app_does_not_hide_a_red_one() {
+        let p = policy("[merge]\nsmoke_checks = [{ name = \"smoke\", app = \"github-actions\" }]");
+        let forged = Seen { run: Some(2), ..seen("smoke", app("github-actions"), Conclusion::Success) };
+        let real = seen("smoke", app("github-actions"), Conclusion::Failure);
+        assert_eq!(states(&p, &[forged, real])[0].1, CheckState::Failure);
     }
 
     #[test]

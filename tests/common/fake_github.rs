@@ -22,6 +22,8 @@ pub struct Status {
     pub description: String,
     /// Who posted it: the token's user for statuses (`creator`), the App for check runs.
     pub by: String,
+    /// A check run's check suite (one workflow run and its re-runs); 0 for statuses.
+    pub suite: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,18 +178,27 @@ impl FakeGitHub {
             state: state.into(),
             description: String::new(),
             by: creator.into(),
+            suite: 0,
         };
         self.repo(repo, |r| r.statuses.push(status));
     }
 
-    /// A check run created by the App `app` (its slug), as a CI App would.
+    /// A check run created by the App `app` (its slug), as a CI App would, in its first check
+    /// suite (a re-run of the same workflow run).
     pub fn post_check_run(&self, repo: &str, sha: &str, name: &str, conclusion: &str, app: &str) {
+        self.post_check_run_in(repo, sha, name, conclusion, app, 1);
+    }
+
+    /// A check run in check suite `suite`: another workflow run, as one a writer's workflow on
+    /// another branch would make.
+    pub fn post_check_run_in(&self, repo: &str, sha: &str, name: &str, conclusion: &str, app: &str, suite: u64) {
         let run = Status {
             sha: sha.into(),
             context: name.into(),
             state: conclusion.into(),
             description: String::new(),
             by: app.into(),
+            suite,
         };
         self.repo(repo, |r| {
             r.check_runs.push(run.clone());
@@ -589,6 +600,7 @@ async fn create_status(
         state: body["state"].as_str().unwrap_or_default().into(),
         description: body["description"].as_str().unwrap_or_default().into(),
         by: LANE_TOKEN_USER.into(),
+        suite: 0,
     };
     world.repos.entry(full(&owner, &repo)).or_default().statuses.push(status);
     (StatusCode::CREATED, Json(json!({ "id": 1 }))).into_response()
@@ -608,6 +620,7 @@ async fn create_check_run(
         state: body["conclusion"].as_str().unwrap_or("pending").into(),
         description: body["output"]["title"].as_str().unwrap_or_default().into(),
         by: LANE_APP_SLUG.into(),
+        suite: 1,
     };
     let repo = world.repos.entry(full(&owner, &repo)).or_default();
     repo.check_runs.push(status.clone());
@@ -695,7 +708,8 @@ async fn list_check_runs(
                     let conclusion = (c.state != "pending").then(|| c.state.clone());
                     let status = if conclusion.is_some() { "completed" } else { "in_progress" };
                     let app = json!({ "slug": c.by, "name": c.by });
-                    json!({ "name": c.context, "status": status, "conclusion": conclusion, "app": app })
+                    let suite = json!({ "id": c.suite });
+                    json!({ "name": c.context, "status": status, "conclusion": conclusion, "app": app, "check_suite": suite })
                 })
                 .collect()
         })

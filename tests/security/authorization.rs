@@ -473,3 +473,17 @@ async fn mixing_other_commands_into_a_refused_authorize_does_not_make_it_expensi
     assert!(stored_grant(&lane, 2).await.is_object(), "alice's grant stands");
     assert_eq!(details(&lane, "backport.command_refused").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_on_another_branch_reporting_green_smoke_does_not_hide_the_red_run() {
+    let (lane, _) = authorized(PINNED).await;
+    lane.fake.post_check_run(REPO, HEAD, "smoke", "failure", "github-actions");
+    lane.send("check_run", check_event(HEAD, "smoke", "failure")).await;
+    // mallory's workflow, on a branch of hers, posts a green `smoke` as GitHub Actions.
+    lane.fake.post_check_run_in(REPO, HEAD, "smoke", "success", "github-actions", 2);
+    lane.send("check_run", check_event(HEAD, "smoke", "success")).await;
+    assert!(merges(&lane).is_empty(), "the real run failed");
+    // A re-run of the real workflow run that passes does count.
+    ci_green(&lane, HEAD).await;
+    assert_eq!(merges(&lane).len(), 1);
+}

@@ -24,6 +24,13 @@ struct CheckRunItem {
     conclusion: Option<String>,
     #[serde(default)]
     app: Option<App>,
+    #[serde(default)]
+    check_suite: Option<Suite>,
+}
+
+#[derive(Deserialize)]
+struct Suite {
+    id: u64,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +79,7 @@ pub(super) async fn on_commit(gh: &GitHub, repo: &str, sha: &str) -> Result<Vec<
         seen.extend(runs.into_iter().map(|run| Seen {
             name: run.name,
             source: run.app.map(|a| Source::App(a.slug)),
+            run: run.check_suite.map(|s| s.id),
             conclusion: run_conclusion(run.status.as_deref(), run.conclusion.as_deref()),
         }));
         if !full {
@@ -83,6 +91,7 @@ pub(super) async fn on_commit(gh: &GitHub, repo: &str, sha: &str) -> Result<Vec<
     seen.extend(statuses.into_iter().map(|status| Seen {
         name: status.context,
         source: status.creator.map(|u| Source::User(u.login)),
+        run: None,
         conclusion: status_conclusion(&status.state),
     }));
     Ok(seen)
