@@ -311,6 +311,7 @@ async fn merge_setup(smoke: Option<&str>, author: &str, body: &str) -> (FakeGitH
         }
     });
     let mut event = fixture("github/issue_comment/created.json");
+    event["comment"]["id"] = crate::common::next_comment_id().into();
     event["issue"]["number"] = 2.into();
     event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
     event["comment"]["body"] = body.into();

@@ -305,6 +305,7 @@ async fn a_merged_backport_ends_the_record_and_commands_add_targets(backend: Bac
 
     // `/hotfix backport release-0` after the merge adds a target.
     let mut comment = common::json_fixture("github/issue_comment/created.json");
+    comment["comment"]["id"] = common::next_comment_id().into();
     comment["issue"]["number"] = 2.into();
     comment["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
     comment["comment"]["body"] = "/hotfix backport release-0".into();

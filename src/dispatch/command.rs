@@ -39,6 +39,11 @@ pub(super) async fn on_comment<P: Forges>(
     let responder = d.responders.check(forge, &repo.full_name, actor, &loaded, now).await?;
     let forge_name = envelope.forge.as_str();
     let mut prior = d.pull_state(forge_name, repo.id, number).await?;
+    // Comment ids only grow: a comment no newer than the last one acted on is a redelivery or
+    // arrived late, and its commands — an old authorize among them — must not run again.
+    if prior.as_ref().and_then(|p| p.lane.last_comment).is_some_and(|last| comment.id <= last) {
+        return d.track_only(envelope).await;
+    }
     // A commenter who may run none of their commands costs no look-ups: not a responder, and
     // not the change's known author (who may open its postmortem and ask for backports).
     let author = prior.as_ref().and_then(|p| p.author.as_deref()).is_some_and(|a| a.eq_ignore_ascii_case(actor));
@@ -46,11 +51,12 @@ pub(super) async fn on_comment<P: Forges>(
     let may_run_some = responder || (author && commands.iter().any(authors_own));
     let author_unknown = prior.is_none() && commands.iter().any(authors_own);
     if !may_run_some && !author_unknown {
-        return refuse(forge, envelope, repo, number, actor, &commands, prior, policy, now).await;
+        return refuse(forge, envelope, repo, (number, comment.id), actor, &commands, prior, policy, now).await;
     }
     let Some(mut pull) = forge.pull(&repo.full_name, number).await? else {
         return Err(StepError::Invalid(format!("pull request #{number} not found")));
     };
+    prior.get_or_insert_with(|| track::first_seen(&pull)).lane.last_comment = Some(comment.id);
     let head_sha = pull.head_sha.clone();
     let scope = AuditScope { at: now, forge: forge_name, repo: &repo.full_name, number, actor, sha: &head_sha };
     let audit = |action: &str, detail: String| scope.entry(action, detail);
@@ -168,7 +174,7 @@ async fn refuse<F: Forge>(
     forge: &F,
     envelope: &Envelope,
     repo: &RepoRef,
-    number: u64,
+    (number, comment_id): (u64, u64),
     actor: &str,
     commands: &[Command],
     prior: Option<track::PullFacts>,
@@ -202,6 +208,7 @@ async fn refuse<F: Forge>(
             _ => scope.entry("grant.refused", format!("@{actor} is not a responder")),
         })
         .collect();
+    facts.lane.last_comment = Some(comment_id);
     if facts.lane.refused.insert(actor.to_ascii_lowercase()) {
         let body = format!(
             "{REFUSAL_MARKER}\n### hotfix-lane\n\n@{actor} is not a responder. {}\n",

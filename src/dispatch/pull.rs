@@ -90,7 +90,8 @@ pub(super) async fn on_pull<P: Forges>(
     if let Some((action, why)) = grant::drop_lapsed(&mut facts) {
         lapsed.push(scope.entry(action, why));
     }
-    let was = prior.map(|p| p.lane.membership).unwrap_or_default();
+    let had_labels = prior.as_ref().map(|p| p.labels.clone());
+    let was = Prior { membership: prior.map(|p| p.lane.membership).unwrap_or_default(), labels: had_labels };
     let evaluated = decide_pull(d, forge, envelope, repo, action, pull, label, was, facts.clone(), now).await;
     lapsed_first(envelope, repo, &facts, lapsed, evaluated, now)
 }
@@ -122,6 +123,13 @@ pub(super) fn lapsed_first(
     }
 }
 
+/// What the lane knew of a change before this event.
+struct Prior {
+    membership: Membership,
+    /// `None` for a change never seen.
+    labels: Option<Vec<String>>,
+}
+
 /// How long after a failed evaluation the change is looked at again.
 const RETRY_AFTER_LAPSE_MS: Millis = 30_000;
 
@@ -134,7 +142,7 @@ async fn decide_pull<P: Forges>(
     action: PullRequestAction,
     pull: &PullRequest,
     label: Option<&str>,
-    was: Membership,
+    was: Prior,
     mut facts: PullFacts,
     now: Millis,
 ) -> Result<Vec<Write>, StepError> {
@@ -144,7 +152,13 @@ async fn decide_pull<P: Forges>(
     let has_label = pull.labels.iter().any(|l| l.eq_ignore_ascii_case(lane_label));
     let sender = &envelope.sender.login;
     let applied_now = match action {
-        PullRequestAction::Labeled => label.is_some_and(|l| l.eq_ignore_ascii_case(lane_label)),
+        // GitHub sends `labeled` only for a label that was not on: one for a label the change
+        // already carries is older than what the lane knows (a redelivery, or late), and must
+        // not grant again after a revoke or an expiry.
+        PullRequestAction::Labeled => {
+            let already = was.labels.as_ref().is_some_and(|l| l.iter().any(|l| l.eq_ignore_ascii_case(lane_label)));
+            !already && label.is_some_and(|l| l.eq_ignore_ascii_case(lane_label))
+        }
         // Labels set while opening the pull request were set by whoever opened it.
         PullRequestAction::Opened => has_label,
         _ => false,
@@ -172,7 +186,7 @@ async fn decide_pull<P: Forges>(
         sha: &pull.head_sha,
     };
     let audit = |action: &str, detail: String| scope.entry(action, detail);
-    if facts.lane.membership != was {
+    if facts.lane.membership != was.membership {
         writes.push(audit(
             membership_action(&facts.lane.membership),
             membership::report(&facts.lane.membership, policy).details,

@@ -85,6 +85,9 @@ pub struct LaneRecord {
     /// Commenters (lowercased) already told they are not responders: told once, not per command.
     #[serde(default)]
     pub refused: std::collections::BTreeSet<String>,
+    /// The newest comment whose commands were handled.
+    #[serde(default)]
+    pub last_comment: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

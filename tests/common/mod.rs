@@ -197,3 +197,9 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A fresh comment id: GitHub's only grow, and the lane acts on a comment id once.
+pub fn next_comment_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2_000_000_000);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}

@@ -39,6 +39,7 @@ fn pr_event(action: &str, pull: &Value, label: Option<&str>, sender: &str) -> Va
 
 fn comment_event(number: u64, body: &str, author: &str) -> Value {
     let mut event = common::json_fixture("github/issue_comment/created.json");
+    event["comment"]["id"] = crate::common::next_comment_id().into();
     event["issue"]["number"] = number.into();
     event["issue"]["pull_request"] = json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/{number}") });
     event["comment"]["body"] = body.into();

@@ -33,6 +33,7 @@ fn pr_event(action: &str, label: Option<&str>, body: &str, sender: &str) -> Valu
 /// A new comment on PR #2 by `author`.
 fn comment_event(body: &str, author: &str) -> Value {
     let mut event = common::json_fixture("github/issue_comment/created.json");
+    event["comment"]["id"] = crate::common::next_comment_id().into();
     event["issue"]["number"] = 2.into();
     event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
     event["comment"]["body"] = body.into();
@@ -294,6 +295,7 @@ async fn an_outsiders_authorize_does_not_make_the_lane_ping_the_responders() {
     pull["labels"] = json!([]);
     lane.fake.repo(REPO, |r| r.pulls.insert(2, pull));
     let mut event = common::json_fixture("github/issue_comment/created.json");
+    event["comment"]["id"] = crate::common::next_comment_id().into();
     event["issue"]["number"] = 2.into();
     event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
     event["comment"]["body"] = "/hotfix authorize".into();
