@@ -44,7 +44,12 @@ pub(super) async fn on_check<P: Forges>(
     if !finished {
         return Ok(vec![]);
     }
-    let loaded = d.policies.get(forge, &repo.full_name).await?;
+    // Every status of every CI job arrives here: the name filter needs no fresh read, since the
+    // queued refresh revalidates the policy before it decides.
+    let loaded = match d.policies.last_read(&repo.full_name) {
+        Some(loaded) => loaded,
+        None => d.policies.get(forge, &repo.full_name).await?,
+    };
     if !loaded.policy.merge.smoke_checks.iter().any(|c| c.name == name) {
         return Ok(vec![]);
     }

@@ -35,6 +35,12 @@ pub struct Loaded {
 }
 
 impl Policies {
+    /// The policy last read for `repo`, without asking the forge: for cues that only decide
+    /// whether to queue work, which revalidates before it decides anything.
+    pub fn last_read(&self, repo: &str) -> Option<Loaded> {
+        self.cache.lock().expect("policy cache lock").get(repo).map(|c| c.loaded.clone())
+    }
+
     /// The policy on `repo`'s default branch now.
     pub async fn get<F: Forge>(&self, forge: &F, repo: &str) -> Result<Loaded, ForgeError> {
         let known = self.cache.lock().expect("policy cache lock").get(repo).cloned();
