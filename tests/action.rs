@@ -310,14 +310,7 @@ async fn merge_setup(smoke: Option<&str>, author: &str, body: &str) -> (FakeGitH
             });
         }
     });
-    let mut event = fixture("github/issue_comment/created.json");
-    event["comment"]["id"] = crate::common::next_comment_id().into();
-    event["issue"]["number"] = 2.into();
-    event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
-    event["comment"]["body"] = body.into();
-    event["comment"]["user"]["login"] = author.into();
-    event["sender"]["login"] = author.into();
-    (fake, serde_json::to_vec(&event).unwrap())
+    (fake, serde_json::to_vec(&common::comment_event(2, body, author)).unwrap())
 }
 
 const MERGE: [(&str, &str); 4] = [("token", TOKEN), ("mode", "merge"), ("wait", "2s"), ("poll-interval", "1s")];

@@ -228,7 +228,6 @@ struct Run {
     model: Model,
     rng: fastrand::Rng,
     sent: Vec<Sent>,
-    next_comment: u64,
     /// The fake will lose the next merge answer.
     losing: bool,
     /// Draw the interleavings the lane gets wrong as well (see [`Run::draw`]).
@@ -255,7 +254,6 @@ impl Run {
             model: Model::new(),
             rng: fastrand::Rng::with_seed(seed),
             sent: Vec::new(),
-            next_comment: 1,
             losing: false,
             all,
             trail,
@@ -402,15 +400,7 @@ impl Run {
     }
 
     async fn comment(&mut self, body: &str, author: &str, replay: Replay) {
-        let mut event = common::json_fixture("github/issue_comment/created.json");
-        event["comment"]["id"] = common::next_comment_id().into();
-        event["issue"]["number"] = 2.into();
-        event["issue"]["pull_request"] = json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/2") });
-        event["comment"]["id"] = self.next_comment.into();
-        event["comment"]["body"] = body.into();
-        event["comment"]["user"]["login"] = author.into();
-        event["sender"]["login"] = author.into();
-        self.next_comment += 1;
+        let event = common::comment_event(2, body, author);
         self.send("issue_comment", event, replay).await;
     }
 

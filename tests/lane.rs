@@ -37,14 +37,7 @@ const RESPONDERS: &str = "[responders]\nusers = [\"Codertocat\"]\n";
 
 /// A comment on PR #2, as `author`.
 fn comment_event(body: &str, author: &str) -> Value {
-    let mut event = common::json_fixture("github/issue_comment/created.json");
-    event["comment"]["id"] = common::next_comment_id().into();
-    event["issue"]["number"] = 2.into();
-    event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
-    event["comment"]["body"] = body.into();
-    event["comment"]["user"]["login"] = author.into();
-    event["sender"]["login"] = author.into();
-    event
+    common::comment_event(2, body, author)
 }
 
 /// Serves PR #2 from the fake, labelled `hotfix`, with `body`.

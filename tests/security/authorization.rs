@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::common::lane::{Lane, POLICY, REPO};
-use crate::common::{self, eventually, Backend};
+use crate::common::{self, comment_event, eventually, Backend};
 
 const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const OTHER: &str = "1234567890123456789012345678901234567890";
@@ -34,17 +34,6 @@ fn pr_event(action: &str, pull: &Value, label: Option<&str>, sender: &str) -> Va
     event["number"] = pull["number"].clone();
     event["label"] = label.map_or(Value::Null, |l| json!({ "name": l }));
     event["sender"]["login"] = sender.into();
-    event
-}
-
-fn comment_event(number: u64, body: &str, author: &str) -> Value {
-    let mut event = common::json_fixture("github/issue_comment/created.json");
-    event["comment"]["id"] = crate::common::next_comment_id().into();
-    event["issue"]["number"] = number.into();
-    event["issue"]["pull_request"] = json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/{number}") });
-    event["comment"]["body"] = body.into();
-    event["comment"]["user"]["login"] = author.into();
-    event["sender"]["login"] = author.into();
     event
 }
 

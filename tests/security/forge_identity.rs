@@ -34,14 +34,7 @@ fn pr_event(action: &str, label: Option<&str>, labels: &[&str], sender: &str) ->
 
 /// A comment on PR #2, as `author`.
 fn comment_event(body: &str, author: &str) -> Value {
-    let mut event = crate::common::json_fixture("github/issue_comment/created.json");
-    event["comment"]["id"] = crate::common::next_comment_id().into();
-    event["issue"]["number"] = 2.into();
-    event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
-    event["comment"]["body"] = body.into();
-    event["comment"]["user"]["login"] = author.into();
-    event["sender"]["login"] = author.into();
-    event
+    crate::common::comment_event(2, body, author)
 }
 
 /// PR #2 as the fake serves it, labelled `hotfix`, with `body`.

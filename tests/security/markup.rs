@@ -32,14 +32,7 @@ fn pr_event(action: &str, label: Option<&str>, body: &str, sender: &str) -> Valu
 
 /// A new comment on PR #2 by `author`.
 fn comment_event(body: &str, author: &str) -> Value {
-    let mut event = common::json_fixture("github/issue_comment/created.json");
-    event["comment"]["id"] = crate::common::next_comment_id().into();
-    event["issue"]["number"] = 2.into();
-    event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
-    event["comment"]["body"] = body.into();
-    event["comment"]["user"]["login"] = author.into();
-    event["sender"]["login"] = author.into();
-    event
+    common::comment_event(2, body, author)
 }
 
 /// PR #2 as the fake serves it: labelled `hotfix`, with `title` and `body`.
@@ -294,13 +287,7 @@ async fn an_outsiders_authorize_does_not_make_the_lane_ping_the_responders() {
     let mut pull = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
     pull["labels"] = json!([]);
     lane.fake.repo(REPO, |r| r.pulls.insert(2, pull));
-    let mut event = common::json_fixture("github/issue_comment/created.json");
-    event["comment"]["id"] = crate::common::next_comment_id().into();
-    event["issue"]["number"] = 2.into();
-    event["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
-    event["comment"]["body"] = "/hotfix authorize".into();
-    event["comment"]["user"]["login"] = "mallory".into();
-    lane.send("issue_comment", event).await;
+    lane.send("issue_comment", comment_event("/hotfix authorize", "mallory")).await;
     let refusal = lane.comments().into_iter().find(|c| c.contains("is not a responder")).expect("a refusal");
     assert_eq!(live_markup(&refusal, "mallory"), Vec::<String>::new(), "{refusal}");
 }
