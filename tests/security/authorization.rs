@@ -477,3 +477,32 @@ async fn a_workflow_on_another_branch_reporting_green_smoke_does_not_hide_the_re
     ci_green(&lane, HEAD).await;
     assert_eq!(merges(&lane).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivering_a_responders_label_after_a_revoke_does_not_grant_again() {
+    let (lane, pr) = authorized(PINNED).await;
+    lane.send("issue_comment", comment_event(2, "/hotfix revoke", "alice")).await;
+    // The same `labeled` body again, under a new delivery id (late, or replayed).
+    lane.send("pull_request", pr_event("labeled", &pr, Some("hotfix"), "alice")).await;
+    ci_green(&lane, HEAD).await;
+    assert!(merges(&lane).is_empty());
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null);
+    assert_eq!(details(&lane, "grant.created").await.len(), 1, "granted once, by the first label");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivering_an_old_authorize_comment_after_a_push_does_not_authorize_the_push() {
+    let (lane, pr) = authorized(PINNED).await;
+    lane.send("issue_comment", comment_event(2, "/hotfix revoke", "alice")).await;
+    let authorize = comment_event(2, "/hotfix authorize", "alice");
+    lane.send("issue_comment", authorize.clone()).await;
+    let mut pushed = pr.clone();
+    pushed["head"]["sha"] = OTHER.into();
+    serve(&lane, &pushed);
+    lane.send("pull_request", pr_event("synchronize", &pushed, None, "mallory")).await;
+    // alice's authorize comes again, with a new delivery id but its own comment id.
+    lane.send("issue_comment", authorize).await;
+    ci_green(&lane, OTHER).await;
+    assert!(merges(&lane).is_empty());
+    assert_eq!(stored_grant(&lane, 2).await, Value::Null);
+}
