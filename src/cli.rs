@@ -486,7 +486,7 @@ fn fail(err: anyhow::Error) -> ExitCode {
 async fn backport_pending(database_url: String, stale_only: bool, format: AuditFormat) -> anyhow::Result<()> {
     let store = Store::open(&database_url, &StoreOptions::default()).await?;
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-    let mut pending = crate::dispatch::pending_backports(&store, "github", now).await?;
+    let mut pending = crate::dispatch::pending_backports(&store, now).await?;
     pending.retain(|p| p.backport.stale || !stale_only);
     match format {
         AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&pending)?),

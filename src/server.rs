@@ -221,20 +221,22 @@ async fn reconcile_periodically(
 ) {
     loop {
         // Unmerged backports, for the dashboard that says which ones went stale.
-        match crate::dispatch::pending_backports(&store, "github", clock.now_ms()).await {
+        match crate::dispatch::pending_backports(&store, clock.now_ms()).await {
             Ok(pending) => {
                 let stale = pending.iter().filter(|p| p.backport.stale).count();
                 metrics.backports_unmerged(pending.len() - stale, stale);
             }
             Err(err) => tracing::warn!(error = %err, "counting unmerged backports failed"),
         }
-        match crate::dispatch::reconcile(&store, "github", clock.now_ms()).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(changes = n, "reconciling open changes with GitHub");
-                wake.notify_waiters();
+        for forge in crate::lane::event::Forge::ALL {
+            match crate::dispatch::reconcile(&store, forge, clock.now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(changes = n, forge = forge.as_str(), "reconciling open changes with the forge");
+                    wake.notify_waiters();
+                }
+                Err(err) => tracing::warn!(error = %err, forge = forge.as_str(), "reconcile sweep failed"),
             }
-            Err(err) => tracing::warn!(error = %err, "reconcile sweep failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -335,7 +335,7 @@ async fn a_merged_backport_ends_the_record_and_commands_add_targets(backend: Bac
     // The one still open is listed, and turns stale after the policy's three days.
     let day = 24 * 3600 * 1000;
     let store = lane.store();
-    let pending = |at| async move { hotfix_lane::dispatch::pending_backports(store, "github", at).await.unwrap() };
+    let pending = |at| async move { hotfix_lane::dispatch::pending_backports(store, at).await.unwrap() };
     let now = pending(NOW + 2 * day).await;
     assert_eq!(now.len(), 1);
     assert_eq!((now[0].backport.target.as_str(), now[0].backport.stale), ("release-0", false));

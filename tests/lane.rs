@@ -276,7 +276,7 @@ async fn the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed(ba
             suite: 0,
         });
     });
-    hotfix_lane::dispatch::reconcile(lane.store(), "github", NOW).await.unwrap();
+    hotfix_lane::dispatch::reconcile(lane.store(), hotfix_lane::lane::event::Forge::Github, NOW).await.unwrap();
     lane.settle().await;
     assert_eq!(lane.status(missed, "hotfix-lane/postmortem"), ("failure".into(), "no postmortem referenced".into()));
     let on_reported = lane.fake.repo(REPO, |r| r.statuses.iter().filter(|s| s.sha == reported).count());
@@ -327,7 +327,8 @@ async fn the_reconcile_sweep_catches_what_webhooks_missed(backend: Backend) {
     assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").1, "#50 does not exist");
     // The issue appears, but its webhook never arrives.
     lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
-    let queued = hotfix_lane::dispatch::reconcile(lane.store(), "github", NOW).await.unwrap();
+    let queued =
+        hotfix_lane::dispatch::reconcile(lane.store(), hotfix_lane::lane::event::Forge::Github, NOW).await.unwrap();
     assert_eq!(queued, 2, "the open change the lane watches, and its repository's merge queue");
     lane.settle().await;
     assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "postmortem #50".into()));

@@ -14,22 +14,25 @@ use std::time::Duration;
 
 use super::{decide_for, env, runner, Decision};
 use crate::clock::{Clock, SystemClock};
-use crate::dispatch::{self, head_author, try_merge, StepError};
+use crate::dispatch::{Loaded, StepError};
 use crate::forge::Forge;
+use crate::lane::audit::Audit;
 use crate::lane::command::{self, Command};
+use crate::lane::effect::Effect;
 use crate::lane::event::{CommentAction, Envelope, Event, PullRequest, PullRequestAction};
 use crate::lane::grant::{self, Blocker};
 use crate::lane::incident::format_utc;
 use crate::lane::membership::who_can_authorize;
 use crate::lane::policy::parse_duration;
+use crate::lane::step::{authorization as authorized_by, Input};
 use crate::lane::track;
-use crate::store::Write;
 
 pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Decision) -> Result<ExitCode, String> {
     let files = runner::Files::from_env();
     let write = |e: std::io::Error| format!("cannot write the step's outputs: {e}");
     let repo = envelope.repo.as_ref().ok_or("the event names no repository")?;
     let policy = decision.policy.clone();
+    let loaded = Loaded { policy: policy.clone(), error: None, blob: None };
     let Some((by, duration, reason)) = authorization(envelope, &policy) else {
         println!("no authorization in this event: nothing to merge");
         files.output("merged", "none").map_err(write)?;
@@ -56,7 +59,11 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Deci
         }
         _ => decision.pull.clone(),
     };
-    let head_author = head_author(forge, repo, &seen, &by, &policy).await.map_err(|e| e.to_string())?;
+    let head_author = if grant::needs_head_author(&seen, &by, &policy) {
+        forge.commit_author(&repo.full_name, &seen.head_sha).await.map_err(|e| e.to_string())?
+    } else {
+        None
+    };
     let request = grant::Request { by: &by, duration, reason, head_author: head_author.as_deref() };
     let granted = grant::authorize(&seen, request, &policy, clock.now_ms())?;
     let short: String = granted.sha.chars().take(7).collect();
@@ -80,11 +87,14 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Deci
         let mut facts = track::first_seen(&pull);
         facts.lane.membership = current.membership.clone();
         facts.lane.grant = Some(granted.clone());
+        facts.lane.remember(&pull.head_sha, &current.lane);
         facts.lane.remember(&pull.head_sha, &current.postmortem);
         // The merge itself reads the change, its checks and its postmortem again.
-        match try_merge(forge, envelope.forge.as_str(), repo, &mut facts, &policy, now).await {
-            Ok(writes) => {
-                trail(&writes);
+        let input = Input::ChecksMoved { sha: pull.head_sha.clone() };
+        let facts = match super::lane(forge, repo, &loaded, number, Some(facts.clone()), input, merges).await {
+            Ok(decided) => {
+                trail(&decided.audit);
+                let facts = decided.facts.unwrap_or(facts);
                 let outcome = if facts.lane.merged.is_some() {
                     Some("merged")
                 } else if facts.lane.enqueued.is_some() {
@@ -96,16 +106,20 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Deci
                 };
                 if let Some(outcome) = outcome {
                     files.output("merged", outcome).map_err(write)?;
-                    let line = format!("#{number} {outcome} at {short} on {}", dispatch::authorization(&granted));
+                    let line = format!("#{number} {outcome} at {short} on {}", authorized_by(&granted));
                     files.summary(&format!("### hotfix-lane merge\n\n{line}\n")).map_err(write)?;
                     println!("{line}");
                     return Ok(ExitCode::SUCCESS);
                 }
+                facts
             }
             // The base moved under the merge: try again at the next look.
-            Err(StepError::Retry(why)) => println!("{}", runner::escape_data(&why)),
+            Err(StepError::Retry(why)) => {
+                println!("{}", runner::escape_data(&why));
+                facts
+            }
             Err(err) => return Err(err.to_string()),
-        }
+        };
         match grant::readiness(&facts, &policy, now) {
             Err(blocker @ (Blocker::PostmortemNotGreen | Blocker::SmokePending(_))) if now < deadline => {
                 println!("{}", runner::escape_data(&blocker.explain()));
@@ -152,10 +166,14 @@ fn duration_input(name: &str, default: &str) -> Result<Duration, String> {
 }
 
 /// What the server would have written to the audit log, in the job's log.
-fn trail(writes: &[Write]) {
-    for write in writes {
-        if let Write::Audit(entry) = write {
-            println!("audit: {} {}", entry.action, runner::escape_data(&entry.detail));
-        }
+fn trail(audit: &[Audit]) {
+    for entry in audit {
+        println!("audit: {} {}", entry.action, runner::escape_data(&entry.detail));
     }
+}
+
+/// The effects the Action carries out: the merge and what follows from it. It keeps no lane
+/// comment and no reports (the workflow's own jobs are its checks).
+fn merges(effect: &Effect) -> bool {
+    matches!(effect, Effect::Merge { .. } | Effect::EnqueueFirst { .. } | Effect::Comment { .. } | Effect::Retry { .. })
 }

@@ -11,15 +11,20 @@ mod runner;
 
 use std::process::ExitCode;
 
-use crate::dispatch::{look_up, queue_pull_number, recorded_labeler, Policies};
+use crate::clock::{Clock, SystemClock};
+use crate::dispatch::change::Change;
+use crate::dispatch::{queue_pull_number, Loaded, Policies};
 use crate::forge::github::{GitHubAuth, GitHubClients};
 use crate::forge::{Forge, Forges};
 use crate::ingress::github_payload;
 use crate::lane::comment;
-use crate::lane::event::{Envelope, Event, PullRequest, RepoRef};
-use crate::lane::membership::{self, Membership};
-use crate::lane::postmortem;
-use crate::lane::report::{CheckState, Report};
+use crate::lane::conventions::Conventions;
+use crate::lane::effect::Effect;
+use crate::lane::event::{Envelope, Event, PullRequest, PullRequestAction, RepoRef};
+use crate::lane::membership::Membership;
+use crate::lane::report::{CheckState, Report, LANE_CONTEXT, POSTMORTEM_CONTEXT};
+use crate::lane::step::{Ctx, Input, Observed};
+use crate::lane::track::PullFacts;
 
 pub use runner::escape_data;
 
@@ -85,7 +90,7 @@ async fn run(token: &str) -> Result<ExitCode, String> {
         .ok_or("unsupported event")?;
     let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
     let forge = GitHubClients::new(&api, GitHubAuth::Token(token.to_string()))
-        .and_then(|c| c.client(None))
+        .and_then(|c| c.client(envelope.forge, None))
         .map_err(|e| e.to_string())?;
     let decision = decide(&forge, &envelope).await?;
     match mode {
@@ -136,26 +141,57 @@ async fn decide<F: Forge>(forge: &F, envelope: &Envelope) -> Result<Decision, St
     decide_for(forge, repo, pull).await
 }
 
-/// The lane decision for `pull` as it is now.
+/// The lane decision for `pull` as it is now: the server's step, with nothing written.
 async fn decide_for<F: Forge>(forge: &F, repo: &RepoRef, pull: PullRequest) -> Result<Decision, String> {
     let policies = Policies::default();
     let loaded = policies.get(forge, &repo.full_name).await.map_err(|e| e.to_string())?;
-    let policy = &loaded.policy;
     if let Some(error) = &loaded.error {
-        runner::warning(&format!(".github/hotfix-lane.toml on the default branch is invalid: {error}"));
+        runner::warning(&format!("{} on the default branch is invalid: {error}", Conventions::of(FORGE).policy_path));
     }
-    let labeler = if pull.labels.iter().any(|l| l.eq_ignore_ascii_case(&policy.lane.label)) {
-        recorded_labeler(forge, &repo.full_name, pull.number, policy).await.map_err(|e| e.to_string())?
-    } else {
-        None
+    // A merged change (the backport mode runs after the merge) is decided as it stood open.
+    let change = PullRequest { state: crate::lane::event::ItemState::Open, ..pull.clone() };
+    let input = Input::Change {
+        action: PullRequestAction::Edited,
+        change: Box::new(change),
+        label: None,
+        actor: String::new(),
     };
-    let membership = membership::evaluate(&pull, policy, labeler.as_ref());
-    let reference = postmortem::find_reference(&pull.body, &repo.full_name);
-    let lookup = look_up(forge, &membership, &reference, &repo.full_name, policy).await.map_err(|e| e.to_string())?;
-    let postmortem = postmortem::verdict(membership.in_lane(), &reference, &repo.full_name, lookup.as_ref(), policy);
-    let lane = membership::report(&membership, policy);
-    let summary = comment::render(&membership, &lane, &postmortem, None, policy).replace(comment::MARKER, "");
-    Ok(Decision { number: pull.number, membership, lane, postmortem, summary, pull, policy: policy.clone() })
+    let decided = lane(forge, repo, &loaded, pull.number, None, input, |_| false).await.map_err(|e| e.to_string())?;
+    let facts = decided.facts.ok_or("the lane decided nothing about the pull request")?;
+    let report = |context: &str| {
+        facts.lane.reported.get(context).map(|r| r.report.clone()).ok_or(format!("the lane reported no {context}"))
+    };
+    let (lane, postmortem) = (report(LANE_CONTEXT)?, report(POSTMORTEM_CONTEXT)?);
+    let policy = loaded.policy.clone();
+    let membership = facts.lane.membership.clone();
+    let summary = comment::render(&membership, &lane, &postmortem, None, &policy).replace(comment::MARKER, "");
+    Ok(Decision { number: pull.number, membership, lane, postmortem, summary, pull, policy })
+}
+
+/// The forge the Action runs on.
+const FORGE: crate::lane::event::Forge = crate::lane::event::Forge::Github;
+
+/// Drives `input` through the server's lane for change `number`, applying only the effects
+/// `applies` lets through.
+async fn lane<F: Forge>(
+    forge: &F,
+    repo: &RepoRef,
+    loaded: &Loaded,
+    number: u64,
+    prior: Option<PullFacts>,
+    input: Input,
+    applies: fn(&Effect) -> bool,
+) -> Result<crate::dispatch::change::Decided, crate::dispatch::StepError> {
+    let ctx = Ctx {
+        repo,
+        installation_id: None,
+        policy: &loaded.policy,
+        policy_error: loaded.error.as_ref(),
+        conventions: Conventions::of(FORGE),
+        now: SystemClock.now_ms(),
+    };
+    let change = Change { forge, ctx, number, loaded, responders: None, applies };
+    change.run(prior, input, Observed::default()).await
 }
 
 fn publish(decision: &Decision, mode: Mode) -> std::io::Result<()> {

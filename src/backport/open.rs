@@ -9,6 +9,7 @@
 use crate::backport::mirror::{Credentials, Mirror, MirrorError, Mirrors, Pushed};
 use crate::backport::{engine, select, Picked, BOT_EMAIL, BOT_NAME};
 use crate::forge::{Forge, ForgeError, NewPull};
+use crate::lane::audit::AuditAction;
 use crate::lane::backport::{
     self as decide, Backport, BackportState, ConflictPath, BACKPORT_LABEL, BACKPORT_MARKER, CONFLICT_LABEL,
 };
@@ -56,7 +57,7 @@ pub async fn make<F: Forge>(
     req: &Request<'_>,
     record: &mut Backport,
     now: Millis,
-) -> Result<(&'static str, String), MakeError> {
+) -> Result<(AuditAction, String), MakeError> {
     let (repo, pull, target) = (req.repo, req.pull, req.target);
     let merge_commit = pull.merge_commit_sha.clone().unwrap_or_default();
     let branch = decide::branch_name(pull.number, target);
@@ -87,7 +88,7 @@ pub async fn make<F: Forge>(
         Ok(Outcome::NotOurs(why)) => return Ok(failed(record, target, not_ours(&branch, &why))),
         Ok(Outcome::AlreadyApplied) => {
             record.state = BackportState::AlreadyApplied;
-            return Ok(("backport.already_applied", format!("{target} has the change already")));
+            return Ok((AuditAction::BackportAlreadyApplied, format!("{target} has the change already")));
         }
         Ok(Outcome::Made(made)) => made,
     };
@@ -152,15 +153,15 @@ pub async fn make<F: Forge>(
         Some(n) => format!("#{n} to {target}"),
         None => format!("to {target}: {}", record.detail.as_deref().unwrap_or_default()),
     };
-    Ok((if conflicted { "backport.conflict" } else { "backport.opened" }, what))
+    Ok((if conflicted { AuditAction::BackportConflict } else { AuditAction::BackportOpened }, what))
 }
 
 /// Records the target as failed for `why`; returns the audit action and detail.
-fn failed(record: &mut Backport, target: &str, why: String) -> (&'static str, String) {
+fn failed(record: &mut Backport, target: &str, why: String) -> (AuditAction, String) {
     record.state = BackportState::Failed;
     let detail = format!("to {target}: {why}");
     record.detail = Some(why);
-    ("backport.failed", detail)
+    (AuditAction::BackportFailed, detail)
 }
 
 /// Why an existing backport branch is left alone, in the words the backport comment shows.

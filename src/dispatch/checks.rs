@@ -1,13 +1,12 @@
 //! Check runs and statuses: a smoke check's result only cues a re-evaluation of the changes
 //! it is on, in each change's own queue; the merge reads the results back from the forge.
 
-use serde::{Deserialize, Serialize};
-
-use super::observe::job_forge;
-use super::{change_key, lane_state_write, Dispatch, StepError};
+use super::{new_job, Dispatch, StepError};
 use crate::forge::{Forge, Forges};
 use crate::lane::event::{CheckConclusion, CommitState, Envelope, ItemState, RepoRef};
-use crate::store::{ClaimedJob, NewJob, Write};
+use crate::lane::job::{Job, Subject};
+use crate::lane::key::ChangeKey;
+use crate::store::Write;
 
 /// One check run or commit status as an event reports it.
 pub(super) struct CheckSeen<'a> {
@@ -17,17 +16,6 @@ pub(super) struct CheckSeen<'a> {
     pub finished: bool,
     /// The pull requests the forge says it belongs to; empty means "look them up".
     pub pull_numbers: &'a [u64],
-}
-
-/// Re-evaluates one change in its own queue after a check on its head moved.
-pub const REFRESH_JOB: &str = "refresh";
-
-#[derive(Serialize, Deserialize)]
-struct Refresh {
-    repo: RepoRef,
-    number: u64,
-    installation_id: Option<u64>,
-    sha: String,
 }
 
 /// A smoke check's result on a commit: each change whose head it is gets a re-evaluation in
@@ -58,44 +46,17 @@ pub(super) async fn on_check<P: Forges>(
     } else {
         pull_numbers.to_vec()
     };
-    let forge_name = envelope.forge.as_str();
     let now = d.clock.now_ms();
     let mut writes = Vec::new();
     for number in numbers {
-        let Some(facts) = d.pull_state(forge_name, repo.id, number).await? else { continue };
+        let (Some(facts), _) = d.change_state(ChangeKey::new(envelope.forge, repo.id, number)).await? else { continue };
         if facts.head_sha != sha || facts.state != ItemState::Open {
             continue;
         }
-        let refresh =
-            Refresh { repo: repo.clone(), number, installation_id: envelope.installation_id, sha: sha.to_string() };
-        writes.push(Write::Enqueue(NewJob {
-            kind: REFRESH_JOB.into(),
-            ordering_key: change_key(forge_name, repo.id, number),
-            payload: serde_json::to_value(refresh).expect("refresh serializes"),
-            delivery_id: None,
-            max_attempts: 8,
-            run_at: now,
-        }));
+        let change =
+            Subject { forge: envelope.forge, repo: repo.clone(), number, installation_id: envelope.installation_id };
+        writes.push(Write::Enqueue(new_job(&Job::Refresh { change, sha: sha.to_string() }, now)));
     }
-    Ok(writes)
-}
-
-/// Runs a [`REFRESH_JOB`]: merges the change if the lane now may, and updates its comment.
-pub(super) async fn refresh<P: Forges>(d: &Dispatch<P>, forges: &P, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
-    let Refresh { repo, number, installation_id, sha } = serde_json::from_value(job.payload.clone())
-        .map_err(|e| StepError::Invalid(format!("refresh payload does not parse: {e}")))?;
-    let forge_name = job_forge(job);
-    let Some(mut facts) = d.pull_state(forge_name, repo.id, number).await? else { return Ok(vec![]) };
-    if facts.head_sha != sha {
-        return Ok(vec![]);
-    }
-    let client = forges.client(installation_id)?;
-    let loaded = d.policies.get(&client, &repo.full_name).await?;
-    let now = d.clock.now_ms();
-    let mut writes =
-        super::report::refresh(&client, forge_name, &repo, &mut facts, &loaded.policy, loaded.error.as_ref(), now)
-            .await?;
-    writes.push(lane_state_write(forge_name, repo.id, &facts));
     Ok(writes)
 }
 

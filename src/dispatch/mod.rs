@@ -1,17 +1,17 @@
-//! Runs claimed jobs: a stored delivery goes through the lane; what the lane decides is
-//! reported to the forge, and comes back as writes for the runner to commit with the job.
+//! Runs claimed jobs: a stored delivery or a queued job becomes an input about one change,
+//! which goes through the lane ([`change`]) and comes back as writes for the runner to commit
+//! with the job. The forge is written to only by [`apply`].
 
+mod apply;
 mod backport;
+pub(crate) mod change;
 mod checks;
 mod command;
-mod merge;
 mod observe;
 mod policies;
-mod postmortem_issue;
 mod pull;
 mod queue;
 mod recheck;
-mod report;
 mod responders;
 
 use std::sync::Arc;
@@ -20,33 +20,34 @@ use crate::backport::mirror::Mirrors;
 use crate::clock::Clock;
 use crate::forge::{ForgeError, Forges};
 use crate::jobs::{JobHandler, JobResult};
-use crate::lane::event::{CheckAction, Envelope, Event, IssueAction, MergeGroupAction, PullRequestAction};
+use crate::lane::audit::{Audit, AuditAction};
+use crate::lane::conventions::Conventions;
+use crate::lane::event::{CheckAction, Envelope, Event, Forge, IssueAction, MergeGroupAction, PullRequestAction};
+use crate::lane::job::{Job, Subject};
+use crate::lane::key::ChangeKey;
+use crate::lane::step::{Ctx, Input, Observed};
 use crate::lane::track::{self, PullFacts};
 use crate::metrics::Metrics;
-use crate::store::{ClaimedJob, Store, StoreError, Write, DELIVERY_JOB};
+use crate::store::{AuditEntry, ClaimedJob, Millis, NewJob, Store, StoreError, Write, DELIVERY_JOB};
 
 pub use backport::{pending as pending_backports, PendingBackport};
-pub(crate) use merge::{authorization, try_merge};
-pub(crate) use observe::{head_author, look_up, recorded_labeler};
-pub use policies::{Loaded, Policies, GITHUB_POLICY_PATH};
-pub use pull::RECONCILE_JOB;
-pub use queue::{queue_pull_number, QUEUE_SWEEP_JOB};
-pub use recheck::RECHECK_JOB;
+pub use policies::{Loaded, Policies};
+pub use queue::queue_pull_number;
 pub use responders::Responders;
 
 /// Changes untouched for longer than this are left out of the reconcile sweep.
 const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
 
-/// Queues a re-evaluation of every open change the lane is watching (in the lane, refused, or
-/// commented on): webhooks missed while hotfix-lane was down or unreachable are never
-/// redelivered by GitHub. Returns how many were queued.
-pub async fn reconcile(store: &Store, forge: &str, now: crate::store::Millis) -> Result<usize, StoreError> {
+/// Queues a re-evaluation of every open change of `forge` the lane is watching (in the lane,
+/// refused, or commented on): webhooks missed while hotfix-lane was down or unreachable are
+/// never redelivered. Returns how many were queued.
+pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize, StoreError> {
     let mut queued = 0;
     // Merge groups whose `checks_requested` was missed would wait for the postmortem check
     // until the queue gives up on them: every queue of the repositories the lane knows is
     // looked at too.
     let mut repos = std::collections::BTreeMap::new();
-    let mut states = store.lane_states_since(forge, now - RECONCILE_HORIZON_MS);
+    let mut states = store.lane_states_since(forge.as_str(), now - RECONCILE_HORIZON_MS);
     while let Some(state) = states.next().await? {
         let Some(facts) = swept(state) else { continue };
         let Some(repo) = &facts.repo else { continue };
@@ -54,12 +55,14 @@ pub async fn reconcile(store: &Store, forge: &str, now: crate::store::Millis) ->
         let watched =
             facts.lane.membership != crate::lane::membership::Membership::Normal || facts.lane.comment_id.is_some();
         if watched && facts.state == crate::lane::event::ItemState::Open {
-            store.enqueue(&pull::reconcile_job(forge, &facts, repo, now), now).await?;
+            let subject =
+                Subject { forge, repo: repo.clone(), number: facts.number, installation_id: facts.installation_id };
+            store.enqueue(&new_job(&Job::Reconcile(subject), now), now).await?;
             queued += 1;
         }
     }
     for (repo, installation_id) in repos.into_values() {
-        store.enqueue(&queue::queue_sweep_job(forge, &repo, installation_id, now), now).await?;
+        store.enqueue(&new_job(&Job::QueueSweep { forge, repo, installation_id }, now), now).await?;
         queued += 1;
     }
     Ok(queued)
@@ -78,7 +81,7 @@ pub struct Dispatch<P> {
     pub mirrors: Mirrors,
 }
 
-/// Why a step of a job could not finish.
+/// Why a job could not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error(transparent)]
@@ -104,6 +107,19 @@ impl From<StepError> for JobResult {
     }
 }
 
+/// A job as queued: its stored kind and payload, its queue and its attempts.
+pub(crate) fn new_job(job: &Job, run_at: Millis) -> NewJob {
+    let (kind, payload) = job.to_stored();
+    NewJob {
+        kind,
+        ordering_key: job.ordering_key(),
+        payload,
+        delivery_id: None,
+        max_attempts: job.max_attempts(),
+        run_at,
+    }
+}
+
 impl<P: Forges> Dispatch<P> {
     pub fn new(store: Store, forge: Option<P>, clock: Arc<dyn Clock>, metrics: Metrics, mirrors: Mirrors) -> Arc<Self> {
         let (policies, responders) = (Policies::default(), Responders::default());
@@ -122,16 +138,26 @@ impl<P: Forges> Dispatch<P> {
         let Some(repo) = &envelope.repo else {
             return Ok(vec![]);
         };
-        let forge_name = envelope.forge.as_str();
         let Some(forges) = &self.forge else {
             return self.track_only(&envelope).await;
         };
-        let client = forges.client(envelope.installation_id)?;
+        let client = forges.client(envelope.forge, envelope.installation_id)?;
         let forge = &client;
+        let subject = |number| Subject {
+            forge: envelope.forge,
+            repo: repo.clone(),
+            number,
+            installation_id: envelope.installation_id,
+        };
         match &envelope.event {
             Event::PullRequest { action, pull, label } if *action != PullRequestAction::Unknown => {
-                let prior = self.pull_state(forge_name, repo.id, pull.number).await?;
-                pull::on_pull(self, forge, &envelope, repo, *action, pull, label.as_deref(), prior).await
+                let input = Input::Change {
+                    action: *action,
+                    change: Box::new(pull.clone()),
+                    label: label.clone(),
+                    actor: envelope.sender.login.clone(),
+                };
+                self.decide(forge, &subject(pull.number), input, Observed::default()).await
             }
             Event::Issue { action, issue, .. } if *action != IssueAction::Unknown && !issue.is_pull_request => {
                 recheck::on_issue(self, &envelope, repo, *action, issue).await
@@ -155,7 +181,10 @@ impl<P: Forges> Dispatch<P> {
                 checks::on_check(self, forge, &envelope, repo, seen).await
             }
             Event::Comment { action, number, on_pull_request: true, comment } => {
-                command::on_comment(self, forge, &envelope, repo, *action, *number, comment).await
+                match command::input(*action, comment) {
+                    Some(input) => self.decide(forge, &subject(*number), input, Observed::default()).await,
+                    None => self.track_only(&envelope).await,
+                }
             }
             Event::MergeGroup { action: MergeGroupAction::ChecksRequested, group } => {
                 queue::on_merge_group(self, forge, &envelope, repo, group).await
@@ -164,28 +193,111 @@ impl<P: Forges> Dispatch<P> {
         }
     }
 
+    /// A queued job, decoded once.
+    async fn queued(&self, forges: &P, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
+        let queued = Job::from_stored(&job.kind, &job.payload).map_err(StepError::Invalid)?;
+        let (forge, installation_id) = queued.acting_as();
+        let client = forges.client(forge, installation_id)?;
+        match queued {
+            Job::Reconcile(subject) => pull::reconcile(self, &client, &subject).await,
+            Job::Refresh { change, sha } => {
+                self.decide(&client, &change, Input::ChecksMoved { sha }, Observed::default()).await
+            }
+            Job::Recheck { change, lookup } => {
+                self.decide(&client, &change, Input::IssueChanged { lookup }, Observed::default()).await
+            }
+            Job::QueueSweep { forge, repo, installation_id } => {
+                queue::queue_sweep(self, &client, forge, &repo, installation_id).await
+            }
+            Job::Backport { change, target, merger } => {
+                backport::run(self, &client, &change, &target, merger, job.attempts >= job.max_attempts).await
+            }
+            Job::BackportFollowup { change, target, pull, head_sha, state } => {
+                backport::followup(self, &client, &change, &target, pull, &head_sha, state).await
+            }
+        }
+    }
+
+    /// Runs `input` about `subject`'s change through the lane, on the policy on its default
+    /// branch now, and hands back the job's writes.
+    async fn decide(
+        &self,
+        forge: &P::Client,
+        subject: &Subject,
+        input: Input,
+        seed: Observed,
+    ) -> Result<Vec<Write>, StepError> {
+        let (prior, read) = self.change_state(subject.key()).await?;
+        let loaded = self.policies.get(forge, &subject.repo.full_name).await?;
+        let ctx = Ctx {
+            repo: &subject.repo,
+            installation_id: subject.installation_id,
+            policy: &loaded.policy,
+            policy_error: loaded.error.as_ref(),
+            conventions: Conventions::of(subject.forge),
+            now: self.clock.now_ms(),
+        };
+        let change = change::Change {
+            forge,
+            ctx,
+            number: subject.number,
+            loaded: &loaded,
+            responders: Some(&self.responders),
+            applies: change::everything,
+        };
+        let decided = change.run(prior.clone(), input, seed).await?;
+        Ok(self.record(subject, prior.as_ref(), read, decided))
+    }
+
+    /// The job's writes for what the lane decided: audit entries, queued jobs, and the facts
+    /// (with the version they were decided on) when they changed.
+    fn record(
+        &self,
+        subject: &Subject,
+        prior: Option<&PullFacts>,
+        read: Option<i64>,
+        decided: change::Decided,
+    ) -> Vec<Write> {
+        let now = self.clock.now_ms();
+        let labeled_at = decided.facts.as_ref().and_then(|f| f.lane.labeler.as_ref()).map(|l| l.at);
+        observe_decisions(&decided.audit, labeled_at, now, &self.metrics);
+        let forge = subject.forge.as_str();
+        let mut writes: Vec<Write> = decided.audit.into_iter().map(|a| audit_write(now, subject, a)).collect();
+        writes.extend(decided.jobs.iter().map(|(job, at)| Write::Enqueue(new_job(job, *at))));
+        if let Some(facts) = decided.facts.filter(|f| Some(f) != prior) {
+            let issue = facts.lane.membership.in_lane().then(|| facts.lane.postmortem.clone()).flatten();
+            writes.push(Write::PostmortemLink {
+                forge: forge.into(),
+                repo_id: subject.repo.id as i64,
+                repo: subject.repo.full_name.clone(),
+                number: facts.number as i64,
+                issue: issue.map(|i| (i.repo, i.number as i64)),
+            });
+            writes.push(lane_state_write(subject.key(), &facts, read));
+        }
+        writes
+    }
+
     /// Keeps the per-change facts up to date for events that need no decision.
     async fn track_only(&self, envelope: &Envelope) -> Result<Vec<Write>, StepError> {
         let (Some(repo), Some((number, _))) = (&envelope.repo, track::subject(envelope)) else {
             return Ok(vec![]);
         };
-        let prior = self.pull_state(envelope.forge.as_str(), repo.id, number).await?;
-        Ok(track::observe(prior, envelope)
-            .map(|facts| lane_state_write(envelope.forge.as_str(), repo.id, &facts))
-            .into_iter()
-            .collect())
+        let key = ChangeKey::new(envelope.forge, repo.id, number);
+        let (prior, read) = self.change_state(key).await?;
+        Ok(track::observe(prior, envelope).map(|facts| lane_state_write(key, &facts, read)).into_iter().collect())
     }
 
-    /// A change's stored facts. Facts that do not read fail the job loudly — read as "never
-    /// seen", they would forget a grant's lapse or a merge.
-    async fn pull_state(&self, forge: &str, repo_id: u64, number: u64) -> Result<Option<PullFacts>, StepError> {
-        let Some(state) = self.store.lane_state(forge, repo_id as i64, number as i64).await? else {
-            return Ok(None);
-        };
-        serde_json::from_value::<PullFacts>(state).map(Some).map_err(|e| {
-            tracing::error!(forge, repo_id, number, error = %e, "stored lane state does not read");
-            StepError::Invalid(format!("the stored lane state of #{number} does not read: {e}"))
-        })
+    /// A change's stored facts and their version. Facts that do not read fail the job loudly —
+    /// read as "never seen", they would forget a grant's lapse or a merge.
+    async fn change_state(&self, key: ChangeKey) -> Result<(Option<PullFacts>, Option<i64>), StepError> {
+        let stored = self.store.versioned_lane_state(key.forge.as_str(), key.repo_id as i64, key.number as i64).await?;
+        let Some((state, version)) = stored else { return Ok((None, None)) };
+        let facts = serde_json::from_value::<PullFacts>(state).map_err(|e| {
+            tracing::error!(%key, error = %e, "stored lane state does not read");
+            StepError::Invalid(format!("the stored lane state of #{} does not read: {e}", key.number))
+        })?;
+        Ok((Some(facts), Some(version)))
     }
 }
 
@@ -199,108 +311,53 @@ fn swept(state: serde_json::Value) -> Option<PullFacts> {
 
 /// Feeds the hotfix figures teams track from a job's decisions: grants by outcome, the time
 /// from the lane label to the grant, and from the label to the merge.
-fn observe_decisions(writes: &[Write], metrics: &Metrics) {
-    let since_label = |number: Option<i64>, at: crate::store::Millis| {
-        let labeled_at = writes.iter().find_map(|w| match w {
-            Write::LaneState { number: n, state, .. } if Some(*n) == number => state["lane"]["labeler"]["at"].as_i64(),
-            _ => None,
-        })?;
-        Some(std::time::Duration::from_millis(at.saturating_sub(labeled_at).max(0) as u64))
-    };
-    for write in writes {
-        let Write::Audit(entry) = write else { continue };
-        if let Some(outcome) = entry.action.strip_prefix("grant.") {
+fn observe_decisions(audit: &[Audit], labeled_at: Option<Millis>, now: Millis, metrics: &Metrics) {
+    let since_label = || labeled_at.map(|at| std::time::Duration::from_millis(now.saturating_sub(at).max(0) as u64));
+    for entry in audit {
+        if let Some(outcome) = entry.action.grant_outcome() {
             metrics.grant(outcome);
-            if outcome == "created" {
-                since_label(entry.number, entry.at).into_iter().for_each(|d| metrics.authorization_latency(d));
-            }
         }
-        if entry.action == "merge.merged" {
-            since_label(entry.number, entry.at).into_iter().for_each(|d| metrics.time_to_merge(d));
+        match entry.action {
+            AuditAction::GrantCreated => since_label().into_iter().for_each(|d| metrics.authorization_latency(d)),
+            AuditAction::MergeMerged => since_label().into_iter().for_each(|d| metrics.time_to_merge(d)),
+            _ => {}
         }
     }
 }
 
-/// Who did what to which change at which commit: the part of an audit entry that stays the
-/// same for every decision a job makes about one change.
-struct AuditScope<'a> {
-    at: crate::store::Millis,
-    forge: &'a str,
-    repo: &'a str,
-    number: u64,
-    actor: &'a str,
-    sha: &'a str,
+fn audit_write(at: Millis, subject: &Subject, audit: Audit) -> Write {
+    Write::Audit(AuditEntry {
+        at,
+        forge: subject.forge.as_str().into(),
+        repo: subject.repo.full_name.clone(),
+        number: Some(subject.number as i64),
+        actor: audit.actor,
+        action: audit.action.as_str().into(),
+        sha: Some(audit.sha),
+        detail: audit.detail,
+    })
 }
 
-impl<'a> AuditScope<'a> {
-    /// For what hotfix-lane does on its own (merges, sweeps) to a change's head commit.
-    fn own(at: crate::store::Millis, forge: &'a str, repo: &'a str, facts: &'a PullFacts) -> AuditScope<'a> {
-        AuditScope { at, forge, repo, number: facts.number, actor: "hotfix-lane", sha: &facts.head_sha }
-    }
-
-    fn entry(&self, action: &str, detail: String) -> Write {
-        Write::Audit(crate::store::AuditEntry {
-            at: self.at,
-            forge: self.forge.into(),
-            repo: self.repo.into(),
-            number: Some(self.number as i64),
-            actor: self.actor.into(),
-            action: action.into(),
-            sha: Some(self.sha.into()),
-            detail,
-        })
-    }
-}
-
-/// The ordering key of a change's own queue: every job about one change runs there, in order.
-pub(crate) fn change_key(forge: &str, repo_id: u64, number: u64) -> String {
-    format!("{forge}:{repo_id}:pr:{number}")
-}
-
-fn lane_state_write(forge: &str, repo_id: u64, facts: &PullFacts) -> Write {
+fn lane_state_write(key: ChangeKey, facts: &PullFacts, read: Option<i64>) -> Write {
     Write::LaneState {
-        forge: forge.to_string(),
-        repo_id: repo_id as i64,
-        number: facts.number as i64,
+        forge: key.forge.as_str().to_string(),
+        repo_id: key.repo_id as i64,
+        number: key.number as i64,
         state: serde_json::to_value(facts).expect("facts serialize"),
+        read,
     }
 }
 
 impl<P: Forges> JobHandler for Dispatch<P> {
     async fn run(&self, job: &ClaimedJob) -> JobResult {
-        let result = match job.kind.as_str() {
-            DELIVERY_JOB => self.delivery(job).await,
-            RECHECK_JOB => match &self.forge {
-                Some(forge) => recheck::recheck(self, forge, job).await,
-                None => Ok(vec![]),
-            },
-            RECONCILE_JOB => match &self.forge {
-                Some(forge) => pull::reconcile(self, forge, job).await,
-                None => Ok(vec![]),
-            },
-            QUEUE_SWEEP_JOB => match &self.forge {
-                Some(forge) => queue::queue_sweep(self, forge, job).await,
-                None => Ok(vec![]),
-            },
-            checks::REFRESH_JOB => match &self.forge {
-                Some(forge) => checks::refresh(self, forge, job).await,
-                None => Ok(vec![]),
-            },
-            backport::BACKPORT_JOB => match &self.forge {
-                Some(forge) => backport::run(self, forge, job).await,
-                None => Ok(vec![]),
-            },
-            backport::FOLLOWUP_JOB => match &self.forge {
-                Some(forge) => backport::followup(self, forge, job).await,
-                None => Ok(vec![]),
-            },
-            other => Err(StepError::Invalid(format!("no handler for job kind `{other}`"))),
+        let result = match (job.kind.as_str(), &self.forge) {
+            (DELIVERY_JOB, _) => self.delivery(job).await,
+            (_, Some(forges)) => self.queued(forges, job).await,
+            // Without forge credentials nothing was queued but deliveries.
+            (_, None) => Ok(vec![]),
         };
         match result {
-            Ok(writes) => {
-                observe_decisions(&writes, &self.metrics);
-                JobResult::Done(writes)
-            }
+            Ok(writes) => JobResult::Done(writes),
             Err(err) => err.into(),
         }
     }

@@ -1,35 +1,10 @@
-//! What the glue reads about a change before deciding: the forge a job is for, who applied
-//! the label, the postmortem issue, the head commit's author.
+//! Reads about a change that more than the lane's step makes: who applied the label, and the
+//! postmortem issue a merge-queue group's change names.
 
 use crate::forge::{Forge, ForgeError};
-use crate::lane::event::PullRequest;
-use crate::lane::event::{Envelope, Event, RepoRef};
 use crate::lane::membership::{Labeler, Membership};
 use crate::lane::policy::Policy;
 use crate::lane::postmortem::{self, IssueLookup, IssueRef};
-use crate::store::ClaimedJob;
-
-use super::StepError;
-
-/// The forge a job was queued for: the first part of its ordering key.
-pub(super) fn job_forge(job: &ClaimedJob) -> &str {
-    job.ordering_key.split(':').next().unwrap_or("github")
-}
-
-/// An event hotfix-lane raises itself (a sweep), shaped as if the forge had sent it.
-pub(super) fn own_event(forge_name: &str, repo: &RepoRef, installation_id: Option<u64>, event: Event) -> Envelope {
-    Envelope {
-        forge: if forge_name == "gitlab" {
-            crate::lane::event::Forge::Gitlab
-        } else {
-            crate::lane::event::Forge::Github
-        },
-        repo: Some(repo.clone()),
-        sender: crate::lane::event::Actor { id: 0, login: "hotfix-lane".into() },
-        installation_id,
-        event,
-    }
-}
 
 /// Who applied the lane label, as the forge recorded it, and whether they are a responder:
 /// for a label applied while nobody was listening.
@@ -52,26 +27,11 @@ pub(crate) async fn look_up<F: Forge>(
     reference: &Result<Option<IssueRef>, String>,
     this_repo: &str,
     policy: &Policy,
-) -> Result<Option<IssueLookup>, StepError> {
+) -> Result<Option<IssueLookup>, ForgeError> {
     match reference {
         Ok(Some(r)) if membership.in_lane() && postmortem::allowed(r, this_repo, policy) => {
             Ok(Some(forge.issue(&r.repo, r.number).await?))
         }
         _ => Ok(None),
     }
-}
-
-/// The head commit's author, for the two-person rule — not asked for when the authorizer
-/// wrote the change anyway, or the policy lets them authorize their own.
-pub(crate) async fn head_author<F: Forge>(
-    forge: &F,
-    repo: &RepoRef,
-    pull: &PullRequest,
-    by: &str,
-    policy: &Policy,
-) -> Result<Option<String>, ForgeError> {
-    if policy.merge.allow_self_authorize || by.eq_ignore_ascii_case(&pull.author.login) {
-        return Ok(None);
-    }
-    forge.commit_author(&repo.full_name, &pull.head_sha).await
 }

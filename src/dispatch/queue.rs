@@ -1,55 +1,35 @@
 //! The merge queue: the postmortem check on each group's head commit, so the queue enforces it
 //! too, and the sweep that reports on groups whose webhook was missed.
 
-use serde::{Deserialize, Serialize};
-
-use super::observe::{job_forge, look_up, own_event};
-use super::report::state_word;
-use super::{AuditScope, Dispatch, StepError};
+use super::apply::apply;
+use super::observe::look_up;
+use super::{Dispatch, StepError};
 use crate::forge::{Forge, Forges, QueueGroup};
-use crate::lane::event::{Envelope, Event, MergeGroup, RepoRef};
+use crate::lane::audit::AuditAction;
+use crate::lane::effect::Effect;
+use crate::lane::event::{Envelope, Forge as ForgeKind, MergeGroup, RepoRef};
+use crate::lane::job::Subject;
+use crate::lane::key::ChangeKey;
 use crate::lane::membership;
 use crate::lane::postmortem;
 use crate::lane::report::{CheckState, POSTMORTEM_CONTEXT};
-use crate::store::{ClaimedJob, Millis, NewJob, Write};
+use crate::store::Write;
 
 /// Reports the postmortem check on every merge group of a repository that lacks it.
-pub const QUEUE_SWEEP_JOB: &str = "queue_sweep";
-
-#[derive(Serialize, Deserialize)]
-struct QueueSweep {
-    repo: RepoRef,
-    installation_id: Option<u64>,
-}
-
-pub(super) fn queue_sweep_job(forge: &str, repo: &RepoRef, installation_id: Option<u64>, now: Millis) -> NewJob {
-    NewJob {
-        kind: QUEUE_SWEEP_JOB.into(),
-        ordering_key: format!("{forge}:{}:queue-sweep", repo.id),
-        payload: serde_json::to_value(QueueSweep { repo: repo.clone(), installation_id }).expect("serializes"),
-        delivery_id: None,
-        max_attempts: 3,
-        run_at: now,
-    }
-}
-
 pub(super) async fn queue_sweep<P: Forges>(
     d: &Dispatch<P>,
-    forges: &P,
-    job: &ClaimedJob,
+    forge: &P::Client,
+    kind: ForgeKind,
+    repo: &RepoRef,
+    installation_id: Option<u64>,
 ) -> Result<Vec<Write>, StepError> {
-    let QueueSweep { repo, installation_id } = serde_json::from_value(job.payload.clone())
-        .map_err(|e| StepError::Invalid(format!("queue sweep payload does not parse: {e}")))?;
-    let client = forges.client(installation_id)?;
-    let forge = &client;
-    let envelope = own_event(job_forge(job), &repo, installation_id, Event::Ping);
     let mut writes = Vec::new();
     for base in forge.queue_branches(&repo.full_name).await? {
         for group in forge.queue_groups(&repo.full_name, &base).await? {
             if forge.has_report(&repo.full_name, &group.head_sha, POSTMORTEM_CONTEXT).await? {
                 continue;
             }
-            writes.extend(report_group(d, forge, &envelope, &repo, &group).await?);
+            writes.extend(report_group(d, forge, kind, installation_id, "hotfix-lane", repo, &group).await?);
         }
     }
     Ok(writes)
@@ -70,7 +50,8 @@ pub(super) async fn on_merge_group<P: Forges>(
         tracing::info!(repo = %repo.full_name, head = %group.head_sha, "merge group not in the queue: no verdict");
         return Ok(vec![]);
     };
-    report_group(d, forge, envelope, repo, queued).await
+    let sender = &envelope.sender.login;
+    report_group(d, forge, envelope.forge, envelope.installation_id, sender, repo, queued).await
 }
 
 /// The postmortem check on a group's head commit, so that the queue enforces it too: the first
@@ -79,7 +60,9 @@ pub(super) async fn on_merge_group<P: Forges>(
 async fn report_group<P: Forges>(
     d: &Dispatch<P>,
     forge: &P::Client,
-    envelope: &Envelope,
+    kind: ForgeKind,
+    installation_id: Option<u64>,
+    actor: &str,
     repo: &RepoRef,
     group: &QueueGroup,
 ) -> Result<Vec<Write>, StepError> {
@@ -94,7 +77,7 @@ async fn report_group<P: Forges>(
                 group.head_sha
             )));
         };
-        let stored = d.pull_state(envelope.forge.as_str(), repo.id, carried).await?;
+        let (stored, _) = d.change_state(ChangeKey::new(kind, repo.id, carried)).await?;
         let labeler = stored.as_ref().and_then(|s| s.lane.labeler.clone());
         let membership = membership::evaluate(&pull, policy, labeler.as_ref());
         let reference = postmortem::find_reference(&pull.body, &repo.full_name);
@@ -111,16 +94,15 @@ async fn report_group<P: Forges>(
         }
     }
     let Some(report) = verdict else { return Ok(vec![]) };
-    forge.report(&repo.full_name, &group.head_sha, &report).await?;
-    let scope = AuditScope {
-        at: d.clock.now_ms(),
-        forge: envelope.forge.as_str(),
-        repo: &repo.full_name,
-        number,
-        actor: &envelope.sender.login,
-        sha: &group.head_sha,
+    let audit = crate::lane::audit::Audit {
+        action: AuditAction::PostmortemQueue(report.state),
+        actor: actor.to_string(),
+        sha: group.head_sha.clone(),
+        detail: report.description.clone(),
     };
-    Ok(vec![scope.entry(&format!("postmortem.queue.{}", state_word(&report)), report.description)])
+    apply(forge, &repo.full_name, number, Effect::Report { sha: group.head_sha.clone(), report }).await?;
+    let subject = Subject { forge: kind, repo: repo.clone(), number, installation_id };
+    Ok(vec![super::audit_write(d.clock.now_ms(), &subject, audit)])
 }
 
 /// `refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>` → `<number>`.

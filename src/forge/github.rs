@@ -9,6 +9,8 @@ mod limits;
 mod pages;
 mod queue;
 
+use crate::lane::event::Forge as ForgeKind;
+use crate::lane::policy::MergeMethod;
 use std::time::Duration;
 
 use base64::Engine;
@@ -90,7 +92,10 @@ impl GitHubClients {
 impl Forges for GitHubClients {
     type Client = GitHub;
 
-    fn client(&self, installation: Option<u64>) -> Result<GitHub, ForgeError> {
+    fn client(&self, forge: ForgeKind, installation: Option<u64>) -> Result<GitHub, ForgeError> {
+        if forge != ForgeKind::Github {
+            return Err(ForgeError::Failed(format!("no {} credentials are configured", forge.as_str())));
+        }
         match self {
             GitHubClients::Token(client) => Ok(client.clone()),
             GitHubClients::App { root, installations, identity } => {
@@ -350,7 +355,12 @@ impl Forge for GitHub {
         Ok(self.get::<PullRequestBody>(&format!("/repos/{repo}/pulls/{number}")).await?.map(PullRequest::from))
     }
 
-    async fn merge(&self, repo: &str, number: u64, sha: &str, method: &str) -> Result<MergeOutcome, ForgeError> {
+    async fn merge(&self, repo: &str, number: u64, sha: &str, method: MergeMethod) -> Result<MergeOutcome, ForgeError> {
+        let method = match method {
+            MergeMethod::Merge => "merge",
+            MergeMethod::Squash => "squash",
+            MergeMethod::Rebase => "rebase",
+        };
         let body = MergeRequest { sha, merge_method: method };
         match self
             .client

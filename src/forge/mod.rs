@@ -99,7 +99,8 @@ pub struct QueueGroup {
 /// token's.
 pub trait Forges: Send + Sync + 'static {
     type Client: Forge;
-    fn client(&self, installation: Option<u64>) -> Result<Self::Client, ForgeError>;
+    /// The client for `forge`, acting as `installation` (a GitHub App's) where there is one.
+    fn client(&self, forge: crate::lane::event::Forge, installation: Option<u64>) -> Result<Self::Client, ForgeError>;
 }
 
 pub trait Forge: Send + Sync + 'static {
@@ -134,13 +135,13 @@ pub trait Forge: Send + Sync + 'static {
     /// A pull request by number; `None` when it does not exist.
     fn pull(&self, repo: &str, number: u64) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
 
-    /// Merges a pull request at exactly `sha` with `method` (`merge`, `squash`, `rebase`).
+    /// Merges a change at exactly `sha` with `method`.
     fn merge(
         &self,
         repo: &str,
         number: u64,
         sha: &str,
-        method: &str,
+        method: crate::lane::policy::MergeMethod,
     ) -> impl Future<Output = Result<MergeOutcome, ForgeError>> + Send;
 
     /// Puts a pull request at the front of its base branch's merge queue ("jump"), pinned to

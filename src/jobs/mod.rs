@@ -15,7 +15,7 @@ pub use backoff::Backoff;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{ClaimedJob, Millis, Store, Write};
+use crate::store::{ClaimedJob, Millis, Store, StoreError, Write};
 
 /// What a handler made of one attempt.
 #[derive(Debug)]
@@ -150,11 +150,16 @@ impl<H: JobHandler> Runner<H> {
         self.metrics.worker_busy(-1);
         let now = self.clock.now_ms();
         match result {
-            JobResult::Done(writes) => {
-                if !self.store.complete(&job, &writes, now).await? {
-                    tracing::warn!("lease lost before completion; another worker owns this job now");
+            JobResult::Done(writes) => match self.store.complete(&job, &writes, now).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!("lease lost before completion; another worker owns this job now"),
+                // Decided on facts another job has changed since: decided again on the new ones.
+                Err(StoreError::Stale(reason)) => {
+                    tracing::info!(%reason, "job decided on stale facts; running it again");
+                    self.store.defer(&job, now, &reason, now).await?;
                 }
-            }
+                Err(err) => return Err(err),
+            },
             JobResult::RetryAfter { after, reason } => {
                 tracing::info!(%reason, after_ms = ms(after), "job deferred");
                 self.store.defer(&job, now + ms(after), &reason, now).await?;

@@ -14,6 +14,8 @@ pub enum Forge {
 }
 
 impl Forge {
+    pub const ALL: [Forge; 2] = [Forge::Github, Forge::Gitlab];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Forge::Github => "github",

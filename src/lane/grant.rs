@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::audit::AuditAction;
 use super::event::{ItemState, PullRequest};
 use super::policy::Policy;
 use super::report::CheckState;
@@ -40,6 +41,12 @@ pub struct Request<'a> {
     pub head_author: Option<&'a str>,
 }
 
+/// Whether the two-person rule needs the head commit's author: not when the authorizer wrote
+/// the change anyway, or the policy lets them authorize their own.
+pub fn needs_head_author(pull: &PullRequest, by: &str, policy: &Policy) -> bool {
+    !policy.merge.allow_self_authorize && !by.eq_ignore_ascii_case(&pull.author.login)
+}
+
 /// The grant for `pull`, or why the lane may not give one: changes from forks, and changes the
 /// authorizer wrote themselves (two people by default), unless the policy allows them.
 pub fn authorize(pull: &PullRequest, request: Request<'_>, policy: &Policy, now: Millis) -> Result<Grant, String> {
@@ -72,7 +79,7 @@ pub fn authorize(pull: &PullRequest, request: Request<'_>, policy: &Policy, now:
 
 /// Drops the grant if the change as it now is no longer carries it, remembering why for the
 /// lane's comment. Returns the audit action and why.
-pub fn drop_lapsed(facts: &mut PullFacts) -> Option<(&'static str, String)> {
+pub fn drop_lapsed(facts: &mut PullFacts) -> Option<(AuditAction, String)> {
     let (action, why) = lapse(facts.lane.grant.as_ref()?, facts)?;
     facts.lane.grant = None;
     facts.lane.lapsed = Some(why.clone());
@@ -82,19 +89,19 @@ pub fn drop_lapsed(facts: &mut PullFacts) -> Option<(&'static str, String)> {
 /// Whether the change as it now is still carries the grant. A push or a new base voids it; the
 /// label removed or the change closed ends it. A lapsed grant is dropped, never kept: pushing
 /// the authorized commit back must not revive it. Returns the audit action and why.
-pub fn lapse(grant: &Grant, facts: &PullFacts) -> Option<(&'static str, String)> {
+pub fn lapse(grant: &Grant, facts: &PullFacts) -> Option<(AuditAction, String)> {
     if grant.sha != facts.head_sha {
-        return Some(("grant.voided", format!("new commits since the authorization of {}", grant.sha)));
+        return Some((AuditAction::GrantVoided, format!("new commits since the authorization of {}", grant.sha)));
     }
     if grant.base != facts.base_ref {
         let was = if grant.base.is_empty() { "an unrecorded branch" } else { grant.base.as_str() };
-        return Some(("grant.voided", format!("the base changed from {was} to {}", facts.base_ref)));
+        return Some((AuditAction::GrantVoided, format!("the base changed from {was} to {}", facts.base_ref)));
     }
     if facts.state != ItemState::Open {
-        return Some(("grant.cleared", "the change was closed".into()));
+        return Some((AuditAction::GrantCleared, "the change was closed".into()));
     }
     if !facts.labels.iter().any(|l| l.eq_ignore_ascii_case(&grant.label)) {
-        return Some(("grant.cleared", format!("the `{}` label was removed", grant.label)));
+        return Some((AuditAction::GrantCleared, format!("the `{}` label was removed", grant.label)));
     }
     None
 }

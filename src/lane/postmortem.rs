@@ -79,7 +79,7 @@ fn valid_repo(repo: &str) -> bool {
 }
 
 /// What the forge said about a referenced issue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IssueLookup {
     Found {
         is_pull_request: bool,

@@ -8,7 +8,7 @@ pub const LANE_CONTEXT: &str = "hotfix-lane/lane";
 /// Reported on changes that edit the policy file: is the new version valid?
 pub const POLICY_CONTEXT: &str = "hotfix-lane/policy";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckState {
     Success,

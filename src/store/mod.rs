@@ -51,6 +51,10 @@ pub enum StoreError {
     /// A stored row that no longer reads: never taken for "nothing stored".
     #[error("{0}")]
     Corrupt(String),
+    /// A lane state changed since the job read it: the job's writes are refused whole, and
+    /// the job runs again on the newer facts.
+    #[error("{0}")]
+    Stale(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -175,6 +179,12 @@ impl Store {
                 // Portable SQL: one file serves both dialects.
                 include_str!("migrations/common/0002_postmortem_links.sql"),
                 include_str!("migrations/common/0002_postmortem_links.sql"),
+            ),
+            (
+                3,
+                "lane state version",
+                include_str!("migrations/common/0003_lane_state_version.sql"),
+                include_str!("migrations/common/0003_lane_state_version.sql"),
             ),
         ];
         let migrations = sources

@@ -39,6 +39,9 @@ pub enum Write {
         repo_id: i64,
         number: i64,
         state: serde_json::Value,
+        /// The version the writer read (`None`: it read none); the write lands only if that is
+        /// still the stored one.
+        read: Option<i64>,
     },
     Audit(AuditEntry),
     Enqueue(NewJob),
@@ -62,18 +65,30 @@ pub struct LinkedChange {
 
 pub(super) async fn apply(tx: &mut Transaction<'_, Any>, write: &Write, now: Millis) -> Result<()> {
     match write {
-        Write::LaneState { forge, repo_id, number, state } => {
-            sqlx::query(
-                "INSERT INTO lane_state (forge, repo_id, number, state, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (forge, repo_id, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            )
+        Write::LaneState { forge, repo_id, number, state, read } => {
+            let written = match read {
+                None => sqlx::query(
+                    "INSERT INTO lane_state (forge, repo_id, number, state, updated_at, version) \
+                     VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (forge, repo_id, number) DO NOTHING",
+                ),
+                Some(_) => sqlx::query(
+                    "UPDATE lane_state SET state = $4, updated_at = $5, version = version + 1 \
+                     WHERE forge = $1 AND repo_id = $2 AND number = $3 AND version = $6",
+                ),
+            }
             .bind(forge)
             .bind(repo_id)
             .bind(number)
             .bind(state.to_string())
             .bind(now)
+            .bind(read.unwrap_or(0))
             .execute(&mut **tx)
             .await?;
+            if written.rows_affected() != 1 {
+                return Err(StoreError::Stale(format!(
+                    "the lane state of {forge} change {repo_id}#{number} changed since this job read it"
+                )));
+            }
         }
         Write::Audit(e) => {
             sqlx::query(
@@ -149,14 +164,24 @@ impl Store {
     }
 
     pub async fn lane_state(&self, forge: &str, repo_id: i64, number: i64) -> Result<Option<serde_json::Value>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT state FROM lane_state WHERE forge = $1 AND repo_id = $2 AND number = $3")
+        Ok(self.versioned_lane_state(forge, repo_id, number).await?.map(|(state, _)| state))
+    }
+
+    /// A change's lane state with its version, for a writer to hand back with its write.
+    pub async fn versioned_lane_state(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        number: i64,
+    ) -> Result<Option<(serde_json::Value, i64)>> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT state, version FROM lane_state WHERE forge = $1 AND repo_id = $2 AND number = $3")
                 .bind(forge)
                 .bind(repo_id)
                 .bind(number)
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|(s,)| serde_json::from_str(&s)).transpose().map_err(|e| {
+        row.map(|(s, version)| serde_json::from_str(&s).map(|state| (state, version))).transpose().map_err(|e| {
             StoreError::Corrupt(format!("the stored lane state of {forge} change {repo_id}#{number} is not JSON: {e}"))
         })
     }

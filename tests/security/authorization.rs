@@ -410,6 +410,8 @@ async fn a_policy_letting_readers_or_triagers_merge_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot even push"));
 }
 
+/// The merge happened but its answer was a 5xx: the lane reads the change back at once and
+/// records the merge — audit and comment — instead of retrying into a merged change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_answer_lost_in_a_5xx_is_recorded_from_what_github_says() {
     let (lane, _) = authorized(PINNED).await;
@@ -417,17 +419,11 @@ async fn a_merge_answer_lost_in_a_5xx_is_recorded_from_what_github_says() {
     lane.fake.post_check_run(REPO, HEAD, "smoke", "success", "github-actions");
     let body = serde_json::to_vec(&check_event(HEAD, "smoke", "success")).unwrap();
     assert_eq!(common::Delivery::new("check_run", "lost", body).send(&lane.client, &lane.base).await.0, 202);
-    let store = lane.store().clone();
-    eventually("the merge attempt fails", || async {
-        store.jobs_in_state("queued").await.unwrap().iter().any(|j| j.last_error.is_some())
-    })
-    .await;
-    lane.clock.advance(10 * 60 * 1000);
-    eventually("the merge is recorded", || async { actions(&lane, 2).await.contains(&"merge.merged".to_string()) })
-        .await;
     lane.settle().await;
     assert_eq!(merges(&lane).len(), 1, "merged once");
-    assert_eq!(details(&lane, "merge.merged").await, ["merged, as read back from the forge"]);
+    let recorded = details(&lane, "merge.merged").await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert!(recorded[0].ends_with("; the answer was lost, read back from the forge"), "{recorded:?}");
     assert!(lane.comments()[0].contains("✅ **Merge:** merged `ec26c3e`"), "{}", lane.comments()[0]);
 }
 

@@ -213,7 +213,7 @@ async fn a_branch_named_like_a_queue_group_gets_no_postmortem_verdict() {
     lane.fake
         .repo(REPO, |r| r.queue_refs.push((format!("refs/heads/gh-readonly-queue/master/pr-2-{HEAD}"), spoof.into())));
 
-    hotfix_lane::dispatch::reconcile(lane.store(), "github", NOW).await.unwrap();
+    hotfix_lane::dispatch::reconcile(lane.store(), hotfix_lane::lane::event::Forge::Github, NOW).await.unwrap();
     lane.settle().await;
 
     assert_eq!(lane.fake.status(REPO, spoof, "hotfix-lane/postmortem"), None, "no verdict on a commit no queue tests");

@@ -435,6 +435,7 @@ async fn a_flood_of_tracked_changes_is_swept_a_page_at_a_time(backend: Backend) 
             repo_id: i % 3,
             number: i,
             state: serde_json::json!({ "n": i }),
+            read: None,
         })
         .collect();
     assert!(store.complete(&claimed, &writes, 10).await.unwrap());

@@ -1,0 +1,426 @@
+//! `step` without a server: a deterministic driver answers each need from a table of forge
+//! facts and feeds the answers to effects back in, as the glue does.
+
+use super::*;
+use crate::lane::event::{Actor, ItemState};
+use crate::lane::grant::Grant;
+use crate::lane::membership::Membership;
+use crate::lane::smoke::{Conclusion, Seen, Source};
+
+const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+const PUSHED: &str = "1111111111111111111111111111111111111111";
+const NOW: Millis = 1_800_000_000_000;
+const POLICY: &str = "[responders]\nusers = [\"alice\"]\n\
+                      [merge]\nsmoke_checks = [{ name = \"smoke\", app = \"github-actions\" }]\n";
+
+fn repo() -> RepoRef {
+    RepoRef { id: 7, full_name: "o/r".into(), default_branch: "main".into() }
+}
+
+fn change(head: &str, labels: &[&str]) -> PullRequest {
+    PullRequest {
+        number: 2,
+        title: "Fix the outage".into(),
+        body: "Postmortem: #50".into(),
+        author: Actor { id: 1, login: "codertocat".into() },
+        state: ItemState::Open,
+        draft: false,
+        merged: false,
+        merge_commit_sha: None,
+        head_sha: head.into(),
+        head_ref: "fix".into(),
+        base_ref: "main".into(),
+        from_fork: false,
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+    }
+}
+
+/// What the forge says, as a test sets it up.
+struct World {
+    change: PullRequest,
+    responders: Vec<&'static str>,
+    smoke: Option<Conclusion>,
+    /// The answer to the next merge.
+    merge: MergeAnswer,
+    /// Whether the change shows as merged once a merge was asked for.
+    merge_lands: bool,
+    merge_asked: bool,
+}
+
+impl World {
+    fn new(change: PullRequest) -> World {
+        World {
+            change,
+            responders: vec!["alice"],
+            smoke: Some(Conclusion::Success),
+            merge: MergeAnswer::Merged,
+            merge_lands: true,
+            merge_asked: false,
+        }
+    }
+
+    fn answer(&self, need: &Need) -> Answer {
+        match need {
+            Need::Responder(login) => Answer::Responder(self.responders.contains(&login.as_str())),
+            Need::Labeler => Answer::Labeler(None),
+            Need::HeadAuthor(_) => Answer::HeadAuthor(Some("codertocat".into())),
+            Need::Issue { .. } => {
+                Answer::Issue(IssueLookup::Found { is_pull_request: false, labels: vec!["postmortem".into()] })
+            }
+            Need::Checks(sha) => Answer::Checks(
+                self.smoke
+                    .filter(|_| *sha == self.change.head_sha)
+                    .map(|conclusion| Seen {
+                        name: "smoke".into(),
+                        source: Some(Source::App("github-actions".into())),
+                        run: Some(1),
+                        conclusion,
+                    })
+                    .into_iter()
+                    .collect(),
+            ),
+            Need::Change => {
+                let merged = self.merge_asked && self.merge_lands;
+                let state = if merged { ItemState::Merged } else { self.change.state };
+                Answer::Change(Some(PullRequest { merged, state, ..self.change.clone() }))
+            }
+            Need::ChangedFiles => Answer::ChangedFiles(vec!["src/lib.rs".into()]),
+            Need::File { .. } | Need::Template(_) => Answer::File(None),
+        }
+    }
+}
+
+/// Everything one input led to.
+#[derive(Default)]
+struct Run {
+    facts: Option<PullFacts>,
+    effects: Vec<Effect>,
+    audit: Vec<String>,
+    needs: Vec<Need>,
+}
+
+impl Run {
+    fn actions(&self) -> Vec<&str> {
+        self.audit.iter().map(|a| a.split(' ').next().unwrap()).collect()
+    }
+
+    fn merges(&self) -> usize {
+        self.effects.iter().filter(|e| matches!(e, Effect::Merge { .. })).count()
+    }
+
+    fn retried(&self) -> Option<(&str, bool)> {
+        self.effects.iter().find_map(|e| match e {
+            Effect::Retry { reason, failed } => Some((reason.as_str(), *failed)),
+            _ => None,
+        })
+    }
+}
+
+fn drive(world: &mut World, prior: Option<PullFacts>, input: Input, now: Millis) -> Run {
+    let policy = Policy::parse(POLICY).unwrap();
+    let repo = repo();
+    let ctx = Ctx {
+        repo: &repo,
+        installation_id: None,
+        policy: &policy,
+        policy_error: None,
+        conventions: &crate::lane::conventions::GITHUB,
+        now,
+    };
+    let mut run = Run { facts: prior, ..Run::default() };
+    let mut inputs = vec![input];
+    while let Some(input) = inputs.pop() {
+        let mut seen = Observed::default();
+        let step = loop {
+            match step(run.facts.as_ref(), &input, &seen, &ctx) {
+                Ok(step) => break step,
+                Err(need) => {
+                    assert!(!seen.has(&need), "{need:?} asked for twice");
+                    assert_eq!(needs(run.facts.as_ref(), &input, &seen, &ctx), Some(need.clone()));
+                    seen.record(need.clone(), world.answer(&need));
+                    run.needs.push(need);
+                }
+            }
+        };
+        if step.facts.is_some() {
+            run.facts = step.facts;
+        }
+        run.audit.extend(step.audit.iter().map(|a| format!("{} {}", a.action, a.detail)));
+        for effect in step.effects {
+            match &effect {
+                Effect::Merge { sha, method } => {
+                    world.merge_asked = true;
+                    inputs.push(Input::MergeAnswered {
+                        sha: sha.clone(),
+                        method: *method,
+                        answer: world.merge.clone(),
+                    });
+                }
+                Effect::LaneComment { .. } => inputs.push(Input::CommentWritten { id: 99 }),
+                Effect::OpenPostmortem { opening } => {
+                    inputs.push(Input::PostmortemOpened { issue: 50, opening: opening.clone() })
+                }
+                _ => {}
+            }
+            run.effects.push(effect);
+        }
+    }
+    run
+}
+
+fn label(by: &str) -> Input {
+    Input::Change {
+        action: PullRequestAction::Labeled,
+        change: Box::new(change(HEAD, &["hotfix"])),
+        label: Some("hotfix".into()),
+        actor: by.into(),
+    }
+}
+
+fn event(action: PullRequestAction, change: PullRequest) -> Input {
+    Input::Change { action, change: Box::new(change), label: None, actor: "codertocat".into() }
+}
+
+/// A change in the lane with alice's grant on `HEAD`, its reports posted.
+fn granted(world: &mut World) -> PullFacts {
+    world.smoke = None;
+    let run = drive(world, None, label("alice"), NOW);
+    let facts = run.facts.unwrap();
+    assert!(facts.lane.grant.is_some(), "{:?}", run.audit);
+    world.smoke = Some(Conclusion::Success);
+    facts
+}
+
+#[test]
+fn ci_green_before_the_label_merges_as_a_responder_labels() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let run = drive(&mut world, None, label("alice"), NOW);
+    assert_eq!(run.actions(), ["lane.hotfix", "grant.created", "postmortem.success", "merge.merged"]);
+    assert_eq!(run.merges(), 1);
+    assert!(run.needs.contains(&Need::Checks(HEAD.into())), "the grant reads the commit's checks");
+    assert_eq!(run.facts.unwrap().lane.merged.as_deref(), Some(HEAD));
+}
+
+#[test]
+fn a_green_check_after_the_grant_merges() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = granted(&mut world);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+    assert_eq!(run.merges(), 1);
+    assert_eq!(run.actions(), ["merge.merged"]);
+}
+
+#[test]
+fn a_check_on_another_commit_or_an_unknown_change_decides_nothing() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = granted(&mut world);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: PUSHED.into() }, NOW);
+    assert!(run.effects.is_empty() && run.audit.is_empty() && run.needs.is_empty());
+    let run = drive(&mut world, None, Input::ChecksMoved { sha: HEAD.into() }, NOW);
+    assert!(run.facts.is_none() && run.effects.is_empty());
+}
+
+#[test]
+fn merge_answers_are_settled_by_what_the_forge_shows() {
+    // (answer, whether the merge landed) → (audit detail ends with, retried as a failure)
+    let table: [(MergeAnswer, bool, Option<&str>, Option<bool>); 5] = [
+        (MergeAnswer::Merged, true, Some("squash merge on @alice's authorization"), None),
+        (MergeAnswer::Lost("502".into()), true, Some("; the answer was lost, read back from the forge"), None),
+        (MergeAnswer::Lost("502".into()), false, None, Some(true)),
+        (MergeAnswer::Refused("Pull Request is not mergeable".into()), true, Some("on @alice's authorization"), None),
+        (MergeAnswer::BaseModified, false, None, Some(false)),
+    ];
+    for (answer, lands, detail, retried) in table {
+        let mut world = World::new(change(HEAD, &["hotfix"]));
+        let facts = granted(&mut world);
+        (world.merge, world.merge_lands) = (answer.clone(), lands);
+        let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+        let merged: Vec<&String> = run.audit.iter().filter(|a| a.starts_with("merge.merged")).collect();
+        match detail {
+            Some(end) => assert!(merged.len() == 1 && merged[0].ends_with(end), "{answer:?}: {:?}", run.audit),
+            None => assert!(merged.is_empty(), "{answer:?}: {:?}", run.audit),
+        }
+        assert_eq!(run.retried().map(|(_, failed)| failed), retried, "{answer:?}");
+        if detail.is_some() {
+            assert_eq!(run.facts.unwrap().lane.merged.as_deref(), Some(HEAD), "{answer:?}");
+        }
+    }
+}
+
+#[test]
+fn a_refusal_of_an_unmerged_change_is_recorded_and_not_asked_again() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = granted(&mut world);
+    (world.merge, world.merge_lands) = (MergeAnswer::Refused("conflicts".into()), false);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+    assert_eq!(run.actions(), ["merge.refused"]);
+    let again = drive(&mut world, run.facts, Input::ChecksMoved { sha: HEAD.into() }, NOW + 2);
+    assert_eq!(again.merges(), 0);
+}
+
+#[test]
+fn what_takes_a_grant_away() {
+    // (the change as an event shows it) → the audit action and why
+    let mut retargeted = change(HEAD, &["hotfix"]);
+    retargeted.base_ref = "release-1".into();
+    let mut closed = change(HEAD, &["hotfix"]);
+    closed.state = ItemState::Closed;
+    let table = [
+        (PullRequestAction::Synchronize, change(PUSHED, &["hotfix"]), "grant.voided new commits since"),
+        (PullRequestAction::Edited, retargeted, "grant.voided the base changed from main to release-1"),
+        (PullRequestAction::Unlabeled, change(HEAD, &[]), "grant.cleared the `hotfix` label was removed"),
+        (PullRequestAction::Closed, closed, "grant.cleared the change was closed"),
+    ];
+    for (action, shown, expected) in table {
+        let mut world = World::new(change(HEAD, &["hotfix"]));
+        let facts = granted(&mut world);
+        world.change = shown.clone();
+        let run = drive(&mut world, Some(facts.clone()), event(action, shown.clone()), NOW + 1);
+        assert!(run.audit.iter().any(|a| a.starts_with(expected)), "{action:?}: {:?}", run.audit);
+        assert_eq!(run.merges(), 0, "{action:?}");
+        assert!(run.facts.unwrap().lane.grant.is_none(), "{action:?}");
+        // Kept even when the rest of the evaluation cannot be made.
+        let repo = repo();
+        let policy = Policy::parse(POLICY).unwrap();
+        let ctx = Ctx {
+            repo: &repo,
+            installation_id: None,
+            policy: &policy,
+            policy_error: None,
+            conventions: &crate::lane::conventions::GITHUB,
+            now: NOW + 1,
+        };
+        let kept = withdrawn(Some(&facts), &event(action, shown), &Observed::default(), &ctx).unwrap();
+        assert!(kept.facts.unwrap().lane.grant.is_none(), "{action:?}");
+    }
+}
+
+#[test]
+fn pushing_back_to_the_authorized_commit_does_not_revive_the_grant() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = granted(&mut world);
+    world.change = change(PUSHED, &["hotfix"]);
+    let pushed =
+        drive(&mut world, Some(facts), event(PullRequestAction::Synchronize, change(PUSHED, &["hotfix"])), NOW);
+    world.change = change(HEAD, &["hotfix"]);
+    let back = drive(&mut world, pushed.facts, event(PullRequestAction::Synchronize, change(HEAD, &["hotfix"])), NOW);
+    assert_eq!(back.merges(), 0);
+    assert!(back.facts.unwrap().lane.grant.is_none());
+}
+
+#[test]
+fn an_expired_grant_does_not_merge() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = granted(&mut world);
+    let expires = facts.lane.grant.as_ref().unwrap().expires_at;
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, expires);
+    assert_eq!(run.merges(), 0);
+    assert!(run.needs.is_empty(), "nothing is read for a grant that cannot merge: {:?}", run.needs);
+}
+
+#[test]
+fn a_label_redelivered_or_late_after_the_merge_decides_nothing() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let run = drive(&mut world, None, label("alice"), NOW);
+    let merged = run.facts.unwrap();
+    assert_eq!(merged.state, ItemState::Merged);
+    let late = drive(&mut world, Some(merged.clone()), label("alice"), NOW + 1);
+    assert!(late.audit.is_empty() && late.effects.is_empty() && late.needs.is_empty());
+    assert_eq!(late.facts, Some(merged), "nothing recorded");
+}
+
+#[test]
+fn a_label_the_change_already_carries_grants_nothing_again() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let mut facts = granted(&mut world);
+    facts.lane.grant = None; // revoked since
+    let run = drive(&mut world, Some(facts), label("alice"), NOW + 1);
+    assert!(!run.actions().contains(&"grant.created"), "{:?}", run.audit);
+}
+
+#[test]
+fn only_a_responder_applying_the_label_grants_and_never_for_their_own_change() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let run = drive(&mut world, None, label("mallory"), NOW);
+    assert_eq!(run.actions(), ["lane.not_authorized", "postmortem.success"]);
+    world.responders.push("codertocat");
+    let own = drive(&mut world, None, label("codertocat"), NOW);
+    assert!(own.audit.iter().any(|a| a.starts_with("grant.refused @codertocat wrote this change")), "{:?}", own.audit);
+    assert_eq!(own.merges(), 0);
+}
+
+#[test]
+fn an_outsiders_authorize_costs_one_look_up_and_is_answered_once() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = granted(&mut world);
+    let authorize = |id| Input::Commands {
+        comment_id: id,
+        actor: "mallory".into(),
+        commands: vec![Command::Authorize { duration: None, reason: None }],
+    };
+    let first = drive(&mut world, Some(facts), authorize(10), NOW);
+    assert_eq!(first.needs, [Need::Responder("mallory".into())]);
+    assert_eq!(first.actions(), ["grant.refused"]);
+    let answers = |run: &Run| run.effects.iter().filter(|e| matches!(e, Effect::Comment { .. })).count();
+    assert_eq!(answers(&first), 1);
+    let second = drive(&mut world, first.facts, authorize(11), NOW);
+    assert_eq!((second.actions(), answers(&second)), (vec!["grant.refused"], 0));
+    // The same comment delivered again runs nothing.
+    let replay = drive(&mut world, second.facts.clone(), authorize(11), NOW);
+    assert!(replay.audit.is_empty() && replay.effects.is_empty() && replay.needs.is_empty());
+    assert_eq!(replay.facts, second.facts, "nothing recorded");
+}
+
+#[test]
+fn a_responders_authorize_covers_the_change_as_they_saw_it() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = granted(&mut world);
+    let mut facts = facts;
+    facts.lane.grant = None;
+    // The forge already serves a push the lane has not heard of.
+    world.change = change(PUSHED, &["hotfix"]);
+    let input = Input::Commands {
+        comment_id: 10,
+        actor: "alice".into(),
+        commands: vec![Command::Authorize { duration: None, reason: None }],
+    };
+    let run = drive(&mut world, Some(facts), input, NOW);
+    assert!(run.audit.iter().any(|a| a.starts_with("grant.created")), "{:?}", run.audit);
+    assert!(run.audit.iter().any(|a| a.starts_with("grant.voided")), "the push voids it: {:?}", run.audit);
+    assert_eq!(run.merges(), 0);
+}
+
+#[test]
+fn an_unchanged_report_or_comment_is_not_written_again() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    world.smoke = Some(Conclusion::Pending);
+    let first = drive(&mut world, None, label("alice"), NOW);
+    assert!(first.effects.iter().any(|e| matches!(e, Effect::Report { .. })));
+    let again = drive(&mut world, first.facts, event(PullRequestAction::Edited, change(HEAD, &["hotfix"])), NOW);
+    let writes: Vec<&Effect> =
+        again.effects.iter().filter(|e| matches!(e, Effect::Report { .. } | Effect::LaneComment { .. })).collect();
+    assert!(writes.is_empty(), "{writes:?}");
+}
+
+#[test]
+fn a_self_authorized_merge_is_noted_on_the_postmortem_issue() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let mut facts = granted(&mut world);
+    let grant: &mut Grant = facts.lane.grant.as_mut().unwrap();
+    grant.self_authorized = true;
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+    let noted =
+        run.effects.iter().any(|e| matches!(e, Effect::Comment { number: 50, body, .. } if body.contains("own")));
+    assert!(noted, "{:?}", run.effects);
+}
+
+#[test]
+fn a_responder_removed_from_the_policy_loses_the_grant_before_the_merge() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = granted(&mut world);
+    world.responders.clear();
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+    assert_eq!(run.merges(), 0);
+    assert_eq!(run.actions(), ["grant.cleared"]);
+    assert!(matches!(run.facts.unwrap().lane.membership, Membership::Hotfix { .. }));
+}
