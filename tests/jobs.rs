@@ -213,6 +213,51 @@ async fn a_lost_lease_is_reclaimed_and_its_writes_never_land(backend: Backend) {
     assert_eq!(entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(), vec!["owner"]);
 }
 
+/// Two jobs decided on the same stored facts (a slow one, then a quick one that wrote first):
+/// the slow one's write is refused whole — its audit entry too — and it is run again on the
+/// newer facts, instead of overwriting them.
+async fn a_job_that_decided_on_stale_facts_cannot_overwrite_newer_ones(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let state = |read: Option<i64>, n: i64| Write::LaneState {
+        forge: "github".into(),
+        repo_id: 1,
+        number: 2,
+        state: serde_json::json!({ "n": n }),
+        read,
+    };
+    let note = |actor: &str| {
+        Write::Audit(AuditEntry {
+            at: 1,
+            forge: "github".into(),
+            repo: "o/r".into(),
+            number: Some(2),
+            actor: actor.into(),
+            action: "test".into(),
+            sha: None,
+            detail: String::new(),
+        })
+    };
+    let mut claimed = Vec::new();
+    for seq in 0..4 {
+        store.enqueue(&job(&format!("pr:{seq}"), seq), 0).await.unwrap();
+        claimed.push(store.claim("w", 0, 60_000).await.unwrap().expect("claimed"));
+    }
+    // Both read "nothing stored yet": the first to commit wins.
+    assert!(store.complete(&claimed[0], &[state(None, 1), note("first")], 1).await.unwrap());
+    let stale = store.complete(&claimed[1], &[note("second"), state(None, 2)], 2).await;
+    assert!(matches!(stale, Err(hotfix_lane::store::StoreError::Stale(_))), "{stale:?}");
+    let (stored, version) = store.versioned_lane_state("github", 1, 2).await.unwrap().unwrap();
+    assert_eq!((stored["n"].as_i64(), version), (Some(1), 1));
+    // Both read version 1: again only the first lands.
+    assert!(store.complete(&claimed[2], &[state(Some(1), 3)], 3).await.unwrap());
+    assert!(store.complete(&claimed[3], &[state(Some(1), 4)], 4).await.is_err());
+    let (stored, version) = store.versioned_lane_state("github", 1, 2).await.unwrap().unwrap();
+    assert_eq!((stored["n"].as_i64(), version), (Some(3), 2));
+    let actors: Vec<String> = store.audit(Some("o/r"), None).await.unwrap().into_iter().map(|e| e.actor).collect();
+    assert_eq!(actors, ["first"], "the refused job's audit entry did not land either");
+}
+
 async fn shutdown_releases_leases(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
@@ -325,6 +370,7 @@ on_both_backends!(
     failures_back_off_then_die_and_can_be_requeued,
     retry_after_is_honoured_without_spending_an_attempt,
     a_lost_lease_is_reclaimed_and_its_writes_never_land,
+    a_job_that_decided_on_stale_facts_cannot_overwrite_newer_ones,
     shutdown_releases_leases,
     a_job_that_keeps_killing_its_process_is_buried,
     the_audit_log_is_append_only,

@@ -649,6 +649,27 @@ async fn a_secondary_rate_limit_waits_for_retry_after_not_the_hourly_reset() {
     eventually("the retry reports", || async { lane.fake.status(REPO, HEAD, "hotfix-lane/lane").is_some() }).await;
 }
 
+/// A job posts its reports, then fails (the comment's POST answers 502) and is retried: the
+/// retry posts the comment, not the same reports a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_job_does_not_post_its_reports_again() {
+    let lane = Lane::start(Backend::Sqlite, RESPONDERS).await;
+    lane.fake.with(|w| w.failures.push(("POST /repos/Codertocat/Hello-World/issues/2/comments".into(), 502)));
+    let body = serde_json::to_vec(&pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).unwrap();
+    assert_eq!(Delivery::new("pull_request", "retried", body).send(&lane.client, &lane.base).await.0, 202);
+    let store = lane.store().clone();
+    eventually("the first attempt fails", || async {
+        store.jobs_in_state("queued").await.unwrap().iter().any(|j| j.last_error.is_some())
+    })
+    .await;
+    lane.clock.advance(10 * 60 * 1000);
+    eventually("the retry comments", || async { !lane.comments().is_empty() }).await;
+    lane.settle().await;
+    let posted =
+        lane.fake.take_calls().into_iter().filter(|c| c.starts_with("POST") && c.contains("/statuses/")).count();
+    assert_eq!(posted, 2, "hotfix-lane/lane and hotfix-lane/postmortem, once each");
+}
+
 /// Two `serve` replicas on one PostgreSQL, each receiving its own copy of the green smoke check
 /// at the same moment: the change is merged exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,7 +190,7 @@ async fn lane<F: Forge>(
         conventions: Conventions::of(FORGE),
         now: SystemClock.now_ms(),
     };
-    let change = Change { forge, ctx, number, loaded, responders: None, applies };
+    let change = Change { forge, ctx, number, loaded, responders: None, written: None, applies };
     change.run(prior, input, Observed::default()).await
 }
 

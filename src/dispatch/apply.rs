@@ -1,22 +1,31 @@
 //! The one place the glue writes to a forge: each [`Effect`] the lane decided, carried out,
 //! with the answers the lane asked for handed back as inputs.
 
+use super::written::Written;
 use super::StepError;
 use crate::forge::{Forge, ForgeError, MergeOutcome};
 use crate::lane::comment::MARKER;
 use crate::lane::effect::Effect;
 use crate::lane::step::{Input, MergeAnswer};
 
-/// Carries out `effect` on change `number` of `repo`. Queued jobs are not forge writes: the
-/// caller commits them with the job.
+/// Carries out `effect` on change `number` of `repo`; `written` (when kept) skips a report
+/// identical to the last one written for that commit and context. Queued jobs are not forge
+/// writes: the caller commits them with the job.
 pub(super) async fn apply<F: Forge>(
     forge: &F,
+    written: Option<&Written>,
     repo: &str,
     number: u64,
     effect: Effect,
 ) -> Result<Option<Input>, StepError> {
     match effect {
-        Effect::Report { sha, report } => forge.report(repo, &sha, &report).await?,
+        Effect::Report { sha, report } => {
+            if written.is_some_and(|w| w.is_written(repo, &sha, &report)) {
+                return Ok(None);
+            }
+            forge.report(repo, &sha, &report).await?;
+            written.inspect(|w| w.remember(repo, &sha, &report));
+        }
         Effect::LaneComment { known, body } => {
             let id = forge.upsert_comment(repo, number, known, MARKER, &body).await?;
             return Ok(Some(Input::CommentWritten { id }));

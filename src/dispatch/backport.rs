@@ -139,7 +139,8 @@ pub(super) async fn followup<P: Forges>(
                 }
             }
             let report = decide::head_report(record, head_sha, &still_marked);
-            apply(forge, &repo.full_name, pull, Effect::Report { sha: head_sha.to_string(), report }).await?;
+            apply(forge, Some(&d.written), &repo.full_name, pull, Effect::Report { sha: head_sha.to_string(), report })
+                .await?;
             return Ok(vec![]);
         }
         ItemState::Merged if record.state != BackportState::Merged => {

@@ -9,6 +9,7 @@ use super::apply::apply;
 use super::observe::recorded_labeler;
 use super::policies::Loaded;
 use super::responders::Responders;
+use super::written::Written;
 use super::StepError;
 use crate::forge::Forge;
 use crate::lane::audit::Audit;
@@ -33,6 +34,8 @@ pub(crate) struct Change<'a, F> {
     pub loaded: &'a Loaded,
     /// Remembered refusals (the server's); `None` asks the forge every time.
     pub responders: Option<&'a Responders>,
+    /// Reports written lately (the server's), so a retry does not post them again.
+    pub written: Option<&'a Written>,
     /// Which effects are carried out: all of them on the server; the Action only merges.
     pub applies: fn(&Effect) -> bool,
 }
@@ -117,7 +120,9 @@ impl<F: Forge> Change<'_, F> {
                 if let Effect::Enqueue(job) = effect {
                     decided.jobs.push((job, self.ctx.now));
                 } else if (self.applies)(&effect) {
-                    if let Some(answer) = apply(self.forge, &self.ctx.repo.full_name, self.number, effect).await? {
+                    if let Some(answer) =
+                        apply(self.forge, self.written, &self.ctx.repo.full_name, self.number, effect).await?
+                    {
                         inputs.push_back(answer);
                     }
                 }

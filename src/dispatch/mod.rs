@@ -13,6 +13,7 @@ mod pull;
 mod queue;
 mod recheck;
 mod responders;
+mod written;
 
 use std::sync::Arc;
 
@@ -79,6 +80,8 @@ pub struct Dispatch<P> {
     pub metrics: Metrics,
     /// Warm repositories for backports.
     pub mirrors: Mirrors,
+    /// Reports written lately, so retried jobs do not post them again.
+    pub written: written::Written,
 }
 
 /// Why a job could not finish.
@@ -123,7 +126,8 @@ pub(crate) fn new_job(job: &Job, run_at: Millis) -> NewJob {
 impl<P: Forges> Dispatch<P> {
     pub fn new(store: Store, forge: Option<P>, clock: Arc<dyn Clock>, metrics: Metrics, mirrors: Mirrors) -> Arc<Self> {
         let (policies, responders) = (Policies::default(), Responders::default());
-        Arc::new(Dispatch { store, forge, policies, responders, clock, metrics, mirrors })
+        let written = written::Written::default();
+        Arc::new(Dispatch { store, forge, policies, responders, clock, metrics, mirrors, written })
     }
 
     async fn delivery(&self, job: &ClaimedJob) -> Result<Vec<Write>, StepError> {
@@ -243,6 +247,7 @@ impl<P: Forges> Dispatch<P> {
             number: subject.number,
             loaded: &loaded,
             responders: Some(&self.responders),
+            written: Some(&self.written),
             applies: change::everything,
         };
         let decided = change.run(prior.clone(), input, seed).await?;

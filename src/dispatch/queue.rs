@@ -100,7 +100,8 @@ async fn report_group<P: Forges>(
         sha: group.head_sha.clone(),
         detail: report.description.clone(),
     };
-    apply(forge, &repo.full_name, number, Effect::Report { sha: group.head_sha.clone(), report }).await?;
+    apply(forge, Some(&d.written), &repo.full_name, number, Effect::Report { sha: group.head_sha.clone(), report })
+        .await?;
     let subject = Subject { forge: kind, repo: repo.clone(), number, installation_id };
     Ok(vec![super::audit_write(d.clock.now_ms(), &subject, audit)])
 }
