@@ -18,10 +18,9 @@
 //! 5. the lane never holds a grant the model did not give;
 //! 6. `hotfix-lane/lane` on the head says whether a responder put the change in the lane.
 //!
-//! `HOTFIX_LANE_INTERLEAVINGS` sets how many sequences run (40 by default),
-//! `HOTFIX_LANE_INTERLEAVINGS_SEED` the first seed, and `HOTFIX_LANE_INTERLEAVINGS_ALL=1` draws
-//! the interleavings the lane does not handle yet too (see [`Run::draw`]). A failure prints its
-//! seed, its steps, the model and the audit log.
+//! `HOTFIX_LANE_INTERLEAVINGS` sets how many sequences run (40 by default) and
+//! `HOTFIX_LANE_INTERLEAVINGS_SEED` the first seed. A failure prints its seed, its steps, the
+//! model and the audit log.
 
 mod common;
 
@@ -230,14 +229,12 @@ struct Run {
     sent: Vec<Sent>,
     /// The fake will lose the next merge answer.
     losing: bool,
-    /// Draw the interleavings the lane gets wrong as well (see [`Run::draw`]).
-    all: bool,
     trail: Arc<Mutex<Vec<String>>>,
     coverage: Coverage,
 }
 
 impl Run {
-    async fn start(seed: u64, all: bool, trail: Arc<Mutex<Vec<String>>>) -> Run {
+    async fn start(seed: u64, trail: Arc<Mutex<Vec<String>>>) -> Run {
         let lane = Lane::start(Backend::Sqlite, POLICY).await;
         let mut pull = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
         pull["labels"] = json!([]);
@@ -255,7 +252,6 @@ impl Run {
             rng: fastrand::Rng::with_seed(seed),
             sent: Vec::new(),
             losing: false,
-            all,
             trail,
             coverage: Coverage::default(),
         }
@@ -284,10 +280,6 @@ impl Run {
 
     /// A step that can happen now: GitHub sends no `labeled` for a label already on, and a
     /// merged change takes no pushes and no new base.
-    ///
-    /// Unless `all` is set, one interleaving the lane does not handle yet is not drawn:
-    /// `/hotfix authorize` while a merge answer is to be lost (the retried command finds the
-    /// change merged and never records the merge: an audit gap, not a way past a grant).
     fn draw(&mut self) -> Step {
         loop {
             let step = match self.rng.u32(0..25) {
@@ -313,7 +305,6 @@ impl Run {
                 Step::Push | Step::Retarget | Step::LoseNextMergeAnswer => self.model.open(),
                 Step::Duplicate => !self.sent.is_empty(),
                 Step::Stale(_) => !self.sent.is_empty(),
-                Step::AuthorizeByAlice => self.all || !self.losing,
                 _ => true,
             };
             if possible {
@@ -558,8 +549,8 @@ fn status_event(sha: &str, sender: &str) -> Value {
     event
 }
 
-async fn sequence(seed: u64, all: bool, trail: Arc<Mutex<Vec<String>>>) -> Coverage {
-    let mut run = Run::start(seed, all, trail).await;
+async fn sequence(seed: u64, trail: Arc<Mutex<Vec<String>>>) -> Coverage {
+    let mut run = Run::start(seed, trail).await;
     let length = run.rng.usize(6..=12);
     for _ in 0..length {
         let step = run.draw();
@@ -581,11 +572,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
 async fn random_interleavings_on_one_change_keep_the_merge_promises() {
     let count = env_u64("HOTFIX_LANE_INTERLEAVINGS", 40);
     let first = env_u64("HOTFIX_LANE_INTERLEAVINGS_SEED", DEFAULT_SEED);
-    let all = std::env::var("HOTFIX_LANE_INTERLEAVINGS_ALL").is_ok_and(|v| v == "1");
     let mut total = Coverage::default();
     for seed in first..first + count {
         let trail = Arc::new(Mutex::new(Vec::new()));
-        match tokio::spawn(sequence(seed, all, trail.clone())).await {
+        match tokio::spawn(sequence(seed, trail.clone())).await {
             Ok(c) => {
                 total.steps += c.steps;
                 total.merges += c.merges;
@@ -595,10 +585,9 @@ async fn random_interleavings_on_one_change_keep_the_merge_promises() {
             }
             Err(failure) => {
                 let steps = trail.lock().unwrap().join("\n  ");
-                let switch = if all { " HOTFIX_LANE_INTERLEAVINGS_ALL=1" } else { "" };
                 eprintln!(
                     "sequence {seed} failed; replay it with HOTFIX_LANE_INTERLEAVINGS_SEED={seed} \
-                     HOTFIX_LANE_INTERLEAVINGS=1{switch}\nsteps:\n  {steps}"
+                     HOTFIX_LANE_INTERLEAVINGS=1\nsteps:\n  {steps}"
                 );
                 std::panic::resume_unwind(failure.into_panic());
             }

@@ -13,10 +13,11 @@ use std::process::ExitCode;
 
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::change::Change;
-use crate::dispatch::{queue_pull_number, Loaded, Policies};
+use crate::dispatch::{Loaded, Policies};
+use crate::forge::github::payload as github_payload;
+use crate::forge::github::queue_pull_number;
 use crate::forge::github::{GitHubAuth, GitHubClients};
 use crate::forge::{Forge, Forges};
-use crate::ingress::github_payload;
 use crate::lane::comment;
 use crate::lane::conventions::Conventions;
 use crate::lane::effect::Effect;

@@ -34,7 +34,7 @@ pub(super) async fn on_check<P: Forges>(
     }
     // Every status of every CI job arrives here: the name filter needs no fresh read, since the
     // queued refresh revalidates the policy before it decides.
-    let loaded = match d.policies.last_read(&repo.full_name) {
+    let loaded = match d.policies.last_read(envelope.forge, &repo.full_name) {
         Some(loaded) => loaded,
         None => d.policies.get(forge, &repo.full_name).await?,
     };

@@ -33,7 +33,6 @@ use crate::store::{AuditEntry, ClaimedJob, Millis, NewJob, Store, StoreError, Wr
 
 pub use backport::{pending as pending_backports, PendingBackport};
 pub use policies::{Loaded, Policies};
-pub use queue::queue_pull_number;
 pub use responders::Responders;
 
 /// Changes untouched for longer than this are left out of the reconcile sweep.

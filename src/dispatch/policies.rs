@@ -11,9 +11,6 @@ use std::sync::Mutex;
 use crate::forge::{Forge, ForgeError, Revalidated};
 use crate::lane::policy::{Policy, PolicyError};
 
-/// Where the policy lives in a GitHub repository.
-pub const GITHUB_POLICY_PATH: &str = ".github/hotfix-lane.toml";
-
 #[derive(Clone)]
 struct Cached {
     etag: Option<String>,
@@ -22,7 +19,8 @@ struct Cached {
 
 #[derive(Default)]
 pub struct Policies {
-    cache: Mutex<HashMap<String, Cached>>,
+    /// By forge and repository: a path names different projects on different forges.
+    cache: Mutex<HashMap<(crate::lane::event::Forge, String), Cached>>,
 }
 
 /// A repository's policy, and the problem with its file if the file is invalid.
@@ -37,15 +35,17 @@ pub struct Loaded {
 impl Policies {
     /// The policy last read for `repo`, without asking the forge: for cues that only decide
     /// whether to queue work, which revalidates before it decides anything.
-    pub fn last_read(&self, repo: &str) -> Option<Loaded> {
-        self.cache.lock().expect("policy cache lock").get(repo).map(|c| c.loaded.clone())
+    pub fn last_read(&self, forge: crate::lane::event::Forge, repo: &str) -> Option<Loaded> {
+        self.cache.lock().expect("policy cache lock").get(&(forge, repo.to_string())).map(|c| c.loaded.clone())
     }
 
     /// The policy on `repo`'s default branch now.
     pub async fn get<F: Forge>(&self, forge: &F, repo: &str) -> Result<Loaded, ForgeError> {
-        let known = self.cache.lock().expect("policy cache lock").get(repo).cloned();
+        let key = (forge.conventions().forge, repo.to_string());
+        let known = self.cache.lock().expect("policy cache lock").get(&key).cloned();
         let etag = known.as_ref().and_then(|c| c.etag.as_deref());
-        let fresh = match forge.default_branch_file(repo, GITHUB_POLICY_PATH, etag).await? {
+        let path = forge.conventions().policy_path;
+        let fresh = match forge.default_branch_file(repo, path, etag).await? {
             Revalidated::Unchanged => match known {
                 Some(cached) => return Ok(cached.loaded),
                 None => return Err(ForgeError::Failed(format!("{repo}: an unconditional read answered 304"))),
@@ -68,7 +68,7 @@ impl Policies {
             }
         };
         let loaded = fresh.loaded.clone();
-        self.cache.lock().expect("policy cache lock").insert(repo.to_string(), fresh);
+        self.cache.lock().expect("policy cache lock").insert(key, fresh);
         Ok(loaded)
     }
 }

@@ -7,7 +7,10 @@ mod checks;
 mod identity;
 mod limits;
 mod pages;
+pub mod payload;
 mod queue;
+
+pub use queue::queue_pull_number;
 
 use crate::lane::event::Forge as ForgeKind;
 use crate::lane::policy::MergeMethod;
@@ -24,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use super::{
     AuthoredPull, FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull, QueueGroup, Revalidated,
 };
-use crate::ingress::github_payload::{PullRequestBody, User};
 use crate::lane::event::PullRequest;
 use crate::lane::policy::{Permission, Responders};
 use crate::lane::postmortem::IssueLookup;
@@ -34,6 +36,7 @@ use crate::store::Millis;
 use identity::Identity;
 use limits::classify;
 use pages::Pages;
+use payload::{PullRequestBody, User};
 
 /// A client acting as one identity: a token (reports as commit statuses) or an App
 /// installation (reports as check runs). Cheap to clone.
@@ -296,6 +299,10 @@ struct CollaboratorPermission {
 }
 
 impl Forge for GitHub {
+    fn conventions(&self) -> &'static crate::lane::conventions::Conventions {
+        &crate::lane::conventions::GITHUB
+    }
+
     async fn identity(&self) -> Result<String, ForgeError> {
         self.identity.login(&self.client).await
     }

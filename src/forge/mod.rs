@@ -104,6 +104,9 @@ pub trait Forges: Send + Sync + 'static {
 }
 
 pub trait Forge: Send + Sync + 'static {
+    /// This forge's paths and words (where the policy lives, what a change is called).
+    fn conventions(&self) -> &'static crate::lane::conventions::Conventions;
+
     /// The login the forge shows on what this client writes (a token's user, an App's bot):
     /// comments and pull requests are the lane's own only when this login wrote them.
     fn identity(&self) -> impl Future<Output = Result<String, ForgeError>> + Send;

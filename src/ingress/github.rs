@@ -9,9 +9,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use tracing::Instrument;
 
-use super::github_payload::{self, PayloadError};
 use super::signature::{Secrets, Signature};
 use super::{id_header, Ingress, Outcome};
+use crate::forge::github::payload::{self as github_payload, PayloadError};
 
 pub struct GithubIngress {
     pub secrets: Secrets,

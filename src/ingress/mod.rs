@@ -7,7 +7,6 @@
 //! the forge's own module.
 
 pub mod github;
-pub mod github_payload;
 pub mod signature;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -245,43 +245,25 @@ impl Envelope {
         let Some(repo) = &self.repo else {
             return format!("{forge}:installation:{}", self.installation_id.unwrap_or(0));
         };
+        let change = |number: u64| super::key::ChangeKey::new(self.forge, repo.id, number).to_string();
         let scope = match &self.event {
-            Event::PullRequest { pull, .. } | Event::Review { pull, .. } => {
-                format!("pr:{}", pull.number)
-            }
-            Event::Comment { number, on_pull_request: true, .. } => format!("pr:{number}"),
-            Event::Comment { number, .. } => format!("issue:{number}"),
-            Event::Issue { issue, .. } if issue.is_pull_request => format!("pr:{}", issue.number),
-            Event::Issue { issue, .. } => format!("issue:{}", issue.number),
-            Event::MergeGroup { group, .. } => format!("queue:{}", group.base_ref),
+            Event::PullRequest { pull, .. } | Event::Review { pull, .. } => return change(pull.number),
+            Event::Comment { number, on_pull_request: true, .. } => return change(*number),
+            Event::Issue { issue, .. } if issue.is_pull_request => return change(issue.number),
             Event::CheckRun { check: Check { pull_numbers, head_sha, .. }, .. }
             | Event::CheckSuite { suite: CheckSuite { pull_numbers, head_sha, .. }, .. } => {
                 match pull_numbers.first() {
-                    Some(n) => format!("pr:{n}"),
+                    Some(n) => return change(*n),
                     None => format!("sha:{head_sha}"),
                 }
             }
+            Event::Comment { number, .. } => format!("issue:{number}"),
+            Event::Issue { issue, .. } => format!("issue:{}", issue.number),
+            Event::MergeGroup { group, .. } => format!("queue:{}", group.base_ref),
             Event::Status { sha, .. } => format!("sha:{sha}"),
             Event::Push { git_ref, .. } => format!("ref:{git_ref}"),
             Event::Ping | Event::Installation { .. } => "repo".to_string(),
         };
         format!("{forge}:{}:{scope}", repo.id)
-    }
-
-    /// A short name for logs and metrics, e.g. `pull_request`.
-    pub fn kind(&self) -> &'static str {
-        match &self.event {
-            Event::Ping => "ping",
-            Event::PullRequest { .. } => "pull_request",
-            Event::Review { .. } => "review",
-            Event::Issue { .. } => "issue",
-            Event::Comment { .. } => "comment",
-            Event::MergeGroup { .. } => "merge_group",
-            Event::CheckRun { .. } => "check_run",
-            Event::CheckSuite { .. } => "check_suite",
-            Event::Status { .. } => "status",
-            Event::Push { .. } => "push",
-            Event::Installation { .. } => "installation",
-        }
     }
 }

@@ -4,9 +4,9 @@
 use serde::Deserialize;
 
 use super::pages::Pages;
+use super::payload::User;
 use super::GitHub;
 use crate::forge::ForgeError;
-use crate::ingress::github_payload::User;
 use crate::lane::smoke::{Conclusion, Seen, Source};
 
 #[derive(Deserialize)]

@@ -106,3 +106,26 @@ pub(super) async fn groups(gh: &GitHub, repo: &str, base: &str) -> Result<Vec<Qu
     }
     Ok(groups)
 }
+
+/// `refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>` → `<number>`: the change a merge
+/// group's branch names (a hint only: what a group carries comes from the queue).
+pub fn queue_pull_number(head_ref: &str) -> Option<u64> {
+    let rest = head_ref.strip_prefix("refs/heads/").unwrap_or(head_ref).strip_prefix("gh-readonly-queue/")?;
+    let last = rest.rsplit('/').next()?;
+    last.strip_prefix("pr-")?.split('-').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queue_pull_number;
+
+    #[test]
+    fn merge_queue_refs_name_their_pull_request() {
+        assert_eq!(
+            queue_pull_number("refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64"),
+            Some(104)
+        );
+        assert_eq!(queue_pull_number("refs/heads/gh-readonly-queue/release/1.x/pr-7-abc"), Some(7));
+        assert_eq!(queue_pull_number("refs/heads/main"), None);
+    }
+}
