@@ -361,8 +361,30 @@ impl<P: Forges> JobHandler for Dispatch<P> {
             (_, None) => Ok(vec![]),
         };
         match result {
-            Ok(writes) => JobResult::Done(writes),
+            Ok(writes) => {
+                log_decisions(job, &writes);
+                JobResult::Done(writes)
+            }
             Err(err) => err.into(),
         }
+    }
+}
+
+/// One line per job saying what the lane decided and why, so an operator can follow a
+/// delivery to its outcome (the audit log has the same, per decision). Debug-formatted: a
+/// reason can quote text from a change, and must not start a log line of its own.
+fn log_decisions(job: &ClaimedJob, writes: &[Write]) {
+    let decided: Vec<String> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Audit(e) => Some(format!("{} ({})", e.action, e.detail)),
+            _ => None,
+        })
+        .collect();
+    let delivery = job.delivery_id.map(|id| id.to_string()).unwrap_or_default();
+    if decided.is_empty() {
+        tracing::debug!(kind = %job.kind, %delivery, change = %job.ordering_key, "nothing to decide");
+    } else {
+        tracing::info!(kind = %job.kind, %delivery, change = %job.ordering_key, decided = ?decided, "lane decided");
     }
 }
