@@ -310,7 +310,7 @@ async fn merge_setup(smoke: Option<&str>, author: &str, body: &str) -> (FakeGitH
             });
         }
     });
-    (fake, serde_json::to_vec(&common::comment_event(2, body, author)).unwrap())
+    (fake, serde_json::to_vec(&common::github::comment_event(2, body, author)).unwrap())
 }
 
 const MERGE: [(&str, &str); 4] = [("token", TOKEN), ("mode", "merge"), ("wait", "2s"), ("poll-interval", "1s")];

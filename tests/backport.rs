@@ -304,13 +304,7 @@ async fn a_merged_backport_ends_the_record_and_commands_add_targets(backend: Bac
     let number = backport_pulls(&lane)[0]["number"].as_u64().unwrap();
 
     // `/hotfix backport release-0` after the merge adds a target.
-    let mut comment = common::json_fixture("github/issue_comment/created.json");
-    comment["comment"]["id"] = common::next_comment_id().into();
-    comment["issue"]["number"] = 2.into();
-    comment["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2" });
-    comment["comment"]["body"] = "/hotfix backport release-0".into();
-    comment["comment"]["user"]["login"] = "Codertocat".into();
-    comment["sender"]["login"] = "Codertocat".into();
+    let comment = common::github::comment_event(2, "/hotfix backport release-0", "Codertocat");
     lane.send("issue_comment", comment).await;
     assert!(world.remote_tip("hotfix-lane/backport/2-to-release-0").is_some());
     assert_eq!(backport_pulls(&lane).len(), 2);

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::fake_github::LANE_TOKEN_USER;
+use common::github::{pr_event, rfc3339};
 use common::lane::{Lane, REPO};
 use common::{Backend, Delivery};
 use hotfix_lane::clock::Clock;
@@ -391,7 +392,7 @@ impl Run {
     }
 
     async fn comment(&mut self, body: &str, author: &str, replay: Replay) {
-        let event = common::comment_event(2, body, author);
+        let event = common::github::comment_event(2, body, author);
         self.send("issue_comment", event, replay).await;
     }
 
@@ -510,22 +511,6 @@ impl Run {
             self.fail(format!("invariant 5: the lane holds the grant {stored:?}")).await;
         }
     }
-}
-
-/// `2026-11-26T13:24:00Z`, as GitHub writes times in issue events.
-fn rfc3339(ms: i64) -> String {
-    let text = hotfix_lane::lane::incident::format_utc(ms);
-    format!("{}T{}:00Z", &text[..10], &text[11..16])
-}
-
-fn pr_event(action: &str, pull: &Value, label: Option<&str>, sender: &str) -> Value {
-    let mut event = common::json_fixture("github/pull_request/labeled.json");
-    event["action"] = action.into();
-    event["number"] = pull["number"].clone();
-    event["pull_request"] = pull.clone();
-    event["label"] = label.map_or(Value::Null, |l| json!({ "name": l }));
-    event["sender"]["login"] = sender.into();
-    event
 }
 
 fn check_event(pull: &Value, conclusion: &str) -> Value {

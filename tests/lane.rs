@@ -37,7 +37,7 @@ const RESPONDERS: &str = "[responders]\nusers = [\"Codertocat\"]\n";
 
 /// A comment on PR #2, as `author`.
 fn comment_event(body: &str, author: &str) -> Value {
-    common::comment_event(2, body, author)
+    common::github::comment_event(2, body, author)
 }
 
 /// Serves PR #2 from the fake, labelled `hotfix`, with `body`.

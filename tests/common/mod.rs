@@ -4,6 +4,7 @@
 
 pub mod fake_github;
 pub mod git;
+pub mod github;
 pub mod lane;
 
 use std::path::PathBuf;
@@ -196,23 +197,4 @@ where
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A fresh comment id: GitHub's only grow, and the lane acts on a comment id once.
-pub fn next_comment_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2_000_000_000);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-}
-
-/// A new comment by `author` on pull request `number` of the fixture repository.
-pub fn comment_event(number: u64, body: &str, author: &str) -> serde_json::Value {
-    let mut event = json_fixture("github/issue_comment/created.json");
-    event["comment"]["id"] = next_comment_id().into();
-    event["issue"]["number"] = number.into();
-    event["issue"]["pull_request"] =
-        serde_json::json!({ "url": format!("https://api.github.com/repos/{}/pulls/{number}", lane::REPO) });
-    event["comment"]["body"] = body.into();
-    event["comment"]["user"]["login"] = author.into();
-    event["sender"]["login"] = author.into();
-    event
 }

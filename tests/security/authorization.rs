@@ -5,63 +5,17 @@
 //! edit descriptions and post statuses. Every test drives the real server through signed
 //! webhooks against the fake GitHub, and looks at what GitHub saw: merges, reads, comments.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::common::github::{check_event, comment_event, issue_event, pr_event, pull, push_event, status_event};
 use crate::common::lane::{Lane, POLICY, REPO};
-use crate::common::{self, comment_event, eventually, Backend};
+use crate::common::{self, eventually, Backend};
 
 const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const OTHER: &str = "1234567890123456789012345678901234567890";
 
 const PINNED: &str = "[responders]\nusers = [\"alice\", \"bob\"]\n\
                       [merge]\nsmoke_checks = [{ name = \"smoke\", app = \"github-actions\" }]\n";
-
-/// Pull request `number` as GitHub serves it and sends it in webhooks.
-fn pull(number: u64, author: &str, base: &str, labels: &[&str], body: &str) -> Value {
-    let mut pull = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
-    pull["number"] = number.into();
-    pull["user"]["login"] = author.into();
-    pull["base"]["ref"] = base.into();
-    pull["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
-    pull["body"] = body.into();
-    pull
-}
-
-fn pr_event(action: &str, pull: &Value, label: Option<&str>, sender: &str) -> Value {
-    let mut event = common::json_fixture("github/pull_request/labeled.json");
-    event["action"] = action.into();
-    event["pull_request"] = pull.clone();
-    event["number"] = pull["number"].clone();
-    event["label"] = label.map_or(Value::Null, |l| json!({ "name": l }));
-    event["sender"]["login"] = sender.into();
-    event
-}
-
-fn issue_event(action: &str, number: u64, labels: &[&str], sender: &str) -> Value {
-    let mut event = common::json_fixture("github/issues/labeled.json");
-    event["action"] = action.into();
-    event["issue"]["number"] = number.into();
-    event["issue"]["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
-    event["sender"]["login"] = sender.into();
-    event
-}
-
-fn status_event(sha: &str, context: &str, state: &str, sender: &str) -> Value {
-    let mut event = common::json_fixture("github/status/payload.json");
-    event["sha"] = sha.into();
-    event["context"] = context.into();
-    event["state"] = state.into();
-    event["sender"]["login"] = sender.into();
-    event
-}
-
-fn check_event(sha: &str, name: &str, conclusion: &str) -> Value {
-    let mut event = common::json_fixture("github/check_run/completed.json");
-    event["check_run"]["name"] = name.into();
-    event["check_run"]["head_sha"] = sha.into();
-    event["check_run"]["conclusion"] = conclusion.into();
-    event
-}
 
 /// Serves `pull` from the fake, as GitHub would after the event that changed it.
 fn serve(lane: &Lane, pull: &Value) {
@@ -122,9 +76,7 @@ async fn retargeting_an_authorized_change_onto_a_branch_with_its_own_policy_make
     serve(&lane, &seven);
     lane.send("pull_request", pr_event("edited", &seven, None, "mallory")).await;
     // A push to the default branch, then an edit of the postmortem issue: the recheck.
-    let mut push = common::json_fixture("github/push/payload.json");
-    push["ref"] = "refs/heads/master".into();
-    lane.send("push", push).await;
+    lane.send("push", push_event("master", HEAD, OTHER, "alice")).await;
     lane.send("issues", issue_event("edited", 12, &["postmortem"], "mallory")).await;
     // mallory now labels her own #9.
     let nine = pull(9, "mallory", "master", &["hotfix"], "Postmortem: #12");

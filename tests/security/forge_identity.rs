@@ -34,7 +34,7 @@ fn pr_event(action: &str, label: Option<&str>, labels: &[&str], sender: &str) ->
 
 /// A comment on PR #2, as `author`.
 fn comment_event(body: &str, author: &str) -> Value {
-    crate::common::comment_event(2, body, author)
+    crate::common::github::comment_event(2, body, author)
 }
 
 /// PR #2 as the fake serves it, labelled `hotfix`, with `body`.

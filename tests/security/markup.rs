@@ -32,7 +32,7 @@ fn pr_event(action: &str, label: Option<&str>, body: &str, sender: &str) -> Valu
 
 /// A new comment on PR #2 by `author`.
 fn comment_event(body: &str, author: &str) -> Value {
-    common::comment_event(2, body, author)
+    common::github::comment_event(2, body, author)
 }
 
 /// PR #2 as the fake serves it: labelled `hotfix`, with `title` and `body`.
