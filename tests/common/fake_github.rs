@@ -79,6 +79,9 @@ pub struct Repo {
     pub merge_queue: BTreeMap<String, Vec<(u64, String)>>,
     /// number → who opened the issue (through the API: the token's login).
     pub issue_authors: BTreeMap<u64, String>,
+    /// Base branches that take changes only through their merge queue: a merge into one is
+    /// refused the way GitHub's ruleset refuses it.
+    pub queue_only: Vec<String>,
 }
 
 #[derive(Default)]
@@ -103,6 +106,9 @@ pub struct World {
     pub throttled: Vec<(String, u32)>,
     /// Failures to answer instead of the next request matching "METHOD /path": `(call, status)`.
     pub failures: Vec<(String, u16)>,
+    /// `(repo, comment)` of every comment written through the API, in order: each creation and
+    /// each edit (with the text it left), so a test can read every version the lane wrote.
+    pub written: Vec<(String, Comment)>,
     next_id: u64,
 }
 
@@ -470,6 +476,11 @@ async fn merge_pull(
 ) -> Response {
     let mut world = world.lock().unwrap();
     let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    let base = repo.pulls.get(&number).and_then(|p| p["base"]["ref"].as_str()).unwrap_or_default();
+    if repo.queue_only.iter().any(|b| b == base) {
+        let message = "Repository rule violations found\n\nChanges must be made through the merge queue";
+        return (StatusCode::METHOD_NOT_ALLOWED, Json(json!({ "message": message }))).into_response();
+    }
     if let Some((status, message)) = repo.merge_answers.pop_front() {
         let status = StatusCode::from_u16(status).unwrap();
         return (status, Json(json!({ "message": message, "documentation_url": "https://docs.github.com" })))
@@ -788,6 +799,7 @@ async fn create_comment(
     let body = body["body"].as_str().unwrap_or_default().to_string();
     let author = login_of(&headers);
     let comment = Comment { id, number, body: body.clone(), author: author.clone() };
+    world.written.push((full(&owner, &repo), comment.clone()));
     world.repos.entry(full(&owner, &repo)).or_default().comments.push(comment);
     (StatusCode::CREATED, Json(json!({ "id": id, "body": body, "user": { "id": 1, "login": author } }))).into_response()
 }
@@ -799,10 +811,13 @@ async fn edit_comment(
 ) -> Response {
     let mut world = world.lock().unwrap();
     let text = body["body"].as_str().unwrap_or_default().to_string();
-    let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    let name = full(&owner, &repo);
+    let repo = world.repos.entry(name.clone()).or_default();
     match repo.comments.iter_mut().find(|c| c.id == id) {
         Some(c) => {
             c.body = text.clone();
+            let edited = c.clone();
+            world.written.push((name, edited));
             Json(json!({ "id": id, "body": text })).into_response()
         }
         None => not_found("Not Found"),

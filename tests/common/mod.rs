@@ -6,6 +6,7 @@ pub mod fake_github;
 pub mod git;
 pub mod github;
 pub mod lane;
+pub mod scenario;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,8 +86,32 @@ impl TestDb {
 }
 
 /// Defines `#[tokio::test]`s that run one async test body against SQLite and PostgreSQL.
+///
+/// With `forge NAME = DRIVER:` first, the bodies are scenarios generic over the forge
+/// (`async fn name<D: ForgeDriver>(backend: Backend)`), run with `DRIVER` (a `crate::` path) in
+/// a module `NAME`: `NAME::sqlite::name`, `NAME::postgres::name`.
 #[macro_export]
 macro_rules! on_both_backends {
+    (forge $forge:ident = $driver:ty: $($name:ident),+ $(,)?) => {
+        mod $forge {
+            mod sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        super::super::$name::<$driver>($crate::common::Backend::Sqlite).await
+                    }
+                )+
+            }
+            mod postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        super::super::$name::<$driver>($crate::common::Backend::Postgres).await
+                    }
+                )+
+            }
+        }
+    };
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
             $(
