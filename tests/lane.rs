@@ -1,79 +1,343 @@
-//! The hotfix lane end to end: real webhooks through the real router, the real GitHub client
-//! against a stateful fake GitHub on loopback, every comment the lane writes snapshotted.
+//! The hotfix lane end to end: real webhooks through the real router, the real forge client
+//! against a stateful fake forge on loopback, every comment the lane writes snapshotted.
+//!
+//! The lane's rules are scenarios in the forge-neutral test language (`common::scenario`), run
+//! per forge and per store backend; what needs the GitHub fake's own controls (injected
+//! failures, replayed deliveries, API call counts, App mode) drives the harness directly below.
 
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::fake_github::FakeGitHub;
+use common::github as gh;
 use common::lane::{Lane, NOW, POLICY, REPO};
+use common::scenario::{Change, ForgeDriver, Landed, NewChange, Scenario, Source, State, LANE, POSTMORTEM};
 use common::{base_url, eventually, Backend, Delivery, TestDb};
 use hotfix_lane::clock::ManualClock;
 use hotfix_lane::forge::github::GitHubAuth;
 use serde_json::{json, Value};
 
-const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
-
-/// A `pull_request` delivery for PR #2 of the fixture repository.
-fn pr_event(action: &str, label: Option<&str>, labels: &[&str], body: &str, sender: &str) -> Value {
-    let mut event = common::json_fixture("github/pull_request/labeled.json");
-    event["action"] = action.into();
-    event["label"] = label.map_or(Value::Null, |l| json!({ "name": l }));
-    event["pull_request"]["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
-    event["pull_request"]["body"] = body.into();
-    event["sender"]["login"] = sender.into();
-    event
-}
-
-fn issue_event(action: &str, number: u64, labels: &[&str]) -> Value {
-    let mut event = common::json_fixture("github/issues/labeled.json");
-    event["action"] = action.into();
-    event["issue"]["number"] = number.into();
-    event["issue"]["labels"] = labels.iter().map(|l| json!({ "name": l })).collect();
-    event
-}
+const HEAD: &str = gh::FIXTURE_HEAD;
 
 const RESPONDERS: &str = "[responders]\nusers = [\"Codertocat\"]\n";
+/// Two responders, so that one can authorize the other's change; `smoke` must pass; squash.
+const MERGE_POLICY: &str =
+    "[responders]\nusers = [\"Codertocat\", \"alice\"]\n[merge]\nsmoke_checks = [\"smoke\"]\nmethod = \"squash\"\n";
+/// The CI App that runs `smoke`.
+const CI: Source = Source::App("github-actions");
+
+// The lane's rules, on every forge.
+
+/// Codertocat's fix, naming the postmortem #50 that alice opened: not in the lane yet.
+async fn fix_with_postmortem<D: ForgeDriver>(backend: Backend, policy: &str) -> (Scenario<D>, Change) {
+    let mut s = Scenario::<D>::start(backend, policy).await;
+    s.open_issue(50, &["postmortem"], "alice").await;
+    let pr = s.open(NewChange::by("Codertocat").body("Postmortem: #50")).await;
+    (s, pr)
+}
+
+/// [`fix_with_postmortem`], labelled by the responder alice: authorized, waiting for smoke.
+async fn authorized_by_label<D: ForgeDriver>(backend: Backend) -> (Scenario<D>, Change) {
+    let (mut s, pr) = fix_with_postmortem::<D>(backend, MERGE_POLICY).await;
+    s.label(pr, "hotfix", "alice").await;
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Success), "postmortem #50");
+    insta::assert_snapshot!("authorized_by_label", s.next_comment(pr));
+    (s, pr)
+}
+
+fn squashed(change: Change, sha: &str) -> Landed {
+    Landed::Merged { change, sha: sha.into(), method: "squash".into() }
+}
+
+async fn a_normal_pull_request_passes_without_a_comment<D: ForgeDriver>(backend: Backend) {
+    let mut s = Scenario::<D>::start(backend, RESPONDERS).await;
+    let pr = s.open(NewChange::by("Codertocat").body("Small fix.")).await;
+    assert_eq!(s.expect_check(pr, LANE, State::Success), "normal");
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Success), "not a hotfix");
+    s.expect_no_new_comment(pr);
+}
+
+/// Label → authorize → green → merged: the author's own label puts the fix in the lane, a
+/// second responder authorizes it, and the lane merges it once its smoke check passes.
+async fn a_hotfix_merges_once_another_responder_authorizes_it_and_smoke_passes<D: ForgeDriver>(backend: Backend) {
+    let (mut s, pr) = fix_with_postmortem::<D>(backend, MERGE_POLICY).await;
+    let head = s.head(pr);
+    s.label(pr, "hotfix", "Codertocat").await;
+    assert_eq!(s.expect_check(pr, LANE, State::Success), "hotfix: smoke-only");
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Success), "postmortem #50");
+    insta::assert_snapshot!("labelled_by_its_author", s.next_comment(pr));
+
+    s.comment(pr, "/hotfix authorize 2h checkout is down", "alice").await;
+    insta::assert_snapshot!("authorized_waiting_for_smoke", s.next_comment(pr));
+    assert!(s.landed().is_empty(), "not before the smoke check");
+    s.report(pr, "smoke", State::Failure, CI).await;
+    insta::assert_snapshot!("smoke_failed", s.next_comment(pr));
+    assert!(s.landed().is_empty(), "not on a red smoke check");
+    s.report(pr, "smoke", State::Success, CI).await;
+    assert_eq!(s.landed(), [squashed(pr, &head)], "merged once, pinned to the head");
+    insta::assert_snapshot!("merged_on_a_second_responders_authorization", s.next_comment(pr));
+
+    // Whatever arrives afterwards, it never merges twice, nor grants again.
+    let before = s.audit().await;
+    s.report(pr, "smoke", State::Success, CI).await;
+    s.edit_description(pr, "Postmortem: #50\n\nShipped.", "Codertocat").await;
+    s.label(pr, "hotfix", "alice").await;
+    assert_eq!(s.landed().len(), 1);
+    s.expect_no_new_comment(pr);
+    let after = s.audit().await;
+    let again: Vec<&String> = after[before.len()..]
+        .iter()
+        .filter(|a| ["merge.merged", "grant.created", "lane.hotfix"].contains(&a.as_str()))
+        .collect();
+    assert!(again.is_empty(), "{after:?}");
+    let metrics = s.metrics().await;
+    assert!(metrics.contains("hotfix_lane_grants_total{outcome=\"created\"} 1"), "{metrics}");
+    assert!(metrics.contains("hotfix_lane_time_to_merge_seconds_count 1"), "{metrics}");
+    assert!(metrics.contains("hotfix_lane_authorization_seconds_count 1"), "{metrics}");
+}
+
+/// The common case during an incident: the fix is pushed, CI goes green, then a responder says
+/// "ship it". The lane reads the commit's checks when the grant arrives.
+async fn a_hotfix_whose_ci_went_green_before_the_label_merges_when_a_responder_labels_it<D: ForgeDriver>(
+    backend: Backend,
+) {
+    let (mut s, pr) = fix_with_postmortem::<D>(backend, MERGE_POLICY).await;
+    s.report(pr, "smoke", State::Success, CI).await;
+    assert!(s.landed().is_empty(), "not in the lane yet");
+    s.label(pr, "hotfix", "alice").await;
+    assert_eq!(s.landed(), [squashed(pr, &s.head(pr))]);
+    insta::assert_snapshot!("merged", s.next_comment(pr));
+}
+
+async fn a_label_from_a_non_responder_is_refused_and_explained<D: ForgeDriver>(backend: Backend) {
+    let mut s = Scenario::<D>::start(backend, "[responders]\nusers = [\"alice\"]\nteams = [\"@acme/oncall\"]\n").await;
+    let pr = s.open(NewChange::by("Codertocat")).await;
+    s.label(pr, "hotfix", "mallory").await;
+    assert_eq!(s.expect_check(pr, LANE, State::Failure), "hotfix label not authorized");
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Success), "not a hotfix");
+    insta::assert_snapshot!("label_by_non_responder", s.next_comment(pr));
+    let audit = s.audit_log().await;
+    let refused: Vec<_> = audit.iter().filter(|e| e.action == "lane.not_authorized").collect();
+    assert_eq!(refused.len(), 1, "{audit:?}");
+    assert_eq!(refused[0].actor, "mallory");
+}
+
+async fn a_push_after_the_grant_voids_it<D: ForgeDriver>(backend: Backend) {
+    let (mut s, pr) = authorized_by_label::<D>(backend).await;
+    let new_head = s.push(pr, "Codertocat").await;
+    insta::assert_snapshot!("grant_voided_by_a_push", s.next_comment(pr));
+    assert!(s.audit().await.contains(&"grant.voided".to_string()));
+    s.report(pr, "smoke", State::Success, CI).await;
+    assert!(s.landed().is_empty(), "the grant covered the old commit only");
+    s.expect_no_new_comment(pr);
+    // Re-authorized for the new commit, it merges.
+    s.comment(pr, "/hotfix authorize 1h db failover", "alice").await;
+    assert_eq!(s.landed(), [squashed(pr, &new_head)]);
+    insta::assert_snapshot!("merged_after_a_new_authorization", s.next_comment(pr));
+}
+
+async fn an_expired_grant_does_not_merge<D: ForgeDriver>(backend: Backend) {
+    let (mut s, pr) = authorized_by_label::<D>(backend).await;
+    s.advance(Duration::from_millis(4 * 3600 * 1000 + 1));
+    s.report(pr, "smoke", State::Success, CI).await;
+    assert!(s.landed().is_empty());
+    insta::assert_snapshot!("grant_expired", s.next_comment(pr));
+}
+
+async fn a_revoked_grant_does_not_merge<D: ForgeDriver>(backend: Backend) {
+    let (mut s, pr) = authorized_by_label::<D>(backend).await;
+    s.comment(pr, "/hotfix revoke", "alice").await;
+    insta::assert_snapshot!("grant_revoked", s.next_comment(pr));
+    s.report(pr, "smoke", State::Success, CI).await;
+    assert!(s.landed().is_empty());
+    assert!(s.audit().await.contains(&"grant.revoked".to_string()));
+}
+
+async fn only_responders_authorize_and_edits_never_do<D: ForgeDriver>(backend: Backend) {
+    let (mut s, pr) = authorized_by_label::<D>(backend).await;
+    s.comment(pr, "/hotfix revoke", "mallory").await;
+    insta::assert_snapshot!("command_refused", s.next_comment(pr));
+    assert_eq!(s.comments(pr).len(), 2, "the refusal is a comment of its own");
+    s.comment(pr, "/hotfix revoke", "alice").await;
+    insta::assert_snapshot!("grant_revoked", s.next_comment(pr));
+    let said = s.comment(pr, "I will authorize it once CI is done.", "alice").await;
+    s.edit_comment(said, "/hotfix authorize", "alice").await;
+    s.report(pr, "smoke", State::Success, CI).await;
+    assert!(s.landed().is_empty(), "an edited comment grants nothing");
+}
+
+async fn a_merge_queue_branch_gets_the_hotfix_at_its_front<D: ForgeDriver>(backend: Backend) {
+    let (mut s, pr) = authorized_by_label::<D>(backend).await;
+    s.require_merge_queue("master");
+    s.report(pr, "smoke", State::Success, CI).await;
+    let head = s.head(pr);
+    assert_eq!(s.landed(), [Landed::Enqueued { change: pr, sha: head, front: true }]);
+    insta::assert_snapshot!("at_the_front_of_the_merge_queue", s.next_comment(pr));
+    s.report(pr, "smoke", State::Success, CI).await;
+    assert_eq!(s.landed().len(), 1, "never enqueued twice");
+    assert!(s.audit().await.contains(&"merge.enqueued".to_string()));
+}
+
+async fn a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists<D: ForgeDriver>(backend: Backend) {
+    // A smoke check that never reports keeps the lane from merging while the check flips.
+    let mut s = Scenario::<D>::start(backend, &format!("{RESPONDERS}[merge]\nsmoke_checks = [\"smoke\"]\n")).await;
+    let pr = s.open(NewChange::by("Codertocat").body("Fix the outage.")).await;
+    s.label(pr, "hotfix", "Codertocat").await;
+    assert_eq!(s.expect_check(pr, LANE, State::Success), "hotfix: smoke-only");
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Failure), "no postmortem referenced");
+    insta::assert_snapshot!("hotfix_without_postmortem", s.next_comment(pr));
+
+    // The description names an issue that does not exist yet.
+    s.edit_description(pr, "Fix the outage.\n\nPostmortem: #50", "Codertocat").await;
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Failure), "#50 does not exist");
+    insta::assert_snapshot!("hotfix_postmortem_missing", s.next_comment(pr));
+
+    // The issue is opened, labelled: the check flips without touching the change.
+    let postmortem = s.open_issue(50, &["postmortem"], "Codertocat").await;
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Success), "postmortem #50");
+    insta::assert_snapshot!("hotfix_postmortem_found", s.next_comment(pr));
+
+    // It loses its label: blocked again.
+    s.unlabel_issue(postmortem, "postmortem", "Codertocat").await;
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Failure), "#50 lacks the `postmortem` label");
+    insta::assert_snapshot!("hotfix_postmortem_unlabelled", s.next_comment(pr));
+
+    assert_eq!(s.comments(pr).len(), 1, "one comment, kept up to date");
+    assert_eq!(
+        s.audit().await,
+        [
+            "postmortem.success", // opened as a normal change
+            "lane.hotfix",
+            "grant.refused",
+            "postmortem.failure",
+            "postmortem.success",
+            "postmortem.failure"
+        ],
+        "each lane decision is audited once"
+    );
+}
+
+async fn slash_postmortem_opens_and_links_the_issue_once<D: ForgeDriver>(backend: Backend) {
+    let mut s = Scenario::<D>::start(backend, RESPONDERS).await;
+    let pr = s.open(NewChange::by("Codertocat").body("Fix the outage.")).await;
+    s.label(pr, "hotfix", "Codertocat").await;
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Failure), "no postmortem referenced");
+    insta::assert_snapshot!("hotfix_without_postmortem", s.next_comment(pr));
+
+    s.comment(pr, "/hotfix postmortem", "Codertocat").await;
+    let issues = s.issues_opened();
+    assert_eq!(issues.len(), 1, "one postmortem issue");
+    let issue = &issues[0];
+    assert_eq!(issue.title, "Postmortem: Update the README with new information.");
+    assert_eq!(issue.labels, ["postmortem"]);
+    insta::assert_snapshot!("postmortem_issue_body", issue.body);
+    assert_eq!(s.description(pr), format!("Fix the outage.\n\nPostmortem: #{}", issue.number));
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Success), format!("postmortem #{}", issue.number));
+    insta::assert_snapshot!("postmortem_opened_by_command", s.next_comment(pr));
+
+    // Asking again changes nothing.
+    s.comment(pr, "/hotfix postmortem", "Codertocat").await;
+    assert_eq!(s.issues_opened().len(), 1);
+    s.expect_no_new_comment(pr);
+    let actions = s.audit().await;
+    assert_eq!(actions.iter().filter(|a| *a == "postmortem.opened").count(), 1, "{actions:?}");
+}
+
+async fn only_responders_and_the_author_open_postmortems<D: ForgeDriver>(backend: Backend) {
+    let mut s = Scenario::<D>::start(backend, RESPONDERS).await;
+    let pr = s.open(NewChange::by("Codertocat")).await;
+    s.comment(pr, "/hotfix postmortem", "drive-by").await;
+    assert!(s.issues_opened().is_empty());
+    insta::assert_snapshot!("postmortem_command_refused", s.next_comment(pr));
+    let audit = s.audit_log().await;
+    let refused: Vec<&str> =
+        audit.iter().filter(|e| e.action == "postmortem.command_refused").map(|e| e.actor.as_str()).collect();
+    assert_eq!(refused, ["drive-by"]);
+    // An edited comment never runs a command.
+    let said = s.comment(pr, "Should this have a postmortem?", "Codertocat").await;
+    s.edit_comment(said, "/hotfix postmortem", "Codertocat").await;
+    assert!(s.issues_opened().is_empty());
+}
+
+async fn the_policy_can_open_the_postmortem_when_the_label_is_applied<D: ForgeDriver>(backend: Backend) {
+    let mut s = Scenario::<D>::start(backend, &format!("{RESPONDERS}[postmortem]\nopen_on_label = true\n")).await;
+    let pr = s.open(NewChange::by("Codertocat").body("Fix.")).await;
+    s.label(pr, "hotfix", "Codertocat").await;
+    let issues = s.issues_opened();
+    assert_eq!(issues.len(), 1, "an issue was opened");
+    assert_eq!(s.expect_check(pr, POSTMORTEM, State::Success), format!("postmortem #{}", issues[0].number));
+    insta::assert_snapshot!("postmortem_opened_on_label", s.next_comment(pr));
+}
+
+async fn an_invalid_policy_is_reported_and_the_last_good_one_kept<D: ForgeDriver>(backend: Backend) {
+    let mut s = Scenario::<D>::start(backend, RESPONDERS).await;
+    let pr = s.open(NewChange::by("Codertocat")).await;
+    s.label(pr, "hotfix", "Codertocat").await;
+    insta::assert_snapshot!("hotfix_without_postmortem", s.next_comment(pr));
+    // The default branch gets a broken policy.
+    s.push_policy("[responders]\nuser = [\"x\"]\n", "alice").await;
+    s.edit_description(pr, "still broken", "Codertocat").await;
+    assert_eq!(s.expect_check(pr, LANE, State::Success), "hotfix: smoke-only", "the last good policy still applies");
+    insta::assert_snapshot!("policy_invalid_on_the_default_branch", s.next_comment(pr));
+    assert_eq!(s.comments(pr).len(), 1);
+}
+
+async fn the_merge_queue_enforces_the_postmortem_check<D: ForgeDriver>(backend: Backend) {
+    let mut s = Scenario::<D>::start(backend, RESPONDERS).await;
+    let pr = s.open(NewChange::by("Codertocat").body("no reference")).await;
+    s.label(pr, "hotfix", "Codertocat").await;
+    insta::assert_snapshot!("hotfix_without_postmortem", s.next_comment(pr));
+
+    let group = s.queue(pr).await;
+    assert_eq!(s.expect_check_on(&group, POSTMORTEM, State::Failure), "no postmortem referenced");
+
+    s.open_issue(9, &["postmortem"], "Codertocat").await;
+    s.edit_description(pr, "Postmortem: #9", "Codertocat").await;
+    assert!(s.next_comment(pr).contains("✅ **Postmortem:** postmortem #9"));
+    // The queue builds a new group for the edited change.
+    let group = s.queue(pr).await;
+    assert_eq!(s.expect_check_on(&group, POSTMORTEM, State::Success), "postmortem #9");
+}
+
+on_both_backends!(forge github = crate::common::github::GitHubDriver:
+    a_normal_pull_request_passes_without_a_comment,
+    a_hotfix_merges_once_another_responder_authorizes_it_and_smoke_passes,
+    a_hotfix_whose_ci_went_green_before_the_label_merges_when_a_responder_labels_it,
+    a_label_from_a_non_responder_is_refused_and_explained,
+    a_push_after_the_grant_voids_it,
+    an_expired_grant_does_not_merge,
+    a_revoked_grant_does_not_merge,
+    only_responders_authorize_and_edits_never_do,
+    a_merge_queue_branch_gets_the_hotfix_at_its_front,
+    a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists,
+    slash_postmortem_opens_and_links_the_issue_once,
+    only_responders_and_the_author_open_postmortems,
+    the_policy_can_open_the_postmortem_when_the_label_is_applied,
+    an_invalid_policy_is_reported_and_the_last_good_one_kept,
+    the_merge_queue_enforces_the_postmortem_check,
+);
+
+// GitHub's own controls: the harness, driven directly.
+
+/// A `pull_request` delivery for PR #2 of the fixture repository, by Codertocat.
+fn pr_event(action: &str, label: Option<&str>, labels: &[&str], body: &str, sender: &str) -> Value {
+    gh::pr_event(action, &gh::pull(2, "Codertocat", "master", labels, body), label, sender)
+}
 
 /// A comment on PR #2, as `author`.
 fn comment_event(body: &str, author: &str) -> Value {
-    common::github::comment_event(2, body, author)
+    gh::comment_event(2, body, author)
 }
 
 /// Serves PR #2 from the fake, labelled `hotfix`, with `body`.
 fn serve_pull(lane: &Lane, body: &str) {
-    let mut pull = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
-    pull["labels"] = json!([{ "name": "hotfix" }]);
-    pull["body"] = body.into();
-    lane.fake.repo(REPO, |r| r.pulls.insert(2, pull));
+    lane.fake.repo(REPO, |r| r.pulls.insert(2, gh::pull(2, "Codertocat", "master", &["hotfix"], body)));
 }
 
 fn pull_body(lane: &Lane) -> String {
     lane.fake.repo(REPO, |r| r.pulls[&2]["body"].as_str().unwrap_or_default().to_string())
-}
-
-async fn slash_postmortem_opens_and_links_the_issue_once(backend: Backend) {
-    let lane = Lane::start(backend, RESPONDERS).await;
-    serve_pull(&lane, "Fix the outage.");
-    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Fix the outage.", "Codertocat")).await;
-    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem").0, "failure");
-
-    lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
-    let issues = lane.fake.repo(REPO, |r| r.issue_texts.clone());
-    assert_eq!(issues.len(), 1, "one postmortem issue");
-    let (&number, (title, body)) = issues.iter().next().unwrap();
-    assert_eq!(title, "Postmortem: Update the README with new information.");
-    assert_eq!(lane.fake.repo(REPO, |r| r.issues[&number].0.clone()), vec!["postmortem".to_string()]);
-    insta::assert_snapshot!("postmortem_issue_body", body);
-    assert_eq!(pull_body(&lane), format!("Fix the outage.\n\nPostmortem: #{number}"));
-    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), format!("postmortem #{number}")));
-
-    // Asking again changes nothing.
-    lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
-    assert_eq!(lane.fake.repo(REPO, |r| r.issue_texts.len()), 1);
-    let actions: Vec<String> =
-        lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect();
-    assert_eq!(actions.iter().filter(|a| *a == "postmortem.opened").count(), 1, "{actions:?}");
 }
 
 async fn a_retried_postmortem_command_finds_the_issue_it_opened(backend: Backend) {
@@ -90,74 +354,6 @@ async fn a_retried_postmortem_command_finds_the_issue_it_opened(backend: Backend
     lane.send("issue_comment", comment_event("/hotfix postmortem", "Codertocat")).await;
     assert_eq!(lane.fake.repo(REPO, |r| r.issue_texts.len()), 1, "no second issue");
     assert_eq!(pull_body(&lane), "Postmortem: #40");
-}
-
-async fn only_responders_and_the_author_open_postmortems(backend: Backend) {
-    let lane = Lane::start(backend, RESPONDERS).await;
-    serve_pull(&lane, "");
-    lane.send("issue_comment", comment_event("/hotfix postmortem", "drive-by")).await;
-    assert!(lane.fake.repo(REPO, |r| r.issue_texts.is_empty()));
-    let audit = lane.store().audit(Some(REPO), None).await.unwrap();
-    assert_eq!((audit[0].action.as_str(), audit[0].actor.as_str()), ("postmortem.command_refused", "drive-by"));
-    // An edited comment never runs a command.
-    let mut edited = comment_event("/hotfix postmortem", "Codertocat");
-    edited["action"] = "edited".into();
-    lane.send("issue_comment", edited).await;
-    assert!(lane.fake.repo(REPO, |r| r.issue_texts.is_empty()));
-}
-
-async fn the_policy_can_open_the_postmortem_when_the_label_is_applied(backend: Backend) {
-    let lane = Lane::start(backend, &format!("{RESPONDERS}[postmortem]\nopen_on_label = true\n")).await;
-    serve_pull(&lane, "Fix.");
-    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Fix.", "Codertocat")).await;
-    let number = lane.fake.repo(REPO, |r| *r.issue_texts.keys().next().expect("an issue was opened"));
-    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), format!("postmortem #{number}")));
-}
-
-async fn a_normal_pull_request_passes_without_a_comment(backend: Backend) {
-    let lane = Lane::start(backend, RESPONDERS).await;
-    lane.send("pull_request", pr_event("opened", None, &[], "Small fix.", "Codertocat")).await;
-    assert_eq!(lane.status(HEAD, "hotfix-lane/lane"), ("success".into(), "normal".into()));
-    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "not a hotfix".into()));
-    assert!(lane.comments().is_empty());
-}
-
-async fn a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists(backend: Backend) {
-    // A smoke check that never reports keeps the lane from merging while the check flips.
-    let lane = Lane::start(backend, &format!("{RESPONDERS}[merge]\nsmoke_checks = [\"smoke\"]\n")).await;
-    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Fix the outage.", "Codertocat")).await;
-    assert_eq!(lane.status(HEAD, "hotfix-lane/lane"), ("success".into(), "hotfix: smoke-only".into()));
-    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("failure".into(), "no postmortem referenced".into()));
-    insta::assert_snapshot!("hotfix_without_postmortem", lane.comments().join("\n---\n"));
-
-    // The description names an issue that does not exist yet.
-    let body = "Fix the outage.\n\nPostmortem: #50";
-    lane.send("pull_request", pr_event("edited", None, &["hotfix"], body, "Codertocat")).await;
-    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("failure".into(), "#50 does not exist".into()));
-
-    // The issue is opened, labelled: the check flips without touching the pull request.
-    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
-    lane.send("issues", issue_event("opened", 50, &["postmortem"])).await;
-    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "postmortem #50".into()));
-
-    // It loses its label: blocked again.
-    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec![], false)));
-    lane.send("issues", issue_event("unlabeled", 50, &[])).await;
-    assert_eq!(
-        lane.status(HEAD, "hotfix-lane/postmortem"),
-        ("failure".into(), "#50 lacks the `postmortem` label".into())
-    );
-
-    let comments = lane.comments();
-    assert_eq!(comments.len(), 1, "one comment, kept up to date");
-    insta::assert_snapshot!("hotfix_postmortem_unlabelled", comments[0]);
-    let audit: Vec<String> =
-        lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect();
-    assert_eq!(
-        audit,
-        ["lane.hotfix", "grant.refused", "postmortem.failure", "postmortem.success", "postmortem.failure"],
-        "each lane decision is audited once"
-    );
 }
 
 async fn each_bad_reference_has_its_own_message(backend: Backend) {
@@ -182,75 +378,11 @@ async fn each_bad_reference_has_its_own_message(backend: Backend) {
     }
 }
 
-async fn a_label_from_a_non_responder_is_refused_and_explained(backend: Backend) {
-    let lane = Lane::start(backend, "[responders]\nusers = [\"alice\"]\nteams = [\"@acme/oncall\"]\n").await;
-    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "mallory")).await;
-    assert_eq!(lane.status(HEAD, "hotfix-lane/lane"), ("failure".into(), "hotfix label not authorized".into()));
-    assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("success".into(), "not a hotfix".into()));
-    insta::assert_snapshot!("label_by_non_responder", lane.comments().join("\n---\n"));
-    let audit = lane.store().audit(Some(REPO), None).await.unwrap();
-    assert_eq!((audit[0].action.as_str(), audit[0].actor.as_str()), ("lane.not_authorized", "mallory"));
-}
-
 async fn a_team_member_is_a_responder(backend: Backend) {
     let lane = Lane::start(backend, "[responders]\nteams = [\"@acme/oncall\"]\n").await;
     lane.fake.with(|w| w.teams.insert(("acme".into(), "oncall".into()), vec!["bob".into()]));
     lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "bob")).await;
     assert_eq!(lane.status(HEAD, "hotfix-lane/lane").1, "hotfix: smoke-only");
-}
-
-async fn an_invalid_policy_is_reported_and_the_last_good_one_kept(backend: Backend) {
-    let lane = Lane::start(backend, RESPONDERS).await;
-    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
-    // The default branch gets a broken policy, announced by a push.
-    lane.fake.repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), "[responders]\nuser = [\"x\"]\n".into()));
-    let mut push = common::json_fixture("github/push/payload.json");
-    push["ref"] = "refs/heads/master".into();
-    lane.send("push", push).await;
-    lane.send("pull_request", pr_event("edited", None, &["hotfix"], "still broken", "Codertocat")).await;
-    assert_eq!(lane.status(HEAD, "hotfix-lane/lane").1, "hotfix: smoke-only", "the last good policy still applies");
-    let comments = lane.comments();
-    assert_eq!(comments.len(), 1);
-    assert!(comments[0].contains("is invalid (2:1: unknown field `user`"), "{}", comments[0]);
-}
-
-async fn the_merge_queue_enforces_the_postmortem_check(backend: Backend) {
-    let lane = Lane::start(backend, RESPONDERS).await;
-    let queue_repo = "octo-org/octo-repo";
-    let group = common::json_fixture("github/merge_group/checks_requested.json");
-    let group_head = group["merge_group"]["head_sha"].as_str().unwrap().to_string();
-    let mut pull = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
-    pull["number"] = 104.into();
-    pull["labels"] = json!([{ "name": "hotfix" }]);
-    pull["body"] = "no reference".into();
-    lane.fake.repo(queue_repo, |r| {
-        r.pulls.insert(104, pull.clone());
-        r.default_branch = Some("main".into());
-        r.files.insert(("main".into(), POLICY.into()), RESPONDERS.into());
-        r.merge_queue.insert("main".into(), vec![(104, group_head.clone())]);
-    });
-    // The lane learnt who labelled #104 when it happened.
-    let mut labeled = pr_event("labeled", Some("hotfix"), &["hotfix"], "no reference", "Codertocat");
-    labeled["pull_request"] = pull.clone();
-    labeled["repository"] = group["repository"].clone();
-    lane.send("pull_request", labeled).await;
-
-    lane.send("merge_group", group.clone()).await;
-    let status = lane.fake.status(queue_repo, &group_head, "hotfix-lane/postmortem").expect("status on the group head");
-    assert_eq!((status.state.as_str(), status.description.as_str()), ("failure", "no postmortem referenced"));
-
-    lane.fake.repo(queue_repo, |r| {
-        r.pulls.get_mut(&104).unwrap()["body"] = "Postmortem: #9".into();
-        r.issues.insert(9, (vec!["postmortem".into()], false));
-        // The queue builds a new group for the edited change.
-        r.merge_queue.insert("main".into(), vec![(104, "1111111111111111111111111111111111111111".into())]);
-    });
-    let mut again = group;
-    again["merge_group"]["head_sha"] = "1111111111111111111111111111111111111111".into();
-    lane.send("merge_group", again).await;
-    let status =
-        lane.fake.status(queue_repo, "1111111111111111111111111111111111111111", "hotfix-lane/postmortem").unwrap();
-    assert_eq!((status.state.as_str(), status.description.as_str()), ("success", "postmortem #9"));
 }
 
 async fn the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed(backend: Backend) {
@@ -259,8 +391,7 @@ async fn the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed(ba
     lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "no reference", "Codertocat")).await;
     let group_ref = format!("refs/heads/gh-readonly-queue/master/pr-2-{HEAD}");
     let (missed, reported) = ("2222222222222222222222222222222222222222", "3333333333333333333333333333333333333333");
-    let mut ahead = common::json_fixture("github/pull_request/labeled.json")["pull_request"].clone();
-    (ahead["number"], ahead["labels"]) = (3.into(), json!([]));
+    let ahead = gh::pull(3, "Codertocat", "master", &[], "");
     lane.fake.repo(REPO, |r| {
         r.queue_refs.push((group_ref.clone(), missed.into()));
         r.queue_refs.push((format!("refs/heads/gh-readonly-queue/master/pr-3-{HEAD}"), reported.into()));
@@ -427,20 +558,10 @@ async fn the_audit_api_needs_its_token(backend: Backend) {
     assert_eq!(client.get(url("?since=someday")).bearer_auth("s3cret-admin").send().await.unwrap().status(), 400);
 }
 
-/// Responders, plus the fixture's check run as the smoke check.
-const MERGE_POLICY: &str = "[responders]\nusers = [\"Codertocat\", \"alice\"]\n[merge]\nsmoke_checks = [\"Octocoders-linter\"]\nmethod = \"squash\"\n";
-
-fn check_event(conclusion: &str, sha: &str) -> Value {
-    let mut event = common::json_fixture("github/check_run/completed.json");
-    event["check_run"]["conclusion"] = conclusion.into();
-    event["check_run"]["head_sha"] = sha.into();
-    event
-}
-
 /// CI reports the smoke check on `sha`: the check run the forge lists, and its webhook.
 async fn ci(lane: &Lane, conclusion: &str, sha: &str) {
-    lane.fake.post_check_run(REPO, sha, "Octocoders-linter", conclusion, "github-actions");
-    lane.send("check_run", check_event(conclusion, sha)).await;
+    lane.fake.post_check_run(REPO, sha, "smoke", conclusion, "github-actions");
+    lane.send("check_run", gh::check_event(sha, "smoke", conclusion)).await;
 }
 
 /// A hotfix by Codertocat, labelled by the responder alice, naming an existing postmortem:
@@ -460,83 +581,6 @@ fn merges(lane: &Lane) -> Vec<(u64, String, String)> {
 
 async fn audit_actions(lane: &Lane) -> Vec<String> {
     lane.store().audit(Some(REPO), None).await.unwrap().into_iter().map(|e| e.action).collect()
-}
-
-async fn a_granted_hotfix_merges_when_its_smoke_check_turns_green(backend: Backend) {
-    let lane = authorized_hotfix(backend).await;
-    assert!(merges(&lane).is_empty(), "not before the smoke check");
-    ci(&lane, "failure", HEAD).await;
-    assert!(merges(&lane).is_empty(), "not on a red smoke check");
-    assert!(lane.comments()[0].contains("smoke checks failed: `Octocoders-linter`"), "{}", lane.comments()[0]);
-    ci(&lane, "success", HEAD).await;
-    assert_eq!(merges(&lane), vec![(2, HEAD.to_string(), "squash".to_string())], "merged once, pinned to the head");
-    insta::assert_snapshot!("merged", lane.comments()[0]);
-    // Whatever arrives again, it never merges twice, nor grants again: a `labeled` delivered
-    // late shows the change open, which it no longer is.
-    ci(&lane, "success", HEAD).await;
-    lane.send("pull_request", pr_event("edited", None, &["hotfix"], "Postmortem: #50", "Codertocat")).await;
-    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Postmortem: #50", "alice")).await;
-    assert_eq!(merges(&lane).len(), 1);
-    let actions = audit_actions(&lane).await;
-    assert_eq!(actions.iter().filter(|a| *a == "merge.merged").count(), 1, "{actions:?}");
-    let once = ["lane.hotfix", "grant.created"].map(|a| actions.iter().filter(|x| *x == a).count());
-    assert_eq!(once, [1, 1], "{actions:?}");
-    let metrics = lane.client.get(format!("{}/metrics", lane.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("hotfix_lane_grants_total{outcome=\"created\"} 1"), "{metrics}");
-    assert!(metrics.contains("hotfix_lane_time_to_merge_seconds_count 1"), "{metrics}");
-    assert!(metrics.contains("hotfix_lane_authorization_seconds_count 1"), "{metrics}");
-}
-
-async fn a_push_after_the_grant_voids_it(backend: Backend) {
-    let lane = authorized_hotfix(backend).await;
-    let new_head = "1234567890123456789012345678901234567890";
-    let mut push = pr_event("synchronize", None, &["hotfix"], "Postmortem: #50", "Codertocat");
-    push["pull_request"]["head"]["sha"] = new_head.into();
-    lane.send("pull_request", push).await;
-    ci(&lane, "success", new_head).await;
-    assert!(merges(&lane).is_empty(), "the grant covered the old commit only");
-    assert!(lane.comments()[0].contains("new commits since the authorization"), "{}", lane.comments()[0]);
-    assert!(audit_actions(&lane).await.contains(&"grant.voided".to_string()));
-    // Re-authorized for the new commit, it merges.
-    let mut pull = lane.fake.repo(REPO, |r| r.pulls[&2].clone());
-    pull["head"]["sha"] = new_head.into();
-    lane.fake.repo(REPO, |r| r.pulls.insert(2, pull));
-    lane.send("issue_comment", comment_event("/hotfix authorize 1h db failover", "alice")).await;
-    assert_eq!(merges(&lane), vec![(2, new_head.to_string(), "squash".to_string())]);
-}
-
-async fn an_expired_grant_does_not_merge(backend: Backend) {
-    let lane = authorized_hotfix(backend).await;
-    lane.clock.advance(4 * 3600 * 1000 + 1);
-    ci(&lane, "success", HEAD).await;
-    assert!(merges(&lane).is_empty());
-    assert!(lane.comments()[0].contains("the authorization expired"), "{}", lane.comments()[0]);
-}
-
-async fn a_revoked_grant_does_not_merge(backend: Backend) {
-    let lane = authorized_hotfix(backend).await;
-    lane.send("issue_comment", comment_event("/hotfix revoke", "alice")).await;
-    ci(&lane, "success", HEAD).await;
-    assert!(merges(&lane).is_empty());
-    assert!(audit_actions(&lane).await.contains(&"grant.revoked".to_string()));
-}
-
-async fn only_responders_authorize_and_edits_never_do(backend: Backend) {
-    let lane = authorized_hotfix(backend).await;
-    lane.send("issue_comment", comment_event("/hotfix revoke", "mallory")).await;
-    let refusal = lane.comments().into_iter().find(|c| c.contains("hotfix-lane:refused")).expect("a refusal comment");
-    assert!(
-        refusal.contains(
-            "@mallory is not a responder. Responders who can put a change in the lane: `@Codertocat`, `@alice`."
-        ),
-        "{refusal}"
-    );
-    lane.send("issue_comment", comment_event("/hotfix revoke", "alice")).await;
-    let mut edited = comment_event("/hotfix authorize", "alice");
-    edited["action"] = "edited".into();
-    lane.send("issue_comment", edited).await;
-    ci(&lane, "success", HEAD).await;
-    assert!(merges(&lane).is_empty(), "an edited comment grants nothing");
 }
 
 async fn forks_need_the_policy_to_opt_in(backend: Backend) {
@@ -566,8 +610,12 @@ async fn a_moved_base_is_retried_and_a_refusal_explained(backend: Backend) {
     lane.fake.repo(REPO, |r| {
         r.merge_answers.push_back((405, "Base branch was modified. Review and try the merge again.".into()))
     });
-    lane.fake.post_check_run(REPO, HEAD, "Octocoders-linter", "success", "github-actions");
-    let delivery = Delivery::new("check_run", "moved-base", serde_json::to_vec(&check_event("success", HEAD)).unwrap());
+    lane.fake.post_check_run(REPO, HEAD, "smoke", "success", "github-actions");
+    let delivery = Delivery::new(
+        "check_run",
+        "moved-base",
+        serde_json::to_vec(&gh::check_event(HEAD, "smoke", "success")).unwrap(),
+    );
     assert_eq!(delivery.send(&lane.client, &lane.base).await.0, 202);
     let store = lane.store().clone();
     eventually("the merge is deferred", || async {
@@ -582,32 +630,6 @@ async fn a_moved_base_is_retried_and_a_refusal_explained(backend: Backend) {
     lane.clock.advance(6_000);
     eventually("the retry merges", || async { !merges(&lane).is_empty() }).await;
     assert_eq!(merges(&lane).len(), 1);
-}
-
-async fn a_merge_queue_branch_gets_the_hotfix_at_its_front(backend: Backend) {
-    let lane = authorized_hotfix(backend).await;
-    let rule = "Repository rule violations found\n\nChanges must be made through the merge queue";
-    lane.fake.repo(REPO, |r| r.merge_answers.push_back((405, rule.into())));
-    ci(&lane, "success", HEAD).await;
-    let enqueued = lane.fake.with(|w| w.enqueued.clone());
-    assert_eq!(enqueued, vec![("PR_Codertocat_Hello-World_2".to_string(), HEAD.to_string(), true)]);
-    assert!(lane.comments()[0].contains("`ec26c3e` is at the front of the merge queue"), "{}", lane.comments()[0]);
-    ci(&lane, "success", HEAD).await;
-    assert_eq!(lane.fake.with(|w| w.enqueued.len()), 1, "never enqueued twice");
-    assert!(audit_actions(&lane).await.contains(&"merge.enqueued".to_string()));
-}
-
-/// The common case during an incident: the fix is pushed, CI goes green, then a responder says
-/// "ship it". The lane reads the commit's checks when the grant arrives.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hotfix_whose_ci_went_green_before_the_label_merges_when_a_responder_labels_it() {
-    let lane = Lane::start(Backend::Sqlite, MERGE_POLICY).await;
-    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
-    serve_pull(&lane, "Postmortem: #50");
-    ci(&lane, "success", HEAD).await;
-    assert!(merges(&lane).is_empty(), "not in the lane yet");
-    lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Postmortem: #50", "alice")).await;
-    assert_eq!(merges(&lane), vec![(2, HEAD.to_string(), "squash".to_string())]);
 }
 
 /// Stored facts that no longer read stop the change's jobs with the reason, instead of being
@@ -680,8 +702,8 @@ async fn two_replicas_racing_merge_once() {
     settings.github_auth = Some(GitHubAuth::Token("test-token".into()));
     let second = common::start_server_with(settings, lane.clock.clone()).await;
     let second_base = base_url(&second);
-    lane.fake.post_check_run(REPO, HEAD, "Octocoders-linter", "success", "github-actions");
-    let body = serde_json::to_vec(&check_event("success", HEAD)).unwrap();
+    lane.fake.post_check_run(REPO, HEAD, "smoke", "success", "github-actions");
+    let body = serde_json::to_vec(&gh::check_event(HEAD, "smoke", "success")).unwrap();
     let (a, b) = (Delivery::new("check_run", "race-a", body.clone()), Delivery::new("check_run", "race-b", body));
     let (ra, rb) = tokio::join!(a.send(&lane.client, &lane.base), b.send(&lane.client, &second_base));
     assert_eq!((ra.0, rb.0), (202, 202));
@@ -693,31 +715,17 @@ async fn two_replicas_racing_merge_once() {
 }
 
 on_both_backends!(
-    the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed,
-    a_merge_queue_branch_gets_the_hotfix_at_its_front,
-    a_granted_hotfix_merges_when_its_smoke_check_turns_green,
-    a_push_after_the_grant_voids_it,
-    an_expired_grant_does_not_merge,
-    a_revoked_grant_does_not_merge,
-    only_responders_authorize_and_edits_never_do,
-    forks_need_the_policy_to_opt_in,
-    a_moved_base_is_retried_and_a_refusal_explained,
-    the_audit_api_needs_its_token,
-    as_a_github_app_it_acts_per_installation_and_reports_check_runs,
-    a_change_to_the_policy_file_is_validated_on_the_change,
-    a_label_applied_while_not_listening_is_attributed_by_the_forge,
-    the_reconcile_sweep_catches_what_webhooks_missed,
-    slash_postmortem_opens_and_links_the_issue_once,
     a_retried_postmortem_command_finds_the_issue_it_opened,
-    only_responders_and_the_author_open_postmortems,
-    the_policy_can_open_the_postmortem_when_the_label_is_applied,
-    a_normal_pull_request_passes_without_a_comment,
-    a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists,
     each_bad_reference_has_its_own_message,
-    a_label_from_a_non_responder_is_refused_and_explained,
     a_team_member_is_a_responder,
-    an_invalid_policy_is_reported_and_the_last_good_one_kept,
-    the_merge_queue_enforces_the_postmortem_check,
+    the_reconcile_sweep_reports_on_merge_groups_whose_webhook_was_missed,
     redelivered_events_never_double_comment,
     one_hotfix_lifecycle_costs_few_api_calls,
+    a_label_applied_while_not_listening_is_attributed_by_the_forge,
+    the_reconcile_sweep_catches_what_webhooks_missed,
+    a_change_to_the_policy_file_is_validated_on_the_change,
+    as_a_github_app_it_acts_per_installation_and_reports_check_runs,
+    the_audit_api_needs_its_token,
+    forks_need_the_policy_to_opt_in,
+    a_moved_base_is_retried_and_a_refusal_explained,
 );
