@@ -7,9 +7,13 @@
 
 use serde_json::Value;
 
-use crate::common::github::{check_event, comment_event, issue_event, pr_event, pull, push_event, status_event};
+use crate::common::github::{
+    check_event, comment_event, issue_event, pr_event, pull, push_event, status_event, GitHubDriver,
+};
 use crate::common::lane::{Lane, POLICY, REPO};
+use crate::common::scenario::{ForgeDriver, NewChange, Scenario, Source, State};
 use crate::common::{self, eventually, Backend};
+use hotfix_lane::store::AuditEntry;
 
 const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const OTHER: &str = "1234567890123456789012345678901234567890";
@@ -281,20 +285,29 @@ async fn a_responder_authorizing_a_change_whose_head_commit_they_wrote_is_refuse
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_self_authorized_merge_is_marked_in_the_audit_log_the_comment_and_the_postmortem() {
+    self_authorized_merge::<GitHubDriver>(Backend::Sqlite).await
+}
+
+/// The on-call responder Codertocat, alone at night, labels their own fix; the policy lets
+/// them. Written as a scenario, so every text the lane writes about it is read.
+async fn self_authorized_merge<D: ForgeDriver>(backend: Backend) {
     let policy = format!("{}allow_self_authorize = true\n", PINNED.replace("\"bob\"", "\"Codertocat\""));
-    let lane = Lane::start(Backend::Sqlite, &policy).await;
-    lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
-    let pr = pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: #50");
-    serve(&lane, &pr);
-    lane.send("pull_request", pr_event("labeled", &pr, Some("hotfix"), "Codertocat")).await;
-    ci_green(&lane, HEAD).await;
-    assert_eq!(merges(&lane).len(), 1);
-    assert!(details(&lane, "grant.created").await[0].contains("self-authorized"));
-    assert!(details(&lane, "merge.merged").await[0].contains("self-authorized"));
-    assert!(lane.comments()[0].contains("self-authorized: no second person"), "{}", lane.comments()[0]);
-    let on_postmortem = lane.fake.comments(REPO, 50);
-    assert_eq!(on_postmortem.len(), 1);
-    assert!(on_postmortem[0].body.contains("no second person reviewed or authorized it"), "{}", on_postmortem[0].body);
+    let mut s = Scenario::<D>::start(backend, &policy).await;
+    let postmortem = s.open_issue(50, &["postmortem"], "Codertocat").await;
+    let pr = s.open(NewChange::by("Codertocat").body("Postmortem: #50")).await;
+    s.label(pr, "hotfix", "Codertocat").await;
+    insta::assert_snapshot!("self_authorized_waiting_for_smoke", s.next_comment(pr));
+    s.report(pr, "smoke", State::Success, Source::App("github-actions")).await;
+    assert_eq!(s.landed().len(), 1);
+    let details = |action: &str, log: &[AuditEntry]| -> Vec<String> {
+        log.iter().filter(|e| e.action == action).map(|e| e.detail.clone()).collect()
+    };
+    let log = s.audit_log().await;
+    assert!(details("grant.created", &log)[0].contains("self-authorized"), "{log:?}");
+    assert!(details("merge.merged", &log)[0].contains("self-authorized"), "{log:?}");
+    insta::assert_snapshot!("self_authorized_merged", s.next_comment(pr));
+    insta::assert_snapshot!("self_authorized_note_on_the_postmortem", s.next_comment(postmortem));
+    s.expect_no_new_comment(postmortem);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
