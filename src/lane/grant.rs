@@ -91,7 +91,8 @@ pub fn drop_lapsed(facts: &mut PullFacts) -> Option<(AuditAction, String)> {
 /// the authorized commit back must not revive it. Returns the audit action and why.
 pub fn lapse(grant: &Grant, facts: &PullFacts) -> Option<(AuditAction, String)> {
     if grant.sha != facts.head_sha {
-        return Some((AuditAction::GrantVoided, format!("new commits since the authorization of {}", grant.sha)));
+        let short: String = grant.sha.chars().take(7).collect();
+        return Some((AuditAction::GrantVoided, format!("new commits since the authorization of `{short}`")));
     }
     if grant.base != facts.base_ref {
         let was = if grant.base.is_empty() { "an unrecorded branch" } else { grant.base.as_str() };

@@ -219,6 +219,7 @@ pub fn status_line(facts: &PullFacts, policy: &Policy, now: Millis, conventions:
     let merge = match grant::readiness(facts, policy, now) {
         Ok(()) => "⏳ **Merge:** merging".to_string(),
         Err(Blocker::NoGrant | Blocker::Lapsed(_) | Blocker::Expired | Blocker::Voided) => return Some(authorization),
+        Err(blocker @ Blocker::SmokeFailed(_)) => format!("❌ **Merge:** {}", blocker.explain()),
         Err(blocker) => format!("⏳ **Merge:** {}", blocker.explain()),
     };
     Some(format!("{authorization}\n\n{merge}"))
