@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds hotfix-lane for one target and packages it as a release asset:
 #
-#   target/dist/hotfix-lane-<target>.tar.gz          the binary `hotfix-lane` and README.md
+#   target/dist/hotfix-lane-<target>.tar.gz          the binary `hotfix-lane`, README.md and the
+#                                                    licence texts (LICENSE-MIT, LICENSE-APACHE)
 #   target/dist/hotfix-lane-<target>.tar.gz.sha256   its line for the release's SHA256SUMS
 #
 # Usage: scripts/package-release.sh <target-triple>
@@ -45,21 +46,23 @@ fi
 stage=$(mktemp -d "${TMPDIR:-/tmp}/$name.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 cp "$binary" "$stage/hotfix-lane"
-cp README.md "$stage/README.md"
+# The binary is distributed under MIT OR Apache-2.0: both texts travel with it.
+docs=(README.md LICENSE-MIT LICENSE-APACHE)
+cp "${docs[@]}" "$stage/"
 chmod 0755 "$stage/hotfix-lane"
-chmod 0644 "$stage/README.md"
+(cd "$stage" && chmod 0644 "${docs[@]}")
 
 # Same inputs, same archive: fixed order, owners and times, no name or time in the gzip header.
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 mkdir -p "$dist"
 if tar --version 2>/dev/null | grep -q 'GNU tar'; then
     tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" --format=ustar \
-        -cf - -C "$stage" hotfix-lane README.md | gzip -n -9 >"$dist/$archive"
+        -cf - -C "$stage" hotfix-lane "${docs[@]}" | gzip -n -9 >"$dist/$archive"
 else
     # bsdtar (macOS)
-    touch -t "$(date -r "$epoch" +%Y%m%d%H%M.%S)" "$stage/hotfix-lane" "$stage/README.md"
+    touch -t "$(date -r "$epoch" +%Y%m%d%H%M.%S)" "$stage/hotfix-lane" "${docs[@]/#/$stage/}"
     tar --uid 0 --gid 0 --uname '' --gname '' --format ustar \
-        -cf - -C "$stage" hotfix-lane README.md | gzip -n -9 >"$dist/$archive"
+        -cf - -C "$stage" hotfix-lane "${docs[@]}" | gzip -n -9 >"$dist/$archive"
 fi
 
 if command -v sha256sum >/dev/null 2>&1; then
