@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod check;
+
+use check::Problem;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
@@ -211,42 +215,67 @@ pub struct PolicyError {
 }
 
 impl Policy {
+    /// The policy in `text`, or its first problem.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
-        let policy: Policy = toml::from_str(text).map_err(|e| PolicyError {
-            location: e.span().map(|span| line_column(text, span.start)),
-            message: e.message().trim().to_string(),
-        })?;
-        policy.validate().map_err(|message| PolicyError { location: None, message })?;
-        Ok(policy)
+        Policy::check(text).map_err(|errors| errors.into_iter().next().expect("a refusal names its problems"))
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// The policy in `text`, or every problem found in it, in the order of the file.
+    pub fn check(text: &str) -> Result<Policy, Vec<PolicyError>> {
+        let policy: Policy = toml::from_str(text).map_err(|first| check::errors(text, first))?;
+        let problems = policy.problems();
+        if problems.is_empty() {
+            Ok(policy)
+        } else {
+            Err(check::locate(text, problems))
+        }
+    }
+
+    /// Values that deserialize but break a rule, each with the key it is about.
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut at = |section, key, entry, message: String| out.push(Problem { section, key, entry, message });
         if self.lane.label.trim().is_empty() {
-            return Err("lane.label must not be empty".into());
+            at("lane", "label", None, "lane.label must not be empty".into());
         }
         if self.postmortem.label.trim().is_empty() {
-            return Err("postmortem.label must not be empty".into());
+            at("postmortem", "label", None, "postmortem.label must not be empty".into());
         }
-        if let Some(bad) = self.responders.teams.iter().find(|t| !is_team(t)) {
-            return Err(format!("responders.teams: `{bad}` is not a team; write it as `@org/team`"));
+        for (i, bad) in self.responders.teams.iter().enumerate().filter(|(_, t)| !is_team(t)) {
+            at(
+                "responders",
+                "teams",
+                Some(i),
+                format!("responders.teams: `{bad}` is not a team; write it as `@org/team`"),
+            );
         }
-        if let Some(bad) = self.postmortem.allowed_repos.iter().find(|r| !is_repo(r)) {
-            return Err(format!("postmortem.allowed_repos: `{bad}` is not `owner/repo`"));
+        for (i, bad) in self.postmortem.allowed_repos.iter().enumerate().filter(|(_, r)| !is_repo(r)) {
+            at(
+                "postmortem",
+                "allowed_repos",
+                Some(i),
+                format!("postmortem.allowed_repos: `{bad}` is not `owner/repo`"),
+            );
         }
         if self.merge.max_grant.is_zero() {
-            return Err("merge.max_grant must be longer than zero".into());
+            at("merge", "max_grant", None, "merge.max_grant must be longer than zero".into());
         }
         if let Some(low @ (Permission::Read | Permission::Triage)) = self.responders.min_permission {
-            return Err(format!(
-                "responders.min_permission = \"{}\" would let people who cannot even push merge past reviews; \
-                 use \"write\", \"maintain\" or \"admin\"",
-                low.word()
-            ));
+            at(
+                "responders",
+                "min_permission",
+                None,
+                format!(
+                    "responders.min_permission = \"{}\" would let people who cannot even push merge past reviews; \
+                     use \"write\", \"maintain\" or \"admin\"",
+                    low.word()
+                ),
+            );
         }
-        if let Some(bad) = self.merge.smoke_checks.iter().find(|c| c.name.trim().is_empty()) {
-            return Err(format!("merge.smoke_checks: a check needs a name ({bad:?})"));
+        for (i, _) in self.merge.smoke_checks.iter().enumerate().filter(|(_, c)| c.name.trim().is_empty()) {
+            at("merge", "smoke_checks", Some(i), "merge.smoke_checks: a check needs a `name`".into());
         }
-        Ok(())
+        out
     }
 
     /// What is valid but weaker than it looks, worded for the person who edits the file.
@@ -268,12 +297,27 @@ impl Policy {
         if self.merge.allow_forks {
             out.push("merge.allow_forks = true: changes from forks can be merged on authorization".into());
         }
-        if let Some(bad) = self.responders.users.iter().find(|u| u.starts_with('@')) {
-            out.push(format!("responders.users: write `{}` without the `@`", bad.trim_start_matches('@')));
+        for bad in self.responders.users.iter().filter(|u| u.starts_with('@')) {
+            let login = bad.trim_start_matches('@');
+            out.push(if login.contains('/') {
+                format!("responders.users: `{bad}` looks like a team; list it under `responders.teams`")
+            } else {
+                format!(
+                    "responders.users: `{bad}` matches no login, so that person is not a responder; \
+                     write `{login}` without the `@`"
+                )
+            });
+        }
+        if self.responders.users.iter().any(|u| u.trim().is_empty()) {
+            out.push("responders.users: an empty login matches nobody; remove it".into());
         }
         let r = &self.responders;
         if r.users.is_empty() && r.teams.is_empty() && r.min_permission.is_none() {
-            out.push("no responders are listed: nobody can put a change in the lane".into());
+            out.push(
+                "no responders are listed: nobody can put a change in the lane; list `responders.users`, \
+                 `responders.teams` or set `responders.min_permission`"
+                    .into(),
+            );
         }
         out
     }
@@ -310,7 +354,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Parses durations written as `90s`, `30m`, `4h`, `2d` or combinations like `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("`{text}` is not a duration; write it like `30m`, `4h` or `1h30m`");
+    let bad = || format!("`{text}` is not a duration; write it like `90s`, `30m`, `4h`, `2d` or `1h30m`");
     let mut total = 0u64;
     let mut digits = String::new();
     for ch in text.trim().chars() {
@@ -467,6 +511,67 @@ allow_self_authorize = true
         assert!(w.iter().any(|w| w.contains("no second person")), "{w:?}");
         assert!(w.iter().any(|w| w.contains("nobody can put a change in the lane")), "{w:?}");
         assert!(Policy::parse("[responders]\nusers = [\"alice\"]\n").unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_its_place() {
+        let text = "[lane]\nlabel = \"\"\ncolour = \"red\"\n[responders]\nteams = [\"@acme/oncall\", \"oncall\"]\n\
+                    min_permission = \"owner\"\n[merge]\nmax_grant = \"soon\"\n[extra]\nx = 1\n";
+        let errors = Policy::check(text).unwrap_err();
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "2:9: lane.label must not be empty",
+                "3:1: unknown field `colour`, expected `label` or `branch_patterns`",
+                "5:26: responders.teams: `oncall` is not a team; write it as `@org/team`",
+                "6:18: unknown variant `owner`, expected one of `read`, `triage`, `write`, `maintain`, `admin`",
+                "8:13: `soon` is not a duration; write it like `90s`, `30m`, `4h`, `2d` or `1h30m`",
+                "9:2: unknown field `extra`, expected one of `lane`, `responders`, `postmortem`, `backport`, `merge`",
+            ],
+            "{shown:#?}"
+        );
+        assert_eq!(Policy::parse(text).unwrap_err(), errors[0], "parse names the first of them");
+    }
+
+    #[test]
+    fn semantic_problems_name_their_line_and_column() {
+        let errors = Policy::check(
+            "[postmortem]\nlabel = \" \"\nallowed_repos = [\"acme\"]\n[merge]\nmax_grant = \"0s\"\n\
+             smoke_checks = [\"ok\", { name = \"\", app = \"ci\" }]\n[responders]\nmin_permission = \"triage\"\n",
+        )
+        .unwrap_err();
+        let places: Vec<_> = errors.iter().map(|e| e.location).collect();
+        assert_eq!(places, [Some((2, 9)), Some((3, 18)), Some((5, 13)), Some((6, 23)), Some((8, 18))], "{errors:#?}");
+        // Dotted keys and inline sections are found too.
+        let errors = Policy::check("lane.label = \"\"\nmerge = { max_grant = \"0s\" }\n").unwrap_err();
+        assert_eq!(errors.iter().map(|e| e.location).collect::<Vec<_>>(), [Some((1, 14)), Some((2, 23))]);
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_alone() {
+        let errors = Policy::check("[lane\nlabel = \"\"\n").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].location.map(|l| l.0), Some(1), "{errors:#?}");
+    }
+
+    #[test]
+    fn sections_are_the_policy_fields() {
+        let value = toml::Value::try_from(Policy::default()).unwrap();
+        let keys: Vec<&str> = value.as_table().unwrap().keys().map(String::as_str).collect();
+        let mut sections = check::SECTIONS.to_vec();
+        sections.sort_unstable();
+        assert_eq!(keys, sections);
+    }
+
+    #[test]
+    fn responders_nobody_can_be_are_warned_about() {
+        let w = Policy::parse("[responders]\nusers = [\"@alice\", \"bob\", \"@acme/oncall\"]\n").unwrap().warnings();
+        assert_eq!(w.len(), 2, "{w:#?}");
+        assert!(w[0].contains("`@alice` matches no login") && w[0].contains("write `alice` without the `@`"), "{w:#?}");
+        assert!(w[1].contains("`@acme/oncall` looks like a team"), "{w:#?}");
+        let w = Policy::parse("[responders]\nusers = []\nteams = []\n").unwrap().warnings();
+        assert!(w.iter().any(|w| w.contains("nobody can put a change in the lane")), "{w:#?}");
     }
 
     #[test]
