@@ -9,14 +9,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use crate::audit_view;
 use crate::forge::github::GitHubAuth;
 use crate::ingress::Limits;
 use crate::jobs::RunnerOptions;
-use crate::lane::policy::{parse_duration, Policy};
+use crate::lane::policy::parse_duration;
 use crate::server::{self, ServeSettings};
-use crate::store::{Store, StoreOptions, DEFAULT_DATABASE_URL};
+use crate::store::DEFAULT_DATABASE_URL;
 use crate::telemetry::{self, LogFormat};
+
+mod ops;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,9 +47,11 @@ enum Command {
     Jobs(JobsArgs),
     /// Read the audit log: every lane decision, who made it, on which commit, and why.
     Audit(AuditArgs),
-    /// Run inside a GitHub Actions job (`uses: org/hotfix-action@v1`): publish the lane decision
-    /// (input `mode: lane`) or enforce the postmortem check (`mode: postmortem`). Inputs come from
-    /// INPUT_* variables, the event from GITHUB_EVENT_PATH.
+    /// Run inside a GitHub Actions job (the action in this repository's action.yml), by input
+    /// `mode`: `lane` publishes the lane decision as outputs, `postmortem` fails the step unless the
+    /// postmortem check passes, `backport` opens the backports of a merged hotfix, `merge` merges
+    /// on a responder's authorization once the checks pass. Inputs come from INPUT_* variables,
+    /// the event from GITHUB_EVENT_PATH.
     Action,
     /// Backports: replay commits onto another branch, or list the backports still unmerged.
     Backport {
@@ -224,7 +227,7 @@ struct ServeOptions {
     /// PEM file of the App's private key.
     #[arg(long, env = "HOTFIX_LANE_GITHUB_APP_PRIVATE_KEY_FILE")]
     github_app_private_key_file: Option<PathBuf>,
-    /// Log format.
+    /// Log format: `human`, or `json` (one object per line) [default: human].
     #[arg(long, env = "HOTFIX_LANE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
     /// Directory of the warm git mirrors backports are made on [default: hotfix-lane-mirrors].
@@ -426,12 +429,19 @@ fn github_auth(token: Option<Secret>, app_id: Option<u64>, key: Option<Secret>) 
 
 fn read_config(path: &Path) -> anyhow::Result<ServeOptions> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim()))
+    toml::from_str(&text).map_err(|e| {
+        let place = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{}:{column}:", before.matches('\n').count() + 1)
+        });
+        anyhow::anyhow!("{}:{} {}", path.display(), place.unwrap_or_default(), e.message().trim())
+    })
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Config { command: ConfigCommand::Check { file } } => config_check(&file),
+        Command::Config { command: ConfigCommand::Check { file } } => ops::config_check(&file),
         Command::Serve(args) => {
             let ServeArgs { options, secret_flags } = *args;
             let (settings, log_format) = match options.resolve() {
@@ -450,19 +460,19 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Jobs(args) => {
             telemetry::init(LogFormat::Human);
-            block_on(jobs(args))
+            block_on(ops::jobs(args))
         }
         Command::Action => crate::action::main(),
         Command::Backport { command: BackportCommand::Local { repo, onto, branch, commits } } => {
-            backport_local(&repo, &onto, &branch, &commits)
+            ops::backport_local(&repo, &onto, &branch, &commits)
         }
         Command::Backport { command: BackportCommand::Pending { database_url, stale, format } } => {
             telemetry::init(LogFormat::Human);
-            block_on(backport_pending(database_url, stale, format))
+            block_on(ops::backport_pending(database_url, stale, format))
         }
         Command::Audit(args) => {
             telemetry::init(LogFormat::Human);
-            block_on(audit(args))
+            block_on(ops::audit(args))
         }
     }
 }
@@ -479,87 +489,23 @@ fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
 }
 
 fn fail(err: anyhow::Error) -> ExitCode {
-    eprintln!("hotfix-lane: {err:#}");
+    eprintln!("hotfix-lane: {}", said_once(&err));
     ExitCode::FAILURE
 }
 
-async fn backport_pending(database_url: String, stale_only: bool, format: AuditFormat) -> anyhow::Result<()> {
-    let store = Store::open(&database_url, &StoreOptions::default()).await?;
-    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-    let mut pending = crate::dispatch::pending_backports(&store, now).await?;
-    pending.retain(|p| p.backport.stale || !stale_only);
-    match format {
-        AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&pending)?),
-        AuditFormat::Table => {
-            println!(
-                "{:<32} {:>6} {:<24} {:>6} {:<9} {:>8}",
-                "repository", "change", "target", "pull", "state", "open"
-            );
-            for p in &pending {
-                let b = &p.backport;
-                let pull = b.pull.map_or_else(|| "-".into(), |n| format!("#{n}"));
-                let state = serde_json::to_value(b.state)?.as_str().unwrap_or_default().to_string();
-                let age =
-                    crate::lane::policy::format_duration(std::time::Duration::from_millis(b.age_ms.max(0) as u64));
-                let stale = if b.stale { "  stale" } else { "" };
-                println!(
-                    "{:<32} {:>6} {:<24} {:>6} {:<9} {:>8}{stale}",
-                    p.repo,
-                    format!("#{}", p.number),
-                    b.target,
-                    pull,
-                    state,
-                    age
-                );
+/// An error and its causes, each said once: a wrapper whose message already quotes its cause
+/// (as most of sqlx's and std's do) is not followed by that cause again.
+fn said_once(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain().map(|c| c.to_string()) {
+        if !out.contains(cause.trim()) {
+            if !out.is_empty() {
+                out.push_str(": ");
             }
+            out.push_str(cause.trim());
         }
     }
-    Ok(())
-}
-
-fn backport_local(repo: &Path, onto: &str, branch: &str, commits: &[String]) -> ExitCode {
-    use crate::backport::Picked;
-    match crate::backport::local(repo, onto, branch, commits) {
-        Ok((Picked::Conflict { commit, paths, .. }, _)) => {
-            eprintln!("hotfix-lane: {commit} conflicts with {onto}; no branch was created. Conflicting paths:");
-            for p in paths {
-                eprintln!("  {}\t{}", p.path, p.kind.describe());
-            }
-            ExitCode::FAILURE
-        }
-        Ok((picked, tip)) => {
-            match picked {
-                Picked::Clean { skipped, .. } => {
-                    skipped.iter().for_each(|id| eprintln!("hotfix-lane: {id} is already on {onto}: skipped"))
-                }
-                _ => eprintln!("hotfix-lane: every commit is already on {onto}: `{branch}` starts there"),
-            }
-            println!("{tip}");
-            ExitCode::SUCCESS
-        }
-        Err(message) => fail(anyhow::anyhow!(message)),
-    }
-}
-
-fn config_check(file: &Path) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(err) => return fail(anyhow::anyhow!("cannot read {}: {err}", file.display())),
-    };
-    match Policy::parse(&text) {
-        Ok(policy) => {
-            // Valid but weaker than it looks: said, not refused.
-            for warning in policy.warnings() {
-                eprintln!("{}: warning: {warning}", file.display());
-            }
-            println!("{}: ok", file.display());
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("{}:{err}", file.display());
-            ExitCode::FAILURE
-        }
-    }
+    out
 }
 
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
@@ -586,48 +532,6 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-async fn audit(args: AuditArgs) -> anyhow::Result<()> {
-    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-    let since =
-        args.since.as_deref().map(|s| audit_view::parse_since(s, now)).transpose().map_err(anyhow::Error::msg)?;
-    let store = Store::open(&args.database_url, &StoreOptions::default()).await?;
-    let entries = store.audit(args.repo.as_deref(), since).await?;
-    match args.format {
-        AuditFormat::Table => println!("{}", audit_view::table(&entries)),
-        AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
-    }
-    Ok(())
-}
-
-async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.database_url, &StoreOptions::default()).await?;
-    match args.command {
-        JobsCommand::Dead => {
-            let dead = store.jobs_in_state("dead").await?;
-            if dead.is_empty() {
-                println!("no dead jobs");
-            }
-            for job in dead {
-                println!(
-                    "{}\t{}\t{}\tattempts={}\t{}",
-                    job.id,
-                    job.kind,
-                    job.ordering_key,
-                    job.attempts,
-                    job.last_error.unwrap_or_default()
-                );
-            }
-        }
-        JobsCommand::Requeue { id } => {
-            if !store.requeue_dead(id, crate::clock::Clock::now_ms(&crate::clock::SystemClock)).await? {
-                anyhow::bail!("no dead job with id {id}");
-            }
-            println!("job {id} queued again");
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

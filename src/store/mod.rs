@@ -44,6 +44,16 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL `{0}`: use `postgres://…`, `sqlite://FILE` or a file path")]
     BadUrl(String),
+    /// The database could not be reached or opened; `target` is the file, or the URL without
+    /// its password.
+    #[error("cannot open the database {target}: {cause}")]
+    Open { target: String, cause: String },
+    /// A command that only reads found no database where it was pointed.
+    #[error(
+        "no database at {0}: nothing has been stored there (`hotfix-lane serve` creates it on its first start); \
+         point --database-url or HOTFIX_LANE_DATABASE_URL at the database the server uses"
+    )]
+    Missing(String),
     #[error("storing the batch failed: {0}")]
     BatchFailed(String),
     #[error("the delivery writer has stopped")]
@@ -112,17 +122,43 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://hotfix-lane.db";
 impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema up to date.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
+        Store::open_with(url, options, true).await
+    }
+
+    /// Opens the database at `url` only if it exists: the operator commands read what the
+    /// server stored, and an empty database made by a typo would answer "nothing" instead.
+    pub async fn open_existing(url: &str, options: &StoreOptions) -> Result<Store> {
+        Store::open_with(url, options, false).await
+    }
+
+    async fn open_with(url: &str, options: &StoreOptions, create: bool) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let (dialect, url) = normalize_url(url)?;
-        let connect_options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let target = describe(dialect, &url);
+        if dialect == Dialect::Sqlite && !create {
+            let path = sqlite_path(&url);
+            if !std::path::Path::new(path).exists() {
+                let cwd = std::env::current_dir().ok().filter(|_| std::path::Path::new(path).is_relative());
+                let place = cwd.map_or_else(String::new, |cwd| format!(" (in {})", cwd.display()));
+                return Err(StoreError::Missing(format!("{path}{place}")));
+            }
+        }
+        let connect_options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Open { target: target.clone(), cause: cause(dialect, &url, &e) })?
+            .disable_statement_logging();
+        probe(dialect, &url, &target, &connect_options).await?;
         let readers = match dialect {
             // Readers never block each other in WAL mode; a few are all that helps.
             Dialect::Sqlite => options.max_connections.min(4),
             Dialect::Postgres => options.max_connections,
         };
-        let pool = connect(dialect, &connect_options, options, readers).await?;
+        let opening = |e: StoreError| match e {
+            StoreError::Db(e) => StoreError::Open { target: target.clone(), cause: cause(dialect, &url, &e) },
+            other => other,
+        };
+        let pool = connect(dialect, &connect_options, options, readers).await.map_err(opening)?;
         let writer = match dialect {
-            Dialect::Sqlite => connect(dialect, &connect_options, options, 1).await?,
+            Dialect::Sqlite => connect(dialect, &connect_options, options, 1).await.map_err(opening)?,
             Dialect::Postgres => pool.clone(),
         };
         let store = Store { pool, writer, dialect, durable: options.durable, inbox: Arc::default() };
@@ -234,6 +270,103 @@ async fn connect(
     Ok(pool)
 }
 
+/// How long the first connection may take: a host that does not answer is reported in seconds,
+/// not after the pool's own wait.
+const FIRST_CONNECTION: Duration = Duration::from_secs(5);
+
+/// One connection, made before the pool: the pool retries a refused connection until its
+/// acquire timeout and then says only that it timed out, where this says why at once.
+async fn probe(dialect: Dialect, url: &str, target: &str, options: &AnyConnectOptions) -> Result<()> {
+    let open = |cause| StoreError::Open { target: target.to_string(), cause };
+    match tokio::time::timeout(FIRST_CONNECTION, options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(open(cause(dialect, url, &e))),
+        Err(_) => Err(open(format!(
+            "no answer within {}s from {}; check that the host is reachable from here (DNS, firewall) and \
+             that PostgreSQL listens on that port",
+            FIRST_CONNECTION.as_secs(),
+            host_port(url)
+        ))),
+    }
+}
+
+/// What went wrong, said once, with what to check.
+fn cause(dialect: Dialect, url: &str, err: &sqlx::Error) -> String {
+    match (dialect, err) {
+        (Dialect::Postgres, sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "connection refused: nothing listens at {}; check that PostgreSQL is running and that the URL's host \
+             and port are right",
+            host_port(url)
+        ),
+        (Dialect::Postgres, sqlx::Error::Io(e)) => format!("{e} (at {})", host_port(url)),
+        (_, sqlx::Error::PoolTimedOut) => {
+            "no connection became free in time; check that the database is up and accepts connections".into()
+        }
+        (Dialect::Sqlite, sqlx::Error::Database(e)) if e.code().as_deref() == Some("14") => {
+            let path = sqlite_path(url);
+            let dir = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty());
+            let dir = dir.map_or_else(|| "the working directory".to_string(), |d| d.display().to_string());
+            format!("{}; check that {dir} exists and that this user may write there", e.message())
+        }
+        (_, sqlx::Error::Database(e)) => e.message().to_string(),
+        (_, other) => other.to_string(),
+    }
+}
+
+/// The database as a person names it: the SQLite file, or the URL without its password.
+fn describe(dialect: Dialect, url: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => sqlite_path(url).to_string(),
+        Dialect::Postgres => redact(url),
+    }
+}
+
+/// The file of a normalized SQLite URL.
+fn sqlite_path(url: &str) -> &str {
+    let rest = url.strip_prefix("sqlite://").unwrap_or(url);
+    rest.split('?').next().unwrap_or(rest)
+}
+
+/// A URL without its password: none in the user part, no `password=` parameter.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => format!("{}@{host}", user.split(':').next().unwrap_or_default()),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let kept: Vec<&str> =
+                query.split('&').filter(|p| !p.to_ascii_lowercase().starts_with("password=")).collect();
+            if kept.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            }
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// `host:port` of a PostgreSQL URL (5432 when it names none).
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = if host.is_empty() { "localhost" } else { host };
+    if host.ends_with(']') || !host.contains(':') {
+        format!("{host}:5432")
+    } else {
+        host.to_string()
+    }
+}
+
 /// Decides the backend from the URL; a bare path means a SQLite file, created on first run.
 fn normalize_url(url: &str) -> Result<(Dialect, String)> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -290,5 +423,17 @@ mod tests {
         assert_eq!(normalize_url("sqlite:x.db?mode=ro").unwrap().1, "sqlite://x.db?mode=ro");
         assert!(normalize_url("mysql://h/db").is_err());
         assert!(normalize_url("").is_err());
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(redact("postgres://hl:s3cret@db:5432/lane"), "postgres://hl@db:5432/lane");
+        assert_eq!(redact("postgres://db/lane?sslmode=require&password=s3cret"), "postgres://db/lane?sslmode=require");
+        assert_eq!(redact("postgres://db/lane?password=s3cret"), "postgres://db/lane");
+        assert_eq!(redact("postgresql://hl@db/lane"), "postgresql://hl@db/lane");
+        assert_eq!(host_port("postgres://hl:pw@db.internal/lane"), "db.internal:5432");
+        assert_eq!(host_port("postgres://127.0.0.1:6543/lane"), "127.0.0.1:6543");
+        assert_eq!(host_port("postgres://[::1]/lane"), "[::1]:5432");
+        assert_eq!(sqlite_path("sqlite:///data/x.db?mode=rwc"), "/data/x.db");
     }
 }

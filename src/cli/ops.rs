@@ -1,0 +1,140 @@
+//! The operator's commands: `config check`, `audit`, `jobs`, `backport pending` and
+//! `backport local`. Those that read what the server stored never create a database.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::{fail, AuditArgs, AuditFormat, JobsArgs, JobsCommand};
+use crate::audit_view;
+use crate::lane::policy::Policy;
+use crate::store::{Store, StoreOptions};
+
+pub(super) async fn backport_pending(
+    database_url: String,
+    stale_only: bool,
+    format: AuditFormat,
+) -> anyhow::Result<()> {
+    let store = Store::open_existing(&database_url, &StoreOptions::default()).await?;
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let mut pending = crate::dispatch::pending_backports(&store, now).await?;
+    pending.retain(|p| p.backport.stale || !stale_only);
+    match format {
+        AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&pending)?),
+        AuditFormat::Table => {
+            println!(
+                "{:<32} {:>6} {:<24} {:>6} {:<9} {:>8}",
+                "repository", "change", "target", "pull", "state", "open"
+            );
+            for p in &pending {
+                let b = &p.backport;
+                let pull = b.pull.map_or_else(|| "-".into(), |n| format!("#{n}"));
+                let state = serde_json::to_value(b.state)?.as_str().unwrap_or_default().to_string();
+                let age =
+                    crate::lane::policy::format_duration(std::time::Duration::from_millis(b.age_ms.max(0) as u64));
+                let stale = if b.stale { "  stale" } else { "" };
+                println!(
+                    "{:<32} {:>6} {:<24} {:>6} {:<9} {:>8}{stale}",
+                    p.repo,
+                    format!("#{}", p.number),
+                    b.target,
+                    pull,
+                    state,
+                    age
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn backport_local(repo: &Path, onto: &str, branch: &str, commits: &[String]) -> ExitCode {
+    use crate::backport::Picked;
+    match crate::backport::local(repo, onto, branch, commits) {
+        Ok((Picked::Conflict { commit, paths, .. }, _)) => {
+            eprintln!("hotfix-lane: {commit} conflicts with {onto}; no branch was created. Conflicting paths:");
+            for p in paths {
+                eprintln!("  {}\t{}", p.path, p.kind.describe());
+            }
+            ExitCode::FAILURE
+        }
+        Ok((picked, tip)) => {
+            match picked {
+                Picked::Clean { skipped, .. } => {
+                    skipped.iter().for_each(|id| eprintln!("hotfix-lane: {id} is already on {onto}: skipped"))
+                }
+                _ => eprintln!("hotfix-lane: every commit is already on {onto}: `{branch}` starts there"),
+            }
+            println!("{tip}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => fail(anyhow::anyhow!(message)),
+    }
+}
+
+pub(super) fn config_check(file: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) => return fail(anyhow::anyhow!("cannot read {}: {err}", file.display())),
+    };
+    match Policy::check(&text) {
+        Ok(policy) => {
+            // Valid but weaker than it looks: said, not refused.
+            for warning in policy.warnings() {
+                eprintln!("{}: warning: {warning}", file.display());
+            }
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for err in &errors {
+                match err.location {
+                    Some(_) => eprintln!("{}:{err}", file.display()),
+                    None => eprintln!("{}: {err}", file.display()),
+                }
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(super) async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let since =
+        args.since.as_deref().map(|s| audit_view::parse_since(s, now)).transpose().map_err(anyhow::Error::msg)?;
+    let store = Store::open_existing(&args.database_url, &StoreOptions::default()).await?;
+    let entries = store.audit(args.repo.as_deref(), since).await?;
+    match args.format {
+        AuditFormat::Table => println!("{}", audit_view::table(&entries)),
+        AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+    }
+    Ok(())
+}
+
+pub(super) async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
+    let store = Store::open_existing(&args.database_url, &StoreOptions::default()).await?;
+    match args.command {
+        JobsCommand::Dead => {
+            let dead = store.jobs_in_state("dead").await?;
+            if dead.is_empty() {
+                println!("no dead jobs");
+            }
+            for job in dead {
+                println!(
+                    "{}\t{}\t{}\tattempts={}\t{}",
+                    job.id,
+                    job.kind,
+                    job.ordering_key,
+                    job.attempts,
+                    job.last_error.unwrap_or_default()
+                );
+            }
+        }
+        JobsCommand::Requeue { id } => {
+            if !store.requeue_dead(id, crate::clock::Clock::now_ms(&crate::clock::SystemClock)).await? {
+                anyhow::bail!("no dead job with id {id}");
+            }
+            println!("job {id} queued again");
+        }
+    }
+    Ok(())
+}
