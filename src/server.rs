@@ -59,10 +59,28 @@ pub enum ServeError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Forge(crate::forge::ForgeError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}{}", bind_hint(source))]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(
+        "cannot make backports in the mirror directory {}: {cause}; set HOTFIX_LANE_MIRROR_DIR (or --mirror-dir) \
+         to a directory this user may write",
+        dir.display()
+    )]
+    MirrorDir { dir: std::path::PathBuf, cause: String },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What to do about a listener that could not be bound.
+fn bind_hint(err: &std::io::Error) -> &'static str {
+    match err.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another process listens there (another hotfix-lane?): stop it or set HOTFIX_LANE_LISTEN (or --listen)"
+        }
+        std::io::ErrorKind::PermissionDenied => "; ports below 1024 need privileges: use a port above 1024",
+        std::io::ErrorKind::AddrNotAvailable => "; that address is not one of this machine's",
+        _ => "",
+    }
 }
 
 struct Ops {
@@ -107,6 +125,11 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
         return Err(ServeError::NoForge);
     }
     let secrets = Secrets::new(&settings.github_webhook_secrets).map_err(ServeError::BadSecret)?;
+    // Found now rather than at the first backport, in the middle of an incident.
+    settings
+        .mirrors
+        .check_writable()
+        .map_err(|e| ServeError::MirrorDir { dir: settings.mirrors.dir().to_path_buf(), cause: e.to_string() })?;
     let store =
         Store::open(&settings.database_url, &StoreOptions { durable: settings.durable, ..Default::default() }).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -90,6 +90,28 @@ impl Mirrors {
         Mirrors { git_timeout, ..self }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether backports can be made here: the directory, or the nearest existing directory it
+    /// would be created in, takes a new file. A probe file is made and removed; nothing is
+    /// created otherwise, so checking at start-up leaves no trace.
+    pub fn check_writable(&self) -> std::io::Result<()> {
+        let existing = self
+            .dir
+            .ancestors()
+            .map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a })
+            .find(|a| a.exists())
+            .unwrap_or(Path::new("."));
+        if !existing.is_dir() {
+            return Err(std::io::Error::other(format!("{} is not a directory", existing.display())));
+        }
+        let probe = existing.join(format!(".hotfix-lane-probe-{}", std::process::id()));
+        File::options().write(true).create_new(true).open(&probe)?;
+        std::fs::remove_file(&probe)
+    }
+
     /// Opens (creating on first use) the mirror named `key`, waiting for other users of it.
     pub fn open(&self, key: &str) -> Result<Mirror, MirrorError> {
         assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "mirror keys are plain names");
