@@ -134,25 +134,31 @@ impl Outcome {
     }
 }
 
-impl IntoResponse for Outcome {
-    fn into_response(self) -> Response {
-        let label = self.label();
-        let (status, detail) = match self {
+impl Outcome {
+    /// The answer's status and the words of its `detail`.
+    fn answer(&self) -> (StatusCode, String) {
+        match self {
             Outcome::Accepted => (StatusCode::ACCEPTED, "stored".to_string()),
             Outcome::Duplicate => (StatusCode::OK, "delivery already stored".to_string()),
             Outcome::Pong => (StatusCode::OK, "pong".to_string()),
             Outcome::Ignored(why) => (StatusCode::OK, why.to_string()),
-            Outcome::Unauthorized(why) => (StatusCode::UNAUTHORIZED, why),
-            Outcome::BadRequest(why) => (StatusCode::BAD_REQUEST, why),
+            Outcome::Unauthorized(why) => (StatusCode::UNAUTHORIZED, why.clone()),
+            Outcome::BadRequest(why) => (StatusCode::BAD_REQUEST, why.clone()),
             Outcome::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds {MAX_BODY_BYTES} bytes")),
             Outcome::Timeout => (StatusCode::REQUEST_TIMEOUT, "body not received in time".to_string()),
             Outcome::Busy => (StatusCode::SERVICE_UNAVAILABLE, "too many webhook bodies in flight; retry".to_string()),
             Outcome::NotConfigured => {
                 (StatusCode::NOT_FOUND, "this forge is not configured on this server".to_string())
             }
-            Outcome::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
-        };
-        (status, Json(serde_json::json!({ "outcome": label, "detail": detail }))).into_response()
+            Outcome::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, why.clone()),
+        }
+    }
+}
+
+impl IntoResponse for Outcome {
+    fn into_response(self) -> Response {
+        let (status, detail) = self.answer();
+        (status, Json(serde_json::json!({ "outcome": self.label(), "detail": detail }))).into_response()
     }
 }
 
@@ -231,7 +237,10 @@ impl Ingress {
             Outcome::Accepted | Outcome::Duplicate | Outcome::Pong | Outcome::Ignored(_) => {
                 tracing::debug!(outcome = outcome.label(), elapsed_us = elapsed.as_micros() as u64, "delivery answered")
             }
-            _ => tracing::info!(outcome = outcome.label(), ?outcome, "delivery refused"),
+            _ => {
+                let (status, detail) = outcome.answer();
+                tracing::info!(outcome = outcome.label(), status = status.as_u16(), detail, "delivery refused")
+            }
         }
         outcome.into_response()
     }
