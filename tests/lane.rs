@@ -567,7 +567,10 @@ async fn ci(lane: &Lane, conclusion: &str, sha: &str) {
 /// A hotfix by Codertocat, labelled by the responder alice, naming an existing postmortem:
 /// waiting for smoke only.
 async fn authorized_hotfix(backend: Backend) -> Lane {
-    let lane = Lane::start(backend, MERGE_POLICY).await;
+    authorized_hotfix_on(Lane::start(backend, MERGE_POLICY).await).await
+}
+
+async fn authorized_hotfix_on(lane: Lane) -> Lane {
     lane.fake.repo(REPO, |r| r.issues.insert(50, (vec!["postmortem".into()], false)));
     serve_pull(&lane, "Postmortem: #50");
     lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "Postmortem: #50", "alice")).await;
@@ -630,6 +633,27 @@ async fn a_moved_base_is_retried_and_a_refusal_explained(backend: Backend) {
     lane.clock.advance(6_000);
     eventually("the retry merges", || async { !merges(&lane).is_empty() }).await;
     assert_eq!(merges(&lane).len(), 1);
+}
+
+/// GitHub Enterprise Server serves REST under `/api/v3` and GraphQL beside it, at
+/// `/api/graphql`: the queue jump must go there, with the lane's token, not under the REST base.
+async fn on_github_enterprise_the_queue_jump_goes_to_its_graphql_endpoint(backend: Backend) {
+    let fake = common::fake_github::FakeGitHub::start_enterprise().await;
+    assert!(fake.url.ends_with("/api/v3"), "{}", fake.url);
+    let lane = Lane::start_on(fake, backend, MERGE_POLICY, GitHubAuth::Token("test-token".into())).await;
+    let lane = authorized_hotfix_on(lane).await;
+    let rule = "Repository rule violations found\n\nChanges must be made through the merge queue";
+    lane.fake.repo(REPO, |r| r.merge_answers.push_back((405, rule.into())));
+    ci(&lane, "success", HEAD).await;
+    assert_eq!(lane.fake.with(|w| w.enqueued.clone()), [("PR_Codertocat_Hello-World_2".into(), HEAD.into(), true)]);
+    let calls = lane.fake.with(|w| w.calls.clone());
+    assert!(calls.iter().all(|c| c.contains(" /api/v3/") || c == "POST /api/graphql"), "{calls:#?}");
+    assert_eq!(calls.iter().filter(|c| *c == "POST /api/graphql").count(), 2, "node id, then the jump: {calls:#?}");
+    let auth = lane
+        .fake
+        .with(|w| w.auth.iter().filter(|(p, _)| p == "/api/graphql").map(|(_, a)| a.clone()).collect::<Vec<_>>());
+    assert!(auth.iter().all(|a| a == "Bearer test-token"), "{auth:?}");
+    assert!(lane.comments()[0].contains("`ec26c3e` is at the front of the merge queue"), "{}", lane.comments()[0]);
 }
 
 /// Stored facts that no longer read stop the change's jobs with the reason, instead of being
@@ -715,6 +739,7 @@ async fn two_replicas_racing_merge_once() {
 }
 
 on_both_backends!(
+    on_github_enterprise_the_queue_jump_goes_to_its_graphql_endpoint,
     a_retried_postmortem_command_finds_the_issue_it_opened,
     each_bad_reference_has_its_own_message,
     a_team_member_is_a_responder,

@@ -4,6 +4,7 @@
 
 mod authored;
 mod checks;
+mod graphql;
 mod identity;
 mod limits;
 mod pages;
@@ -33,6 +34,7 @@ use crate::lane::postmortem::IssueLookup;
 use crate::lane::report::{CheckState, Report};
 use crate::lane::smoke::Seen;
 use crate::store::Millis;
+pub use graphql::graphql_root;
 use identity::Identity;
 use limits::classify;
 use pages::Pages;
@@ -47,6 +49,11 @@ pub struct GitHub {
     /// The token itself, for git; `None` for an App installation (its token is asked for).
     token: Option<String>,
     identity: Identity,
+    /// GitHub Enterprise Server serves GraphQL at `/api/graphql`, beside the REST base
+    /// `/api/v3` rather than under it: an unauthenticated client for that root, given this
+    /// client's token per call. `None` where GraphQL lives under the REST base
+    /// (`https://api.github.com/graphql`).
+    graphql: Option<Octocrab>,
 }
 
 /// How hotfix-lane authenticates to GitHub.
@@ -61,32 +68,49 @@ pub enum GitHubAuth {
 /// The clients for every installation (App) or the one client (token).
 pub enum GitHubClients {
     Token(GitHub),
-    App { root: Octocrab, installations: Mutex<HashMap<u64, GitHub>>, identity: Identity },
+    App { root: Octocrab, installations: Mutex<HashMap<u64, GitHub>>, identity: Identity, graphql: Option<Octocrab> },
 }
 
 impl GitHubClients {
     pub fn new(api_url: &str, auth: GitHubAuth) -> Result<GitHubClients, ForgeError> {
         // A host that accepts and never answers fails the call, and the job retries later.
-        let builder = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{api_url}`: {e}")))?
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .set_write_timeout(Some(Duration::from_secs(30)));
+        let builder = |base: &str| {
+            Ok::<_, ForgeError>(
+                Octocrab::builder()
+                    .base_uri(base)
+                    .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{base}`: {e}")))?
+                    .set_connect_timeout(Some(Duration::from_secs(10)))
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .set_write_timeout(Some(Duration::from_secs(30))),
+            )
+        };
+        let graphql = match graphql_root(api_url) {
+            Some(root) => Some(builder(&root)?.build().map_err(|e| ForgeError::Failed(e.to_string()))?),
+            None => None,
+        };
         Ok(match auth {
             GitHubAuth::Token(token) => GitHubClients::Token(GitHub {
-                client: builder.personal_token(token.clone()).build().map_err(|e| ForgeError::Failed(e.to_string()))?,
+                client: builder(api_url)?
+                    .personal_token(token.clone())
+                    .build()
+                    .map_err(|e| ForgeError::Failed(e.to_string()))?,
                 check_runs: false,
                 token: Some(token),
                 identity: Identity::token(),
+                graphql,
             }),
             GitHubAuth::App { app_id, private_key_pem } => {
-                let root = builder
+                let root = builder(api_url)?
                     .app_from_rsa_pem(AppId(app_id), private_key_pem)
                     .map_err(|e| ForgeError::Failed(format!("GitHub App private key: {e}")))?
                     .build()
                     .map_err(|e| ForgeError::Failed(e.to_string()))?;
-                GitHubClients::App { identity: Identity::app(root.clone()), root, installations: Mutex::default() }
+                GitHubClients::App {
+                    identity: Identity::app(root.clone()),
+                    root,
+                    installations: Mutex::default(),
+                    graphql,
+                }
             }
         })
     }
@@ -101,7 +125,7 @@ impl Forges for GitHubClients {
         }
         match self {
             GitHubClients::Token(client) => Ok(client.clone()),
-            GitHubClients::App { root, installations, identity } => {
+            GitHubClients::App { root, installations, identity, graphql } => {
                 let id = installation
                     .ok_or_else(|| ForgeError::Failed("the delivery names no App installation to act as".into()))?;
                 let mut installations = installations.lock().expect("installation clients lock");
@@ -109,7 +133,13 @@ impl Forges for GitHubClients {
                     return Ok(client.clone());
                 }
                 let client = root.installation(InstallationId(id)).map_err(|e| ForgeError::Failed(e.to_string()))?;
-                let client = GitHub { client, check_runs: true, token: None, identity: identity.clone() };
+                let client = GitHub {
+                    client,
+                    check_runs: true,
+                    token: None,
+                    identity: identity.clone(),
+                    graphql: graphql.clone(),
+                };
                 installations.insert(id, client.clone());
                 Ok(client)
             }
@@ -304,7 +334,7 @@ impl Forge for GitHub {
     }
 
     async fn identity(&self) -> Result<String, ForgeError> {
-        self.identity.login(&self.client).await
+        self.identity.login(self).await
     }
 
     async fn file(&self, repo: &str, path: &str, branch: &str) -> Result<Option<FileContent>, ForgeError> {
@@ -400,7 +430,7 @@ impl Forge for GitHub {
             "query": "query($owner: String!, $name: String!, $number: Int!) { repository(owner: $owner, name: $name) { pullRequest(number: $number) { id } } }",
             "variables": { "owner": owner, "name": name, "number": number },
         });
-        let found: serde_json::Value = self.client.graphql(&query).await.map_err(classify)?;
+        let found: serde_json::Value = self.graphql(&query).await?;
         let id = found["repository"]["pullRequest"]["id"]
             .as_str()
             .ok_or_else(|| ForgeError::Failed(format!("pull request #{number} has no GraphQL id")))?;
@@ -408,7 +438,7 @@ impl Forge for GitHub {
             "query": "mutation($id: ID!, $sha: GitObjectID!) { enqueuePullRequest(input: { pullRequestId: $id, expectedHeadOid: $sha, jump: true }) { mergeQueueEntry { position } } }",
             "variables": { "id": id, "sha": sha },
         });
-        let _: serde_json::Value = self.client.graphql(&mutation).await.map_err(classify)?;
+        let _: serde_json::Value = self.graphql(&mutation).await?;
         Ok(())
     }
 

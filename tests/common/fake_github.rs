@@ -119,9 +119,20 @@ pub struct FakeGitHub {
 }
 
 impl FakeGitHub {
+    /// Laid out as github.com: REST at the root, GraphQL at `/graphql`.
     pub async fn start() -> FakeGitHub {
+        FakeGitHub::serve(false).await
+    }
+
+    /// Laid out as GitHub Enterprise Server: REST under `/api/v3` (the `url`), GraphQL beside
+    /// it at `/api/graphql`. Recorded calls carry the whole path.
+    pub async fn start_enterprise() -> FakeGitHub {
+        FakeGitHub::serve(true).await
+    }
+
+    async fn serve(enterprise: bool) -> FakeGitHub {
         let world = Arc::new(Mutex::new(World { next_id: 1000, ..World::default() }));
-        let app = Router::new()
+        let api = Router::new()
             .route("/repos/{owner}/{repo}/contents/{*path}", get(contents))
             .route("/repos/{owner}/{repo}/issues", get(list_issues).post(create_issue))
             .route("/repos/{owner}/{repo}/issues/{number}", get(issue))
@@ -140,7 +151,6 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
             .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
             .route("/app/installations/{id}/access_tokens", post(access_token))
-            .route("/graphql", post(graphql))
             .route("/user", get(user))
             .route("/app", get(app))
             .route("/repos/{owner}/{repo}/git/matching-refs/{*prefix}", get(matching_refs))
@@ -149,12 +159,17 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/commits/{sha}/statuses", get(list_statuses))
             .route("/repos/{owner}/{repo}/commits/{sha}", get(commit))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(team_membership))
-            .route("/repos/{owner}/{repo}/collaborators/{login}/permission", get(permission))
+            .route("/repos/{owner}/{repo}/collaborators/{login}/permission", get(permission));
+        let (app, prefix) = match enterprise {
+            false => (api.route("/graphql", post(graphql)), ""),
+            true => (Router::new().nest("/api/v3", api).route("/api/graphql", post(graphql)), "/api/v3"),
+        };
+        let app = app
             .fallback(|uri: Uri| async move { not_found(&format!("no fake for {uri}")) })
             .layer(axum::middleware::from_fn_with_state(world.clone(), record))
             .with_state(world.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("http://{}{prefix}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeGitHub { world, url }
     }

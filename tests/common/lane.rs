@@ -32,7 +32,11 @@ impl Lane {
     }
 
     pub async fn start_as(backend: Backend, policy: &str, auth: GitHubAuth) -> Lane {
-        let fake = FakeGitHub::start().await;
+        Lane::start_on(FakeGitHub::start().await, backend, policy, auth).await
+    }
+
+    /// On a fake GitHub of the caller's choosing, such as [`FakeGitHub::start_enterprise`].
+    pub async fn start_on(fake: FakeGitHub, backend: Backend, policy: &str, auth: GitHubAuth) -> Lane {
         fake.repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), policy.into()));
         let db = TestDb::new(backend).await;
         let mut settings = super::settings(&db);

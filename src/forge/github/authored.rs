@@ -54,7 +54,7 @@ struct IssueEvent {
 /// Whether `author` is the lane's own identity (logins compare without case, as on GitHub).
 async fn is_own(gh: &GitHub, author: Option<&Login>) -> Result<bool, ForgeError> {
     let Some(author) = author else { return Ok(false) };
-    Ok(author.login.eq_ignore_ascii_case(&gh.identity.login(&gh.client).await?))
+    Ok(author.login.eq_ignore_ascii_case(&gh.identity.login(gh).await?))
 }
 
 /// The oldest comment on a change that carries `marker` and that the lane wrote.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::authored::Login;
-use super::{classify, status};
+use super::{classify, status, GitHub};
 use crate::forge::ForgeError;
 
 /// The login, learnt on first use and shared by every clone of the clients it belongs to.
@@ -48,23 +48,23 @@ impl Identity {
         Identity { source: Source::App(root), login: Arc::default() }
     }
 
-    /// `client` is the token's client (unused for an App).
-    pub(super) async fn login(&self, client: &Octocrab) -> Result<String, ForgeError> {
-        let login = self.login.get_or_try_init(|| self.ask(client)).await?;
+    /// `gh` is the token's client (unused for an App).
+    pub(super) async fn login(&self, gh: &GitHub) -> Result<String, ForgeError> {
+        let login = self.login.get_or_try_init(|| self.ask(gh)).await?;
         Ok(login.clone())
     }
 
-    async fn ask(&self, client: &Octocrab) -> Result<String, ForgeError> {
+    async fn ask(&self, gh: &GitHub) -> Result<String, ForgeError> {
         match &self.source {
             Source::App(root) => {
                 let app: App = root.get("/app", None::<&()>).await.map_err(classify)?;
                 Ok(format!("{}[bot]", app.slug))
             }
-            Source::Token => match client.get::<Login, _, ()>("/user", None).await {
+            Source::Token => match gh.client.get::<Login, _, ()>("/user", None).await {
                 Ok(user) => Ok(user.login),
                 Err(err) if status(&err) == Some(403) => {
                     let query = serde_json::json!({ "query": "query { viewer { login } }" });
-                    let found: Viewer = client.graphql(&query).await.map_err(classify)?;
+                    let found: Viewer = gh.graphql(&query).await?;
                     Ok(found.viewer.login)
                 }
                 Err(err) => Err(classify(err)),

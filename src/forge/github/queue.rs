@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use super::{classify, pages::Pages, GitHub};
+use super::{pages::Pages, GitHub};
 use crate::forge::{ForgeError, QueueGroup};
 
 const PREFIX: &str = "refs/heads/gh-readonly-queue/";
@@ -86,7 +86,7 @@ pub(super) async fn groups(gh: &GitHub, repo: &str, base: &str) -> Result<Vec<Qu
             "query": QUERY,
             "variables": { "owner": owner, "name": name, "branch": base, "after": after },
         });
-        let found: Found = gh.client.graphql(&query).await.map_err(classify)?;
+        let found: Found = gh.graphql(&query).await?;
         let Some(queue) = found.repository.and_then(|r| r.merge_queue) else { break };
         entries.extend(queue.entries.nodes);
         match queue.entries.page_info {
