@@ -53,6 +53,11 @@ enum Command {
     /// on a responder's authorization once the checks pass. Inputs come from INPUT_* variables,
     /// the event from GITHUB_EVENT_PATH.
     Action,
+    /// Check a set-up end to end with the settings `serve` takes (flags, HOTFIX_LANE_*, --config):
+    /// the webhook secret, the database, the mirror directory, git, the GitHub credentials and,
+    /// with --repo, the repository's permissions, policy file and branch rules. Exit 1 when
+    /// something would stop the lane.
+    Doctor(Box<ops::DoctorArgs>),
     /// Backports: replay commits onto another branch, or list the backports still unmerged.
     Backport {
         #[command(subcommand)]
@@ -463,6 +468,7 @@ pub fn run(cli: Cli) -> ExitCode {
             block_on(ops::jobs(args))
         }
         Command::Action => crate::action::main(),
+        Command::Doctor(args) => ops::doctor(*args),
         Command::Backport { command: BackportCommand::Local { repo, onto, branch, commits } } => {
             ops::backport_local(&repo, &onto, &branch, &commits)
         }

@@ -10,6 +10,7 @@ pub mod backport;
 pub mod cli;
 pub mod clock;
 pub mod dispatch;
+pub mod doctor;
 pub mod forge;
 pub mod ingress;
 pub mod jobs;

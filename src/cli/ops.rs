@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{fail, AuditArgs, AuditFormat, JobsArgs, JobsCommand};
+use std::path::PathBuf;
+
+use super::{block_on, fail, AuditArgs, AuditFormat, JobsArgs, JobsCommand, ServeOptions};
 use crate::audit_view;
 use crate::lane::policy::Policy;
 use crate::store::{Store, StoreOptions};
@@ -137,4 +139,48 @@ pub(super) async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct DoctorArgs {
+    /// The repository to check (`owner/name`): the App's installation or the token's access,
+    /// the policy file on its default branch, and that branch's rules.
+    #[arg(long)]
+    repo: Option<String>,
+    /// A delivery's body, saved from the webhook's *Recent Deliveries* page, to check the
+    /// signature GitHub sent with it (--delivery-signature) against the configured secret.
+    #[arg(long, requires = "delivery_signature")]
+    delivery_body: Option<PathBuf>,
+    /// That delivery's `X-Hub-Signature-256` header: `sha256=…`.
+    #[arg(long, requires = "delivery_body")]
+    delivery_signature: Option<String>,
+    #[command(flatten)]
+    options: ServeOptions,
+}
+
+pub(super) fn doctor(args: DoctorArgs) -> ExitCode {
+    let (settings, _) = match args.options.resolve() {
+        Ok(resolved) => resolved,
+        Err(err) => return fail(err),
+    };
+    let delivery = match (&args.delivery_body, args.delivery_signature) {
+        (Some(path), Some(signature)) => match std::fs::read(path) {
+            Ok(body) => Some((body, signature)),
+            Err(e) => return fail(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        },
+        _ => None,
+    };
+    let checks = crate::doctor::Checks { repo: args.repo, delivery };
+    let mut failed = false;
+    let code = block_on(async {
+        let findings = crate::doctor::run(&settings, &checks).await;
+        print!("{}", findings.render());
+        failed = findings.failed();
+        Ok(())
+    });
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        code
+    }
 }

@@ -109,6 +109,17 @@ pub struct World {
     /// `(repo, comment)` of every comment written through the API, in order: each creation and
     /// each edit (with the text it left), so a test can read every version the lane wrote.
     pub written: Vec<(String, Comment)>,
+    /// repo → what `GET /repos/{repo}` answers (default branch, the caller's permissions),
+    /// besides the clone URL of `git_dir`.
+    pub repo_info: HashMap<String, Value>,
+    /// repo → the App's installation on it (`GET /repos/{repo}/installation`); absent: 404.
+    pub installations: HashMap<String, Value>,
+    /// (repo, branch) → the rules that apply to the branch (`GET /repos/{repo}/rules/branches/{branch}`).
+    pub rules: HashMap<(String, String), Value>,
+    /// What `GET /app` answers instead of the default (slug, id, permissions, events).
+    pub app_info: Option<Value>,
+    /// The `X-OAuth-Scopes` of a classic token, sent with `GET /user`; none: a fine-grained token.
+    pub token_scopes: Option<String>,
     next_id: u64,
 }
 
@@ -140,6 +151,8 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/issues/{number}/events", get(issue_events))
             .route("/repos/{owner}/{repo}/issues/comments/{id}", patch(edit_comment))
             .route("/repos/{owner}/{repo}", get(repository))
+            .route("/repos/{owner}/{repo}/installation", get(installation))
+            .route("/repos/{owner}/{repo}/rules/branches/{branch}", get(branch_rules))
             .route("/repos/{owner}/{repo}/pulls", get(list_pulls).post(create_pull))
             .route("/repos/{owner}/{repo}/issues/{number}/labels", post(add_labels))
             .route("/repos/{owner}/{repo}/issues/{number}/assignees", post(add_assignees))
@@ -349,11 +362,29 @@ async fn pull(State(world): Shared, Path((owner, repo, number)): Path<(String, S
 
 async fn repository(State(world): Shared, Path((owner, repo)): Path<(String, String)>) -> Response {
     let world = world.lock().unwrap();
-    match world.repos.get(&full(&owner, &repo)).and_then(|r| r.git_dir.clone()) {
-        Some(dir) => Json(json!({ "clone_url": format!("file://{}", dir.display()), "default_branch": "master" }))
-            .into_response(),
+    let name = full(&owner, &repo);
+    let info = world.repo_info.get(&name).cloned();
+    match (world.repos.get(&name).and_then(|r| r.git_dir.clone()), info) {
+        (Some(dir), info) => {
+            let mut answer = info.unwrap_or_else(|| json!({ "default_branch": "master" }));
+            answer["clone_url"] = format!("file://{}", dir.display()).into();
+            Json(answer).into_response()
+        }
+        (None, Some(info)) => Json(info).into_response(),
+        (None, None) => not_found("Not Found"),
+    }
+}
+
+async fn installation(State(world): Shared, Path((owner, repo)): Path<(String, String)>) -> Response {
+    match world.lock().unwrap().installations.get(&full(&owner, &repo)) {
+        Some(installation) => Json(installation.clone()).into_response(),
         None => not_found("Not Found"),
     }
+}
+
+async fn branch_rules(State(world): Shared, Path((owner, repo, branch)): Path<(String, String, String)>) -> Response {
+    let world = world.lock().unwrap();
+    Json(world.rules.get(&(full(&owner, &repo), branch)).cloned().unwrap_or_else(|| json!([]))).into_response()
 }
 
 async fn list_pulls(
@@ -883,18 +914,23 @@ pub fn login_of(headers: &HeaderMap) -> String {
 }
 
 /// Like GitHub: an installation token has no user.
-async fn user(headers: HeaderMap) -> Response {
+async fn user(State(world): Shared, headers: HeaderMap) -> Response {
     let login = login_of(&headers);
     if login.ends_with("[bot]") {
         let message = "Resource not accessible by integration";
         return (StatusCode::FORBIDDEN, Json(json!({ "message": message }))).into_response();
     }
-    Json(json!({ "id": 1, "login": login, "type": "User" })).into_response()
+    let mut response = Json(json!({ "id": 1, "login": login, "type": "User" })).into_response();
+    if let Some(scopes) = world.lock().unwrap().token_scopes.clone() {
+        response.headers_mut().insert("x-oauth-scopes", scopes.parse().unwrap());
+    }
+    response
 }
 
 /// The App itself, asked with its JWT.
-async fn app() -> Response {
-    Json(json!({ "id": 4242, "slug": APP_SLUG, "name": "hotfix lane" })).into_response()
+async fn app(State(world): Shared) -> Response {
+    let info = world.lock().unwrap().app_info.clone();
+    Json(info.unwrap_or_else(|| json!({ "id": 4242, "slug": APP_SLUG, "name": "hotfix lane" }))).into_response()
 }
 
 /// One page of `items` as GitHub serves a listing: `per_page` (30 unless asked, at most 100) and
