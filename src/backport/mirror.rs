@@ -107,7 +107,10 @@ impl Mirrors {
         if !existing.is_dir() {
             return Err(std::io::Error::other(format!("{} is not a directory", existing.display())));
         }
-        let probe = existing.join(format!(".hotfix-lane-probe-{}", std::process::id()));
+        // Unique per call: servers started at once in one process (tests) must not collide.
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = existing.join(format!(".hotfix-lane-probe-{}-{n}", std::process::id()));
         File::options().write(true).create_new(true).open(&probe)?;
         std::fs::remove_file(&probe)
     }
