@@ -48,6 +48,9 @@ pub struct Repo {
     pub merge_answers: std::collections::VecDeque<(u16, String)>,
     /// (number, sha, method) of every merge the fake performed.
     pub merges: Vec<(u64, String, String)>,
+    /// (number, when it arrived) of every merge request, whatever the answer: benchmarks time
+    /// the lane's merges by it.
+    pub merge_requests: Vec<(u64, std::time::Instant)>,
     /// Merges to perform and then answer 502 for, as if the answer were lost on the way.
     pub lost_merge_answers: u32,
     /// `(ref, sha)` of the merge queue's `gh-readonly-queue/…` branches.
@@ -520,8 +523,10 @@ async fn merge_pull(
     Path((owner, repo, number)): Path<(String, String, u64)>,
     Json(body): Json<Value>,
 ) -> Response {
+    let arrived = std::time::Instant::now();
     let mut world = world.lock().unwrap();
     let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    repo.merge_requests.push((number, arrived));
     let base = repo.pulls.get(&number).and_then(|p| p["base"]["ref"].as_str()).unwrap_or_default();
     if repo.queue_only.iter().any(|b| b == base) {
         let message = "Repository rule violations found\n\nChanges must be made through the merge queue";
