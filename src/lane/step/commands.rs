@@ -92,6 +92,8 @@ pub(super) fn on_commands(
             }
             Command::Revoke => {
                 if out.facts.lane.grant.take().is_some() {
+                    // The comment says why the grant is gone, as for a push or an expiry.
+                    out.facts.lane.lapsed = Some(format!("revoked by @{actor}"));
                     out.audit(AuditAction::GrantRevoked, actor, &sha, "by command".into());
                 }
             }
@@ -212,6 +214,7 @@ pub(super) fn revoked(
     }
     let mut out = Out::new(prior.clone());
     out.facts.lane.grant = None;
+    out.facts.lane.lapsed = Some(format!("revoked by @{actor}"));
     out.facts.lane.last_comment = Some(comment_id);
     let sha = out.facts.head_sha.clone();
     out.audit(AuditAction::GrantRevoked, actor, &sha, "by command".into());
