@@ -98,8 +98,7 @@ impl<F: Forge> Change<'_, F> {
                 match step::step(facts.as_ref(), &input, &seen, &self.ctx) {
                     Ok(step) => break step,
                     Err(need) if asked < MAX_OBSERVATIONS && !seen.has(&need) => {
-                        let answer = self.observe(&need).await;
-                        let answer = answer?;
+                        let answer = self.observe(&need).await?;
                         seen.record(need, answer);
                         if first {
                             *first_seen = seen.clone();

@@ -28,10 +28,8 @@ pub(crate) async fn look_up<F: Forge>(
     this_repo: &str,
     policy: &Policy,
 ) -> Result<Option<IssueLookup>, ForgeError> {
-    match reference {
-        Ok(Some(r)) if membership.in_lane() && postmortem::allowed(r, this_repo, policy) => {
-            Ok(Some(forge.issue(&r.repo, r.number).await?))
-        }
-        _ => Ok(None),
+    match postmortem::to_look_up(membership.in_lane(), reference, this_repo, policy) {
+        Some(r) => Ok(Some(forge.issue(&r.repo, r.number).await?)),
+        None => Ok(None),
     }
 }

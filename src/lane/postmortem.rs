@@ -92,6 +92,17 @@ pub enum IssueLookup {
     Deleted,
 }
 
+/// The issue the postmortem check needs looked up: only for changes in the lane, and only in
+/// allowed repositories.
+pub fn to_look_up<'a>(
+    in_lane: bool,
+    reference: &'a Result<Option<IssueRef>, String>,
+    this_repo: &str,
+    policy: &Policy,
+) -> Option<&'a IssueRef> {
+    reference.as_ref().ok().and_then(Option::as_ref).filter(|r| in_lane && allowed(r, this_repo, policy))
+}
+
 /// Whether a reference may be looked up at all: this repository, or one the policy allows.
 pub fn allowed(reference: &IssueRef, this_repo: &str, policy: &Policy) -> bool {
     reference.repo.eq_ignore_ascii_case(this_repo)

@@ -18,6 +18,21 @@ const ONLY_THEM: &str = "only responders and the change's author may {what}";
 /// Marks the comment that answers refused commands.
 const REFUSAL_MARKER: &str = "<!-- hotfix-lane:refused -->";
 
+/// The audit entry of a command `actor` may not run, and why.
+fn refusal(command: &Command, actor: &str) -> (AuditAction, String) {
+    match command {
+        Command::Postmortem => {
+            (AuditAction::PostmortemCommandRefused, ONLY_THEM.replace("{what}", "open its postmortem"))
+        }
+        Command::Backport { .. } => {
+            (AuditAction::BackportCommandRefused, ONLY_THEM.replace("{what}", "ask for backports"))
+        }
+        Command::Authorize { .. } | Command::Revoke => {
+            (AuditAction::GrantRefused, format!("@{actor} is not a responder"))
+        }
+    }
+}
+
 fn authors_own(c: &Command) -> bool {
     matches!(c, Command::Postmortem | Command::Backport { .. })
 }
@@ -61,12 +76,13 @@ pub(super) fn on_commands(
                 }
             }
             Command::Postmortem => {
-                let why = ONLY_THEM.replace("{what}", "open its postmortem");
-                out.audit(AuditAction::PostmortemCommandRefused, actor, &sha, why.clone());
+                let (action, why) = refusal(command, actor);
+                out.audit(action, actor, &sha, why.clone());
                 refusals.push(format!("`/hotfix postmortem`: {why}."));
             }
             Command::Authorize { .. } | Command::Revoke if !responder => {
-                out.audit(AuditAction::GrantRefused, actor, &sha, format!("@{actor} is not a responder"));
+                let (action, why) = refusal(command, actor);
+                out.audit(action, actor, &sha, why);
                 refusals.push(format!("@{actor} is not a responder. {}", membership::who_can_authorize(ctx.policy)));
             }
             Command::Authorize { duration, reason } => {
@@ -104,8 +120,8 @@ pub(super) fn on_commands(
                 }
             }
             Command::Backport { .. } => {
-                let why = ONLY_THEM.replace("{what}", "ask for backports");
-                out.audit(AuditAction::BackportCommandRefused, actor, &sha, why.clone());
+                let (action, why) = refusal(command, actor);
+                out.audit(action, actor, &sha, why.clone());
                 refusals.push(format!("`/hotfix backport`: {why}."));
             }
         }
@@ -176,15 +192,7 @@ fn refuse(
     let mut out = Out::new(facts);
     let sha = out.facts.head_sha.clone();
     for command in commands {
-        let (action, why) = match command {
-            Command::Postmortem => {
-                (AuditAction::PostmortemCommandRefused, ONLY_THEM.replace("{what}", "open its postmortem"))
-            }
-            Command::Backport { .. } => {
-                (AuditAction::BackportCommandRefused, ONLY_THEM.replace("{what}", "ask for backports"))
-            }
-            _ => (AuditAction::GrantRefused, format!("@{actor} is not a responder")),
-        };
+        let (action, why) = refusal(command, actor);
         out.audit(action, actor, &sha, why);
     }
     out.facts.lane.last_comment = Some(comment_id);

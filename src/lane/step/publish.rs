@@ -23,12 +23,8 @@ pub(super) fn look_up(
     seen: &Observed,
     ctx: &Ctx,
 ) -> Result<Option<IssueLookup>, Need> {
-    match reference {
-        Ok(Some(r)) if facts.lane.membership.in_lane() && postmortem::allowed(r, &ctx.repo.full_name, ctx.policy) => {
-            seen.issue(r).map(Some)
-        }
-        _ => Ok(None),
-    }
+    let in_lane = facts.lane.membership.in_lane();
+    postmortem::to_look_up(in_lane, reference, &ctx.repo.full_name, ctx.policy).map(|r| seen.issue(r)).transpose()
 }
 
 /// The lane and postmortem reports for the change's current state.

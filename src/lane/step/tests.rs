@@ -116,17 +116,13 @@ impl Run {
     }
 }
 
+fn ctx<'a>(repo: &'a RepoRef, policy: &'a Policy, now: Millis) -> Ctx<'a> {
+    Ctx { repo, installation_id: None, policy, policy_error: None, conventions: &crate::lane::conventions::GITHUB, now }
+}
+
 fn drive(world: &mut World, prior: Option<PullFacts>, input: Input, now: Millis) -> Run {
-    let policy = Policy::parse(POLICY).unwrap();
-    let repo = repo();
-    let ctx = Ctx {
-        repo: &repo,
-        installation_id: None,
-        policy: &policy,
-        policy_error: None,
-        conventions: &crate::lane::conventions::GITHUB,
-        now,
-    };
+    let (repo, policy) = (repo(), Policy::parse(POLICY).unwrap());
+    let ctx = ctx(&repo, &policy, now);
     let mut run = Run { facts: prior, ..Run::default() };
     let mut inputs = vec![input];
     while let Some(input) = inputs.pop() {
@@ -280,16 +276,8 @@ fn what_takes_a_grant_away() {
         assert_eq!(run.merges(), 0, "{action:?}");
         assert!(run.facts.unwrap().lane.grant.is_none(), "{action:?}");
         // Kept even when the rest of the evaluation cannot be made.
-        let repo = repo();
-        let policy = Policy::parse(POLICY).unwrap();
-        let ctx = Ctx {
-            repo: &repo,
-            installation_id: None,
-            policy: &policy,
-            policy_error: None,
-            conventions: &crate::lane::conventions::GITHUB,
-            now: NOW + 1,
-        };
+        let (repo, policy) = (repo(), Policy::parse(POLICY).unwrap());
+        let ctx = ctx(&repo, &policy, NOW + 1);
         let kept = withdrawn(Some(&facts), &event(action, shown), &Observed::default(), &ctx).unwrap();
         assert!(kept.facts.unwrap().lane.grant.is_none(), "{action:?}");
     }
