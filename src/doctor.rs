@@ -94,18 +94,11 @@ const APP_PERMISSIONS: [(&str, &str, &str, bool); 9] = [
     ("workflows", "Workflows", "write", false),
 ];
 
-/// The webhook events the lane listens to.
-const EVENTS: [&str; 9] = [
-    "pull_request",
-    "pull_request_review",
-    "issues",
-    "issue_comment",
-    "merge_group",
-    "check_run",
-    "check_suite",
-    "status",
-    "push",
-];
+/// The webhook events an App subscribes to for the lane: every event the parser knows, but
+/// those GitHub sends without a subscription (`ping`, `installation`).
+fn subscribed_events() -> impl Iterator<Item = &'static str> {
+    crate::forge::github::payload::EVENTS.iter().copied().filter(|e| !matches!(*e, "ping" | "installation"))
+}
 
 /// The body of the sample delivery the secret is tried on.
 const SAMPLE: &[u8] = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
@@ -315,8 +308,7 @@ async fn github(f: &mut Findings, settings: &ServeSettings, repo: Option<&str>) 
                     let slug = app["slug"].as_str().unwrap_or("?");
                     f.ok("GitHub App", format!("`{slug}` (id {app_id}); it acts as {slug}[bot]"));
                     permissions(f, "GitHub App", &app["permissions"], "its settings (Permissions & events)");
-                    let missing: Vec<&str> = EVENTS
-                        .into_iter()
+                    let missing: Vec<&str> = subscribed_events()
                         .filter(|e| !app["events"].as_array().is_some_and(|a| a.iter().any(|x| x == e)))
                         .collect();
                     if app["events"].is_array() && !missing.is_empty() {
