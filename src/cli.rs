@@ -353,6 +353,7 @@ impl ServeOptions {
                 .github_api_url
                 .or(file.github_api_url)
                 .unwrap_or_else(|| "https://api.github.com".into()),
+            gitlab: None,
             github_auth: github_auth(github_token, self.github_app_id.or(file.github_app_id), github_app_private_key)?,
             limits: Limits {
                 body_timeout: self.body_timeout.or(file.body_timeout).unwrap_or(limit_defaults.body_timeout),

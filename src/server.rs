@@ -19,6 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::dispatch::Dispatch;
 use crate::forge::github::{GitHubAuth, GitHubClients};
 use crate::ingress::github::GithubIngress;
+use crate::ingress::gitlab::GitlabIngress;
 use crate::ingress::signature::Secrets;
 use crate::ingress::{self, BodyBudget, Ingress, Limits};
 use crate::jobs::{Runner, RunnerOptions};
@@ -40,6 +41,8 @@ pub struct ServeSettings {
     pub runner: RunnerOptions,
     pub max_attempts: i64,
     pub durable: bool,
+    /// GitLab, when the lane serves it too (or only it).
+    pub gitlab: Option<GitLabSettings>,
     /// Bearer token of the admin API; the API is off without one.
     pub admin_token: Option<String>,
     /// How often open changes are re-read from the forge (and once at start-up); `None` turns
@@ -47,6 +50,28 @@ pub struct ServeSettings {
     pub reconcile_every: Option<Duration>,
     /// Where backports are made.
     pub mirrors: crate::backport::mirror::Mirrors,
+}
+
+/// How the lane meets one GitLab instance.
+#[derive(Clone)]
+pub struct GitLabSettings {
+    /// The instance: `https://gitlab.com`, a self-managed one, or a test fake (the API is under
+    /// `/api/v4`).
+    pub url: String,
+    /// What the lane acts with (a project or group access token, or a bot user's personal
+    /// token; scope `api`). Without it deliveries are stored and tracked, nothing is reported.
+    pub token: Option<String>,
+    /// `X-Gitlab-Token` secret tokens accepted, current first.
+    pub webhook_tokens: Vec<String>,
+    /// Signing tokens (`whsec_…`): once one is set, deliveries must carry a `webhook-signature`
+    /// made with one of them.
+    pub signing_tokens: Vec<String>,
+}
+
+impl std::fmt::Debug for GitLabSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitLabSettings").field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +168,10 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let ingress = Arc::new(Ingress {
         writer,
         github: Some(GithubIngress { secrets }),
+        gitlab: settings.gitlab.as_ref().map(|g| GitlabIngress {
+            secret_tokens: g.webhook_tokens.clone(),
+            signing_tokens: g.signing_tokens.clone(),
+        }),
         metrics: metrics.clone(),
         limits: settings.limits,
         budget: budget.clone(),
@@ -154,6 +183,7 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let api = Arc::new(crate::api::Api { store: store.clone(), token, clock: clock.clone() });
     let app = Router::new()
         .route("/webhooks/github", post(ingress::github::webhook))
+        .route("/webhooks/gitlab", post(ingress::gitlab::webhook))
         .with_state(ingress)
         .merge(Router::new().route("/api/audit", get(crate::api::audit)).with_state(api))
         .merge(

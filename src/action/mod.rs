@@ -154,7 +154,7 @@ async fn decide_for<F: Forge>(forge: &F, repo: &RepoRef, pull: PullRequest) -> R
     let input = Input::Change {
         action: PullRequestAction::Edited,
         change: Box::new(change),
-        label: None,
+        added: vec![],
         actor: String::new(),
     };
     let decided = lane(forge, repo, &loaded, pull.number, None, input, |_| false).await.map_err(|e| e.to_string())?;

@@ -153,11 +153,15 @@ impl<P: Forges> Dispatch<P> {
             installation_id: envelope.installation_id,
         };
         match &envelope.event {
-            Event::PullRequest { action, pull, label } if *action != PullRequestAction::Unknown => {
+            Event::PullRequest { action, pull, label, also_added } if *action != PullRequestAction::Unknown => {
+                let added = match action {
+                    PullRequestAction::Labeled => label.iter().chain(also_added).cloned().collect(),
+                    _ => vec![],
+                };
                 let input = Input::Change {
                     action: *action,
                     change: Box::new(pull.clone()),
-                    label: label.clone(),
+                    added,
                     actor: envelope.sender.login.clone(),
                 };
                 self.decide(forge, &subject(pull.number), input, Observed::default()).await

@@ -20,7 +20,7 @@ pub(super) async fn reconcile<P: Forges>(
     let input = Input::Change {
         action: PullRequestAction::Edited,
         change: Box::new(change),
-        label: None,
+        added: vec![],
         actor: "hotfix-lane".into(),
     };
     d.decide(forge, subject, input, seen).await

@@ -1,6 +1,7 @@
 //! What the lane needs from a forge, as one trait; each forge's client implements it.
 
 pub mod github;
+pub mod gitlab;
 
 use std::future::Future;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 //! the forge's own module.
 
 pub mod github;
+pub mod gitlab;
 pub mod signature;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,6 +94,7 @@ struct HeldBody<'b> {
 pub struct Ingress {
     pub writer: DeliveryWriter,
     pub github: Option<github::GithubIngress>,
+    pub gitlab: Option<gitlab::GitlabIngress>,
     pub metrics: Metrics,
     pub limits: Limits,
     pub budget: Arc<BodyBudget>,

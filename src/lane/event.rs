@@ -58,6 +58,10 @@ pub enum Event {
         pull: PullRequest,
         /// The label added or removed, for `labeled`/`unlabeled`.
         label: Option<String>,
+        /// Labels this event applied besides `label`, on forges that apply several in one event
+        /// (GitLab reports one `update` for `/label ~a ~b`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        also_added: Vec<String>,
     },
     Review {
         action: ReviewAction,

@@ -139,6 +139,7 @@ pub fn settings(db: &TestDb) -> ServeSettings {
         github_webhook_secrets: vec![SECRET.to_string()],
         github_api_url: "http://127.0.0.1:9".into(),
         github_auth: None,
+        gitlab: None,
         admin_token: None,
         // Tests run the sweep themselves, when they mean to.
         reconcile_every: None,

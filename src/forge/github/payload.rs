@@ -238,6 +238,7 @@ hook!(PullRequestHook {
     action: h.action,
     pull: h.pull_request.into(),
     label: h.label.map(|l| l.name),
+    also_added: Vec::new(),
 });
 
 #[derive(Deserialize)]

@@ -138,7 +138,7 @@ pub(super) fn on_commands(
     }
     // Evaluate the change as it now reads, as its `edited` event would.
     let Out { facts, mut effects, mut audit } = out;
-    let evaluated = enter::on_change(Some(&facts), PullRequestAction::Edited, &change, None, actor, true, seen, ctx)?;
+    let evaluated = enter::on_change(Some(&facts), PullRequestAction::Edited, &change, &[], actor, true, seen, ctx)?;
     effects.extend(evaluated.effects);
     audit.extend(evaluated.audit);
     Ok(Step { facts: evaluated.facts.or(Some(facts)), effects, audit })

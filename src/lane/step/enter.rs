@@ -18,7 +18,7 @@ pub(super) fn on_change(
     prior: Option<&PullFacts>,
     action: PullRequestAction,
     change: &PullRequest,
-    label: Option<&str>,
+    added: &[String],
     actor: &str,
     count: bool,
     seen: &Observed,
@@ -44,7 +44,7 @@ pub(super) fn on_change(
         // not grant again after a revoke or an expiry.
         PullRequestAction::Labeled => {
             let already = prior.is_some_and(|p| p.labels.iter().any(is_lane_label));
-            !already && label.is_some_and(|l| l.eq_ignore_ascii_case(lane_label))
+            !already && added.iter().any(is_lane_label)
         }
         // Labels set while opening the change were set by whoever opened it.
         PullRequestAction::Opened => has_label,

@@ -44,7 +44,8 @@ pub struct Ctx<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// The change as an event — or a fresh read, for a sweep — shows it; `actor` caused it.
-    Change { action: PullRequestAction, change: Box<PullRequest>, label: Option<String>, actor: String },
+    /// `added`: the labels this event applied (none unless `action` is `Labeled`).
+    Change { action: PullRequestAction, change: Box<PullRequest>, added: Vec<String>, actor: String },
     /// The commands of a new comment on the change.
     Commands { comment_id: u64, actor: String, commands: Vec<Command> },
     /// A check on commit `sha` moved.
@@ -71,8 +72,8 @@ pub struct Step {
 /// Decides on `input`, or says what must be observed first.
 pub fn step(prior: Option<&PullFacts>, input: &Input, seen: &Observed, ctx: &Ctx) -> Result<Step, Need> {
     match input {
-        Input::Change { action, change, label, actor } => {
-            enter::on_change(prior, *action, change, label.as_deref(), actor, true, seen, ctx)
+        Input::Change { action, change, added, actor } => {
+            enter::on_change(prior, *action, change, added, actor, true, seen, ctx)
         }
         Input::Commands { comment_id, actor, commands } => {
             commands::on_commands(prior, *comment_id, actor, commands, seen, ctx)
@@ -95,7 +96,7 @@ pub fn step(prior: Option<&PullFacts>, input: &Input, seen: &Observed, ctx: &Ctx
             let mut change = opening.change.clone();
             let separator = if change.body.trim().is_empty() { "" } else { "\n\n" };
             change.body = format!("{}{separator}Postmortem: #{issue}", change.body.trim_end());
-            let mut step = enter::on_change(prior, opening.action, &change, None, &opening.actor, false, seen, ctx)?;
+            let mut step = enter::on_change(prior, opening.action, &change, &[], &opening.actor, false, seen, ctx)?;
             let sha = change.head_sha.clone();
             let detail = format!("#{issue} {}", opening.why);
             step.audit

@@ -168,13 +168,13 @@ fn label(by: &str) -> Input {
     Input::Change {
         action: PullRequestAction::Labeled,
         change: Box::new(change(HEAD, &["hotfix"])),
-        label: Some("hotfix".into()),
+        added: vec!["hotfix".into()],
         actor: by.into(),
     }
 }
 
 fn event(action: PullRequestAction, change: PullRequest) -> Input {
-    Input::Change { action, change: Box::new(change), label: None, actor: "codertocat".into() }
+    Input::Change { action, change: Box::new(change), added: vec![], actor: "codertocat".into() }
 }
 
 /// A change in the lane with alice's grant on `HEAD`, its reports posted.

@@ -1,0 +1,3 @@
+//! GitLab: the webhook payloads and the REST v4 client behind [`crate::forge::Forge`].
+
+pub mod payload;

@@ -1,0 +1,1 @@
+//! GitLab webhook bodies → the lane's neutral [`Envelope`].
