@@ -121,9 +121,15 @@ enum AuditFormat {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Validate a policy file (`.github/hotfix-lane.toml`) offline; exit 1 with `line:column`
-    /// messages when it is invalid.
-    Check { file: PathBuf },
+    /// Validate a policy file (`.github/hotfix-lane.toml` or `.gitlab/hotfix-lane.toml`) offline;
+    /// exit 1 with `line:column` messages when it is invalid.
+    Check {
+        file: PathBuf,
+        /// The forge the file is for; by default the one its folder names (`.gitlab/` is
+        /// GitLab, anything else GitHub).
+        #[arg(long, value_parser = ["github", "gitlab"])]
+        forge: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -447,7 +453,14 @@ fn read_config(path: &Path) -> anyhow::Result<ServeOptions> {
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Config { command: ConfigCommand::Check { file } } => ops::config_check(&file),
+        Command::Config { command: ConfigCommand::Check { file, forge } } => {
+            let gitlab = match forge.as_deref() {
+                Some(named) => named == "gitlab",
+                None => file.components().any(|c| c.as_os_str() == ".gitlab"),
+            };
+            let forge = if gitlab { crate::lane::event::Forge::Gitlab } else { crate::lane::event::Forge::Github };
+            ops::config_check(&file, forge)
+        }
         Command::Serve(args) => {
             let ServeArgs { options, secret_flags } = *args;
             let (settings, log_format) = match options.resolve() {

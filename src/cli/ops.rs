@@ -73,12 +73,12 @@ pub(super) fn backport_local(repo: &Path, onto: &str, branch: &str, commits: &[S
     }
 }
 
-pub(super) fn config_check(file: &Path) -> ExitCode {
+pub(super) fn config_check(file: &Path, forge: crate::lane::event::Forge) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(err) => return fail(anyhow::anyhow!("cannot read {}: {err}", file.display())),
     };
-    match Policy::check(&text) {
+    match Policy::check_for(&text, forge) {
         Ok(policy) => {
             // Valid but weaker than it looks: said, not refused.
             for warning in policy.warnings() {

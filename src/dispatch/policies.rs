@@ -55,7 +55,7 @@ impl Policies {
             }
             Revalidated::Changed { file, etag } => {
                 let same_blob = known.as_ref().filter(|c| c.loaded.blob.as_deref() == Some(&file.sha));
-                let loaded = match (same_blob, Policy::parse(&file.text)) {
+                let loaded = match (same_blob, Policy::parse_for(&file.text, key.0)) {
                     (Some(cached), _) => cached.loaded.clone(),
                     (None, Ok(policy)) => Loaded { policy, error: None, blob: Some(file.sha) },
                     (None, Err(error)) => {

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::event::Forge;
+
 mod check;
 
 use check::Problem;
@@ -43,11 +45,18 @@ pub struct Responders {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Permission {
+    // GitHub's repository roles.
     Read,
     Triage,
     Write,
     Maintain,
     Admin,
+    // GitLab's access levels (members of a parent group hold theirs in every project below).
+    Guest,
+    Reporter,
+    Developer,
+    Maintainer,
+    Owner,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,15 +224,27 @@ pub struct PolicyError {
 }
 
 impl Policy {
-    /// The policy in `text`, or its first problem.
+    /// The GitHub policy in `text`, or its first problem.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
-        Policy::check(text).map_err(|errors| errors.into_iter().next().expect("a refusal names its problems"))
+        Policy::parse_for(text, Forge::Github)
     }
 
-    /// The policy in `text`, or every problem found in it, in the order of the file.
+    /// The policy in `text` for a repository on `forge`, or its first problem.
+    pub fn parse_for(text: &str, forge: Forge) -> Result<Policy, PolicyError> {
+        Policy::check_for(text, forge).map_err(|errors| errors.into_iter().next().expect("a refusal names its problems"))
+    }
+
+    /// The GitHub policy in `text`, or every problem found in it, in the order of the file.
     pub fn check(text: &str) -> Result<Policy, Vec<PolicyError>> {
-        let policy: Policy = toml::from_str(text).map_err(|first| check::errors(text, first))?;
-        let problems = policy.problems();
+        Policy::check_for(text, Forge::Github)
+    }
+
+    /// The policy in `text` for a repository on `forge`, or every problem found in it, in the
+    /// order of the file. The schema is the same on every forge; responders are named as the
+    /// forge knows them.
+    pub fn check_for(text: &str, forge: Forge) -> Result<Policy, Vec<PolicyError>> {
+        let policy: Policy = toml::from_str(text).map_err(|first| check::errors(text, first, forge))?;
+        let problems = policy.problems(forge);
         if problems.is_empty() {
             Ok(policy)
         } else {
@@ -232,7 +253,7 @@ impl Policy {
     }
 
     /// Values that deserialize but break a rule, each with the key it is about.
-    fn problems(&self) -> Vec<Problem> {
+    fn problems(&self, forge: Forge) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut at = |section, key, entry, message: String| out.push(Problem { section, key, entry, message });
         if self.lane.label.trim().is_empty() {
@@ -241,13 +262,12 @@ impl Policy {
         if self.postmortem.label.trim().is_empty() {
             at("postmortem", "label", None, "postmortem.label must not be empty".into());
         }
-        for (i, bad) in self.responders.teams.iter().enumerate().filter(|(_, t)| !is_team(t)) {
-            at(
-                "responders",
-                "teams",
-                Some(i),
-                format!("responders.teams: `{bad}` is not a team; write it as `@org/team`"),
-            );
+        for (i, bad) in self.responders.teams.iter().enumerate().filter(|(_, t)| !is_team(t, forge)) {
+            let shape = match forge {
+                Forge::Github => "is not a team; write it as `@org/team`",
+                Forge::Gitlab => "is not a group; write it as `@group` or `@group/subgroup`",
+            };
+            at("responders", "teams", Some(i), format!("responders.teams: `{bad}` {shape}"));
         }
         for (i, bad) in self.postmortem.allowed_repos.iter().enumerate().filter(|(_, r)| !is_repo(r)) {
             at(
@@ -260,17 +280,25 @@ impl Policy {
         if self.merge.max_grant.is_zero() {
             at("merge", "max_grant", None, "merge.max_grant must be longer than zero".into());
         }
-        if let Some(low @ (Permission::Read | Permission::Triage)) = self.responders.min_permission {
-            at(
-                "responders",
-                "min_permission",
-                None,
-                format!(
+        if let Some(min) = self.responders.min_permission {
+            let allowed = match forge {
+                Forge::Github => "use \"write\", \"maintain\" or \"admin\"",
+                Forge::Gitlab => "use \"developer\", \"maintainer\" or \"owner\"",
+            };
+            let message = if min.forge() != forge {
+                Some(format!("responders.min_permission = \"{}\" is not a {} role; {allowed}", min.word(), forge_name(forge)))
+            } else if matches!(min, Permission::Read | Permission::Triage | Permission::Guest | Permission::Reporter) {
+                Some(format!(
                     "responders.min_permission = \"{}\" would let people who cannot even push merge past reviews; \
-                     use \"write\", \"maintain\" or \"admin\"",
-                    low.word()
-                ),
-            );
+                     {allowed}",
+                    min.word()
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                at("responders", "min_permission", None, message);
+            }
         }
         for (i, _) in self.merge.smoke_checks.iter().enumerate().filter(|(_, c)| c.name.trim().is_empty()) {
             at("merge", "smoke_checks", Some(i), "merge.smoke_checks: a check needs a `name`".into());
@@ -331,14 +359,51 @@ impl Permission {
             Permission::Write => "write",
             Permission::Maintain => "maintain",
             Permission::Admin => "admin",
+            Permission::Guest => "guest",
+            Permission::Reporter => "reporter",
+            Permission::Developer => "developer",
+            Permission::Maintainer => "maintainer",
+            Permission::Owner => "owner",
+        }
+    }
+
+    /// The forge whose role this is.
+    pub fn forge(self) -> Forge {
+        match self {
+            Permission::Read | Permission::Triage | Permission::Write | Permission::Maintain | Permission::Admin => {
+                Forge::Github
+            }
+            _ => Forge::Gitlab,
+        }
+    }
+
+    /// GitLab's number for an access level (`None` for GitHub's roles).
+    pub fn gitlab_access_level(self) -> Option<u64> {
+        match self {
+            Permission::Guest => Some(10),
+            Permission::Reporter => Some(20),
+            Permission::Developer => Some(30),
+            Permission::Maintainer => Some(40),
+            Permission::Owner => Some(50),
+            _ => None,
         }
     }
 }
 
-fn is_team(t: &str) -> bool {
-    t.strip_prefix('@')
-        .and_then(|t| t.split_once('/'))
-        .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+fn forge_name(forge: Forge) -> &'static str {
+    crate::lane::conventions::Conventions::of(forge).name
+}
+
+/// GitHub: `@org/team`. GitLab: `@group`, `@group/subgroup/…`.
+fn is_team(t: &str, forge: Forge) -> bool {
+    let Some(path) = t.strip_prefix('@') else { return false };
+    let parts: Vec<&str> = path.split('/').collect();
+    let named = parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    named
+        && match forge {
+            Forge::Github => parts.len() == 2,
+            Forge::Gitlab => parts.len() <= 20,
+        }
 }
 
 fn is_repo(r: &str) -> bool {

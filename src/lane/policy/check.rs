@@ -25,7 +25,7 @@ pub(super) struct Problem {
 }
 
 /// Every problem of a file that did not deserialize (`first` is serde's first error).
-pub(super) fn errors(text: &str, first: toml::de::Error) -> Vec<PolicyError> {
+pub(super) fn errors(text: &str, first: toml::de::Error, forge: crate::lane::event::Forge) -> Vec<PolicyError> {
     let first_error = || error(text, first.span(), first.message());
     let Ok(doc) = ImDocument::parse(text) else { return vec![first_error()] };
     let mut errors = Vec::new();
@@ -58,7 +58,7 @@ pub(super) fn errors(text: &str, first: toml::de::Error) -> Vec<PolicyError> {
     }
     // What is valid on its own may still break a rule.
     if let Ok(policy) = toml_edit::de::from_document::<Policy>(DocumentMut::from(valid)) {
-        errors.extend(locate(text, policy.problems()));
+        errors.extend(locate(text, policy.problems(forge)));
     }
     if errors.is_empty() {
         errors.push(first_error());

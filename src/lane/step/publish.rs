@@ -126,7 +126,7 @@ pub(super) fn policy_edit(out: &mut Out, change: &PullRequest, seen: &Observed, 
     }
     let (state, description, details) = match seen.file(path, &change.head_sha)? {
         None => (CheckState::Success, "policy file removed: defaults apply".to_string(), String::new()),
-        Some(text) => match Policy::parse(text) {
+        Some(text) => match Policy::parse_for(text, ctx.conventions.forge) {
             Ok(_) => (CheckState::Success, "policy file valid".to_string(), String::new()),
             Err(error) => {
                 // The message quotes the change's file: fenced, no markup in it renders.
