@@ -80,6 +80,8 @@ pub enum ServeError {
     NoForge,
     #[error("invalid GitHub webhook secret: {0}")]
     BadSecret(&'static str),
+    #[error("invalid GitLab webhook token: {0}")]
+    BadGitlabToken(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -168,10 +170,12 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let ingress = Arc::new(Ingress {
         writer,
         github: Some(GithubIngress { secrets }),
-        gitlab: settings.gitlab.as_ref().map(|g| GitlabIngress {
-            secret_tokens: g.webhook_tokens.clone(),
-            signing_tokens: g.signing_tokens.clone(),
-        }),
+        gitlab: settings
+            .gitlab
+            .as_ref()
+            .map(|g| GitlabIngress::new(&g.webhook_tokens, &g.signing_tokens))
+            .transpose()
+            .map_err(ServeError::BadGitlabToken)?,
         metrics: metrics.clone(),
         limits: settings.limits,
         budget: budget.clone(),

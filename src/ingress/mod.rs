@@ -8,6 +8,7 @@
 
 pub mod github;
 pub mod gitlab;
+pub mod gitlab_signature;
 pub mod signature;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,6 +5,7 @@
 pub mod fake_github;
 pub mod git;
 pub mod github;
+pub mod gitlab_hook;
 pub mod lane;
 pub mod scenario;
 
