@@ -231,7 +231,8 @@ impl Policy {
 
     /// The policy in `text` for a repository on `forge`, or its first problem.
     pub fn parse_for(text: &str, forge: Forge) -> Result<Policy, PolicyError> {
-        Policy::check_for(text, forge).map_err(|errors| errors.into_iter().next().expect("a refusal names its problems"))
+        Policy::check_for(text, forge)
+            .map_err(|errors| errors.into_iter().next().expect("a refusal names its problems"))
     }
 
     /// The GitHub policy in `text`, or every problem found in it, in the order of the file.
@@ -286,7 +287,11 @@ impl Policy {
                 Forge::Gitlab => "use \"developer\", \"maintainer\" or \"owner\"",
             };
             let message = if min.forge() != forge {
-                Some(format!("responders.min_permission = \"{}\" is not a {} role; {allowed}", min.word(), forge_name(forge)))
+                Some(format!(
+                    "responders.min_permission = \"{}\" is not a {} role; {allowed}",
+                    min.word(),
+                    forge_name(forge)
+                ))
             } else if matches!(min, Permission::Read | Permission::Triage | Permission::Guest | Permission::Reporter) {
                 Some(format!(
                     "responders.min_permission = \"{}\" would let people who cannot even push merge past reviews; \
@@ -398,7 +403,8 @@ fn forge_name(forge: Forge) -> &'static str {
 fn is_team(t: &str, forge: Forge) -> bool {
     let Some(path) = t.strip_prefix('@') else { return false };
     let parts: Vec<&str> = path.split('/').collect();
-    let named = parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    let named =
+        parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
     named
         && match forge {
             Forge::Github => parts.len() == 2,
@@ -529,6 +535,24 @@ allow_self_authorize = true
     }
 
     #[test]
+    fn gitlab_responders_are_groups_and_access_levels() {
+        let gitlab = |text: &str| Policy::parse_for(text, Forge::Gitlab);
+        let p = gitlab("[responders]\nteams = [\"@acme\", \"@acme/platform/sre\"]\nmin_permission = \"maintainer\"\n")
+            .unwrap();
+        assert_eq!(p.responders.min_permission.and_then(Permission::gitlab_access_level), Some(40));
+        for low in ["guest", "reporter"] {
+            let err = gitlab(&format!("[responders]\nmin_permission = \"{low}\"\n")).unwrap_err();
+            assert!(err.message.contains("cannot even push") && err.message.contains("\"developer\""), "{err}");
+        }
+        let err = gitlab("[responders]\nmin_permission = \"write\"\n").unwrap_err();
+        assert!(err.message.contains("\"write\" is not a GitLab role"), "{err}");
+        let err = gitlab("[responders]\nteams = [\"acme/sre\"]\n").unwrap_err();
+        assert!(err.message.contains("`@group/subgroup`"), "{err}");
+        let err = Policy::parse("[responders]\nteams = [\"@acme\"]\n").unwrap_err();
+        assert!(err.message.contains("`@org/team`"), "a lone org is no GitHub team: {err}");
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         let err = Policy::parse("[merge]\nmax_grant = \"soon\"\n").unwrap_err();
         assert_eq!(err.location, Some((2, 13)), "{err}");
@@ -536,7 +560,9 @@ allow_self_authorize = true
         let err = Policy::parse("[responders]\nteams = [\"oncall\"]\n").unwrap_err();
         assert!(err.message.contains("`@org/team`"), "{err}");
         let err = Policy::parse("[responders]\nmin_permission = \"owner\"\n").unwrap_err();
-        assert!(err.message.contains("unknown variant `owner`"), "{err}");
+        assert!(err.message.contains("\"owner\" is not a GitHub role"), "{err}");
+        let err = Policy::parse("[responders]\nmin_permission = \"sovereign\"\n").unwrap_err();
+        assert!(err.message.contains("unknown variant `sovereign`"), "{err}");
         for low in ["read", "triage"] {
             let err = Policy::parse(&format!("[responders]\nmin_permission = \"{low}\"\n")).unwrap_err();
             assert!(err.message.contains("cannot even push"), "{err}");
@@ -590,7 +616,7 @@ allow_self_authorize = true
                 "2:9: lane.label must not be empty",
                 "3:1: unknown field `colour`, expected `label` or `branch_patterns`",
                 "5:26: responders.teams: `oncall` is not a team; write it as `@org/team`",
-                "6:18: unknown variant `owner`, expected one of `read`, `triage`, `write`, `maintain`, `admin`",
+                "6:18: responders.min_permission = \"owner\" is not a GitHub role; use \"write\", \"maintain\" or \"admin\"",
                 "8:13: `soon` is not a duration; write it like `90s`, `30m`, `4h`, `2d` or `1h30m`",
                 "9:2: unknown field `extra`, expected one of `lane`, `responders`, `postmortem`, `backport`, `merge`",
             ],

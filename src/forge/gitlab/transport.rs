@@ -71,7 +71,11 @@ impl RestClient for Transport {
 
 #[async_trait::async_trait]
 impl AsyncClient for Transport {
-    async fn rest_async(&self, mut request: http::request::Builder, body: Vec<u8>) -> Result<http::Response<Bytes>, Error> {
+    async fn rest_async(
+        &self,
+        mut request: http::request::Builder,
+        body: Vec<u8>,
+    ) -> Result<http::Response<Bytes>, Error> {
         if let Some(headers) = request.headers_mut() {
             headers.insert("PRIVATE-TOKEN", self.token.clone());
         }
