@@ -1,4 +1,8 @@
 //! GitLab: the webhook payloads and the REST v4 client behind [`crate::forge::Forge`].
 
+pub mod api;
+pub mod client;
 pub mod payload;
 pub mod transport;
+
+pub use client::GitLab;

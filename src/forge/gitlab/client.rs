@@ -1,0 +1,607 @@
+//! The lane's GitLab client: one token (a project or group access token, or a bot user's),
+//! the `gitlab` crate's endpoints over [`Transport`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use gitlab::api::{self, AsyncQuery, Endpoint, Pagination};
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::api::{self as v4, segment, Call};
+use super::transport::{self, Transport};
+use crate::forge::{
+    AuthoredPull, FileContent, Forge, ForgeError, GitRemote, MergeOutcome, NewPull, QueueGroup, Revalidated,
+};
+use crate::lane::event::{Actor, ItemState, PullRequest};
+use crate::lane::policy::{MergeMethod, Responders};
+use crate::lane::postmortem::IssueLookup;
+use crate::lane::report::{CheckState, Report};
+use crate::lane::smoke::{Conclusion, Seen, Source};
+use crate::store::Millis;
+
+/// What GitLab CI's jobs report as, for `merge.smoke_checks = [{ name = "smoke", app = "gitlab-ci" }]`:
+/// only jobs of a pipeline count then, never a commit status someone posted through the API.
+pub const CI_SOURCE: &str = "gitlab-ci";
+
+/// Lists are read to the end, within reason: a change with more is not one the lane can judge.
+const MOST: usize = 5_000;
+
+/// How long a commit's head pipeline is trusted between two reports of one evaluation.
+const PLACEMENT_TTL: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct GitLab {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    api: Transport,
+    token: String,
+    identity: Mutex<Option<String>>,
+    users: Mutex<HashMap<String, u64>>,
+    placements: Mutex<HashMap<(String, String), (Instant, Vec<(String, Option<u64>)>)>>,
+}
+
+impl GitLab {
+    /// `instance`: `https://gitlab.com`, a self-managed instance's address, or a test fake.
+    pub fn new(instance: &str, token: &str) -> Result<GitLab, ForgeError> {
+        Ok(GitLab {
+            inner: Arc::new(Inner {
+                api: Transport::new(instance, token)?,
+                token: token.to_string(),
+                identity: Mutex::default(),
+                users: Mutex::default(),
+                placements: Mutex::default(),
+            }),
+        })
+    }
+
+    async fn call<T: DeserializeOwned + 'static>(&self, endpoint: impl Endpoint + Sync) -> Result<T, ForgeError> {
+        endpoint.query_async(&self.inner.api).await.map_err(transport::forge_error)
+    }
+
+    /// `None` for a 404.
+    async fn find<T: DeserializeOwned + 'static>(
+        &self,
+        endpoint: impl Endpoint + Sync,
+    ) -> Result<Option<T>, ForgeError> {
+        match endpoint.query_async(&self.inner.api).await {
+            Ok(found) => Ok(Some(found)),
+            Err(err) if transport::status(&err) == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(err) => Err(transport::forge_error(err)),
+        }
+    }
+
+    async fn all<T: DeserializeOwned + Send + 'static>(&self, endpoint: Call) -> Result<Vec<T>, ForgeError> {
+        api::paged(endpoint, Pagination::Limit(MOST)).query_async(&self.inner.api).await.map_err(transport::forge_error)
+    }
+
+    /// Every page, or `None` for a 404 (a feature the instance or tier does not have).
+    async fn all_if_any<T: DeserializeOwned + Send + 'static>(
+        &self,
+        endpoint: Call,
+    ) -> Result<Option<Vec<T>>, ForgeError> {
+        match api::paged(endpoint, Pagination::Limit(MOST)).query_async(&self.inner.api).await {
+            Ok(found) => Ok(Some(found)),
+            Err(err) if transport::status(&err) == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(err) => Err(transport::forge_error(err)),
+        }
+    }
+
+    async fn user_id(&self, username: &str) -> Result<Option<u64>, ForgeError> {
+        let key = username.to_ascii_lowercase();
+        if let Some(id) = self.inner.users.lock().expect("users lock").get(&key) {
+            return Ok(Some(*id));
+        }
+        let found: Vec<v4::User> = self.call(Call::get("users".into()).query("username", username)).await?;
+        let id = found.into_iter().find(|u| u.username.eq_ignore_ascii_case(username)).map(|u| u.id);
+        if let Some(id) = id {
+            self.inner.users.lock().expect("users lock").insert(key, id);
+        }
+        Ok(id)
+    }
+
+    async fn project(&self, repo: &str) -> Result<v4::Project, ForgeError> {
+        self.find(Call::get(format!("projects/{}", segment(repo))))
+            .await?
+            .ok_or_else(|| ForgeError::Failed(format!("GitLab project {repo} not found")))
+    }
+
+    async fn merge_request(&self, repo: &str, iid: u64) -> Result<Option<v4::MergeRequest>, ForgeError> {
+        self.find(Call::get(format!("projects/{}/merge_requests/{iid}", segment(repo)))).await
+    }
+
+    /// Where a report on `sha` must land to gate the merge: the head pipeline of the open merge
+    /// request whose head it is (GitLab's "Pipelines must succeed" looks only there), on the
+    /// pipeline's own commit too when that is a merged-results commit.
+    async fn placements(&self, repo: &str, sha: &str) -> Result<Vec<(String, Option<u64>)>, ForgeError> {
+        let key = (repo.to_string(), sha.to_string());
+        if let Some((at, known)) = self.inner.placements.lock().expect("placements lock").get(&key) {
+            if at.elapsed() < PLACEMENT_TTL {
+                return Ok(known.clone());
+            }
+        }
+        let mut out = vec![];
+        for iid in self.pulls_for_commit(repo, sha).await? {
+            let Some(change) = self.merge_request(repo, iid).await? else { continue };
+            if let Some(pipeline) = change.head_pipeline.filter(|_| change.sha == sha) {
+                if pipeline.sha != sha {
+                    out.push((sha.to_string(), None));
+                }
+                out.push((pipeline.sha, Some(pipeline.id)));
+                break;
+            }
+        }
+        if out.is_empty() {
+            out.push((sha.to_string(), None));
+        }
+        self.inner.placements.lock().expect("placements lock").insert(key, (Instant::now(), out.clone()));
+        Ok(out)
+    }
+
+    async fn post_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        pipeline: Option<u64>,
+        report: &Report,
+    ) -> Result<(), ForgeError> {
+        let state = match report.state {
+            CheckState::Success => "success",
+            CheckState::Failure => "failed",
+            CheckState::Pending => "pending",
+        };
+        let mut call = Call::post(format!("projects/{}/statuses/{sha}", segment(repo)))
+            .form("state", state)
+            .form("name", &report.context)
+            .form("description", &report.description);
+        if let Some(id) = pipeline {
+            call = call.form("pipeline_id", id);
+        }
+        match call.query_async(&self.inner.api).await {
+            Ok(serde_json::Value::Object(_)) | Ok(_) => Ok(()),
+            // The same state again: GitLab refuses the transition, the status stands.
+            Err(err) if transport::message(&err).contains("Cannot transition status") => Ok(()),
+            Err(err) => Err(transport::forge_error(err)),
+        }
+    }
+
+    fn merge_answer(&self, err: &transport::Error) -> Option<MergeOutcome> {
+        let message = transport::message(err);
+        match transport::status(err)? {
+            StatusCode::CONFLICT => Some(MergeOutcome::Refused(format!("the head moved: {message}"))),
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::NOT_ACCEPTABLE => Some(MergeOutcome::Refused(message)),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Some(MergeOutcome::Refused(format!(
+                "the lane's token may not merge here ({message}): it needs \"Allowed to merge\" on the target branch"
+            ))),
+            _ => None,
+        }
+    }
+}
+
+fn state(word: &str) -> ItemState {
+    match word {
+        "merged" => ItemState::Merged,
+        "closed" => ItemState::Closed,
+        _ => ItemState::Open,
+    }
+}
+
+fn conclusion(status: &str) -> Conclusion {
+    match status {
+        "success" => Conclusion::Success,
+        "skipped" => Conclusion::Skipped,
+        "failed" | "canceled" => Conclusion::Failure,
+        // created, pending, running, manual, scheduled, waiting_for_resource, preparing
+        _ => Conclusion::Pending,
+    }
+}
+
+fn millis(rfc3339: &str) -> Option<Millis> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).ok().map(|t| t.timestamp_millis())
+}
+
+impl From<v4::MergeRequest> for PullRequest {
+    fn from(m: v4::MergeRequest) -> PullRequest {
+        let merged = m.state == "merged";
+        PullRequest {
+            number: m.iid,
+            title: m.title,
+            body: m.description.unwrap_or_default(),
+            author: Actor { id: m.author.id, login: m.author.username },
+            state: state(&m.state),
+            draft: m.draft,
+            merged,
+            merge_commit_sha: m.merge_commit_sha.or(m.squash_commit_sha).or_else(|| merged.then(|| m.sha.clone())),
+            head_sha: m.sha,
+            head_ref: m.source_branch,
+            base_ref: m.target_branch,
+            from_fork: m.source_project_id != m.target_project_id,
+            labels: m.labels,
+        }
+    }
+}
+
+impl Forge for GitLab {
+    fn conventions(&self) -> &'static crate::lane::conventions::Conventions {
+        &crate::lane::conventions::GITLAB
+    }
+
+    async fn identity(&self) -> Result<String, ForgeError> {
+        if let Some(known) = self.inner.identity.lock().expect("identity lock").clone() {
+            return Ok(known);
+        }
+        let me: v4::User = self.call(Call::get("user".into())).await?;
+        *self.inner.identity.lock().expect("identity lock") = Some(me.username.clone());
+        Ok(me.username)
+    }
+
+    async fn file(&self, repo: &str, path: &str, branch: &str) -> Result<Option<FileContent>, ForgeError> {
+        let call =
+            Call::get(format!("projects/{}/repository/files/{}", segment(repo), segment(path))).query("ref", branch);
+        let Some(file) = self.find::<v4::File>(call).await? else { return Ok(None) };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(file.content.replace('\n', ""))
+            .map_err(|e| ForgeError::Failed(format!("{path}: GitLab sent content that is not base64: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|_| ForgeError::Failed(format!("{path} is not UTF-8 text")))?;
+        Ok(Some(FileContent { sha: file.blob_id, text }))
+    }
+
+    async fn default_branch_file(&self, repo: &str, path: &str, etag: Option<&str>) -> Result<Revalidated, ForgeError> {
+        let Some(branch) = self.project(repo).await?.default_branch else { return Ok(Revalidated::Absent) };
+        if let Some(known) = etag {
+            // A HEAD names the blob without sending it: the policy is re-read only when it changed.
+            let endpoint =
+                format!("projects/{}/repository/files/{}?ref={}", segment(repo), segment(path), segment(&branch));
+            let (status, headers) = self.inner.api.head(&endpoint).await?;
+            if status == StatusCode::NOT_FOUND {
+                return Ok(Revalidated::Absent);
+            }
+            if status.is_success() && headers.get("x-gitlab-blob-id").is_some_and(|b| b.as_bytes() == known.as_bytes())
+            {
+                return Ok(Revalidated::Unchanged);
+            }
+        }
+        Ok(match self.file(repo, path, &branch).await? {
+            None => Revalidated::Absent,
+            Some(file) => Revalidated::Changed { etag: Some(file.sha.clone()), file },
+        })
+    }
+
+    /// GitLab links a commit to no account; a user whose public e-mail is the commit's author
+    /// e-mail is the best it can say.
+    async fn commit_author(&self, repo: &str, sha: &str) -> Result<Option<String>, ForgeError> {
+        let call = Call::get(format!("projects/{}/repository/commits/{sha}", segment(repo)));
+        let Some(email) = self.find::<v4::Commit>(call).await?.and_then(|c| c.author_email) else { return Ok(None) };
+        let found: Vec<v4::User> = self.call(Call::get("users".into()).query("search", &email)).await?;
+        Ok(match found.as_slice() {
+            [one] => Some(one.username.clone()),
+            _ => None,
+        })
+    }
+
+    async fn issue(&self, repo: &str, number: u64) -> Result<IssueLookup, ForgeError> {
+        let call = Call::get(format!("projects/{}/issues/{number}", segment(repo)));
+        Ok(match self.find::<v4::Issue>(call).await? {
+            None => IssueLookup::NotFound,
+            Some(issue) if issue.moved_to_id.is_some() => IssueLookup::Moved,
+            // `#12` on GitLab is always an issue: merge requests are `!12`.
+            Some(issue) => IssueLookup::Found { is_pull_request: false, labels: issue.labels },
+        })
+    }
+
+    async fn pull(&self, repo: &str, number: u64) -> Result<Option<PullRequest>, ForgeError> {
+        Ok(self.merge_request(repo, number).await?.map(PullRequest::from))
+    }
+
+    async fn merge(&self, repo: &str, number: u64, sha: &str, method: MergeMethod) -> Result<MergeOutcome, ForgeError> {
+        let project = self.project(repo).await?;
+        // The project decides merge commit, rebase or fast-forward; squashing is the one choice
+        // left to a merge, within the project's squash option.
+        let squash = match project.squash_option.as_deref() {
+            Some("always") => true,
+            Some("never") => false,
+            _ => method == MergeMethod::Squash,
+        };
+        let path = format!("projects/{}/merge_requests/{number}/merge", segment(repo));
+        let mut attempt = 0u32;
+        loop {
+            let mut call = Call::put(path.clone()).form("sha", sha).form("squash", squash);
+            if project.merge_trains_enabled && project.merge_trains_skip_train_allowed {
+                call = call.form("skip_merge_train", true);
+            }
+            let err = match call.query_async(&self.inner.api).await {
+                Ok(serde_json::Value::Object(_)) | Ok(_) => return Ok(MergeOutcome::Merged),
+                Err(err) => err,
+            };
+            if let Some(answer) = self.merge_answer(&err) {
+                return Ok(answer);
+            }
+            if transport::status(&err) != Some(StatusCode::METHOD_NOT_ALLOWED) {
+                return Err(transport::forge_error(err));
+            }
+            // 405: not mergeable now. While GitLab is still computing mergeability that passes
+            // within a second or two; anything else is a reason to tell.
+            let change = self.merge_request(repo, number).await?;
+            let status = change.as_ref().and_then(|c| c.detailed_merge_status.clone()).unwrap_or_default();
+            let message = transport::message(&err);
+            if message.to_ascii_lowercase().contains("merge train") || status == "merge_train" {
+                return Ok(MergeOutcome::QueueRequired);
+            }
+            if matches!(status.as_str(), "checking" | "unchecked" | "preparing" | "approvals_syncing") && attempt < 5 {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt * attempt))).await;
+                continue;
+            }
+            return Ok(MergeOutcome::Refused(match status.as_str() {
+                "" => message,
+                _ => format!("{message} (GitLab says the merge request is `{status}`)"),
+            }));
+        }
+    }
+
+    /// GitLab's API cannot put a merge request at the front of a merge train. Where the project
+    /// allows it, the hotfix skips the train (merged at once, the train not restarted);
+    /// otherwise it joins the train, pinned to `sha`, and merges when its train pipeline passes.
+    async fn enqueue_first(&self, repo: &str, number: u64, sha: &str) -> Result<(), ForgeError> {
+        let project = self.project(repo).await?;
+        if project.merge_trains_skip_train_allowed {
+            let call = Call::put(format!("projects/{}/merge_requests/{number}/merge", segment(repo)))
+                .form("sha", sha)
+                .form("skip_merge_train", true);
+            return self.call::<serde_json::Value>(call).await.map(|_| ());
+        }
+        let call = Call::post(format!("projects/{}/merge_trains/merge_requests/{number}", segment(repo)))
+            .form("sha", sha)
+            .form("auto_merge", true);
+        self.call::<serde_json::Value>(call).await.map(|_| ())
+    }
+
+    async fn queue_branches(&self, repo: &str) -> Result<Vec<String>, ForgeError> {
+        let call = Call::get(format!("projects/{}/merge_trains", segment(repo))).query("scope", "active");
+        let cars: Vec<v4::TrainCar> = match self.all_if_any(call).await? {
+            Some(cars) => cars,
+            None => return Ok(vec![]),
+        };
+        let mut branches: Vec<String> = cars.into_iter().map(|c| c.target_branch).collect();
+        branches.sort();
+        branches.dedup();
+        Ok(branches)
+    }
+
+    async fn queue_groups(&self, repo: &str, base: &str) -> Result<Vec<QueueGroup>, ForgeError> {
+        let call =
+            Call::get(format!("projects/{}/merge_trains/{}", segment(repo), segment(base))).query("scope", "active");
+        let cars: Vec<v4::TrainCar> = match self.all_if_any(call).await? {
+            Some(cars) => cars,
+            None => return Ok(vec![]),
+        };
+        // A car's train pipeline tests it on top of every car ahead of it.
+        let mut ahead = vec![];
+        let mut groups = vec![];
+        for car in cars {
+            ahead.push(car.merge_request.iid);
+            if let Some(pipeline) = car.pipeline {
+                groups.push(QueueGroup { head_sha: pipeline.sha, changes: ahead.clone(), base: car.target_branch });
+            }
+        }
+        Ok(groups)
+    }
+
+    async fn has_report(&self, repo: &str, sha: &str, context: &str) -> Result<bool, ForgeError> {
+        let call = Call::get(format!("projects/{}/repository/commits/{sha}/statuses", segment(repo)))
+            .query("name", context)
+            .query("all", true);
+        let found: Vec<v4::Status> = self.call(call).await?;
+        Ok(found.iter().any(|s| s.name == context))
+    }
+
+    async fn pulls_for_commit(&self, repo: &str, sha: &str) -> Result<Vec<u64>, ForgeError> {
+        let call = Call::get(format!("projects/{}/repository/commits/{sha}/merge_requests", segment(repo)));
+        let found: Vec<v4::MergeRequest> = self.all(call).await?;
+        Ok(found.into_iter().filter(|m| m.state == "opened" && m.sha == sha).map(|m| m.iid).collect())
+    }
+
+    async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError> {
+        let call = Call::get(format!("projects/{}/merge_requests/{number}/diffs", segment(repo)));
+        let diffs: Vec<v4::Diff> = self.all(call).await?;
+        let mut paths: Vec<String> = diffs.into_iter().flat_map(|d| [d.old_path, d.new_path]).collect();
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
+    }
+
+    async fn report(&self, repo: &str, sha: &str, report: &Report) -> Result<(), ForgeError> {
+        for (commit, pipeline) in self.placements(repo, sha).await? {
+            self.post_status(repo, &commit, pipeline, report).await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        known: Option<u64>,
+        marker: &str,
+        body: &str,
+    ) -> Result<u64, ForgeError> {
+        let notes = format!("projects/{}/merge_requests/{number}/notes", segment(repo));
+        let edit = |id: u64| Call::put(format!("{notes}/{id}")).form("body", body);
+        if let Some(id) = known {
+            if self.find::<serde_json::Value>(edit(id)).await?.is_some() {
+                return Ok(id);
+            }
+        }
+        let me = self.identity().await?;
+        let all: Vec<v4::Note> = self.all(Call::get(notes.clone()).query("sort", "asc")).await?;
+        if let Some(ours) = all.iter().find(|n| !n.system && n.author.username == me && n.body.contains(marker)) {
+            self.call::<serde_json::Value>(edit(ours.id)).await?;
+            return Ok(ours.id);
+        }
+        let created: v4::CreatedNote = self.call(Call::post(notes).form("body", body)).await?;
+        Ok(created.id)
+    }
+
+    async fn labeler(&self, repo: &str, number: u64, label: &str) -> Result<Option<(String, Millis)>, ForgeError> {
+        let call = Call::get(format!("projects/{}/merge_requests/{number}/resource_label_events", segment(repo)));
+        let events: Vec<v4::LabelEvent> = self.all(call).await?;
+        let last = events
+            .into_iter()
+            .filter(|e| e.label.as_ref().is_some_and(|l| l.name.eq_ignore_ascii_case(label)))
+            .next_back();
+        Ok(match last {
+            Some(e) if e.action == "add" => e.user.map(|u| (u.username, millis(&e.created_at).unwrap_or(0))),
+            _ => None,
+        })
+    }
+
+    async fn create_issue(&self, repo: &str, title: &str, body: &str, labels: &[String]) -> Result<u64, ForgeError> {
+        let call = Call::post(format!("projects/{}/issues", segment(repo)))
+            .form("title", title)
+            .form("description", body)
+            .form("labels", labels.join(","));
+        let created: v4::Created = self.call(call).await?;
+        Ok(created.iid)
+    }
+
+    async fn find_issue(&self, repo: &str, label: &str, marker: &str) -> Result<Option<u64>, ForgeError> {
+        let me = self.identity().await?;
+        let call = Call::get(format!("projects/{}/issues", segment(repo)))
+            .query("labels", label)
+            .query("state", "all")
+            .query("author_username", &me);
+        let issues: Vec<v4::Issue> = self.all(call).await?;
+        Ok(issues
+            .into_iter()
+            .find(|i| {
+                i.author.as_ref().is_some_and(|a| a.username == me)
+                    && i.description.as_deref().is_some_and(|d| d.contains(marker))
+            })
+            .map(|i| i.iid))
+    }
+
+    async fn set_pull_body(&self, repo: &str, number: u64, body: &str) -> Result<(), ForgeError> {
+        let call = Call::put(format!("projects/{}/merge_requests/{number}", segment(repo))).form("description", body);
+        self.call::<serde_json::Value>(call).await.map(|_| ())
+    }
+
+    async fn git_remote(&self, repo: &str) -> Result<GitRemote, ForgeError> {
+        let project = self.project(repo).await?;
+        Ok(GitRemote { url: project.http_url_to_repo, token: Some(self.inner.token.clone()) })
+    }
+
+    async fn pulls_for_branch(&self, repo: &str, branch: &str) -> Result<Vec<AuthoredPull>, ForgeError> {
+        let call = Call::get(format!("projects/{}/merge_requests", segment(repo)))
+            .query("source_branch", branch)
+            .query("state", "all")
+            .query("order_by", "created_at")
+            .query("sort", "desc");
+        let found: Vec<v4::MergeRequest> = self.all(call).await?;
+        Ok(found
+            .into_iter()
+            .filter(|m| m.source_project_id == m.target_project_id)
+            .map(|m| AuthoredPull { number: m.iid, author: m.author.username })
+            .collect())
+    }
+
+    async fn create_pull(&self, repo: &str, pull: &NewPull<'_>) -> Result<u64, ForgeError> {
+        let title = if pull.draft { format!("Draft: {}", pull.title) } else { pull.title.to_string() };
+        let call = Call::post(format!("projects/{}/merge_requests", segment(repo)))
+            .form("source_branch", pull.head)
+            .form("target_branch", pull.base)
+            .form("title", title)
+            .form("description", pull.body)
+            .form("remove_source_branch", true);
+        let created: v4::Created = self.call(call).await?;
+        Ok(created.iid)
+    }
+
+    async fn decorate_pull(
+        &self,
+        repo: &str,
+        number: u64,
+        labels: &[String],
+        people: &[String],
+    ) -> Result<(), ForgeError> {
+        let mut call = Call::put(format!("projects/{}/merge_requests/{number}", segment(repo)));
+        if !labels.is_empty() {
+            call = call.form("add_labels", labels.join(","));
+        }
+        for person in people {
+            if let Some(id) = self.user_id(person).await? {
+                call = call.form("assignee_ids[]", id).form("reviewer_ids[]", id);
+            }
+        }
+        self.call::<serde_json::Value>(call).await.map(|_| ())
+    }
+
+    /// The jobs of the pipeline that gates the merge (GitLab CI, [`CI_SOURCE`]) and every other
+    /// status on the commit, by who posted it. Jobs of other pipelines on the commit do not
+    /// count: a pipeline run again replaces the one before.
+    async fn commit_checks(&self, repo: &str, sha: &str) -> Result<Vec<Seen>, ForgeError> {
+        let project = segment(repo);
+        let gating = self.placements(repo, sha).await?.into_iter().find_map(|(_, p)| p);
+        let pipeline = match gating {
+            Some(id) => Some(id),
+            None => {
+                let call = Call::get(format!("projects/{project}/pipelines")).query("sha", sha).query("per_page", 1);
+                self.call::<Vec<v4::Pipeline>>(call).await?.into_iter().next().map(|p| p.id)
+            }
+        };
+        let mut seen = vec![];
+        let mut jobs = std::collections::HashSet::new();
+        if let Some(id) = pipeline {
+            let call = Call::get(format!("projects/{project}/pipelines/{id}/jobs")).query("include_retried", false);
+            for job in self.all::<v4::Job>(call).await? {
+                jobs.insert(job.id);
+                seen.push(Seen {
+                    name: job.name,
+                    source: Some(Source::App(CI_SOURCE.into())),
+                    run: Some(id),
+                    conclusion: conclusion(&job.status),
+                });
+            }
+        }
+        let call = Call::get(format!("projects/{project}/repository/commits/{sha}/statuses")).query("all", true);
+        for status in self.all::<v4::Status>(call).await? {
+            // GitLab lists CI jobs among a commit's statuses too, under the pipeline's user.
+            if jobs.contains(&status.id) {
+                continue;
+            }
+            seen.push(Seen {
+                name: status.name,
+                source: status.author.map(|a| Source::User(a.username)),
+                run: None,
+                conclusion: conclusion(&status.status),
+            });
+        }
+        Ok(seen)
+    }
+
+    async fn is_responder(&self, repo: &str, login: &str, responders: &Responders) -> Result<bool, ForgeError> {
+        if responders.users.iter().any(|u| u.eq_ignore_ascii_case(login)) {
+            return Ok(true);
+        }
+        if responders.teams.is_empty() && responders.min_permission.is_none() {
+            return Ok(false);
+        }
+        let Some(id) = self.user_id(login).await? else { return Ok(false) };
+        for group in &responders.teams {
+            let path = group.trim_start_matches('@');
+            // `members/all`: members of a parent group are members of its subgroups.
+            let call = Call::get(format!("groups/{}/members/all/{id}", segment(path)));
+            if self.find::<v4::Member>(call).await?.is_some_and(|m| m.access_level >= 10) {
+                return Ok(true);
+            }
+        }
+        if let Some(min) = responders.min_permission.and_then(|p| p.gitlab_access_level()) {
+            let call = Call::get(format!("projects/{}/members/all/{id}", segment(repo)));
+            return Ok(self.find::<v4::Member>(call).await?.is_some_and(|m| m.access_level >= min));
+        }
+        Ok(false)
+    }
+}
