@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_github;
+pub mod fake_gitlab;
 pub mod git;
 pub mod github;
 pub mod lane;
