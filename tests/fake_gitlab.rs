@@ -485,3 +485,69 @@ async fn diffs_page_and_injected_failures_answer_once() {
     assert_eq!(api.get(&format!("/projects/{PROJECT}/merge_requests/{iid}")).await.status, 502);
     assert_eq!(api.get(&format!("/projects/{PROJECT}/merge_requests/{iid}")).await.status, 200);
 }
+
+/// The hooks the GitLab driver sends keep the captures' shape: every key a capture has, with
+/// the fake's state written over it.
+#[tokio::test]
+async fn the_drivers_hooks_have_the_shape_of_real_captures() {
+    use common::gitlab::{self as gl, GitLabDriver};
+    let (fake, _) = payments().await;
+    let iid = fake.open_mr(PROJECT, OpenMr { labels: vec!["hotfix".into()], ..mr_by("alice") });
+    let mr = fake.mr(PROJECT, iid);
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let covers = |built: &Value, capture: &Value| {
+        for k in keys(capture) {
+            assert!(built.get(&k).is_some(), "{k} missing from {built:#}");
+        }
+    };
+
+    let open = gl::mr_hook(&fake, PROJECT, &mr, "open", "alice", json!({}));
+    let capture = gl::fixture("merge_request/open.json");
+    covers(&open, &capture);
+    covers(&open["object_attributes"], &capture["object_attributes"]);
+    assert_eq!(open["object_kind"], "merge_request");
+    assert_eq!(open["object_attributes"]["iid"], iid);
+    assert_eq!(open["object_attributes"]["action"], "open");
+    assert_eq!(open["object_attributes"]["last_commit"]["id"], mr.sha.as_str());
+    assert_eq!(open["object_attributes"]["labels"][0]["title"], "hotfix");
+    assert_eq!(open["user"]["username"], "alice");
+    assert_eq!(open["project"]["path_with_namespace"], PATH);
+    assert!(open["object_attributes"].get("oldrev").is_none());
+
+    let note = gl::note_hook(&fake, PROJECT, &mr, 7, "/hotfix", "create", "bob");
+    covers(&note, &gl::fixture("note/merge_request.json"));
+    assert_eq!((note["merge_request"]["iid"].clone(), note["object_attributes"]["note"].clone()), (json!(iid), json!("/hotfix")));
+
+    let pipeline = fake.create_pipeline(PROJECT, &mr.sha, &format!("refs/merge-requests/{iid}/head"), "merge_request_event", "pending", &[("smoke", "success")]);
+    let hook = gl::pipeline_hook(&fake, PROJECT, pipeline, Some(iid), "alice");
+    covers(&hook, &gl::fixture("pipeline/success.json"));
+    assert_eq!((hook["object_attributes"]["status"].clone(), hook["merge_request"]["iid"].clone()), (json!("success"), json!(iid)));
+    assert_eq!(hook["builds"][0]["name"], "smoke");
+
+    fake.create_issue(PROJECT, Some(50), "Postmortem", &["postmortem"], "alice");
+    let issue = gl::issue_hook(&fake, PROJECT, 50, "open", "alice", json!({}));
+    covers(&issue["object_attributes"], &gl::fixture("issue/open.json")["object_attributes"]);
+    let push = gl::push_hook(&fake, PROJECT, "main", "a", "b", "alice", &[gl::POLICY]);
+    covers(&push, &gl::fixture("push/push.json"));
+    assert_eq!(push["commits"][0]["modified"][0], gl::POLICY);
+
+    // The driver is a forge of the scenario language (type-checked here; the lane's GitLab
+    // client is what it needs to run end to end).
+    fn is_a_forge<D: common::scenario::ForgeDriver>() {}
+    is_a_forge::<GitLabDriver>();
+}
+
+/// The driver starts a lane configured for the fake instance, with the policy on `main`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_driver_starts_a_lane_for_the_fake_instance() {
+    use common::gitlab::{GitLabDriver, POLICY, PROJECT_PATH};
+    use common::scenario::ForgeDriver;
+    let driver = GitLabDriver::start(common::Backend::Sqlite, "[responders]\nusers = [\"alice\"]\n").await;
+    assert_eq!(driver.repo(), PROJECT_PATH);
+    let health = reqwest::get(format!("{}/metrics", driver.server_url())).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let api = Api::new(&driver.fake);
+    let policy = api.get(&format!("/projects/{ENCODED}/repository/files/{}?ref=main", POLICY.replace('/', "%2F"))).await;
+    assert_eq!(policy.status, 200);
+    assert_eq!(driver.fake.project(PROJECT, |p| p.default_branch.clone()), "main");
+}

@@ -442,7 +442,8 @@ impl World {
         self.project(project).merge_requests.get_mut(&iid).unwrap_or_else(|| panic!("no !{iid} in {project}"))
     }
 
-    fn label_id(&mut self, project: u64, name: &str) -> u64 {
+    /// The id of label `name` in the project, made on first use.
+    pub fn label_id(&mut self, project: u64, name: &str) -> u64 {
         if let Some(id) = self.projects[&project].label_ids.get(name) {
             return *id;
         }

@@ -6,6 +6,7 @@ pub mod fake_github;
 pub mod fake_gitlab;
 pub mod git;
 pub mod github;
+pub mod gitlab;
 pub mod lane;
 pub mod scenario;
 
