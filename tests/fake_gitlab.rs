@@ -100,7 +100,10 @@ async fn a_project_is_found_by_id_and_by_its_encoded_path() {
     assert_eq!(me.body["username"], BOT);
     let alice = fake.user("alice");
     let found = api.get("/users?username=alice").await;
-    assert_eq!(found.body, json!([{ "id": alice, "username": "alice", "name": "alice", "state": "active", "locked": false, "avatar_url": null, "web_url": format!("{}/alice", fake.url) }]));
+    assert_eq!(
+        found.body,
+        json!([{ "id": alice, "username": "alice", "name": "alice", "state": "active", "locked": false, "avatar_url": null, "web_url": format!("{}/alice", fake.url) }])
+    );
     assert_eq!(api.get("/users?username=nobody").await.body, json!([]));
     assert_eq!(fake.user("alice"), alice, "a user keeps its id");
 
@@ -181,12 +184,18 @@ async fn a_second_open_merge_request_for_the_same_branches_conflicts() {
     assert_eq!(created.body["web_url"], format!("{}/{PATH}/-/merge_requests/1", fake.url));
     assert_eq!(created.body["sha"], fake.branch_head(PROJECT, "hotfix-lane/backport/7-to-stable").unwrap().as_str());
 
-    let body = json!({ "source_branch": "hotfix-lane/backport/7-to-stable", "target_branch": "stable", "title": "again" });
+    let body =
+        json!({ "source_branch": "hotfix-lane/backport/7-to-stable", "target_branch": "stable", "title": "again" });
     let again = api.post(&format!("/projects/{PROJECT}/merge_requests"), body).await;
     assert_eq!(again.status, 409);
-    assert_eq!(again.body, json!({ "message": ["Another open merge request already exists for this source branch: !1"] }));
+    assert_eq!(
+        again.body,
+        json!({ "message": ["Another open merge request already exists for this source branch: !1"] })
+    );
 
-    let found = api.get(&format!("/projects/{PROJECT}/merge_requests?source_branch=hotfix-lane/backport/7-to-stable&state=opened")).await;
+    let found = api
+        .get(&format!("/projects/{PROJECT}/merge_requests?source_branch=hotfix-lane/backport/7-to-stable&state=opened"))
+        .await;
     assert_eq!(found.body.as_array().unwrap().len(), 1);
     assert_eq!(found.body[0]["labels"], json!(["backport", "hotfix"]), "lists carry label names");
     assert_eq!(header(&found, "x-total"), "1");
@@ -212,7 +221,10 @@ async fn merging_answers_as_gitlab_does_until_it_merges_the_pinned_head() {
     let computing = api.put(&merge, json!({ "sha": head })).await;
     assert_eq!((computing.status, computing.body), (405, json!({ "message": "405 Method Not Allowed" })));
     fake.edit_mr(PROJECT, iid, |mr| mr.detailed_merge_status = "checking".into());
-    assert_eq!(api.get(&format!("/projects/{PROJECT}/merge_requests/{iid}")).await.body["detailed_merge_status"], "checking");
+    assert_eq!(
+        api.get(&format!("/projects/{PROJECT}/merge_requests/{iid}")).await.body["detailed_merge_status"],
+        "checking"
+    );
     assert_eq!(api.put(&merge, json!({ "sha": head })).await.status, 405);
     fake.edit_mr(PROJECT, iid, |mr| mr.detailed_merge_status = "mergeable".into());
 
@@ -262,9 +274,13 @@ async fn merge_trains_take_cars_and_refuse_direct_merges_when_enforced() {
     let iid = fake.open_mr(PROJECT, mr_by("alice"));
     fake.project(PROJECT, |p| (p.merge_trains_enabled, p.merge_train_enforced) = (true, true));
     let refused = api.put(&format!("/projects/{PROJECT}/merge_requests/{iid}/merge"), json!({})).await;
-    assert_eq!((refused.status, refused.body), (405, json!({ "message": "Merge requests must be merged through the merge train" })));
+    assert_eq!(
+        (refused.status, refused.body),
+        (405, json!({ "message": "Merge requests must be merged through the merge train" }))
+    );
     let head = fake.mr(PROJECT, iid).sha;
-    let added = api.post(&format!("/projects/{PROJECT}/merge_trains/merge_requests/{iid}"), json!({ "sha": head })).await;
+    let added =
+        api.post(&format!("/projects/{PROJECT}/merge_trains/merge_requests/{iid}"), json!({ "sha": head })).await;
     assert_eq!(added.status, 201, "{}", added.body);
     assert_eq!(added.body[0]["merge_request"]["iid"], iid);
     assert_eq!(added.body[0]["pipeline"]["ref"], format!("refs/merge-requests/{iid}/train"));
@@ -305,18 +321,27 @@ async fn commit_statuses_land_in_the_named_the_newest_or_a_new_external_pipeline
     let unnamed = api.post(&statuses, json!({ "state": "pending" })).await;
     assert_eq!(unnamed.body["name"], "default");
     let twice = api.post(&statuses, json!({ "state": "pending" })).await;
-    assert_eq!((twice.status, twice.body), (400, json!({ "message": "Cannot transition status via :enqueue from :pending" })));
+    assert_eq!(
+        (twice.status, twice.body),
+        (400, json!({ "message": "Cannot transition status via :enqueue from :pending" }))
+    );
 
     // A commit without a pipeline: the status makes one, `source: external`.
     let pushed = fake.push_head(PROJECT, iid, "alice", None);
-    let lone = api.post(&format!("/projects/{PROJECT}/statuses/{pushed}"), json!({ "state": "running", "name": "ext" })).await;
+    let lone =
+        api.post(&format!("/projects/{PROJECT}/statuses/{pushed}"), json!({ "state": "running", "name": "ext" })).await;
     assert_eq!(lone.status, 201);
     let made = fake.pipeline(PROJECT, lone.body["pipeline_id"].as_u64().unwrap()).unwrap();
-    assert_eq!((made.source.as_str(), made.sha.as_str(), made.status.as_str()), ("external", pushed.as_str(), "running"));
+    assert_eq!(
+        (made.source.as_str(), made.sha.as_str(), made.status.as_str()),
+        ("external", pushed.as_str(), "running")
+    );
     assert!(fake.statuses().last().unwrap().new_pipeline);
 
     // A pipeline of another commit is refused.
-    let wrong = api.post(&format!("/projects/{PROJECT}/statuses/{pushed}"), json!({ "state": "success", "pipeline_id": newer })).await;
+    let wrong = api
+        .post(&format!("/projects/{PROJECT}/statuses/{pushed}"), json!({ "state": "success", "pipeline_id": newer }))
+        .await;
     assert_eq!(wrong.status, 400);
     assert!(wrong.body["message"].as_str().unwrap().starts_with("400 Bad request"));
     assert_eq!(api.post(&statuses, json!({ "state": "bogus" })).await.status, 400);
@@ -375,8 +400,14 @@ async fn label_changes_are_recorded_as_label_events_with_their_actor() {
             (s(&e["user"]["username"]), s(&e["label"]["name"]), s(&e["action"]))
         })
         .collect();
-    let expected = [("alice", "hotfix", "add"), ("project_42_bot_hotfix", "backport", "add"), (BOT, "lane", "add"), (BOT, "hotfix", "remove")];
-    let expected: Vec<(String, String, String)> = expected.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    let expected = [
+        ("alice", "hotfix", "add"),
+        ("project_42_bot_hotfix", "backport", "add"),
+        (BOT, "lane", "add"),
+        (BOT, "hotfix", "remove"),
+    ];
+    let expected: Vec<(String, String, String)> =
+        expected.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
     assert_eq!(seen, expected);
     assert_eq!(api.get(&format!("{mr}/resource_label_events")).await.body[0]["label"]["id"], events[0]["label"]["id"]);
 }
@@ -424,7 +455,10 @@ async fn notes_page_through_more_than_a_hundred() {
     assert_eq!(first.body[0]["noteable_type"], "MergeRequest");
     assert_eq!(first.body[0]["noteable_iid"], iid);
     assert_eq!(first.body[0]["author"]["username"], "alice");
-    assert_eq!((header(&first, "x-total"), header(&first, "x-next-page"), header(&first, "x-total-pages")), ("150".into(), "2".into(), "2".into()));
+    assert_eq!(
+        (header(&first, "x-total"), header(&first, "x-next-page"), header(&first, "x-total-pages")),
+        ("150".into(), "2".into(), "2".into())
+    );
     assert!(header(&first, "link").contains("page=2>; rel=\"next\""), "{}", header(&first, "link"));
     let second = api.get(&format!("{notes}?sort=asc&order_by=created_at&per_page=100&page=2")).await;
     assert_eq!(second.body.as_array().unwrap().len(), 50);
@@ -456,11 +490,17 @@ async fn issues_are_opened_found_moved_and_deleted() {
     assert_eq!((opened.body["iid"].clone(), opened.body["type"].clone()), (json!(51), json!("INCIDENT")));
     assert_eq!(opened.body["web_url"], format!("{}/{PATH}/-/issues/51", fake.url));
     assert_eq!(fake.issues_created().iter().map(|i| i.iid).collect::<Vec<_>>(), [51]);
-    let found = api.get(&format!("/projects/{PROJECT}/issues?labels=postmortem&state=opened&author_username=alice")).await;
+    let found =
+        api.get(&format!("/projects/{PROJECT}/issues?labels=postmortem&state=opened&author_username=alice")).await;
     assert_eq!(found.body.as_array().unwrap().len(), 1);
     assert_eq!(found.body[0]["iid"], 50);
-    let edited = api.put(&format!("/projects/{PROJECT}/issues/50"), json!({ "add_labels": "done", "state_event": "close" })).await;
-    assert_eq!((edited.body["state"].clone(), edited.body["labels"].clone()), (json!("closed"), json!(["postmortem", "done"])));
+    let edited = api
+        .put(&format!("/projects/{PROJECT}/issues/50"), json!({ "add_labels": "done", "state_event": "close" }))
+        .await;
+    assert_eq!(
+        (edited.body["state"].clone(), edited.body["labels"].clone()),
+        (json!("closed"), json!(["postmortem", "done"]))
+    );
 
     fake.add_project(43, "acme/platform/incidents", "main");
     fake.move_issue(PROJECT, 51, 43);
@@ -516,12 +556,25 @@ async fn the_drivers_hooks_have_the_shape_of_real_captures() {
 
     let note = gl::note_hook(&fake, PROJECT, &mr, 7, "/hotfix", "create", "bob");
     covers(&note, &gl::fixture("note/merge_request.json"));
-    assert_eq!((note["merge_request"]["iid"].clone(), note["object_attributes"]["note"].clone()), (json!(iid), json!("/hotfix")));
+    assert_eq!(
+        (note["merge_request"]["iid"].clone(), note["object_attributes"]["note"].clone()),
+        (json!(iid), json!("/hotfix"))
+    );
 
-    let pipeline = fake.create_pipeline(PROJECT, &mr.sha, &format!("refs/merge-requests/{iid}/head"), "merge_request_event", "pending", &[("smoke", "success")]);
+    let pipeline = fake.create_pipeline(
+        PROJECT,
+        &mr.sha,
+        &format!("refs/merge-requests/{iid}/head"),
+        "merge_request_event",
+        "pending",
+        &[("smoke", "success")],
+    );
     let hook = gl::pipeline_hook(&fake, PROJECT, pipeline, Some(iid), "alice");
     covers(&hook, &gl::fixture("pipeline/success.json"));
-    assert_eq!((hook["object_attributes"]["status"].clone(), hook["merge_request"]["iid"].clone()), (json!("success"), json!(iid)));
+    assert_eq!(
+        (hook["object_attributes"]["status"].clone(), hook["merge_request"]["iid"].clone()),
+        (json!("success"), json!(iid))
+    );
     assert_eq!(hook["builds"][0]["name"], "smoke");
 
     fake.create_issue(PROJECT, Some(50), "Postmortem", &["postmortem"], "alice");
@@ -547,7 +600,8 @@ async fn the_driver_starts_a_lane_for_the_fake_instance() {
     let health = reqwest::get(format!("{}/metrics", driver.server_url())).await.unwrap();
     assert_eq!(health.status(), 200);
     let api = Api::new(&driver.fake);
-    let policy = api.get(&format!("/projects/{ENCODED}/repository/files/{}?ref=main", POLICY.replace('/', "%2F"))).await;
+    let policy =
+        api.get(&format!("/projects/{ENCODED}/repository/files/{}?ref=main", POLICY.replace('/', "%2F"))).await;
     assert_eq!(policy.status, 200);
     assert_eq!(driver.fake.project(PROJECT, |p| p.default_branch.clone()), "main");
 }

@@ -497,7 +497,11 @@ impl World {
     pub fn head_pipeline(&self, project: u64, iid: u64) -> Option<u64> {
         let p = &self.projects[&project];
         let mr = &p.merge_requests[&iid];
-        let own = [mr.source_branch.clone(), format!("refs/merge-requests/{iid}/head"), format!("refs/merge-requests/{iid}/merge")];
+        let own = [
+            mr.source_branch.clone(),
+            format!("refs/merge-requests/{iid}/head"),
+            format!("refs/merge-requests/{iid}/merge"),
+        ];
         p.pipelines.iter().rev().find(|pl| pl.sha == mr.sha && own.contains(&pl.ref_)).map(|pl| pl.id)
     }
 
@@ -587,9 +591,10 @@ impl World {
         if single {
             let head = self.head_pipeline(project, iid).and_then(|id| self.pipeline(project, id));
             v["head_pipeline"] = head.map_or(Value::Null, |pl| self.pipeline_json(project, pl));
-            v["pipeline"] = head.map_or(Value::Null, |pl| {
-                json!({ "id": pl.id, "sha": pl.sha, "ref": pl.ref_, "status": pl.status, "source": pl.source })
-            });
+            v["pipeline"] = head.map_or(
+                Value::Null,
+                |pl| json!({ "id": pl.id, "sha": pl.sha, "ref": pl.ref_, "status": pl.status, "source": pl.source }),
+            );
             let base_sha = p.branches.get(&mr.target_branch).cloned();
             v["diff_refs"] = json!({ "base_sha": base_sha, "head_sha": mr.sha, "start_sha": base_sha });
             v["merge_error"] = Value::Null;
@@ -780,10 +785,10 @@ impl World {
     }
 
     /// Places a commit status the way GitLab does; `Err` is the answer GitLab gives instead.
-    fn post_status(&mut self, project: u64, sha: &str, q: &Params, by: u64) -> Result<Value, Response> {
+    fn post_status(&mut self, project: u64, sha: &str, q: &Params, by: u64) -> Result<Value, Box<Response>> {
         const STATES: [&str; 6] = ["pending", "running", "success", "failed", "canceled", "skipped"];
         let Some(state) = q.get("state").filter(|s| STATES.contains(s)).map(String::from) else {
-            return Err(error_key(400, "state does not have a valid value"));
+            return Err(Box::new(error_key(400, "state does not have a valid value")));
         };
         let name = q.get("name").or(q.get("context")).unwrap_or("default").to_string();
         let description = q.get("description").map(String::from);
@@ -792,8 +797,10 @@ impl World {
         let (pipeline, new_pipeline) = if let Some(pid) = q.u64("pipeline_id") {
             match self.pipeline(project, pid) {
                 Some(pl) if pl.sha == sha => (pid, false),
-                Some(_) => return Err(message(400, "400 Bad request - pipeline_id does not belong to the commit")),
-                None => return Err(message(400, "400 Bad request - pipeline not found")),
+                Some(_) => {
+                    return Err(Box::new(message(400, "400 Bad request - pipeline_id does not belong to the commit")))
+                }
+                None => return Err(Box::new(message(400, "400 Bad request - pipeline not found"))),
             }
         } else {
             let newest = self.projects[&project]
@@ -806,7 +813,7 @@ impl World {
                 Some(id) => (id, false),
                 None => {
                     if !self.projects[&project].commits.contains_key(sha) {
-                        return Err(message(404, "404 References for commit Not Found"));
+                        return Err(Box::new(message(404, "404 References for commit Not Found")));
                     }
                     let ref_ = ref_given.clone().unwrap_or_else(|| self.ref_for(project, sha));
                     (self.new_pipeline(project, sha, &ref_, "external", "pending", by), true)
@@ -826,7 +833,7 @@ impl World {
                         "pending" => ("enqueue", "pending"),
                         _ => ("run", "running"),
                     };
-                    return Err(message(400, &format!("Cannot transition status via :{event} from :{from}")));
+                    return Err(Box::new(message(400, &format!("Cannot transition status via :{event} from :{from}"))));
                 }
                 job.status = state.clone();
                 job.description = description.clone().or(job.description.take());
@@ -931,7 +938,13 @@ impl World {
         }
         issue.updated_at = at.clone();
         let action = if add { "add" } else { "remove" };
-        issue.label_events.push(LabelEvent { id, user: by, created_at: at, label: label.into(), action: action.into() });
+        issue.label_events.push(LabelEvent {
+            id,
+            user: by,
+            created_at: at,
+            label: label.into(),
+            action: action.into(),
+        });
     }
 
     fn notes_mut(&mut self, project: u64, noteable: Noteable, iid: u64) -> Option<&mut Vec<Note>> {
@@ -1148,7 +1161,8 @@ fn paged(items: Vec<Value>, q: &Params, base: &str, uri: &Uri) -> Response {
     let page = q.u64("page").unwrap_or(1).max(1) as usize;
     let total = items.len();
     let pages = total.div_ceil(per_page).max(1);
-    let others: Vec<&str> = uri.query().unwrap_or_default().split('&').filter(|p| !p.is_empty() && !p.starts_with("page=")).collect();
+    let others: Vec<&str> =
+        uri.query().unwrap_or_default().split('&').filter(|p| !p.is_empty() && !p.starts_with("page=")).collect();
     let sep = if others.is_empty() { "" } else { "&" };
     let link = |n: usize, rel: &str| format!("<{base}{}?{}{sep}page={n}>; rel=\"{rel}\"", uri.path(), others.join("&"));
     let mut links = Vec::new();
@@ -1422,7 +1436,14 @@ impl FakeGitLab {
             mr.commits.push(sha.clone());
             mr.updated_at = at;
             if let Some(status) = pipeline {
-                w.new_pipeline(project, &sha, &format!("refs/merge-requests/{iid}/head"), "merge_request_event", status, user);
+                w.new_pipeline(
+                    project,
+                    &sha,
+                    &format!("refs/merge-requests/{iid}/head"),
+                    "merge_request_event",
+                    status,
+                    user,
+                );
             }
             sha
         })
@@ -1448,7 +1469,8 @@ impl FakeGitLab {
         self.with(|w| {
             let user = w.user(by);
             let (id, at) = (w.id(), w.now());
-            let note = Note { id, body: body.into(), author: user, system: false, created_at: at.clone(), updated_at: at };
+            let note =
+                Note { id, body: body.into(), author: user, system: false, created_at: at.clone(), updated_at: at };
             w.mr(project, iid).notes.push(note);
             id
         })
@@ -1474,7 +1496,15 @@ impl FakeGitLab {
     /// A pipeline on `sha` at `ref_` with `jobs` as (name, status); its id. Its status follows
     /// from the jobs (`status` when it has none). On an open MR's head and refs it becomes the
     /// MR's head pipeline.
-    pub fn create_pipeline(&self, project: u64, sha: &str, ref_: &str, source: &str, status: &str, jobs: &[(&str, &str)]) -> u64 {
+    pub fn create_pipeline(
+        &self,
+        project: u64,
+        sha: &str,
+        ref_: &str,
+        source: &str,
+        status: &str,
+        jobs: &[(&str, &str)],
+    ) -> u64 {
         self.with(|w| {
             let bot = w.bot;
             let id = w.new_pipeline(project, sha, ref_, source, status, bot);
@@ -1487,7 +1517,15 @@ impl FakeGitLab {
     }
 
     /// Adds a CI job to a pipeline (`user` runs it); its id.
-    pub fn add_job(&self, project: u64, pipeline: u64, name: &str, status: &str, allow_failure: bool, user: &str) -> u64 {
+    pub fn add_job(
+        &self,
+        project: u64,
+        pipeline: u64,
+        name: &str,
+        status: &str,
+        allow_failure: bool,
+        user: &str,
+    ) -> u64 {
         self.with(|w| {
             let user = w.user(user);
             let id = add_job(w, project, pipeline, name, status, allow_failure, user);
@@ -1535,7 +1573,15 @@ impl FakeGitLab {
     }
 
     /// A commit status posted through the API by `by` (placed as GitLab places it).
-    pub fn post_status_as(&self, project: u64, sha: &str, name: &str, state: &str, description: &str, by: &str) -> Result<StatusRecord, String> {
+    pub fn post_status_as(
+        &self,
+        project: u64,
+        sha: &str,
+        name: &str,
+        state: &str,
+        description: &str,
+        by: &str,
+    ) -> Result<StatusRecord, String> {
         self.with(|w| {
             let user = w.user(by);
             let q = Params(vec![
@@ -1607,7 +1653,17 @@ impl FakeGitLab {
         self.with(|w| {
             let old = w.projects[&project].issues[&iid].clone();
             let new_iid = w.projects[&to_project].issues.keys().max().map_or(1, |n| n + 1);
-            let id = new_issue(w, to_project, new_iid, &old.title, &old.description, old.labels.clone(), old.confidential, &old.issue_type, old.author);
+            let id = new_issue(
+                w,
+                to_project,
+                new_iid,
+                &old.title,
+                &old.description,
+                old.labels.clone(),
+                old.confidential,
+                &old.issue_type,
+                old.author,
+            );
             let issue = w.project(project).issues.get_mut(&iid).unwrap();
             issue.state = "closed".into();
             issue.moved_to_id = Some(id);
@@ -1713,7 +1769,15 @@ fn is_draft(title: &str) -> bool {
     t.starts_with("draft:") || t.starts_with("[draft]") || t.starts_with("(draft)")
 }
 
-fn add_job(w: &mut World, project: u64, pipeline: u64, name: &str, status: &str, allow_failure: bool, user: u64) -> u64 {
+fn add_job(
+    w: &mut World,
+    project: u64,
+    pipeline: u64,
+    name: &str,
+    status: &str,
+    allow_failure: bool,
+    user: u64,
+) -> u64 {
     let (id, at) = (w.id(), w.now());
     let pl = w.pipeline_mut(project, pipeline).expect("a pipeline");
     for old in pl.jobs.iter_mut().filter(|j| j.name == name && !j.retried) {
@@ -1742,7 +1806,8 @@ fn add_car(w: &mut World, project: u64, iid: u64, user: u64, status: &str) -> (u
     let target = w.mr(project, iid).target_branch.clone();
     let parent = w.projects[&project].branches.get(&target).cloned();
     w.record_commit(project, &sha, &format!("Merge train for !{iid}"), user, parent);
-    let pipeline = w.new_pipeline(project, &sha, &format!("refs/merge-requests/{iid}/train"), "merge_request_event", status, user);
+    let pipeline =
+        w.new_pipeline(project, &sha, &format!("refs/merge-requests/{iid}/train"), "merge_request_event", status, user);
     let (id, at) = (w.id(), w.now());
     let car_status = if matches!(status, "created" | "pending") { "idle" } else { "fresh" };
     w.project(project).train.push(TrainCar {
@@ -1759,7 +1824,17 @@ fn add_car(w: &mut World, project: u64, iid: u64, user: u64, status: &str) -> (u
 }
 
 #[allow(clippy::too_many_arguments)]
-fn new_issue(w: &mut World, project: u64, iid: u64, title: &str, description: &str, labels: Vec<String>, confidential: bool, issue_type: &str, author: u64) -> u64 {
+fn new_issue(
+    w: &mut World,
+    project: u64,
+    iid: u64,
+    title: &str,
+    description: &str,
+    labels: Vec<String>,
+    confidential: bool,
+    issue_type: &str,
+    author: u64,
+) -> u64 {
     let (id, at) = (w.id(), w.now());
     for l in &labels {
         w.label_id(project, l);
@@ -1846,8 +1921,12 @@ fn route(w: &mut World, r: &Req, segs: &[&str]) -> Response {
         ("GET", ["user"]) => Json(w.user_json(r.user)).into_response(),
         ("GET", ["users"]) => {
             let wanted = r.q.get("username").unwrap_or_default();
-            let found: Vec<Value> =
-                w.users.values().filter(|u| u.username.eq_ignore_ascii_case(wanted)).map(|u| w.user_json(u.id)).collect();
+            let found: Vec<Value> = w
+                .users
+                .values()
+                .filter(|u| u.username.eq_ignore_ascii_case(wanted))
+                .map(|u| w.user_json(u.id))
+                .collect();
             Json(found).into_response()
         }
         ("GET", ["groups", group, "members", "all", user]) => {
@@ -1987,7 +2066,7 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
         }
         ("POST", ["statuses", sha]) => match w.post_status(pid, sha, q, r.user) {
             Ok(v) => created(v),
-            Err(answer) => answer,
+            Err(answer) => *answer,
         },
         ("GET", ["pipelines"]) => {
             let p = &w.projects[&pid];
@@ -2012,7 +2091,9 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
             None => message(404, "404 Not found"),
         },
         ("GET", ["pipelines", id, "jobs"]) => {
-            let Some(pl) = id.parse().ok().and_then(|id| w.pipeline(pid, id)) else { return message(404, "404 Not found") };
+            let Some(pl) = id.parse().ok().and_then(|id| w.pipeline(pid, id)) else {
+                return message(404, "404 Not found");
+            };
             let retried = q.bool("include_retried").unwrap_or(false);
             let scope = q.list("scope").unwrap_or_default();
             let list = pl
@@ -2124,7 +2205,9 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
                 .filter(|i| labels.iter().all(|l| i.labels.contains(l)))
                 .filter(|i| state.is_none_or(|s| s == i.state))
                 .filter(|i| {
-                    search.as_ref().is_none_or(|s| i.title.to_lowercase().contains(s) || i.description.to_lowercase().contains(s))
+                    search
+                        .as_ref()
+                        .is_none_or(|s| i.title.to_lowercase().contains(s) || i.description.to_lowercase().contains(s))
                 })
                 .filter(|i| author.is_none_or(|a| w.username(i.author).eq_ignore_ascii_case(a)))
                 .map(|i| w.issue_json(pid, i))
@@ -2132,7 +2215,9 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
             paged(list, q, &base, r.uri)
         }
         ("POST", ["issues"]) => {
-            let Some(title) = q.get("title").filter(|t| !t.is_empty()) else { return error_key(400, "title is missing") };
+            let Some(title) = q.get("title").filter(|t| !t.is_empty()) else {
+                return error_key(400, "title is missing");
+            };
             let iid = w.projects[&pid].issues.keys().max().map_or(1, |n| n + 1);
             let kind = match q.get("issue_type") {
                 Some("incident") => "INCIDENT",
@@ -2147,7 +2232,8 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
             created(w.issue_json(pid, &issue))
         }
         (_, ["issues", iid, rest @ ..]) => {
-            let Some(issue) = iid.parse().ok().and_then(|i| w.projects[&pid].issues.get(&i)).filter(|i| !i.deleted).cloned()
+            let Some(issue) =
+                iid.parse().ok().and_then(|i| w.projects[&pid].issues.get(&i)).filter(|i| !i.deleted).cloned()
             else {
                 return not_found("Issue");
             };
@@ -2195,22 +2281,29 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
 
 fn create_mr(w: &mut World, r: &Req, pid: u64) -> Response {
     let q = r.q;
-    let (Some(source), Some(target), Some(title)) = (q.get("source_branch"), q.get("target_branch"), q.get("title")) else {
+    let (Some(source), Some(target), Some(title)) = (q.get("source_branch"), q.get("target_branch"), q.get("title"))
+    else {
         return error_key(400, "source_branch is missing, target_branch is missing, title is missing");
     };
     let p = &w.projects[&pid];
-    if let Some(other) =
-        p.merge_requests.values().find(|mr| mr.state == "opened" && mr.source_branch == source && mr.target_branch == target)
+    if let Some(other) = p
+        .merge_requests
+        .values()
+        .find(|mr| mr.state == "opened" && mr.source_branch == source && mr.target_branch == target)
     {
         let text = format!("Another open merge request already exists for this source branch: !{}", other.iid);
         return (StatusCode::CONFLICT, Json(json!({ "message": [text] }))).into_response();
     }
     if source == target {
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "message": ["You can't use same project/branch for source and target"] })))
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "message": ["You can't use same project/branch for source and target"] })),
+        )
             .into_response();
     }
     let Some(sha) = p.branches.get(source).cloned() else {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "message": { "source_branch": ["is invalid"] } }))).into_response();
+        return (StatusCode::BAD_REQUEST, Json(json!({ "message": { "source_branch": ["is invalid"] } })))
+            .into_response();
     };
     let iid = p.merge_requests.keys().max().map_or(1, |n| n + 1);
     let (id, at) = (w.id(), w.now());
@@ -2332,7 +2425,11 @@ fn mr_route(w: &mut World, r: &Req, pid: u64, iid: u64, segs: &[&str]) -> Respon
         ("GET", ["pipelines"]) => {
             let p = &w.projects[&pid];
             let mr = &p.merge_requests[&iid];
-            let own = [mr.source_branch.clone(), format!("refs/merge-requests/{iid}/head"), format!("refs/merge-requests/{iid}/merge")];
+            let own = [
+                mr.source_branch.clone(),
+                format!("refs/merge-requests/{iid}/head"),
+                format!("refs/merge-requests/{iid}/merge"),
+            ];
             let list = p
                 .pipelines
                 .iter()
@@ -2382,7 +2479,10 @@ fn merge(w: &mut World, r: &Req, pid: u64, iid: u64) -> Response {
     if mr.state != "opened" || mr.draft || matches!(status.as_str(), "checking" | "unchecked") {
         return not_allowed();
     }
-    if p.merge_trains_enabled && p.merge_train_enforced && !(params.skip_merge_train && p.merge_trains_skip_train_allowed) {
+    if p.merge_trains_enabled
+        && p.merge_train_enforced
+        && !(params.skip_merge_train && p.merge_trains_skip_train_allowed)
+    {
         return message(405, "Merge requests must be merged through the merge train");
     }
     let pipeline_blocks = matches!(status.as_str(), "ci_still_running" | "ci_must_pass");
@@ -2422,7 +2522,9 @@ fn notes_list(w: &mut World, r: &Req, pid: u64, kind: Noteable, iid: u64) -> Res
     let base = w.base.clone();
     let mut notes = w.notes_mut(pid, kind, iid).cloned().unwrap_or_default();
     let by_updated = r.q.get("order_by") == Some("updated_at");
-    notes.sort_by(|a, b| if by_updated { a.updated_at.cmp(&b.updated_at) } else { a.created_at.cmp(&b.created_at) }.then(a.id.cmp(&b.id)));
+    notes.sort_by(|a, b| {
+        if by_updated { a.updated_at.cmp(&b.updated_at) } else { a.created_at.cmp(&b.created_at) }.then(a.id.cmp(&b.id))
+    });
     // GitLab's default order is newest first.
     if r.q.get("sort") != Some("asc") {
         notes.reverse();

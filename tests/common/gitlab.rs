@@ -182,16 +182,23 @@ pub fn mr_hook(fake: &FakeGitLab, project: u64, mr: &MergeRequest, action: &str,
         all.extend(changes);
     }
     hook["changes"] = all;
-    let people = |ids: &[u64]| -> Value {
-        ids.iter().map(|id| hook_user(fake, &fake.with(|w| w.username(*id)))).collect()
-    };
+    let people =
+        |ids: &[u64]| -> Value { ids.iter().map(|id| hook_user(fake, &fake.with(|w| w.username(*id)))).collect() };
     hook["assignees"] = people(&mr.assignees);
     hook["reviewers"] = people(&mr.reviewers);
     hook
 }
 
 /// A Note Hook: `by` wrote (or edited) note `id` on the MR.
-pub fn note_hook(fake: &FakeGitLab, project: u64, mr: &MergeRequest, id: u64, text: &str, action: &str, by: &str) -> Value {
+pub fn note_hook(
+    fake: &FakeGitLab,
+    project: u64,
+    mr: &MergeRequest,
+    id: u64,
+    text: &str,
+    action: &str,
+    by: &str,
+) -> Value {
     let mut hook = fixture("note/merge_request.json");
     let p = hook_project(fake, project);
     let user = hook_user(fake, by);
@@ -329,7 +336,15 @@ pub fn pipeline_hook(fake: &FakeGitLab, project: u64, id: u64, iid: Option<u64>,
 }
 
 /// A Push Hook: `by` moved `branch` from `before` to `after`, changing `modified`.
-pub fn push_hook(fake: &FakeGitLab, project: u64, branch: &str, before: &str, after: &str, by: &str, modified: &[&str]) -> Value {
+pub fn push_hook(
+    fake: &FakeGitLab,
+    project: u64,
+    branch: &str,
+    before: &str,
+    after: &str,
+    by: &str,
+    modified: &[&str],
+) -> Value {
     let mut hook = fixture("push/push.json");
     let p = hook_project(fake, project);
     let user = hook_user(fake, by);
@@ -614,9 +629,9 @@ impl ForgeDriver for GitLabDriver {
                     .fake
                     .post_status_as(PROJECT, sha, name, commit_status(state), "", user)
                     .unwrap_or_else(|e| panic!("{user}'s status {name} on {sha}: {e}"));
-                let iid = self.fake.project(PROJECT, |p| {
-                    p.merge_requests.values().rev().find(|m| m.sha == sha).map(|m| m.iid)
-                });
+                let iid = self
+                    .fake
+                    .project(PROJECT, |p| p.merge_requests.values().rev().find(|m| m.sha == sha).map(|m| m.iid));
                 let hook = pipeline_hook(&self.fake, PROJECT, record.pipeline_id, iid, user);
                 self.send("Pipeline", hook).await;
             }
@@ -697,7 +712,13 @@ impl ForgeDriver for GitLabDriver {
         let merged = self.fake.merges().into_iter().map(|m| Landed::Merged {
             change: Change(m.iid),
             sha: m.sha.unwrap_or(m.head),
-            method: if m.squash { "squash".into() } else if m.method == "merge" { "merge".into() } else { "rebase".into() },
+            method: if m.squash {
+                "squash".into()
+            } else if m.method == "merge" {
+                "merge".into()
+            } else {
+                "rebase".into()
+            },
         });
         let enqueued = self.fake.train_adds().into_iter().map(|t| Landed::Enqueued {
             change: Change(t.iid),
