@@ -345,6 +345,9 @@ async fn commit_statuses_land_in_the_named_the_newest_or_a_new_external_pipeline
     assert_eq!(wrong.status, 400);
     assert!(wrong.body["message"].as_str().unwrap().starts_with("400 Bad request"));
     assert_eq!(api.post(&statuses, json!({ "state": "bogus" })).await.status, 400);
+    let unknown =
+        api.post(&format!("/projects/{PROJECT}/statuses/{}", "f".repeat(40)), json!({ "state": "success" })).await;
+    assert_eq!((unknown.status, unknown.body), (404, json!({ "message": "404 Commit Not Found" })));
 
     // The commit's statuses list CI jobs too, newest first.
     let listed = api.get(&format!("/projects/{PROJECT}/repository/commits/{head}/statuses?all=true")).await;

@@ -790,6 +790,9 @@ impl World {
         let Some(state) = q.get("state").filter(|s| STATES.contains(s)).map(String::from) else {
             return Err(Box::new(error_key(400, "state does not have a valid value")));
         };
+        if !self.projects[&project].commits.contains_key(sha) {
+            return Err(Box::new(not_found("Commit")));
+        }
         let name = q.get("name").or(q.get("context")).unwrap_or("default").to_string();
         let description = q.get("description").map(String::from);
         let target_url = q.get("target_url").map(String::from);
@@ -812,9 +815,6 @@ impl World {
             match newest {
                 Some(id) => (id, false),
                 None => {
-                    if !self.projects[&project].commits.contains_key(sha) {
-                        return Err(Box::new(message(404, "404 References for commit Not Found")));
-                    }
                     let ref_ = ref_given.clone().unwrap_or_else(|| self.ref_for(project, sha));
                     (self.new_pipeline(project, sha, &ref_, "external", "pending", by), true)
                 }
