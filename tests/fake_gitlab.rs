@@ -269,6 +269,33 @@ async fn merging_answers_as_gitlab_does_until_it_merges_the_pinned_head() {
 }
 
 #[tokio::test]
+async fn auto_merge_waits_for_the_head_pipeline_then_merges_the_pinned_head() {
+    let (fake, api) = payments().await;
+    fake.project(PROJECT, |p| p.only_allow_merge_if_pipeline_succeeds = true);
+    let iid = fake.open_mr(PROJECT, mr_by("alice"));
+    let head = fake.mr(PROJECT, iid).sha;
+    let ref_ = format!("refs/merge-requests/{iid}/head");
+    let pipeline = fake.create_pipeline(PROJECT, &head, &ref_, "merge_request_event", "pending", &[]);
+    let job = fake.add_job(PROJECT, pipeline, "smoke", "running", false, "alice");
+    let merge = format!("/projects/{PROJECT}/merge_requests/{iid}/merge");
+    assert_eq!(api.put(&merge, json!({ "sha": head })).await.status, 405, "still running, no auto-merge asked");
+    let set = api.put(&merge, json!({ "sha": head, "auto_merge": true })).await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(
+        (set.body["state"].clone(), set.body["merge_when_pipeline_succeeds"].clone()),
+        (json!("opened"), json!(true))
+    );
+    assert_eq!((set.body["merged_by"].clone(), set.body["merge_user"]["username"].clone()), (Value::Null, json!(BOT)));
+    assert!(fake.merges().is_empty());
+    fake.set_job_status(PROJECT, pipeline, job, "success");
+    let merges = fake.merges();
+    assert_eq!(merges.len(), 1);
+    assert!(merges[0].auto_merge);
+    assert_eq!(merges[0].sha.as_deref(), Some(head.as_str()));
+    assert_eq!(fake.mr(PROJECT, iid).state, "merged");
+}
+
+#[tokio::test]
 async fn merge_trains_take_cars_and_refuse_direct_merges_when_enforced() {
     let (fake, api) = payments().await;
     let iid = fake.open_mr(PROJECT, mr_by("alice"));

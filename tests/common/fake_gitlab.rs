@@ -148,6 +148,8 @@ pub struct MergeRequest {
     pub merge_commit_sha: Option<String>,
     pub squash_commit_sha: Option<String>,
     pub merged_by: Option<u64>,
+    /// Who merged it or set it to auto-merge.
+    pub merge_user: Option<u64>,
     /// What GitLab computed about mergeability (`mergeable`, `checking`, `not_approved`, …);
     /// draft, state and pipeline conditions are derived on top of it.
     pub detailed_merge_status: String,
@@ -557,6 +559,7 @@ impl World {
         let mr = &p.merge_requests[&iid];
         let users = |ids: &[u64]| ids.iter().map(|id| self.user_json(*id)).collect::<Vec<_>>();
         let merged_by = mr.merged_by.map(|id| self.user_json(id));
+        let merge_user = mr.merge_user.or(mr.merged_by).map(|id| self.user_json(id));
         let legacy = match self.merge_status(project, iid).as_str() {
             "checking" => "checking",
             "unchecked" => "unchecked",
@@ -566,7 +569,7 @@ impl World {
         let mut v = json!({
             "id": mr.id, "iid": iid, "project_id": mr.target_project_id, "title": mr.title,
             "description": mr.description, "state": mr.state, "created_at": mr.created_at,
-            "updated_at": mr.updated_at, "merged_by": merged_by, "merge_user": merged_by,
+            "updated_at": mr.updated_at, "merged_by": merged_by, "merge_user": merge_user,
             "merged_at": mr.merged_at, "closed_by": null, "closed_at": null,
             "target_branch": mr.target_branch, "source_branch": mr.source_branch,
             "user_notes_count": mr.notes.iter().filter(|n| !n.system).count(), "upvotes": 0, "downvotes": 0,
@@ -712,9 +715,14 @@ impl World {
             .map(|mr| (mr.iid, mr.auto_merge.clone().unwrap()))
             .collect();
         for (iid, params) in ready {
-            let by = self.projects[&project].merge_requests[&iid].merged_by.unwrap_or(self.bot);
-            self.mr(project, iid).auto_merge = None;
-            self.do_merge(project, iid, &params, by);
+            let bot = self.bot;
+            let mr = self.mr(project, iid);
+            let by = mr.merge_user.unwrap_or(bot);
+            mr.auto_merge = None;
+            // A head that moved past the pinned `sha` aborts the auto-merge.
+            if params.sha.as_ref().is_none_or(|sha| *sha == mr.sha) {
+                self.do_merge(project, iid, &params, by);
+            }
         }
     }
 
@@ -740,6 +748,7 @@ impl World {
         let mr = self.mr(project, iid);
         mr.state = "merged".into();
         mr.merged_by = Some(by);
+        mr.merge_user = Some(by);
         mr.merged_at = Some(at.clone());
         mr.updated_at = at;
         mr.merge_commit_sha = merge_sha.clone();
@@ -1393,6 +1402,7 @@ impl FakeGitLab {
                 merge_commit_sha: None,
                 squash_commit_sha: None,
                 merged_by: None,
+                merge_user: None,
                 detailed_merge_status: "mergeable".into(),
                 reviewers: Vec::new(),
                 assignees: Vec::new(),
@@ -2325,6 +2335,7 @@ fn create_mr(w: &mut World, r: &Req, pid: u64) -> Response {
         merge_commit_sha: None,
         squash_commit_sha: None,
         merged_by: None,
+        merge_user: None,
         detailed_merge_status: "mergeable".into(),
         reviewers: q.ids("reviewer_ids").unwrap_or_default(),
         assignees: q.ids("assignee_ids").or_else(|| q.ids("assignee_id")).unwrap_or_default(),
@@ -2495,7 +2506,7 @@ fn merge(w: &mut World, r: &Req, pid: u64, iid: u64) -> Response {
         let user = r.user;
         let mr = w.mr(pid, iid);
         mr.auto_merge = Some(params);
-        mr.merged_by = Some(user);
+        mr.merge_user = Some(user);
         return Json(w.mr_json(pid, iid, true)).into_response();
     }
     if pipeline_blocks || status != "mergeable" {
