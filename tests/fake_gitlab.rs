@@ -635,3 +635,123 @@ async fn the_driver_starts_a_lane_for_the_fake_instance() {
     assert_eq!(policy.status, 200);
     assert_eq!(driver.fake.project(PROJECT, |p| p.default_branch.clone()), "main");
 }
+
+/// People's moves through the driver change the fake as GitLab would and make the hooks GitLab
+/// sends (not delivered: the lane cannot take GitLab hooks yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drivers_moves_change_the_fake_and_make_gitlabs_hooks() {
+    use common::gitlab::{GitLabDriver, POLICY};
+    use common::scenario::{Change, ForgeDriver, Landed, NewChange, Source, State};
+    let mut d = GitLabDriver::start(common::Backend::Sqlite, "").await;
+    d.deliver = false;
+    let last = |d: &GitLabDriver| d.sent.last().cloned().unwrap();
+
+    let pr = d.open(NewChange::by("codertocat").body("Postmortem: #50")).await;
+    assert_eq!(pr, Change(1));
+    let (kind, hook) = last(&d);
+    assert_eq!((kind.as_str(), hook["object_attributes"]["action"].clone()), ("Merge Request Hook", json!("open")));
+    assert_eq!(hook["object_attributes"]["description"], "Postmortem: #50");
+    assert_eq!(hook["user"]["username"], "codertocat");
+
+    d.label(pr, "hotfix", "alice").await;
+    let (_, hook) = last(&d);
+    assert_eq!(hook["object_attributes"]["action"], "update");
+    assert_eq!(hook["changes"]["labels"]["previous"], json!([]));
+    assert_eq!(hook["changes"]["labels"]["current"][0]["title"], "hotfix");
+    assert_eq!(hook["user"]["username"], "alice");
+    let events = d.fake.mr(PROJECT, 1).label_events;
+    assert_eq!(
+        (events[0].label.as_str(), events[0].action.as_str(), events[0].user),
+        ("hotfix", "add", d.fake.user("alice"))
+    );
+    d.unlabel(pr, "hotfix", "bob").await;
+    assert_eq!(last(&d).1["changes"]["labels"]["current"], json!([]));
+    d.label(pr, "hotfix", "alice").await;
+
+    let old = d.head(pr);
+    let new = d.push(pr, "codertocat").await;
+    assert_ne!(old, new);
+    let (kind, hook) = last(&d);
+    assert_eq!(kind, "Merge Request Hook");
+    assert_eq!(
+        (hook["object_attributes"]["oldrev"].as_str(), hook["object_attributes"]["last_commit"]["id"].as_str()),
+        (Some(old.as_str()), Some(new.as_str()))
+    );
+    let push = &d.sent[d.sent.len() - 2];
+    assert_eq!(
+        (push.0.as_str(), push.1["after"].as_str(), push.1["ref"].as_str()),
+        ("Push Hook", Some(new.as_str()), Some("refs/heads/fix-1"))
+    );
+
+    let said = d.comment(pr, "/hotfix approve", "alice").await;
+    let (kind, hook) = last(&d);
+    assert_eq!((kind.as_str(), hook["object_attributes"]["id"].as_u64()), ("Note Hook", Some(said.id)));
+    assert_eq!(
+        (hook["merge_request"]["iid"].clone(), hook["object_attributes"]["noteable_type"].clone()),
+        (json!(1), json!("MergeRequest"))
+    );
+    d.edit_comment(said, "/hotfix revoke", "alice").await;
+    assert_eq!(last(&d).1["object_attributes"]["action"], "update");
+    assert_eq!(d.fake.mr(PROJECT, 1).notes[0].body, "/hotfix revoke");
+    d.edit_description(pr, "Postmortem: #51", "codertocat").await;
+    assert_eq!(
+        last(&d).1["changes"]["description"],
+        json!({ "previous": "Postmortem: #50", "current": "Postmortem: #51" })
+    );
+    assert_eq!(d.description(pr), "Postmortem: #51");
+
+    // CI reports in the MR's head pipeline; a user's status lands there too.
+    d.report(&new, "smoke", State::Pending, Source::App("gitlab-ci")).await;
+    d.report(&new, "smoke", State::Success, Source::App("gitlab-ci")).await;
+    let (kind, hook) = last(&d);
+    assert_eq!(
+        (kind.as_str(), hook["object_attributes"]["status"].clone(), hook["merge_request"]["iid"].clone()),
+        ("Pipeline Hook", json!("success"), json!(1))
+    );
+    let head_pipeline = d.fake.head_pipeline(PROJECT, 1).expect("CI made the head pipeline");
+    assert_eq!(hook["object_attributes"]["id"], head_pipeline);
+    assert_eq!(d.check(&new, "smoke").map(|c| c.0), Some(State::Success));
+    d.report(&new, "security", State::Failure, Source::User("mallory")).await;
+    assert_eq!(d.check(&new, "security").map(|c| c.0), Some(State::Failure));
+    assert_eq!(d.fake.status(PROJECT, &new, "security").unwrap().pipeline_id, head_pipeline);
+
+    d.open_issue(50, &["postmortem"], "alice").await;
+    assert_eq!(last(&d).0, "Issue Hook");
+    d.label_issue(50, "done", "alice").await;
+    assert_eq!(last(&d).1["changes"]["labels"]["current"][1]["title"], "done");
+    d.unlabel_issue(50, "done", "alice").await;
+    assert_eq!(d.fake.issue(PROJECT, 50).unwrap().labels, ["postmortem"]);
+
+    d.push_policy("[merge]\nmethod = \"squash\"\n", "alice").await;
+    let (kind, hook) = last(&d);
+    assert_eq!((kind.as_str(), hook["ref"].clone()), ("Push Hook", json!("refs/heads/main")));
+    assert_eq!(
+        d.fake.project(PROJECT, |p| p.files[&("main".to_string(), POLICY.to_string())].content.clone()),
+        "[merge]\nmethod = \"squash\"\n"
+    );
+
+    d.require_merge_queue("main");
+    let train = d.queue(pr).await;
+    let (_, hook) = last(&d);
+    assert_eq!(
+        (hook["object_attributes"]["sha"].as_str(), hook["object_attributes"]["status"].as_str()),
+        (Some(train.as_str()), Some("running"))
+    );
+    assert_eq!(hook["object_attributes"]["ref"], "refs/merge-requests/1/train");
+    d.report(&train, "smoke", State::Success, Source::App("gitlab-ci")).await;
+    assert_eq!(d.check(&train, "smoke").map(|c| c.0), Some(State::Success));
+
+    // What the lane would do through the API shows as written, opened and landed.
+    let api = Api::new(&d.fake);
+    let note = api.post(&format!("/projects/{ENCODED}/merge_requests/1/notes"), json!({ "body": "Authorized" })).await;
+    api.post(&format!("/projects/{PROJECT}/issues"), json!({ "title": "Postmortem for !1", "labels": "postmortem" }))
+        .await;
+    api.post(&format!("/projects/{PROJECT}/merge_trains/merge_requests/1"), json!({ "sha": new })).await;
+    let written = d.written();
+    assert_eq!(
+        (written.len(), written[0].on, written[0].id, written[0].repo.as_str()),
+        (1, 1, note.body["id"].as_u64().unwrap(), PATH)
+    );
+    assert_eq!(d.issues_opened()[0].labels, ["postmortem"]);
+    assert_eq!(d.landed(), [Landed::Enqueued { change: pr, sha: new.clone(), front: false }]);
+}
