@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod fake_github;
+pub mod fake_gitlab;
 pub mod git;
 pub mod github;
+pub mod gitlab;
 pub mod gitlab_hook;
 pub mod lane;
 pub mod scenario;
