@@ -13,7 +13,7 @@ use crate::forge::github::GitHubAuth;
 use crate::ingress::Limits;
 use crate::jobs::RunnerOptions;
 use crate::lane::policy::parse_duration;
-use crate::server::{self, ServeSettings};
+use crate::server::{self, GitLabSettings, ServeSettings};
 use crate::store::DEFAULT_DATABASE_URL;
 use crate::telemetry::{self, LogFormat};
 
@@ -228,6 +228,31 @@ struct ServeOptions {
     /// File holding the GitHub token.
     #[arg(long, env = "HOTFIX_LANE_GITHUB_TOKEN_FILE")]
     github_token_file: Option<PathBuf>,
+    /// GitLab instance [default: https://gitlab.com; self-managed: its address].
+    #[arg(long, env = "HOTFIX_LANE_GITLAB_URL")]
+    gitlab_url: Option<String>,
+    /// Token hotfix-lane acts with on GitLab: a project or group access token (or a bot user's
+    /// personal token), role Maintainer, scope `api`.
+    #[arg(long, env = "HOTFIX_LANE_GITLAB_TOKEN", hide_env_values = true)]
+    gitlab_token: Option<Secret>,
+    /// File holding the GitLab token.
+    #[arg(long, env = "HOTFIX_LANE_GITLAB_TOKEN_FILE")]
+    gitlab_token_file: Option<PathBuf>,
+    /// Secret token of the GitLab webhook (X-Gitlab-Token); turns the GitLab endpoint on.
+    #[arg(long, env = "HOTFIX_LANE_GITLAB_WEBHOOK_TOKEN", hide_env_values = true)]
+    gitlab_webhook_token: Option<Secret>,
+    /// File holding the GitLab webhook's secret token.
+    #[arg(long, env = "HOTFIX_LANE_GITLAB_WEBHOOK_TOKEN_FILE")]
+    gitlab_webhook_token_file: Option<PathBuf>,
+    /// The previous secret token, still accepted while a rotation is under way.
+    #[arg(long, env = "HOTFIX_LANE_GITLAB_WEBHOOK_TOKEN_PREVIOUS", hide_env_values = true)]
+    gitlab_webhook_token_previous: Option<Secret>,
+    /// Signing token of the GitLab webhook (`whsec_…`); once set, deliveries must be signed with it.
+    #[arg(long, env = "HOTFIX_LANE_GITLAB_SIGNING_TOKEN", hide_env_values = true)]
+    gitlab_signing_token: Option<Secret>,
+    /// File holding the GitLab webhook's signing token.
+    #[arg(long, env = "HOTFIX_LANE_GITLAB_SIGNING_TOKEN_FILE")]
+    gitlab_signing_token_file: Option<PathBuf>,
     /// GitHub App id; with the App's private key, hotfix-lane acts as each installation and
     /// reports check runs.
     #[arg(long, env = "HOTFIX_LANE_GITHUB_APP_ID")]
@@ -349,6 +374,26 @@ impl ServeOptions {
         let github_app_private_key =
             secret!("HOTFIX_LANE_GITHUB_APP_PRIVATE_KEY", github_app_private_key, github_app_private_key_file);
         let admin_token = secret!("HOTFIX_LANE_ADMIN_TOKEN", admin_token, admin_token_file);
+        let gitlab_tokens: Vec<String> = [
+            secret!("HOTFIX_LANE_GITLAB_WEBHOOK_TOKEN", gitlab_webhook_token, gitlab_webhook_token_file),
+            self.gitlab_webhook_token_previous.or(file.gitlab_webhook_token_previous),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.0)
+        .collect();
+        let gitlab_signing: Vec<String> =
+            secret!("HOTFIX_LANE_GITLAB_SIGNING_TOKEN", gitlab_signing_token, gitlab_signing_token_file)
+                .into_iter()
+                .map(|s| s.0)
+                .collect();
+        let gitlab_token = secret!("HOTFIX_LANE_GITLAB_TOKEN", gitlab_token, gitlab_token_file);
+        let gitlab = (!gitlab_tokens.is_empty() || !gitlab_signing.is_empty()).then(|| GitLabSettings {
+            url: self.gitlab_url.clone().or(file.gitlab_url.clone()).unwrap_or_else(|| "https://gitlab.com".into()),
+            token: gitlab_token.map(|t| t.0),
+            webhook_tokens: gitlab_tokens,
+            signing_tokens: gitlab_signing,
+        });
         let runner_defaults = RunnerOptions::default();
         let limit_defaults = Limits::default();
         let settings = ServeSettings {
@@ -359,7 +404,7 @@ impl ServeOptions {
                 .github_api_url
                 .or(file.github_api_url)
                 .unwrap_or_else(|| "https://api.github.com".into()),
-            gitlab: None,
+            gitlab,
             github_auth: github_auth(github_token, self.github_app_id.or(file.github_app_id), github_app_private_key)?,
             limits: Limits {
                 body_timeout: self.body_timeout.or(file.body_timeout).unwrap_or(limit_defaults.body_timeout),

@@ -17,7 +17,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::Dispatch;
+use crate::forge::both::Clients;
 use crate::forge::github::{GitHubAuth, GitHubClients};
+use crate::forge::gitlab::GitLab;
 use crate::ingress::github::GithubIngress;
 use crate::ingress::gitlab::GitlabIngress;
 use crate::ingress::signature::Secrets;
@@ -76,7 +78,10 @@ impl std::fmt::Debug for GitLabSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("no forge is configured: set HOTFIX_LANE_GITHUB_WEBHOOK_SECRET (or --github-webhook-secret)")]
+    #[error(
+        "no forge is configured: set HOTFIX_LANE_GITHUB_WEBHOOK_SECRET (or --github-webhook-secret) for GitHub, \
+         HOTFIX_LANE_GITLAB_WEBHOOK_TOKEN (or --gitlab-webhook-token) for GitLab, or both"
+    )]
     NoForge,
     #[error("invalid GitHub webhook secret: {0}")]
     BadSecret(&'static str),
@@ -148,10 +153,16 @@ pub async fn start(settings: ServeSettings) -> Result<Running, ServeError> {
 }
 
 pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) -> Result<Running, ServeError> {
-    if settings.github_webhook_secrets.is_empty() {
+    if settings.github_webhook_secrets.is_empty() && settings.gitlab.is_none() {
         return Err(ServeError::NoForge);
     }
-    let secrets = Secrets::new(&settings.github_webhook_secrets).map_err(ServeError::BadSecret)?;
+    let github_serves = !settings.github_webhook_secrets.is_empty();
+    let github_ingress = match settings.github_webhook_secrets.is_empty() {
+        true => None,
+        false => Some(GithubIngress {
+            secrets: Secrets::new(&settings.github_webhook_secrets).map_err(ServeError::BadSecret)?,
+        }),
+    };
     // Found now rather than at the first backport, in the middle of an incident.
     settings
         .mirrors
@@ -169,7 +180,7 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     let budget = Arc::new(BodyBudget::new(&settings.limits));
     let ingress = Arc::new(Ingress {
         writer,
-        github: Some(GithubIngress { secrets }),
+        github: github_ingress,
         gitlab: settings
             .gitlab
             .as_ref()
@@ -198,14 +209,26 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
                 .with_state(ops.clone()),
         );
 
-    let forge = match settings.github_auth {
+    let github = match settings.github_auth {
         Some(auth) => Some(GitHubClients::new(&settings.github_api_url, auth).map_err(ServeError::Forge)?),
-        None => {
+        None if github_serves => {
             tracing::warn!("no GitHub token configured: deliveries are stored and tracked, nothing is reported");
             None
         }
+        None => None,
     };
-    let reports = forge.is_some();
+    let gitlab = match settings.gitlab.as_ref() {
+        Some(GitLabSettings { url, token: Some(token), .. }) => {
+            Some(GitLab::new(url, token).map_err(ServeError::Forge)?)
+        }
+        Some(_) => {
+            tracing::warn!("no GitLab token configured: deliveries are stored and tracked, nothing is reported");
+            None
+        }
+        None => None,
+    };
+    let reports = github.is_some() || gitlab.is_some();
+    let forge = reports.then_some(Clients { github, gitlab });
     let (stop, stopped) = watch::channel(false);
     let limits = settings.limits;
     let owner = settings.runner.owner.clone();

@@ -319,6 +319,24 @@ on_both_backends!(forge github = crate::common::github::GitHubDriver:
     the_merge_queue_enforces_the_postmortem_check,
 );
 
+// GitLab cannot put a change at the front of a merge train: `tests/gitlab_lane.rs` has what it does.
+on_both_backends!(forge gitlab = crate::common::gitlab::GitLabDriver:
+    a_normal_pull_request_passes_without_a_comment,
+    a_hotfix_merges_once_another_responder_authorizes_it_and_smoke_passes,
+    a_hotfix_whose_ci_went_green_before_the_label_merges_when_a_responder_labels_it,
+    a_label_from_a_non_responder_is_refused_and_explained,
+    a_push_after_the_grant_voids_it,
+    an_expired_grant_does_not_merge,
+    a_revoked_grant_does_not_merge,
+    only_responders_authorize_and_edits_never_do,
+    a_hotfix_without_a_postmortem_is_blocked_until_the_issue_exists,
+    slash_postmortem_opens_and_links_the_issue_once,
+    only_responders_and_the_author_open_postmortems,
+    the_policy_can_open_the_postmortem_when_the_label_is_applied,
+    an_invalid_policy_is_reported_and_the_last_good_one_kept,
+    the_merge_queue_enforces_the_postmortem_check,
+);
+
 // GitHub's own controls: the harness, driven directly.
 
 /// A `pull_request` delivery for PR #2 of the fixture repository, by Codertocat.

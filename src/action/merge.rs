@@ -90,7 +90,7 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: Deci
         facts.lane.remember(&pull.head_sha, &current.lane);
         facts.lane.remember(&pull.head_sha, &current.postmortem);
         // The merge itself reads the change, its checks and its postmortem again.
-        let input = Input::ChecksMoved { sha: pull.head_sha.clone() };
+        let input = Input::ChecksMoved { sha: pull.head_sha.clone(), new_run: false };
         let facts = match super::lane(forge, repo, &loaded, number, Some(facts.clone()), input, merges).await {
             Ok(decided) => {
                 trail(&decided.audit);

@@ -3,7 +3,7 @@
 
 use super::{new_job, Dispatch, StepError};
 use crate::forge::{Forge, Forges};
-use crate::lane::event::{CheckConclusion, CommitState, Envelope, ItemState, RepoRef};
+use crate::lane::event::{CheckConclusion, CheckSuite, CommitState, Envelope, ItemState, RepoRef};
 use crate::lane::job::{Job, Subject};
 use crate::lane::key::ChangeKey;
 use crate::store::Write;
@@ -55,7 +55,7 @@ pub(super) async fn on_check<P: Forges>(
         }
         let change =
             Subject { forge: envelope.forge, repo: repo.clone(), number, installation_id: envelope.installation_id };
-        writes.push(Write::Enqueue(new_job(&Job::Refresh { change, sha: sha.to_string() }, now)));
+        writes.push(Write::Enqueue(new_job(&Job::Refresh { change, sha: sha.to_string(), new_run: false }, now)));
     }
     Ok(writes)
 }
@@ -67,4 +67,41 @@ pub(super) fn check_finished(conclusion: Option<CheckConclusion>) -> bool {
 
 pub(super) fn status_finished(state: CommitState) -> bool {
     !matches!(state, CommitState::Pending | CommitState::Unknown)
+}
+
+/// A CI run (a GitLab pipeline, a GitHub check suite) started or finished on a commit: the
+/// changes it belongs to are re-evaluated, and a run that just started gets the lane's reports
+/// posted again, since it shows only what is posted into it (on GitLab, "Pipelines must
+/// succeed" looks at the head pipeline alone: one started without them would let the merge
+/// through).
+pub(super) async fn on_run<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
+    envelope: &Envelope,
+    repo: &RepoRef,
+    suite: &CheckSuite,
+    started: bool,
+) -> Result<Vec<Write>, StepError> {
+    // The forge naming the change is enough: a merged-results run tests another commit than
+    // the change's head. Found by commit, a change counts only if that commit is its head.
+    let named = !suite.pull_numbers.is_empty();
+    let numbers = match named {
+        true => suite.pull_numbers.clone(),
+        false => forge.pulls_for_commit(&repo.full_name, &suite.head_sha).await?,
+    };
+    let now = d.clock.now_ms();
+    let mut writes = Vec::new();
+    for number in numbers {
+        let (Some(facts), _) = d.change_state(ChangeKey::new(envelope.forge, repo.id, number)).await? else { continue };
+        if (!named && facts.head_sha != suite.head_sha) || facts.state != ItemState::Open {
+            continue;
+        }
+        let change =
+            Subject { forge: envelope.forge, repo: repo.clone(), number, installation_id: envelope.installation_id };
+        writes.push(Write::Enqueue(new_job(
+            &Job::Refresh { change, sha: facts.head_sha.clone(), new_run: started },
+            now,
+        )));
+    }
+    Ok(writes)
 }

@@ -23,7 +23,9 @@ use crate::forge::{ForgeError, Forges};
 use crate::jobs::{JobHandler, JobResult};
 use crate::lane::audit::{Audit, AuditAction};
 use crate::lane::conventions::Conventions;
-use crate::lane::event::{CheckAction, Envelope, Event, Forge, IssueAction, MergeGroupAction, PullRequestAction};
+use crate::lane::event::{
+    CheckAction, CheckStatus, Envelope, Event, Forge, IssueAction, MergeGroupAction, PullRequestAction,
+};
 use crate::lane::job::{Job, Subject};
 use crate::lane::key::ChangeKey;
 use crate::lane::step::{Ctx, Input, Observed};
@@ -178,6 +180,11 @@ impl<P: Forges> Dispatch<P> {
                 };
                 checks::on_check(self, forge, &envelope, repo, seen).await
             }
+            Event::CheckSuite { action: action @ (CheckAction::Completed | CheckAction::Requested), suite } => {
+                // A run is new while queued; once running it already holds what was posted.
+                let started = *action == CheckAction::Requested && suite.status == CheckStatus::Queued;
+                checks::on_run(self, forge, &envelope, repo, suite, started).await
+            }
             Event::Status { sha, context, state } => {
                 let seen = checks::CheckSeen {
                     name: context,
@@ -207,8 +214,12 @@ impl<P: Forges> Dispatch<P> {
         let client = forges.client(forge, installation_id)?;
         match queued {
             Job::Reconcile(subject) => pull::reconcile(self, &client, &subject).await,
-            Job::Refresh { change, sha } => {
-                self.decide(&client, &change, Input::ChecksMoved { sha }, Observed::default()).await
+            Job::Refresh { change, sha, new_run } => {
+                if new_run {
+                    // Forgotten here, in the change's own queue, so no earlier job re-remembers them.
+                    self.written.forget(&change.repo.full_name, &sha);
+                }
+                self.decide(&client, &change, Input::ChecksMoved { sha, new_run }, Observed::default()).await
             }
             Job::Recheck { change, lookup } => {
                 self.decide(&client, &change, Input::IssueChanged { lookup }, Observed::default()).await

@@ -32,4 +32,10 @@ impl Written {
         }
         reports.insert((repo.to_string(), sha.to_string(), report.context.clone()), report.clone());
     }
+
+    /// Forgets what was written on `sha`: a new CI run on it (a GitLab pipeline) shows only the
+    /// reports posted into it, so the next ones are posted again.
+    pub fn forget(&self, repo: &str, sha: &str) {
+        self.reports.lock().expect("written reports lock").retain(|(r, s, _), _| r != repo || s != sha);
+    }
 }

@@ -1,5 +1,6 @@
 //! What the lane needs from a forge, as one trait; each forge's client implements it.
 
+pub mod both;
 pub mod github;
 pub mod gitlab;
 

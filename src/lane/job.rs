@@ -33,11 +33,14 @@ impl Subject {
 pub enum Job {
     /// Reads the change from the forge again and evaluates it as if it had just been edited.
     Reconcile(Subject),
-    /// A check on the change's head `sha` moved: merge if the lane now may.
+    /// A check on the change's head `sha` moved: merge if the lane now may. `new_run`: a CI
+    /// run started on it, which shows only the reports posted into it: post them again.
     Refresh {
         #[serde(flatten)]
         change: Subject,
         sha: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        new_run: bool,
     },
     /// The issue the change names as its postmortem changed; the issue event said this of it.
     #[serde(rename = "postmortem_recheck")]
@@ -133,7 +136,8 @@ mod tests {
     fn every_job_reads_back_as_it_was_stored() {
         let jobs = [
             Job::Reconcile(subject()),
-            Job::Refresh { change: subject(), sha: "abc".into() },
+            Job::Refresh { change: subject(), sha: "abc".into(), new_run: false },
+            Job::Refresh { change: subject(), sha: "abc".into(), new_run: true },
             Job::Recheck { change: subject(), lookup: IssueLookup::Moved },
             Job::QueueSweep { forge: Forge::Github, repo: subject().repo, installation_id: None },
             Job::Backport { change: subject(), target: "main".into(), merger: Some("bob".into()) },

@@ -2066,6 +2066,7 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
                 .pipelines
                 .iter()
                 .filter(|pl| pl.sha == *sha && q.get("ref").is_none_or(|r| r == pl.ref_))
+                .filter(|pl| q.get("pipeline_id").is_none_or(|id| id == pl.id.to_string()))
                 .flat_map(|pl| pl.jobs.iter().map(move |j| (pl, j)))
                 .filter(|(_, j)| q.get("name").is_none_or(|n| n == j.name))
                 .filter(|(_, j)| all || !j.retried)

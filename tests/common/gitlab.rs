@@ -435,6 +435,9 @@ pub struct GitLabDriver {
     pub deliver: bool,
     deliveries: u64,
     _db: TestDb,
+    /// GitLab's comments are snapshotted apart from GitHub's (`name@gitlab.snap`): commit ids
+    /// and the forge's words differ.
+    _snapshots: insta::internals::SettingsBindDropGuard,
 }
 
 impl GitLabDriver {
@@ -533,6 +536,19 @@ impl GitLabDriver {
     }
 }
 
+impl GitLabDriver {
+    /// Someone runs a new pipeline for the merge request's head (Run pipeline, or a retry of
+    /// the whole pipeline): GitLab makes it the head pipeline and says so in a Pipeline Hook.
+    pub async fn run_pipeline(&mut self, change: Change) -> u64 {
+        let sha = self.head(change);
+        let ref_ = format!("refs/merge-requests/{}/head", change.0);
+        let id = self.fake.create_pipeline(PROJECT, &sha, &ref_, "merge_request_event", "created", &[]);
+        let hook = pipeline_hook(&self.fake, PROJECT, id, Some(change.0), "codertocat");
+        self.send("Pipeline", hook).await;
+        id
+    }
+}
+
 impl ForgeDriver for GitLabDriver {
     async fn start(backend: Backend, policy: &str) -> GitLabDriver {
         let fake = FakeGitLab::start().await;
@@ -550,7 +566,21 @@ impl ForgeDriver for GitLabDriver {
         let server = super::start_server_with(settings, clock.clone()).await;
         let base = base_url(&server);
         let client = reqwest::Client::new();
-        GitLabDriver { fake, clock, server, client, base, sent: Vec::new(), deliver: true, deliveries: 0, _db: db }
+        let mut snapshots = insta::Settings::clone_current();
+        snapshots.set_snapshot_suffix("gitlab");
+        let _snapshots = snapshots.bind_to_scope();
+        GitLabDriver {
+            fake,
+            clock,
+            server,
+            client,
+            base,
+            sent: Vec::new(),
+            deliver: true,
+            deliveries: 0,
+            _db: db,
+            _snapshots,
+        }
     }
 
     fn repo(&self) -> String {
@@ -571,7 +601,7 @@ impl ForgeDriver for GitLabDriver {
 
     async fn open(&mut self, change: NewChange) -> Change {
         let author = change.author.unwrap_or_else(|| "codertocat".into());
-        let title = change.title.unwrap_or_else(|| "Fix the outage".into());
+        let title = change.title.unwrap_or_else(|| "Update the README with new information.".into());
         let target_branch = change.base.unwrap_or_else(|| DEFAULT_BRANCH.into());
         let open = OpenMr {
             iid: change.number,

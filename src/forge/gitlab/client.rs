@@ -32,6 +32,10 @@ const MOST: usize = 5_000;
 /// How long a commit's head pipeline is trusted between two reports of one evaluation.
 const PLACEMENT_TTL: Duration = Duration::from_secs(2);
 
+/// A commit a report goes on, and the pipeline it goes into (GitLab's pick when `None`).
+type Placement = (String, Option<u64>);
+type Placed = (Instant, Vec<Placement>);
+
 #[derive(Clone)]
 pub struct GitLab {
     inner: Arc<Inner>,
@@ -42,7 +46,8 @@ struct Inner {
     token: String,
     identity: Mutex<Option<String>>,
     users: Mutex<HashMap<String, u64>>,
-    placements: Mutex<HashMap<(String, String), (Instant, Vec<(String, Option<u64>)>)>>,
+    /// By (project, commit), with when they were read.
+    placements: Mutex<HashMap<(String, String), Placed>>,
 }
 
 impl GitLab {
@@ -117,7 +122,7 @@ impl GitLab {
     /// Where a report on `sha` must land to gate the merge: the head pipeline of the open merge
     /// request whose head it is (GitLab's "Pipelines must succeed" looks only there), on the
     /// pipeline's own commit too when that is a merged-results commit.
-    async fn placements(&self, repo: &str, sha: &str) -> Result<Vec<(String, Option<u64>)>, ForgeError> {
+    async fn placements(&self, repo: &str, sha: &str) -> Result<Vec<Placement>, ForgeError> {
         let key = (repo.to_string(), sha.to_string());
         if let Some((at, known)) = self.inner.placements.lock().expect("placements lock").get(&key) {
             if at.elapsed() < PLACEMENT_TTL {
@@ -449,10 +454,7 @@ impl Forge for GitLab {
     async fn labeler(&self, repo: &str, number: u64, label: &str) -> Result<Option<(String, Millis)>, ForgeError> {
         let call = Call::get(format!("projects/{}/merge_requests/{number}/resource_label_events", segment(repo)));
         let events: Vec<v4::LabelEvent> = self.all(call).await?;
-        let last = events
-            .into_iter()
-            .filter(|e| e.label.as_ref().is_some_and(|l| l.name.eq_ignore_ascii_case(label)))
-            .next_back();
+        let last = events.into_iter().rfind(|e| e.label.as_ref().is_some_and(|l| l.name.eq_ignore_ascii_case(label)));
         Ok(match last {
             Some(e) if e.action == "add" => e.user.map(|u| (u.username, millis(&e.created_at).unwrap_or(0))),
             _ => None,
@@ -539,9 +541,9 @@ impl Forge for GitLab {
         self.call::<serde_json::Value>(call).await.map(|_| ())
     }
 
-    /// The jobs of the pipeline that gates the merge (GitLab CI, [`CI_SOURCE`]) and every other
-    /// status on the commit, by who posted it. Jobs of other pipelines on the commit do not
-    /// count: a pipeline run again replaces the one before.
+    /// The jobs of the pipeline that gates the merge (GitLab CI, [`CI_SOURCE`]; a retried job
+    /// counts as its retry) and the statuses posted into it, by who posted them. Other
+    /// pipelines on the commit do not count: GitLab gates the merge on the head pipeline alone.
     async fn commit_checks(&self, repo: &str, sha: &str) -> Result<Vec<Seen>, ForgeError> {
         let project = segment(repo);
         let gating = self.placements(repo, sha).await?.into_iter().find_map(|(_, p)| p);
@@ -552,33 +554,33 @@ impl Forge for GitLab {
                 self.call::<Vec<v4::Pipeline>>(call).await?.into_iter().next().map(|p| p.id)
             }
         };
-        let mut seen = vec![];
-        let mut jobs = std::collections::HashSet::new();
-        if let Some(id) = pipeline {
-            let call = Call::get(format!("projects/{project}/pipelines/{id}/jobs")).query("include_retried", false);
-            for job in self.all::<v4::Job>(call).await? {
-                jobs.insert(job.id);
-                seen.push(Seen {
-                    name: job.name,
-                    source: Some(Source::App(CI_SOURCE.into())),
-                    run: Some(id),
-                    conclusion: conclusion(&job.status),
-                });
-            }
-        }
-        let call = Call::get(format!("projects/{project}/repository/commits/{sha}/statuses")).query("all", true);
-        for status in self.all::<v4::Status>(call).await? {
-            // GitLab lists CI jobs among a commit's statuses too, under the pipeline's user.
-            if jobs.contains(&status.id) {
-                continue;
-            }
-            seen.push(Seen {
-                name: status.name,
-                source: status.author.map(|a| Source::User(a.username)),
-                run: None,
-                conclusion: conclusion(&status.status),
-            });
-        }
+        let Some(id) = pipeline else { return Ok(vec![]) };
+        let call = Call::get(format!("projects/{project}/pipelines/{id}/jobs")).query("include_retried", true);
+        let mut jobs = self.all::<v4::Job>(call).await?;
+        // Newest first: a retry is a newer job of the same name, and the newest result stands.
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+        let ids: std::collections::HashSet<u64> = jobs.iter().map(|j| j.id).collect();
+        let mut seen: Vec<Seen> = jobs
+            .into_iter()
+            .map(|job| Seen {
+                name: job.name,
+                source: Some(Source::App(CI_SOURCE.into())),
+                run: Some(id),
+                conclusion: conclusion(&job.status),
+            })
+            .collect();
+        let call = Call::get(format!("projects/{project}/repository/commits/{sha}/statuses"))
+            .query("pipeline_id", id)
+            .query("all", true);
+        let mut statuses = self.all::<v4::Status>(call).await?;
+        statuses.sort_by_key(|s| std::cmp::Reverse(s.id));
+        // GitLab lists the pipeline's jobs among the commit's statuses too: those are counted above.
+        seen.extend(statuses.into_iter().filter(|s| !ids.contains(&s.id)).map(|status| Seen {
+            name: status.name,
+            source: status.author.map(|a| Source::User(a.username)),
+            run: None,
+            conclusion: conclusion(&status.status),
+        }));
         Ok(seen)
     }
 

@@ -48,8 +48,9 @@ pub enum Input {
     Change { action: PullRequestAction, change: Box<PullRequest>, added: Vec<String>, actor: String },
     /// The commands of a new comment on the change.
     Commands { comment_id: u64, actor: String, commands: Vec<Command> },
-    /// A check on commit `sha` moved.
-    ChecksMoved { sha: String },
+    /// A check on commit `sha` moved; `new_run`: a CI run started on it (which shows only the
+    /// reports posted into it).
+    ChecksMoved { sha: String, new_run: bool },
     /// The issue the change names as its postmortem changed, as its event says.
     IssueChanged { lookup: IssueLookup },
     /// The forge's answer to [`Effect::Merge`].
@@ -78,8 +79,10 @@ pub fn step(prior: Option<&PullFacts>, input: &Input, seen: &Observed, ctx: &Ctx
         Input::Commands { comment_id, actor, commands } => {
             commands::on_commands(prior, *comment_id, actor, commands, seen, ctx)
         }
-        Input::ChecksMoved { sha } => match prior {
-            Some(facts) if facts.head_sha == *sha => publish::checks_moved(Out::new(facts.clone()), seen, ctx),
+        Input::ChecksMoved { sha, new_run } => match prior {
+            Some(facts) if facts.head_sha == *sha => {
+                publish::checks_moved(Out::new(facts.clone()), *new_run, seen, ctx)
+            }
             _ => Ok(Step::default()),
         },
         Input::IssueChanged { lookup } => match prior {

@@ -66,7 +66,13 @@ pub(super) fn publish(out: &mut Out, reports: [Report; 2], seen: &Observed, ctx:
 
 /// A check on the head moved: merge if the lane may now, and update the comment from the
 /// reports last posted on the head.
-pub(super) fn checks_moved(mut out: Out, seen: &Observed, ctx: &Ctx) -> Result<Step, Need> {
+pub(super) fn checks_moved(mut out: Out, new_run: bool, seen: &Observed, ctx: &Ctx) -> Result<Step, Need> {
+    if new_run {
+        let head = out.facts.head_sha.clone();
+        for reported in out.facts.lane.reported.values().filter(|r| r.sha == head) {
+            out.effects.push(Effect::Report { sha: head.clone(), report: reported.report.clone() });
+        }
+    }
     if !merge::consider(&mut out, seen, ctx)? {
         comment(&mut out, None, ctx);
     }

@@ -201,7 +201,7 @@ fn ci_green_before_the_label_merges_as_a_responder_labels() {
 fn a_green_check_after_the_grant_merges() {
     let mut world = World::new(change(HEAD, &["hotfix"]));
     let facts = granted(&mut world);
-    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
     assert_eq!(run.merges(), 1);
     assert_eq!(run.actions(), ["merge.merged"]);
 }
@@ -210,9 +210,9 @@ fn a_green_check_after_the_grant_merges() {
 fn a_check_on_another_commit_or_an_unknown_change_decides_nothing() {
     let mut world = World::new(change(HEAD, &["hotfix"]));
     let facts = granted(&mut world);
-    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: PUSHED.into() }, NOW);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: PUSHED.into(), new_run: false }, NOW);
     assert!(run.effects.is_empty() && run.audit.is_empty() && run.needs.is_empty());
-    let run = drive(&mut world, None, Input::ChecksMoved { sha: HEAD.into() }, NOW);
+    let run = drive(&mut world, None, Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW);
     assert!(run.facts.is_none() && run.effects.is_empty());
 }
 
@@ -230,7 +230,7 @@ fn merge_answers_are_settled_by_what_the_forge_shows() {
         let mut world = World::new(change(HEAD, &["hotfix"]));
         let facts = granted(&mut world);
         (world.merge, world.merge_lands) = (answer.clone(), lands);
-        let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+        let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
         let merged: Vec<&String> = run.audit.iter().filter(|a| a.starts_with("merge.merged")).collect();
         match detail {
             Some(end) => assert!(merged.len() == 1 && merged[0].ends_with(end), "{answer:?}: {:?}", run.audit),
@@ -248,9 +248,9 @@ fn a_refusal_of_an_unmerged_change_is_recorded_and_not_asked_again() {
     let mut world = World::new(change(HEAD, &["hotfix"]));
     let facts = granted(&mut world);
     (world.merge, world.merge_lands) = (MergeAnswer::Refused("conflicts".into()), false);
-    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
     assert_eq!(run.actions(), ["merge.refused"]);
-    let again = drive(&mut world, run.facts, Input::ChecksMoved { sha: HEAD.into() }, NOW + 2);
+    let again = drive(&mut world, run.facts, Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 2);
     assert_eq!(again.merges(), 0);
 }
 
@@ -301,7 +301,7 @@ fn an_expired_grant_does_not_merge() {
     let mut world = World::new(change(HEAD, &["hotfix"]));
     let facts = granted(&mut world);
     let expires = facts.lane.grant.as_ref().unwrap().expires_at;
-    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, expires);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, expires);
     assert_eq!(run.merges(), 0);
     assert!(run.needs.is_empty(), "nothing is read for a grant that cannot merge: {:?}", run.needs);
 }
@@ -396,7 +396,7 @@ fn a_self_authorized_merge_is_noted_on_the_postmortem_issue() {
     let mut facts = granted(&mut world);
     let grant: &mut Grant = facts.lane.grant.as_mut().unwrap();
     grant.self_authorized = true;
-    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
     let noted =
         run.effects.iter().any(|e| matches!(e, Effect::Comment { number: 50, body, .. } if body.contains("own")));
     assert!(noted, "{:?}", run.effects);
@@ -407,8 +407,28 @@ fn a_responder_removed_from_the_policy_loses_the_grant_before_the_merge() {
     let mut world = World::new(change(HEAD, &["hotfix"]));
     let facts = granted(&mut world);
     world.responders.clear();
-    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into() }, NOW + 1);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
     assert_eq!(run.merges(), 0);
     assert_eq!(run.actions(), ["grant.cleared"]);
     assert!(matches!(run.facts.unwrap().lane.membership, Membership::Hotfix { .. }));
+}
+
+#[test]
+fn a_new_ci_run_on_the_head_gets_the_reports_posted_again() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = granted(&mut world);
+    world.smoke = None;
+    let quiet =
+        drive(&mut world, Some(facts.clone()), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
+    assert!(!quiet.effects.iter().any(|e| matches!(e, Effect::Report { .. })), "{:?}", quiet.effects);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: true }, NOW + 1);
+    let reposted: Vec<&str> = run
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Report { sha, report } if sha == HEAD => Some(report.context.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reposted, ["hotfix-lane/lane", "hotfix-lane/postmortem"]);
 }
