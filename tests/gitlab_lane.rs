@@ -80,3 +80,18 @@ async fn rerunning_the_pipeline_does_not_leave_the_new_head_pipeline_without_the
         .any(|st| st.sha == head && st.name == POSTMORTEM && st.pipeline_id == newest && st.state == "failed");
     assert!(in_newest, "{:?}", s.forge.fake.statuses());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_authorizing_their_own_merge_request_after_someone_elses_edit_is_refused() {
+    let mut s = Scenario::<GitLabDriver>::start(Backend::Sqlite, POLICY).await;
+    s.open_issue(50, &["postmortem"], "bob").await;
+    let mr = s.open(NewChange::by("alice").body("Postmortem: #50")).await;
+    // bob's edit: GitLab's hook names bob, not the author.
+    s.edit_description(mr, "Postmortem: #50\n\nRoll back the cache change.", "bob").await;
+    s.label(mr, "hotfix", "bob").await;
+    s.push(mr, "alice").await;
+    s.allow_unread_comments("this test is about whether the merge happens");
+    s.comment(mr, "/hotfix authorize", "alice").await;
+    s.report(mr, "smoke", State::Success, CI).await;
+    assert!(s.forge.fake.merges().is_empty(), "alice wrote it: a second person must authorize");
+}

@@ -160,13 +160,22 @@ impl<P: Forges> Dispatch<P> {
                     PullRequestAction::Labeled => label.iter().chain(also_added).cloned().collect(),
                     _ => vec![],
                 };
+                let number = pull.number;
+                let mut pull = pull.clone();
+                // GitLab's hook names the author only when they caused it; the two-person rule
+                // needs them, so a hook that does not is completed from the merge request.
+                if pull.author.login.is_empty() {
+                    if let Some(read) = crate::forge::Forge::pull(forge, &repo.full_name, pull.number).await? {
+                        pull.author = read.author;
+                    }
+                }
                 let input = Input::Change {
                     action: *action,
-                    change: Box::new(pull.clone()),
+                    change: Box::new(pull),
                     added,
                     actor: envelope.sender.login.clone(),
                 };
-                self.decide(forge, &subject(pull.number), input, Observed::default()).await
+                self.decide(forge, &subject(number), input, Observed::default()).await
             }
             Event::Issue { action, issue, .. } if *action != IssueAction::Unknown && !issue.is_pull_request => {
                 recheck::on_issue(self, &envelope, repo, *action, issue).await
