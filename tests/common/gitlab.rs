@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::fake_gitlab::{FakeGitLab, MergeRequest, OpenMr};
 use super::lane::NOW;
 use super::scenario::{Change, ForgeDriver, Issue, Landed, NewChange, Said, Source, State, Written};
-use super::{base_url, eventually, Backend, TestDb};
+use super::{base_url, Backend, TestDb};
 use hotfix_lane::clock::ManualClock;
 use hotfix_lane::server::Running;
 use hotfix_lane::store::Store;
@@ -470,16 +470,7 @@ impl GitLabDriver {
     }
 
     pub async fn settle(&self) {
-        let store = self.store().clone();
-        eventually("the queue to drain", || async {
-            let failed: Vec<_> =
-                store.jobs_in_state("queued").await.unwrap().into_iter().filter_map(|j| j.last_error).collect();
-            assert!(failed.is_empty(), "a job failed: {failed:?}");
-            let c = store.job_counts().await.unwrap();
-            c.queued == 0 && c.running == 0
-        })
-        .await;
-        assert_eq!(store.job_counts().await.unwrap().dead, 0, "a job died: {:?}", store.jobs_in_state("dead").await);
+        crate::common::settle(self.store()).await
     }
 
     fn mr(&self, change: Change) -> MergeRequest {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::fake_github::FakeGitHub;
-use super::{base_url, eventually, Backend, Delivery, TestDb};
+use super::{base_url, Backend, Delivery, TestDb};
 use hotfix_lane::clock::ManualClock;
 use hotfix_lane::forge::github::GitHubAuth;
 use hotfix_lane::server::Running;
@@ -67,17 +67,7 @@ impl Lane {
     }
 
     pub async fn settle(&self) {
-        let store = self.store().clone();
-        eventually("the queue to drain", || async {
-            // The clock is fixed, so a failed attempt would wait forever: fail fast instead.
-            let failed: Vec<_> =
-                store.jobs_in_state("queued").await.unwrap().into_iter().filter_map(|j| j.last_error).collect();
-            assert!(failed.is_empty(), "a job failed: {failed:?}");
-            let c = store.job_counts().await.unwrap();
-            c.queued == 0 && c.running == 0
-        })
-        .await;
-        assert_eq!(store.job_counts().await.unwrap().dead, 0, "a job died: {:?}", store.jobs_in_state("dead").await);
+        crate::common::settle(self.store()).await
     }
 
     pub fn status(&self, sha: &str, context: &str) -> (String, String) {

@@ -227,3 +227,17 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits until the lane's queue is drained, failing fast on a failed or dead job (the tests'
+/// clocks are fixed, so a retry would wait forever).
+pub async fn settle(store: &Store) {
+    eventually("the queue to drain", || async {
+        let failed: Vec<_> =
+            store.jobs_in_state("queued").await.unwrap().into_iter().filter_map(|j| j.last_error).collect();
+        assert!(failed.is_empty(), "a job failed: {failed:?}");
+        let c = store.job_counts().await.unwrap();
+        c.queued == 0 && c.running == 0
+    })
+    .await;
+    assert_eq!(store.job_counts().await.unwrap().dead, 0, "a job died: {:?}", store.jobs_in_state("dead").await);
+}
