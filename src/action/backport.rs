@@ -84,7 +84,9 @@ pub(super) async fn run<F: Forge>(forge: &F, envelope: &Envelope, decision: &Dec
         .map(|(target, b)| serde_json::json!({ "target": target, "state": b.state, "pull": b.pull }))
         .collect();
     files.output("backports", &serde_json::Value::Array(listed).to_string()).map_err(write)?;
-    files.summary(&decide::comment(&backports).replace(decide::BACKPORT_MARKER, "")).map_err(write)?;
+    files
+        .summary(&decide::comment(&backports, forge.conventions()).replace(decide::BACKPORT_MARKER, ""))
+        .map_err(write)?;
     let failing: Vec<&str> = backports
         .iter()
         .filter(|(_, b)| matches!(b.state, BackportState::Conflict | BackportState::Failed))

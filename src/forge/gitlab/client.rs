@@ -221,6 +221,7 @@ impl From<v4::MergeRequest> for PullRequest {
             draft: m.draft,
             merged,
             merge_commit_sha: m.merge_commit_sha.or(m.squash_commit_sha).or_else(|| merged.then(|| m.sha.clone())),
+            base_sha: m.diff_refs.and_then(|d| d.base_sha),
             head_sha: m.sha,
             head_ref: m.source_branch,
             base_ref: m.target_branch,
