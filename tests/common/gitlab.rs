@@ -575,17 +575,7 @@ impl ForgeDriver for GitLabDriver {
         let mut snapshots = insta::Settings::clone_current();
         snapshots.set_snapshot_suffix("gitlab");
         let _snapshots = snapshots.bind_to_scope();
-        GitLabDriver {
-            fake,
-            clock,
-            server,
-            client,
-            base,
-            sent: Vec::new(),
-            deliver: true,
-            _db: db,
-            _snapshots,
-        }
+        GitLabDriver { fake, clock, server, client, base, sent: Vec::new(), deliver: true, _db: db, _snapshots }
     }
 
     fn repo(&self) -> String {
