@@ -78,7 +78,7 @@ pub struct User {
     pub username: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Project {
     pub default_branch: Option<String>,
     #[serde(default)]
