@@ -7,7 +7,8 @@ mod common;
 
 use common::fake_gitlab::{MergeRequest, OpenMr};
 use common::git::GitWorld;
-use common::gitlab::{mr_hook, GitLabDriver, POLICY, PROJECT};
+use common::gitlab::{mr_hook, note_hook, GitLabDriver, POLICY, PROJECT};
+use common::lane::NOW;
 use common::scenario::ForgeDriver;
 use common::Backend;
 use serde_json::json;
@@ -313,7 +314,46 @@ async fn a_backport_branch_pushed_by_someone_else_first_is_not_adopted(backend: 
     assert!(notes[0].contains("branch exists and is not ours"), "{}", notes[0]);
 }
 
+async fn a_note_adds_a_target_and_a_merged_backport_ends_its_record(backend: Backend) {
+    let world = GitWorld::new();
+    world.git(&["branch", "release-0", "master"]);
+    world.push(&["release-0"]);
+    hotfix_commits(&world, 1);
+    let landed = land(&world, Method::MergeCommit, 1);
+    let mut lane = lane_with(&world, backend, RESPONDERS).await;
+    merge(&mut lane, &landed).await;
+    let to_master = backport_mrs(&lane)[0].iid;
+
+    // `/hotfix backport release-0` on the merged merge request adds a target.
+    let text = "/hotfix backport release-0";
+    let id = lane.fake.add_note(PROJECT, 2, "codertocat", text);
+    let hook = note_hook(&lane.fake, PROJECT, &lane.fake.mr(PROJECT, 2), id, text, "create", "codertocat");
+    lane.send("Note", hook).await;
+    assert!(world.remote_tip("hotfix-lane/backport/2-to-release-0").is_some());
+    assert_eq!(backport_mrs(&lane).len(), 2);
+
+    // The backport to master merges an hour later: its row says so, and the lead time counts.
+    lane.clock.advance(3_600_000);
+    lane.fake.edit_mr(PROJECT, to_master, |m| m.state = "merged".into());
+    let hook = mr_hook(&lane.fake, PROJECT, &lane.fake.mr(PROJECT, to_master), "merge", "alice", json!({}));
+    lane.send("Merge Request", hook).await;
+    let notes = backport_notes(&lane, 2);
+    assert_eq!(notes.len(), 1, "one note, edited as targets finish: {notes:?}");
+    assert!(notes[0].contains(&format!("| `master` | ✅ merged | !{to_master} |")), "{}", notes[0]);
+    let actions: Vec<String> = lane.store().audit(None, None).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert!(actions.contains(&"backport.merged".to_string()), "{actions:?}");
+    let metrics = reqwest::get(format!("{}/metrics", lane.base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("backport_lead_seconds_count{stage=\"merged\"} 1"), "{metrics}");
+
+    // The one still open is listed, and turns stale after the policy's three days.
+    let day = 24 * 3600 * 1000;
+    let pending = hotfix_lane::dispatch::pending_backports(lane.store(), NOW + 4 * day).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].backport.target.as_str(), pending[0].backport.stale), ("release-0", true));
+}
+
 on_both_backends!(
+    a_note_adds_a_target_and_a_merged_backport_ends_its_record,
     a_merge_commit_is_picked_against_its_first_parent,
     a_squashed_merge_request_is_backported_through_its_merge_commit,
     a_fast_forward_merge_backports_each_landed_commit_in_order,
