@@ -1,214 +1,191 @@
-//! `hotfix-lane action`: the lane's decisions inside a GitHub Actions job, with the same core
-//! (policy, membership, postmortem rules and messages) as the server.
+//! The lane inside a CI job, on either forge: `hotfix-lane action` (GitHub Actions) and
+//! `hotfix-lane gitlab-ci` (GitLab CI) run the server's own lane (policy, membership,
+//! postmortem rules, grants and messages) with nothing written but what a mode is for.
 //!
-//! Modes: `lane` publishes the lane decision (`lane`, `suite`, `pr`, `postmortem` outputs) for
-//! workflows to pick the smoke suite; `postmortem` is the blocking check, failing the step with
-//! the same message as the server's check. Reads only; the server does the writes.
+//! Modes: `lane` publishes the lane decision for the pipeline to pick the smoke suite;
+//! `postmortem` is the blocking check, failing the job with the server's message; `backport`
+//! opens a merged hotfix's backports; `merge` merges on a responder's authorization once the
+//! checks pass. What is forge-specific — where the job's facts come from, and how the job's log,
+//! outputs and summary work — lives in [`github`] and [`gitlab`] behind [`runner::Runner`].
 
 mod backport;
+pub mod github;
+pub mod gitlab;
 mod merge;
-mod runner;
+pub mod runner;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::change::Change;
 use crate::dispatch::{Loaded, Policies};
-use crate::forge::github::payload as github_payload;
-use crate::forge::github::queue_pull_number;
-use crate::forge::github::{GitHubAuth, GitHubClients};
-use crate::forge::{Forge, Forges};
+use crate::forge::Forge;
 use crate::lane::comment;
-use crate::lane::conventions::Conventions;
 use crate::lane::effect::Effect;
-use crate::lane::event::{Envelope, Event, PullRequest, PullRequestAction, RepoRef};
+use crate::lane::event::{PullRequest, PullRequestAction, RepoRef};
 use crate::lane::membership::Membership;
 use crate::lane::report::{CheckState, Report, LANE_CONTEXT, POSTMORTEM_CONTEXT};
 use crate::lane::step::{Ctx, Input, Observed};
 use crate::lane::track::PullFacts;
+use runner::{Output, Runner};
 
-pub use runner::escape_data;
+pub use merge::Authorization;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Publish the lane decision.
     Lane,
+    /// Fail unless the postmortem check passes.
     Postmortem,
+    /// Open the backports of a merged hotfix.
     Backport,
+    /// Merge on a responder's authorization once the checks pass.
     Merge,
 }
 
-/// Runs the Action; errors become `::error::` annotations and a non-zero exit.
-pub fn main() -> ExitCode {
-    // The token is masked before anything else can print it.
-    let token = std::env::var("INPUT_TOKEN").unwrap_or_default();
-    runner::mask(&token);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(err) => return fail(&format!("cannot start: {err}")),
-    };
-    match runtime.block_on(run(&token)) {
-        Ok(code) => code,
-        Err(message) => fail(&message),
+/// What `backport` and `merge` take from the job's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Backport targets asked for; empty: the policy's.
+    pub targets: Vec<String>,
+    /// How long `merge` waits for the checks.
+    pub wait: Duration,
+    /// How often `merge` looks while waiting.
+    pub poll: Duration,
+    /// Where `backport` keeps its git mirrors.
+    pub temp: std::path::PathBuf,
+}
+
+impl Settings {
+    /// `targets`: branches separated by commas or newlines, as `setting` (named in errors)
+    /// holds them; `wait` and `poll`: durations such as `30m`.
+    pub fn parse(
+        (setting_targets, targets): (&str, &str),
+        (setting_wait, wait): (&str, &str),
+        (setting_poll, poll): (&str, &str),
+        temp: std::path::PathBuf,
+    ) -> Result<Settings, String> {
+        let targets: Vec<String> =
+            targets.split([',', '\n']).map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
+        if let Some(bad) = targets.iter().find(|t| !crate::lane::command::valid_branch(t)) {
+            return Err(format!("{setting_targets}: `{bad}` is not a branch name"));
+        }
+        let duration = |setting: &str, text: &str| {
+            crate::lane::policy::parse_duration(text).map_err(|e| format!("{setting}: {e}"))
+        };
+        Ok(Settings { targets, wait: duration(setting_wait, wait)?, poll: duration(setting_poll, poll)?, temp })
     }
 }
 
-fn fail(message: &str) -> ExitCode {
-    runner::error(message);
-    ExitCode::FAILURE
+/// One job's view of a change: the forge, the project, and the runner it reports through.
+pub struct Job<'a, F> {
+    pub forge: &'a F,
+    pub repo: &'a RepoRef,
+    pub runner: &'a dyn Runner,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+pub struct Decision {
+    pub number: u64,
+    pub pull: PullRequest,
+    pub policy: crate::lane::policy::Policy,
+    pub membership: Membership,
+    pub lane: Report,
+    pub postmortem: Report,
+    pub summary: String,
 }
 
-async fn run(token: &str) -> Result<ExitCode, String> {
-    if token.is_empty() {
-        return Err("input `token` is required (for example `token: ${{ github.token }}`)".into());
+impl<F: Forge> Job<'_, F> {
+    /// The lane decision for `pull` as it is now: the server's step, with nothing written.
+    pub async fn decide(&self, pull: PullRequest) -> Result<Decision, String> {
+        let policies = Policies::default();
+        let loaded = policies.get(self.forge, &self.repo.full_name).await.map_err(|e| e.to_string())?;
+        if let Some(error) = &loaded.error {
+            let path = self.forge.conventions().policy_path;
+            self.runner.warning(&format!("{path} on the default branch is invalid: {error}"));
+        }
+        // A merged change (the backport mode runs after the merge) is decided as it stood open.
+        let change = PullRequest { state: crate::lane::event::ItemState::Open, ..pull.clone() };
+        let input = Input::Change {
+            action: PullRequestAction::Edited,
+            change: Box::new(change),
+            added: vec![],
+            actor: String::new(),
+        };
+        let decided = self.lane(&loaded, pull.number, None, input, |_| false).await.map_err(|e| e.to_string())?;
+        let noun = self.forge.conventions().change_noun;
+        let facts = decided.facts.ok_or(format!("the lane decided nothing about the {noun}"))?;
+        let report = |context: &str| {
+            facts.lane.reported.get(context).map(|r| r.report.clone()).ok_or(format!("the lane reported no {context}"))
+        };
+        let (lane, postmortem) = (report(LANE_CONTEXT)?, report(POSTMORTEM_CONTEXT)?);
+        let policy = loaded.policy.clone();
+        let membership = facts.lane.membership.clone();
+        let summary = comment::render(&membership, &lane, &postmortem, None, &policy).replace(comment::MARKER, "");
+        Ok(Decision { number: pull.number, membership, lane, postmortem, summary, pull, policy })
     }
-    let mode = match env("INPUT_MODE").as_deref().unwrap_or("lane") {
-        "lane" => Mode::Lane,
-        "postmortem" => Mode::Postmortem,
-        "backport" => Mode::Backport,
-        "merge" => Mode::Merge,
-        other => return Err(format!("unknown mode `{other}`: use `lane`, `postmortem`, `backport` or `merge`")),
-    };
-    let event_name =
-        env("GITHUB_EVENT_NAME").ok_or("GITHUB_EVENT_NAME is not set: run this inside a GitHub Actions job")?;
-    let payload_event = match event_name.as_str() {
-        // `pull_request_target` carries the same payload; the Action never checks out its code.
-        "pull_request" | "pull_request_target" => "pull_request",
-        "merge_group" => "merge_group",
-        // A responder's `/hotfix authorize` comment starts a merge.
-        "issue_comment" if mode == Mode::Merge => "issue_comment",
-        other => {
-            return Err(format!("unsupported event `{other}`: run on pull_request, pull_request_target or merge_group"))
-        }
-    };
-    let path = env("GITHUB_EVENT_PATH").ok_or("GITHUB_EVENT_PATH is not set")?;
-    let body = std::fs::read(&path).map_err(|e| format!("cannot read the event file {path}: {e}"))?;
-    let envelope = github_payload::parse(payload_event, &body)
-        .map_err(|e| format!("malformed event file: {e}"))?
-        .ok_or("unsupported event")?;
-    let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
-    let forge = GitHubClients::new(&api, GitHubAuth::Token(token.to_string()))
-        .and_then(|c| c.client(envelope.forge, None))
-        .map_err(|e| e.to_string())?;
-    let decision = decide(&forge, &envelope).await?;
-    match mode {
-        Mode::Backport => return backport::run(&forge, &envelope, &decision).await,
-        Mode::Merge => return merge::run(&forge, &envelope, decision).await,
-        Mode::Lane | Mode::Postmortem => {}
+
+    /// Drives `input` through the server's lane for change `number`, applying only the effects
+    /// `applies` lets through.
+    async fn lane(
+        &self,
+        loaded: &Loaded,
+        number: u64,
+        prior: Option<PullFacts>,
+        input: Input,
+        applies: fn(&Effect) -> bool,
+    ) -> Result<crate::dispatch::change::Decided, crate::dispatch::StepError> {
+        let ctx = Ctx {
+            repo: self.repo,
+            installation_id: None,
+            policy: &loaded.policy,
+            policy_error: loaded.error.as_ref(),
+            conventions: self.forge.conventions(),
+            now: SystemClock.now_ms(),
+        };
+        let change = Change { forge: self.forge, ctx, number, loaded, responders: None, written: None, applies };
+        change.run(prior, input, Observed::default()).await
     }
-    publish(&decision, mode).map_err(|e| format!("cannot write the step's outputs: {e}"))?;
-    Ok(match (mode, decision.postmortem.state) {
-        (Mode::Postmortem, CheckState::Failure) => {
-            runner::error(&format!("hotfix-lane/postmortem: {}", decision.postmortem.description));
-            ExitCode::FAILURE
-        }
-        _ => ExitCode::SUCCESS,
-    })
-}
 
-struct Decision {
-    number: u64,
-    pull: PullRequest,
-    policy: crate::lane::policy::Policy,
-    membership: Membership,
-    lane: Report,
-    postmortem: Report,
-    summary: String,
-}
-
-async fn decide<F: Forge>(forge: &F, envelope: &Envelope) -> Result<Decision, String> {
-    let repo: &RepoRef = envelope.repo.as_ref().ok_or("the event names no repository")?;
-    let pull: PullRequest = match &envelope.event {
-        // Read again, not taken from the event: a re-run replays the event of its first run,
-        // with the labels and description of that moment.
-        Event::PullRequest { pull: PullRequest { number, .. }, .. }
-        | Event::Comment { number, on_pull_request: true, .. } => {
-            forge.pull(&repo.full_name, *number).await.map_err(|e| e.to_string())?.ok_or("the pull request is gone")?
-        }
-        Event::MergeGroup { group, .. } => {
-            let number = queue_pull_number(&group.head_ref)
-                .ok_or_else(|| format!("merge group ref `{}` names no pull request", group.head_ref))?;
-            forge
-                .pull(&repo.full_name, number)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("the queued pull request is gone")?
-        }
-        _ => return Err("unsupported event: comments count only on pull requests".into()),
-    };
-    decide_for(forge, repo, pull).await
-}
-
-/// The lane decision for `pull` as it is now: the server's step, with nothing written.
-async fn decide_for<F: Forge>(forge: &F, repo: &RepoRef, pull: PullRequest) -> Result<Decision, String> {
-    let policies = Policies::default();
-    let loaded = policies.get(forge, &repo.full_name).await.map_err(|e| e.to_string())?;
-    if let Some(error) = &loaded.error {
-        runner::warning(&format!("{} on the default branch is invalid: {error}", Conventions::of(FORGE).policy_path));
+    /// Modes `lane` and `postmortem`: publishes the decision; `postmortem` fails the job unless
+    /// the check passes.
+    pub fn verdict(&self, mode: Mode, decision: &Decision) -> Result<ExitCode, String> {
+        self.publish(decision, mode).map_err(|e| format!("cannot write the job's outputs: {e}"))?;
+        Ok(match (mode, decision.postmortem.state) {
+            (Mode::Postmortem, CheckState::Failure) => {
+                self.runner.error(&format!("hotfix-lane/postmortem: {}", decision.postmortem.description));
+                ExitCode::FAILURE
+            }
+            _ => ExitCode::SUCCESS,
+        })
     }
-    // A merged change (the backport mode runs after the merge) is decided as it stood open.
-    let change = PullRequest { state: crate::lane::event::ItemState::Open, ..pull.clone() };
-    let input = Input::Change {
-        action: PullRequestAction::Edited,
-        change: Box::new(change),
-        added: vec![],
-        actor: String::new(),
-    };
-    let decided = lane(forge, repo, &loaded, pull.number, None, input, |_| false).await.map_err(|e| e.to_string())?;
-    let facts = decided.facts.ok_or("the lane decided nothing about the pull request")?;
-    let report = |context: &str| {
-        facts.lane.reported.get(context).map(|r| r.report.clone()).ok_or(format!("the lane reported no {context}"))
-    };
-    let (lane, postmortem) = (report(LANE_CONTEXT)?, report(POSTMORTEM_CONTEXT)?);
-    let policy = loaded.policy.clone();
-    let membership = facts.lane.membership.clone();
-    let summary = comment::render(&membership, &lane, &postmortem, None, &policy).replace(comment::MARKER, "");
-    Ok(Decision { number: pull.number, membership, lane, postmortem, summary, pull, policy })
-}
 
-/// The forge the Action runs on.
-const FORGE: crate::lane::event::Forge = crate::lane::event::Forge::Github;
+    fn publish(&self, decision: &Decision, mode: Mode) -> std::io::Result<()> {
+        let runner = self.runner;
+        let hotfix = decision.membership.in_lane();
+        runner.output(Output::Lane, if hotfix { "hotfix" } else { "normal" })?;
+        runner.output(Output::Suite, if hotfix { "smoke" } else { "full" })?;
+        runner.output(Output::Change, &decision.number.to_string())?;
+        let postmortem = if decision.postmortem.state == CheckState::Success { "success" } else { "failure" };
+        runner.output(Output::Postmortem, postmortem)?;
+        runner.line(&format!("hotfix-lane/lane: {}", decision.lane.description));
+        runner.line(&format!("hotfix-lane/postmortem: {}", decision.postmortem.description));
+        let summary = match (mode, decision.membership == Membership::Normal) {
+            (Mode::Lane, true) => {
+                let noun = self.forge.conventions().change_noun;
+                let change = format!("{}{} {}", noun[..1].to_uppercase(), &noun[1..], self.reference(decision.number));
+                format!("### hotfix-lane\n\n{change}: normal lane, full suite.\n")
+            }
+            _ => decision.summary.clone(),
+        };
+        runner.summary(&summary)
+    }
 
-/// Drives `input` through the server's lane for change `number`, applying only the effects
-/// `applies` lets through.
-async fn lane<F: Forge>(
-    forge: &F,
-    repo: &RepoRef,
-    loaded: &Loaded,
-    number: u64,
-    prior: Option<PullFacts>,
-    input: Input,
-    applies: fn(&Effect) -> bool,
-) -> Result<crate::dispatch::change::Decided, crate::dispatch::StepError> {
-    let ctx = Ctx {
-        repo,
-        installation_id: None,
-        policy: &loaded.policy,
-        policy_error: loaded.error.as_ref(),
-        conventions: Conventions::of(FORGE),
-        now: SystemClock.now_ms(),
-    };
-    let change = Change { forge, ctx, number, loaded, responders: None, written: None, applies };
-    change.run(prior, input, Observed::default()).await
-}
-
-fn publish(decision: &Decision, mode: Mode) -> std::io::Result<()> {
-    let files = runner::Files::from_env();
-    let hotfix = decision.membership.in_lane();
-    files.output("lane", if hotfix { "hotfix" } else { "normal" })?;
-    files.output("suite", if hotfix { "smoke" } else { "full" })?;
-    files.output("pr", &decision.number.to_string())?;
-    files.output("postmortem", if decision.postmortem.state == CheckState::Success { "success" } else { "failure" })?;
-    println!("hotfix-lane/lane: {}", escape_data(&decision.lane.description));
-    println!("hotfix-lane/postmortem: {}", escape_data(&decision.postmortem.description));
-    let summary = match (mode, decision.membership == Membership::Normal) {
-        (Mode::Lane, true) => {
-            format!("### hotfix-lane\n\nPull request #{}: normal lane, full suite.\n", decision.number)
+    /// How the forge writes a reference to change `number`: `#12`, `!12`.
+    fn reference(&self, number: u64) -> String {
+        match self.forge.conventions().forge {
+            crate::lane::event::Forge::Github => format!("#{number}"),
+            crate::lane::event::Forge::Gitlab => format!("!{number}"),
         }
-        _ => decision.summary.clone(),
-    };
-    files.summary(&summary)
+    }
 }
