@@ -53,12 +53,12 @@ enum Command {
     /// on a responder's authorization once the checks pass. Inputs come from INPUT_* variables,
     /// the event from GITHUB_EVENT_PATH.
     Action,
-    /// Run inside a GitLab CI job (the template in workflows/gitlab/ or the component in
-    /// templates/): `lane` writes the lane decision as a dotenv report, `postmortem` fails the job
-    /// unless the postmortem check passes, `backport` opens the backports of a merged hotfix,
-    /// `merge` merges on a responder's authorization once the smoke jobs pass. Reads GitLab's
-    /// predefined CI_* variables and the token from HOTFIX_LANE_TOKEN. Exit 0 done, 1 the lane
-    /// says no, 2 usage error, 3 the job is not set up for it.
+    /// Run inside a GitLab CI job (the CI/CD component in templates/hotfix-lane/): `lane` writes
+    /// the lane decision as a dotenv report, `postmortem` fails the job unless the postmortem
+    /// check passes, `backport` opens the backports of a merged hotfix, `merge` merges on a
+    /// responder's authorization once the smoke jobs pass. Reads GitLab's predefined CI_*
+    /// variables and the token from HOTFIX_LANE_TOKEN. Exit 0 done, 1 the lane says no, 2 usage
+    /// error, 3 the job is not set up for it.
     #[command(name = "gitlab-ci")]
     GitlabCi {
         #[arg(value_enum)]

@@ -62,6 +62,14 @@ fn required(name: &str, why: &str) -> Result<String, Stop> {
 pub fn main(mode: Mode) -> ExitCode {
     let runner =
         GitLabCi { dotenv: env("HOTFIX_LANE_DOTENV").map_or_else(|| runner::DEFAULT_DOTENV.into(), PathBuf::from) };
+    // A report left in the job's directory by an earlier job (shell executors keep it) must not
+    // speak for this one.
+    if let Err(err) = std::fs::remove_file(&runner.dotenv).or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e),
+    }) {
+        return stop(&runner, Stop::Setup(format!("cannot remove the old {}: {err}", runner.dotenv.display())));
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => return stop(&runner, Stop::Failed(format!("cannot start: {err}"))),
