@@ -164,7 +164,7 @@ async fn a_label_applied_by_a_responder_puts_the_merge_request_in_the_smoke_lane
     let calls = fake.take_calls();
     assert!(calls.iter().all(|c| c.method == "GET" || c.method == "HEAD"), "{calls:?}");
     assert!(calls.iter().all(|c| c.token == TOKEN), "{calls:?}");
-    eprintln!("lane mode, start to decision: {:?}", run.took);
+    eprintln!("lane mode, start to decision: {:?}, {} API calls", run.took, calls.len());
 }
 
 #[tokio::test]
@@ -445,4 +445,87 @@ async fn backport_mode_finds_the_merged_merge_request_of_the_pushed_commit() {
     let run2 = ci_job("backport", push(&other)).await;
     assert_eq!(run2.code, 0, "{}", run2.log);
     assert!(run2.log.contains("is the merge of no merge request: nothing to backport"), "{}", run2.log);
+}
+
+/// The shell of `key` (`before_script`, `script`) of `job` in the component, as its `- |` block.
+fn component_block(job: &str, key: &str) -> String {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/hotfix-lane/template.yml")).unwrap();
+    let jobs = format!("\n{}", text.split_once("\n---\n").unwrap().1);
+    let body = jobs.split(&format!("\n{job}:\n")).nth(1).unwrap_or_else(|| panic!("no job {job}"));
+    let body = body.split("\n\n").next().unwrap();
+    let block = body.split(&format!("  {key}:\n    - |\n")).nth(1).unwrap_or_else(|| panic!("no {key} in {job}"));
+    block
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with("      "))
+        .map(|l| l.strip_prefix("      ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs shell `script` as the runner does (one `sh -e` for before_script and script) in `dir`,
+/// with the binary on PATH; returns its exit code and output.
+fn runner_shell(script: &str, dir: &std::path::Path, vars: Vec<(String, String)>) -> (i32, String) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let _ = std::os::unix::fs::symlink(BIN, bin.join("hotfix-lane"));
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("sh")
+        .args(["-e", "-c", script])
+        .env_clear()
+        .current_dir(dir)
+        .env("CI_PROJECT_DIR", dir)
+        .env("CI_BUILDS_DIR", dir)
+        .env("PATH", path)
+        .env("HOTFIX_LANE_LABEL", "hotfix")
+        .env("HOTFIX_LANE_BINARY_URL", "")
+        .env("HOTFIX_LANE_BINARY_SHA256", "")
+        .envs(vars)
+        .output()
+        .unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), log)
+}
+
+#[tokio::test]
+async fn the_components_jobs_run_the_binary_and_its_decision_alone_skips_the_full_suite() {
+    let fake = fake().await;
+    let by_responder = open(&fake, "Fix checkout $(touch pwned)", "Fix.");
+    fake.add_label(PROJECT, by_responder, "hotfix", "alice");
+    let by_mallory = open(&fake, "Fix checkout", "Fix.");
+    fake.add_label(PROJECT, by_mallory, "hotfix", "mallory");
+    let lane = format!(
+        "{}\n{}",
+        component_block(".hotfix-lane-binary", "before_script"),
+        component_block("hotfix-lane", "script")
+    );
+    let full = format!("{}\necho FULL-SUITE-RAN", component_block("hotfix-lane-full", "before_script"));
+    for (mr, suite) in [(by_responder, "smoke"), (by_mallory, "full")] {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = mr_pipeline(&fake, mr);
+        let (code, log) = tokio::task::spawn_blocking({
+            let (lane, path, vars) = (lane.clone(), dir.path().to_path_buf(), vars.clone());
+            move || runner_shell(&lane, &path, vars)
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, 0, "{log}");
+        assert!(!log.contains("WARNING"), "with a token there is no fallback: {log}");
+        assert!(!dir.path().join("pwned").exists());
+        let report = std::fs::read_to_string(dir.path().join("hotfix-lane.env")).unwrap();
+        assert!(report.contains(&format!("HOTFIX_SUITE={suite}\n")), "!{mr}: {report}");
+        // The runner hands the report to the full job as variables.
+        let report: Vec<(String, String)> =
+            report.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+        let (code, log) = runner_shell(&full, dir.path(), [vars, report].concat());
+        assert_eq!(code, 0, "{log}");
+        assert_eq!(log.contains("FULL-SUITE-RAN"), suite == "full", "!{mr}: {log}");
+    }
+    // Without a token: the label alone, and the warning that says what that means.
+    let dir = tempfile::tempdir().unwrap();
+    let vars = with(mr_pipeline(&fake, by_mallory), &[("HOTFIX_LANE_TOKEN", None)]);
+    let (code, log) = runner_shell(&lane, dir.path(), vars);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("anyone who can label merge requests gets smoke-only CI"), "{log}");
+    assert!(std::fs::read_to_string(dir.path().join("hotfix-lane.env")).unwrap().contains("HOTFIX_SUITE=smoke"));
 }
