@@ -1,8 +1,9 @@
 //! Ingress benchmark: acknowledged deliveries per second and ack latency (p50/p99) for a real
 //! ~28 KB `pull_request` payload from 64 concurrent senders on loopback, against the release
 //! `hotfix-lane serve` process on SQLite and on PostgreSQL, each durable and with the fsync
-//! switched off (to show what durability costs). Ratios are against SQLite-durable, measured in
-//! the same run.
+//! switched off (to show what durability costs); and GitLab's real Merge Request Hook
+//! (`X-Gitlab-Token`, `Idempotency-Key`) on both databases, durable. Ratios are against
+//! SQLite-durable GitHub deliveries, measured in the same run.
 //!
 //! `cargo bench --bench ingress` — environment: `BENCH_SECONDS` (default 10), `BENCH_SENDERS`
 //! (64), `HOTFIX_LANE_TEST_POSTGRES_URL` (default the local test database), and
@@ -27,6 +28,10 @@ fn start(database_url: &str, durable: bool) -> (Child, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--database-url", database_url])
         .env("HOTFIX_LANE_GITHUB_WEBHOOK_SECRET", SECRET)
+        // Never reached: intake reads nothing from the forge.
+        .env("HOTFIX_LANE_GITLAB_URL", "http://127.0.0.1:9")
+        .env("HOTFIX_LANE_GITLAB_TOKEN", "glpat-bench")
+        .env("HOTFIX_LANE_GITLAB_WEBHOOK_TOKEN", SECRET)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -43,7 +48,44 @@ fn start(database_url: &str, durable: bool) -> (Child, String) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}/webhooks/github"))
+    (child, format!("http://{addr}"))
+}
+
+/// How a forge delivers: its endpoint, the headers every delivery carries, and the header that
+/// names each one.
+#[derive(Clone)]
+struct Hook {
+    forge: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    id_header: &'static str,
+    body: Arc<Vec<u8>>,
+}
+
+impl Hook {
+    fn github() -> Hook {
+        let body = fixture("github/pull_request/opened.json");
+        let headers = vec![
+            ("X-GitHub-Event", "pull_request".to_string()),
+            ("X-Hub-Signature-256", sign(SECRET.as_bytes(), &body)),
+            ("Content-Type", "application/json".to_string()),
+        ];
+        Hook { forge: "GitHub", path: "/webhooks/github", headers, id_header: "X-GitHub-Delivery", body }
+    }
+
+    fn gitlab() -> Hook {
+        let headers = vec![
+            ("X-Gitlab-Event", "Merge Request Hook".to_string()),
+            ("X-Gitlab-Token", SECRET.to_string()),
+            ("Content-Type", "application/json".to_string()),
+        ];
+        let body = fixture("gitlab/merge_request/update.json");
+        Hook { forge: "GitLab", path: "/webhooks/gitlab", headers, id_header: "Idempotency-Key", body }
+    }
+}
+
+fn fixture(rel: &str) -> Arc<Vec<u8>> {
+    Arc::new(std::fs::read(format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap())
 }
 
 /// Sends for `seconds` from `senders` concurrent connections. Closed loop (`rate: None`): each
@@ -52,19 +94,19 @@ fn start(database_url: &str, durable: bool) -> (Child, String) {
 /// latency counts from the scheduled time, so a stall shows up in full instead of slowing the
 /// senders down (no coordinated omission).
 async fn load(
-    url: String,
-    body: Arc<Vec<u8>>,
+    server: String,
+    hook: Hook,
     senders: usize,
     seconds: f64,
     rate: Option<f64>,
     tag: &str,
 ) -> (Vec<Duration>, usize, f64) {
-    let signature = sign(SECRET.as_bytes(), &body);
+    let url = format!("{server}{}", hook.path);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..senders {
-        let (url, body, signature, tag) = (url.clone(), body.clone(), signature.clone(), tag.to_string());
+        let (url, hook, tag) = (url.clone(), hook.clone(), tag.to_string());
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let (mut latencies, mut failed, mut i) = (Vec::new(), 0usize, 0u64);
@@ -80,15 +122,11 @@ async fn load(
                     }
                     None => Instant::now(),
                 };
-                let resp = client
-                    .post(&url)
-                    .header("X-GitHub-Event", "pull_request")
-                    .header("X-GitHub-Delivery", format!("{tag}-{s}-{i}"))
-                    .header("X-Hub-Signature-256", &signature)
-                    .header("Content-Type", "application/json")
-                    .body(body.as_ref().clone())
-                    .send()
-                    .await;
+                let mut request = client.post(&url).header(hook.id_header, format!("{tag}-{s}-{i}"));
+                for (name, value) in &hook.headers {
+                    request = request.header(*name, value);
+                }
+                let resp = request.body(hook.body.as_ref().clone()).send().await;
                 i += 1;
                 match resp {
                     Ok(r) if r.status() == 202 => latencies.push(t.elapsed()),
@@ -145,8 +183,8 @@ struct Run {
     p99_ms: f64,
 }
 
-async fn measure(url: &str, body: &Arc<Vec<u8>>, senders: usize, seconds: f64, rate: Option<f64>, tag: &str) -> Run {
-    let (mut latencies, failed, elapsed) = load(url.to_string(), body.clone(), senders, seconds, rate, tag).await;
+async fn measure(server: &str, hook: &Hook, senders: usize, seconds: f64, rate: Option<f64>, tag: &str) -> Run {
+    let (mut latencies, failed, elapsed) = load(server.to_string(), hook.clone(), senders, seconds, rate, tag).await;
     latencies.sort();
     Run {
         acked: latencies.len(),
@@ -166,14 +204,11 @@ async fn main() {
     let offered: f64 = env_or("BENCH_RATE", 2000.0);
     let pg = std::env::var("HOTFIX_LANE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let body = Arc::new(
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/github/pull_request/opened.json")).unwrap(),
-    );
+    let (github, gitlab) = (Hook::github(), Hook::gitlab());
     if let Ok(target) = std::env::var("BENCH_TARGET") {
-        let url = format!("{target}/webhooks/github");
         let tag = format!("t{}", fastrand::u32(..));
         for (what, rate) in [("saturation", None), ("fixed rate", Some(offered))] {
-            let r = measure(&url, &body, senders, seconds, rate, &format!("{tag}{what}")).await;
+            let r = measure(&target, &github, senders, seconds, rate, &format!("{tag}{what}")).await;
             println!(
                 "{target} {what}: {:.0} acked/s, p50 {:.2} ms, p99 {:.2} ms, {} failed",
                 r.rate, r.p50_ms, r.p99_ms, r.failed
@@ -183,13 +218,15 @@ async fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut results = Vec::new();
-    let setups: [(&'static str, bool, bool); 4] = [
-        ("sqlite, durable", false, true),
-        ("sqlite, fsync off", false, false),
-        ("postgres, durable", true, true),
-        ("postgres, fsync off", true, false),
+    let setups: [(&'static str, bool, bool, &Hook); 6] = [
+        ("sqlite, durable", false, true, &github),
+        ("sqlite, fsync off", false, false, &github),
+        ("postgres, durable", true, true, &github),
+        ("postgres, fsync off", true, false, &github),
+        ("sqlite, durable", false, true, &gitlab),
+        ("postgres, durable", true, true, &gitlab),
     ];
-    for (i, (name, postgres, durable)) in setups.into_iter().enumerate() {
+    for (i, (name, postgres, durable, hook)) in setups.into_iter().enumerate() {
         let url = if postgres {
             fresh_postgres_schema(&pg).await
         } else {
@@ -197,37 +234,38 @@ async fn main() {
         };
         let (mut child, endpoint) = start(&url, durable);
         // Warm up connections and caches, then measure.
-        measure(&endpoint, &body, senders, 1.0, None, &format!("warm{i}")).await;
+        measure(&endpoint, hook, senders, 1.0, None, &format!("warm{i}")).await;
         // The fixed rate first: the saturation run leaves a backlog of jobs that the runner
         // then drains, which is not the steady state a fixed rate is meant to show.
-        let fixed = measure(&endpoint, &body, senders, seconds, Some(offered), &format!("fix{i}")).await;
-        let saturation = measure(&endpoint, &body, senders, seconds, None, &format!("sat{i}")).await;
+        let fixed = measure(&endpoint, hook, senders, seconds, Some(offered), &format!("fix{i}")).await;
+        let saturation = measure(&endpoint, hook, senders, seconds, None, &format!("sat{i}")).await;
         child.kill().ok();
         child.wait().ok();
-        results.push((name, saturation, fixed));
+        results.push((format!("{}: {name}", hook.forge), saturation, fixed));
     }
     drop_postgres_schemas(&pg).await;
 
     println!(
-        "\ningress: {} B pull_request payload, {senders} concurrent senders, {seconds} s per run{}",
-        body.len(),
+        "\ningress: {} B pull_request payload (GitHub), {} B Merge Request Hook (GitLab), {senders} concurrent senders, {seconds} s per run{}",
+        github.body.len(),
+        gitlab.body.len(),
         if smoke { " (smoke run)" } else { "" }
     );
     println!(
-        "{:<20} | {:>25} {:>9} | {:>26}",
+        "{:<28} | {:>25} {:>9} | {:>26}",
         "",
         "saturation (closed loop)",
         "",
         format!("offered {offered:.0}/s (open loop)")
     );
     println!(
-        "{:<20} | {:>9} {:>7} {:>7} {:>9} | {:>9} {:>7} {:>8}",
+        "{:<28} | {:>9} {:>7} {:>7} {:>9} | {:>9} {:>7} {:>8}",
         "setup", "acked/s", "p50 ms", "p99 ms", "vs base", "acked/s", "p50 ms", "p99 ms"
     );
     let baseline = results[0].1.rate;
     for (name, sat, fixed) in &results {
         println!(
-            "{:<20} | {:>9.0} {:>7.2} {:>7.2} {:>8.2}x | {:>9.0} {:>7.2} {:>8.2}",
+            "{:<28} | {:>9.0} {:>7.2} {:>7.2} {:>8.2}x | {:>9.0} {:>7.2} {:>8.2}",
             name,
             sat.rate,
             sat.p50_ms,

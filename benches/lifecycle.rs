@@ -13,6 +13,11 @@
 //! nothing from GitHub). Lifecycles run one after another, so the latency is that of an idle
 //! server, not one under load.
 //!
+//! `BENCH_FORGE=gitlab` runs the same lifecycle on GitLab: the real GitLab client against the
+//! fake GitLab, a merge request opened → labelled `hotfix` by a responder → its smoke job turned
+//! green in the head pipeline and the Pipeline Hook delivered → `PUT …/merge`. Its merge is seen
+//! by polling the fake every millisecond, so that latency is good to a millisecond.
+//!
 //! `cargo bench --bench lifecycle` — environment: `BENCH_LIFECYCLES` (default 200),
 //! `BENCH_BACKEND` (`sqlite`, the default, or `postgres`: `HOTFIX_LANE_TEST_POSTGRES_URL`, default
 //! the local test database), `BENCH_JSON=path` to also write the figures as JSON.
@@ -24,7 +29,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::github::{check_event, pr_event};
+use common::gitlab::{pipeline_hook, GitLabDriver, API_TOKEN, PROJECT, PROJECT_PATH};
 use common::lane::{Lane, REPO};
+use common::scenario::{Change, ForgeDriver, NewChange, State, LANE, POSTMORTEM as POSTMORTEM_CHECK};
 use common::{Backend, Delivery};
 use serde_json::{json, Value};
 
@@ -81,9 +88,14 @@ fn check_delivery(number: u64, name: &str) -> Value {
     event
 }
 
-/// "GET /repos/Codertocat/Hello-World/pulls/101" → "GET /repos/{repo}/pulls/{n}".
+/// "GET /repos/Codertocat/Hello-World/pulls/101" → "GET /repos/{repo}/pulls/{n}", and
+/// "GET /api/v4/projects/acme%2Fplatform%2Fpayments/merge_requests/101" →
+/// "GET /api/v4/projects/{project}/merge_requests/{n}".
 fn endpoint(call: &str) -> String {
-    let call = call.replace(&format!("/repos/{REPO}"), "/repos/{repo}");
+    let call = call
+        .replace(&format!("/repos/{REPO}"), "/repos/{repo}")
+        .replace(&format!("/projects/{}", PROJECT_PATH.replace('/', "%2F")), "/projects/{project}")
+        .replace(&format!("/projects/{PROJECT}"), "/projects/{project}");
     let (method, path) = call.split_once(' ').unwrap_or(("", &call));
     let path: Vec<String> = path
         .split('/')
@@ -204,6 +216,136 @@ async fn baselines(lane: &Lane, i: u64) -> (f64, f64) {
     (rtt, ack)
 }
 
+/// The GitLab policy: the smoke job must come from GitLab CI.
+const GITLAB_POLICY: &str = "[responders]\nusers = [\"codertocat\", \"alice\"]\n[merge]\nsmoke_checks = [{ name = \"smoke\", app = \"gitlab-ci\" }]\nmethod = \"squash\"\n";
+
+fn gitlab_calls(lane: &GitLabDriver) -> Vec<String> {
+    lane.fake.take_calls().into_iter().map(|c| format!("{} {}", c.method, c.path)).collect()
+}
+
+fn gitlab_merges(lane: &GitLabDriver, iid: u64) -> Vec<common::fake_gitlab::Merge> {
+    lane.fake.merges().into_iter().filter(|m| m.iid == iid).collect()
+}
+
+async fn gitlab_lifecycle(lane: &mut GitLabDriver, iid: u64) -> Lifecycle {
+    let mut calls = Vec::new();
+    lane.fake.take_calls();
+    let mr = lane.open(NewChange::by("codertocat").number(iid).body(BODY)).await;
+    calls.push(("opened", gitlab_calls(lane)));
+    lane.label(mr, "hotfix", "alice").await;
+    calls.push(("labelled", gitlab_calls(lane)));
+    let head = lane.head(mr);
+    assert_eq!(lane.check(&head, LANE).map(|c| c.0), Some(State::Success), "!{iid} is in the lane");
+    assert_eq!(lane.check(&head, POSTMORTEM_CHECK).map(|c| c.0), Some(State::Success), "!{iid} names its postmortem");
+    assert!(gitlab_merges(lane, iid).is_empty(), "!{iid} is not merged before its smoke job");
+
+    // CI turns the smoke job green in the head pipeline, then its Pipeline Hook arrives.
+    let (pipeline, of) = lane.ci_pipeline(&head);
+    lane.fake.add_job(PROJECT, pipeline, "smoke", "success", false, "gitlab-ci");
+    let hook = pipeline_hook(&lane.fake, PROJECT, pipeline, of, "gitlab-ci");
+    let sent = Instant::now();
+    let status = lane.deliver_to(&lane.base, "Pipeline", &hook).await;
+    let acked = Instant::now();
+    assert_eq!(status, 202, "the pipeline delivery is acknowledged");
+    let deadline = acked + Duration::from_secs(20);
+    let merged = loop {
+        if !gitlab_merges(lane, iid).is_empty() {
+            break Instant::now();
+        }
+        assert!(Instant::now() < deadline, "!{iid} was not merged within 20 s of its green pipeline");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    lane.settle().await;
+    calls.push(("green pipeline → merged", gitlab_calls(lane)));
+    let merges = gitlab_merges(lane, iid);
+    assert_eq!(merges.len(), 1, "!{iid}: one merge");
+    assert_eq!((merges[0].sha.as_deref(), merges[0].squash), (Some(head.as_str()), true), "!{iid} pinned to its head");
+    Lifecycle { calls, ack_to_merge: signed_ms(acked, merged), sent_to_merge: signed_ms(sent, merged) }
+}
+
+/// GitLab's baselines: a bare round trip to the fake, and the acknowledgement of a Pipeline
+/// Hook for a job the policy does not pin.
+async fn gitlab_baselines(lane: &mut GitLabDriver, i: u64, last: Change) -> (f64, f64) {
+    let started = Instant::now();
+    let user = lane.client.get(format!("{}/api/v4/user", lane.fake.url)).header("PRIVATE-TOKEN", API_TOKEN);
+    let response = user.send().await.expect("fake answers");
+    let rtt = ms(started.elapsed());
+    assert_eq!(response.status(), 200);
+    let head = lane.head(last);
+    let (pipeline, of) = lane.ci_pipeline(&head);
+    lane.fake.add_job(PROJECT, pipeline, &format!("lint-{i}"), "success", false, "gitlab-ci");
+    let hook = pipeline_hook(&lane.fake, PROJECT, pipeline, of, "gitlab-ci");
+    let started = Instant::now();
+    let status = lane.deliver_to(&lane.base, "Pipeline", &hook).await;
+    let ack = ms(started.elapsed());
+    assert_eq!(status, 202, "the baseline delivery is acknowledged");
+    lane.settle().await;
+    lane.fake.take_calls();
+    (rtt, ack)
+}
+
+/// Everything one run measured.
+struct Measured {
+    forge: &'static str,
+    warm: Lifecycle,
+    results: Vec<Lifecycle>,
+    rtts: Vec<f64>,
+    acks: Vec<f64>,
+}
+
+async fn run_github(backend: Backend, runs: usize) -> Measured {
+    let lane = Lane::start(backend, MERGE_POLICY).await;
+    lane.fake.repo(REPO, |r| r.issues.insert(POSTMORTEM, (vec!["postmortem".into()], false)));
+
+    // One lifecycle to warm connections and caches (the policy's first, unconditional read).
+    let warm = lifecycle(&lane, FIRST_NUMBER).await;
+    let (mut results, mut rtts, mut acks) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs as u64 {
+        results.push(lifecycle(&lane, FIRST_NUMBER + 1 + i).await);
+        let (rtt, ack) = baselines(&lane, i).await;
+        rtts.push(rtt);
+        acks.push(ack);
+    }
+
+    // Every lifecycle merged exactly once, and nothing else was merged.
+    let merges = lane.fake.repo(REPO, |r| r.merges.len());
+    assert_eq!(merges, runs + 1, "one merge per lifecycle, the warm-up's included");
+    assert_one_merge_each(lane.store(), REPO, runs).await;
+    let Lane { server, _db, .. } = lane;
+    server.shutdown().await.expect("the server stops");
+    drop(_db);
+    Measured { forge: "GitHub", warm, results, rtts, acks }
+}
+
+async fn run_gitlab(backend: Backend, runs: usize) -> Measured {
+    let mut lane = GitLabDriver::start(backend, GITLAB_POLICY).await;
+    lane.open_issue(POSTMORTEM, &["postmortem"], "alice").await;
+    let warm = gitlab_lifecycle(&mut lane, FIRST_NUMBER).await;
+    let (mut results, mut rtts, mut acks) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs as u64 {
+        let iid = FIRST_NUMBER + 1 + i;
+        results.push(gitlab_lifecycle(&mut lane, iid).await);
+        let (rtt, ack) = gitlab_baselines(&mut lane, i, Change(iid)).await;
+        rtts.push(rtt);
+        acks.push(ack);
+    }
+    assert_eq!(lane.fake.merges().len(), runs + 1, "one merge per lifecycle, the warm-up's included");
+    assert_one_merge_each(lane.store(), PROJECT_PATH, runs).await;
+    lane.server.shutdown().await.expect("the server stops");
+    Measured { forge: "GitLab", warm, results, rtts, acks }
+}
+
+/// One `merge.merged` audit entry per lifecycle, and no other.
+async fn assert_one_merge_each(store: &hotfix_lane::store::Store, repo: &str, runs: usize) {
+    let audit = store.audit(Some(repo), None).await.unwrap();
+    let mut merged: BTreeMap<i64, usize> = BTreeMap::new();
+    for entry in audit.iter().filter(|e| e.action == "merge.merged") {
+        *merged.entry(entry.number.expect("a merge names its change")).or_default() += 1;
+    }
+    let expected: BTreeMap<i64, usize> = (0..=runs as i64).map(|i| (FIRST_NUMBER as i64 + i, 1)).collect();
+    assert_eq!(merged, expected, "one merge.merged audit entry per lifecycle, and no other");
+}
+
 struct Summary {
     p50: f64,
     p90: f64,
@@ -254,30 +396,11 @@ async fn main() {
         Ok(other) => panic!("BENCH_BACKEND={other}: sqlite or postgres"),
     };
     let backend_name = if backend == Backend::Postgres { "postgres" } else { "sqlite" };
-
-    let lane = Lane::start(backend, MERGE_POLICY).await;
-    lane.fake.repo(REPO, |r| r.issues.insert(POSTMORTEM, (vec!["postmortem".into()], false)));
-
-    // One lifecycle to warm connections and caches (the policy's first, unconditional read).
-    let warm = lifecycle(&lane, FIRST_NUMBER).await;
-    let (mut results, mut rtts, mut acks) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..runs as u64 {
-        results.push(lifecycle(&lane, FIRST_NUMBER + 1 + i).await);
-        let (rtt, ack) = baselines(&lane, i).await;
-        rtts.push(rtt);
-        acks.push(ack);
-    }
-
-    // Every lifecycle merged exactly once, and nothing else was merged.
-    let merges = lane.fake.repo(REPO, |r| r.merges.len());
-    assert_eq!(merges, runs + 1, "one merge per lifecycle, the warm-up's included");
-    let audit = lane.store().audit(Some(REPO), None).await.unwrap();
-    let mut merged: BTreeMap<i64, usize> = BTreeMap::new();
-    for entry in audit.iter().filter(|e| e.action == "merge.merged") {
-        *merged.entry(entry.number.expect("a merge names its change")).or_default() += 1;
-    }
-    let expected: BTreeMap<i64, usize> = (0..=runs as i64).map(|i| (FIRST_NUMBER as i64 + i, 1)).collect();
-    assert_eq!(merged, expected, "one merge.merged audit entry per lifecycle, and no other");
+    let Measured { forge, warm, results, rtts, acks } = match std::env::var("BENCH_FORGE").as_deref() {
+        Ok("github") | Err(_) => run_github(backend, runs).await,
+        Ok("gitlab") => run_gitlab(backend, runs).await,
+        Ok(other) => panic!("BENCH_FORGE={other}: github or gitlab"),
+    };
 
     let latency = summary(&results.iter().map(|r| r.ack_to_merge).collect::<Vec<_>>());
     let from_send = summary(&results.iter().map(|r| r.sent_to_merge).collect::<Vec<_>>());
@@ -296,13 +419,13 @@ async fn main() {
         .collect();
 
     println!(
-        "\nlifecycle: {runs} pre-authorized merges on {backend_name}, one after another, fake GitHub on loopback{}\n",
+        "\nlifecycle: {runs} pre-authorized merges on {backend_name}, one after another, fake {forge} on loopback{}\n",
         if smoke { " (smoke run)" } else { "" }
     );
     println!("| latency, ms | p50 | p90 | p99 | max | p50 vs ack | p50 vs round trip |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let rows = [
-        ("round trip to the fake (`GET /user`)", &rtt),
+        ("round trip to the fake", &rtt),
         ("delivery acknowledged, intake only", &ack),
         ("green check acknowledged → `PUT …/merge` received", &latency),
         ("green check sent → `PUT …/merge` received", &from_send),
@@ -336,6 +459,7 @@ async fn main() {
         let kind_json: serde_json::Map<_, _> =
             kinds.iter().map(|(k, (mean, max))| (k.clone(), json!({ "mean": mean, "max": max }))).collect();
         let figures = json!({
+            "forge": forge,
             "backend": backend_name,
             "lifecycles": runs,
             "smoke_run": smoke,
@@ -364,8 +488,4 @@ async fn main() {
         std::fs::write(&path, serde_json::to_vec_pretty(&figures).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"));
         println!("figures written to {path}");
     }
-
-    let Lane { server, _db, .. } = lane;
-    server.shutdown().await.expect("the server stops");
-    drop(_db);
 }

@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::forge::github::payload::EVENTS;
+use crate::forge::gitlab::payload::KINDS as GITLAB_KINDS;
 use crate::store::JobCounts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -173,16 +174,19 @@ impl Default for Metrics {
     }
 }
 
-/// The `event` label: a name the lane knows, from an authenticated delivery; anything else is
-/// `other`, so that no sender can add series (each one is kept, and scraped, forever).
-fn event_label(event: Option<&str>) -> &'static str {
-    event.and_then(|e| EVENTS.iter().copied().find(|known| *known == e)).unwrap_or("other")
+/// The `event` label: a name the lane knows for `forge` (GitHub's event names, GitLab's
+/// `object_kind`s), from an authenticated delivery; anything else is `other`, so that no sender
+/// can add series (each one is kept, and scraped, forever).
+fn event_label(forge: &str, event: Option<&str>) -> &'static str {
+    let known = if forge == "gitlab" { GITLAB_KINDS } else { EVENTS };
+    event.and_then(|e| known.iter().copied().find(|k| *k == e)).unwrap_or("other")
 }
 
 impl Metrics {
     /// `event` is `None` for a request refused before it was authenticated.
     pub fn delivery(&self, forge: &str, event: Option<&str>, outcome: &str, elapsed: Duration) {
-        let labels = DeliveryLabels { forge: forge.into(), event: event_label(event).into(), outcome: outcome.into() };
+        let labels =
+            DeliveryLabels { forge: forge.into(), event: event_label(forge, event).into(), outcome: outcome.into() };
         self.0.deliveries.get_or_create(&labels).inc();
         self.0.ingress_seconds.get_or_create(&ForgeLabel { forge: forge.into() }).observe(elapsed.as_secs_f64());
     }
@@ -252,5 +256,22 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.0.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_label;
+
+    #[test]
+    fn each_forge_keeps_its_own_event_names_and_nothing_else() {
+        assert_eq!(event_label("github", Some("pull_request")), "pull_request");
+        assert_eq!(event_label("gitlab", Some("merge_request")), "merge_request");
+        assert_eq!(event_label("gitlab", Some("pipeline")), "pipeline");
+        // A name of the other forge, or one made up, adds no series.
+        assert_eq!(event_label("gitlab", Some("pull_request")), "other");
+        assert_eq!(event_label("github", Some("merge_request")), "other");
+        assert_eq!(event_label("gitlab", Some("build")), "other");
+        assert_eq!(event_label("gitlab", None), "other");
     }
 }

@@ -85,13 +85,42 @@ async fn rerunning_the_pipeline_does_not_leave_the_new_head_pipeline_without_the
 async fn a_responder_authorizing_their_own_merge_request_after_someone_elses_edit_is_refused() {
     let mut s = Scenario::<GitLabDriver>::start(Backend::Sqlite, POLICY).await;
     s.open_issue(50, &["postmortem"], "bob").await;
+    // Opened while the lane was not listening: the first hook it sees is bob's.
+    s.forge.deliver = false;
     let mr = s.open(NewChange::by("alice").body("Postmortem: #50")).await;
+    s.forge.deliver = true;
     // bob's edit: GitLab's hook names bob, not the author.
     s.edit_description(mr, "Postmortem: #50\n\nRoll back the cache change.", "bob").await;
     s.label(mr, "hotfix", "bob").await;
-    s.push(mr, "alice").await;
+    // bob writes the head commit too: only the merge request's author is alice.
+    s.push(mr, "bob").await;
     s.allow_unread_comments("this test is about whether the merge happens");
     s.comment(mr, "/hotfix authorize", "alice").await;
     s.report(mr, "smoke", State::Success, CI).await;
     assert!(s.forge.fake.merges().is_empty(), "alice wrote it: a second person must authorize");
+}
+
+/// Two `serve` replicas on one PostgreSQL, each handed its own copy of the Pipeline Hook that
+/// turns the smoke job green (GitLab sends one per hook, and a retry looks new): the merge
+/// request is merged exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_racing_on_the_green_pipeline_merge_once() {
+    let (s, mr) = authorized(Backend::Postgres).await;
+    let second = s.forge.replica().await;
+    let second_base = common::base_url(&second);
+    let head = s.head(mr);
+    let (pipeline, iid) = s.forge.ci_pipeline(&head);
+    s.forge.fake.add_job(PROJECT, pipeline, "smoke", "success", false, "gitlab-ci");
+    let hook = common::gitlab::pipeline_hook(&s.forge.fake, PROJECT, pipeline, iid, "gitlab-ci");
+    let (a, b) = tokio::join!(
+        s.forge.deliver_to(&s.forge.base, "Pipeline", &hook),
+        s.forge.deliver_to(&second_base, "Pipeline", &hook)
+    );
+    assert_eq!((a, b), (202, 202));
+    s.forge.settle().await;
+    let merges = s.forge.fake.merges();
+    assert_eq!(merges.len(), 1, "merged exactly once: {merges:?}");
+    let merged = s.audit().await.into_iter().filter(|a| a == "merge.merged").count();
+    assert_eq!(merged, 1);
+    second.shutdown().await.unwrap();
 }

@@ -71,9 +71,11 @@ pub async fn make<F: Forge>(
             url: remote.url,
             credentials: remote.token.map(Credentials::token).unwrap_or_default(),
             number: pull.number,
+            change_refs: forge.conventions().change_refs,
             base: pull.base_ref.clone(),
             target: target.to_string(),
             merge_commit: merge_commit.clone(),
+            base_sha: pull.base_sha.clone(),
             branch: branch.clone(),
         };
         match tokio::task::spawn_blocking(move || work.run()).await {
@@ -93,6 +95,7 @@ pub async fn make<F: Forge>(
         Ok(Outcome::Made(made)) => made,
     };
     let text = decide::PullText {
+        conventions: forge.conventions(),
         number: pull.number,
         target,
         merge_commit: &merge_commit,
@@ -120,8 +123,8 @@ pub async fn make<F: Forge>(
         let pulls = forge.pulls_for_branch(&repo.full_name, &branch).await?;
         let lane = if pulls.is_empty() { String::new() } else { forge.identity().await? };
         if let Some(other) = pulls.iter().find(|p| !p.author.eq_ignore_ascii_case(&lane)) {
-            let why =
-                format!("pull request #{} from it was opened by {}, not by hotfix-lane", other.number, other.author);
+            let (noun, reference) = (forge.conventions().change_noun, forge.conventions().change_ref(other.number));
+            let why = format!("{noun} {reference} from it was opened by {}, not by hotfix-lane", other.author);
             return Ok(failed(record, target, not_ours(&branch, &why)));
         }
         let number = match pulls.first() {
@@ -150,7 +153,7 @@ pub async fn make<F: Forge>(
     let head = decide::head_report(record, &made.tip.to_string(), &marked_paths(&record.conflicts));
     forge.report(&repo.full_name, &made.tip.to_string(), &head).await?;
     let what = match opened {
-        Some(n) => format!("#{n} to {target}"),
+        Some(n) => format!("{} to {target}", forge.conventions().change_ref(n)),
         None => format!("to {target}: {}", record.detail.as_deref().unwrap_or_default()),
     };
     Ok((if conflicted { AuditAction::BackportConflict } else { AuditAction::BackportOpened }, what))
@@ -180,7 +183,7 @@ pub async fn publish<F: Forge>(
     known: Option<u64>,
     merge_commit: &str,
 ) -> Result<u64, ForgeError> {
-    let summary = decide::summary_report(backports);
+    let summary = decide::summary_report(backports, forge.conventions());
     if !merge_commit.is_empty() {
         forge.report(repo, merge_commit, &summary).await?;
     }
@@ -199,9 +202,13 @@ struct GitWork {
     url: String,
     credentials: Credentials,
     number: u64,
+    /// Where the forge keeps changes' own commits (`refs/pull`, `refs/merge-requests`).
+    change_refs: &'static str,
     base: String,
     target: String,
     merge_commit: String,
+    /// Where the change's diff started on the target, when the forge says.
+    base_sha: Option<String>,
     branch: String,
 }
 
@@ -230,7 +237,7 @@ impl GitWork {
             format!("+refs/heads/{0}:refs/heads/{0}", self.target),
             // The change's own commits (to tell a rebase merge from a squash); a pattern, so
             // a forge without these refs is no error.
-            format!("+refs/pull/{n}/*:refs/pull/{n}/*"),
+            format!("+{0}/{n}/*:{0}/{n}/*", self.change_refs),
             format!("+refs/heads/{BRANCH}*:refs/hotfix-lane/remote/{BRANCH}*", BRANCH = decide::BRANCH_PREFIX),
         ];
         mirror.fetch(&self.url, &self.credentials, &refspecs)?;
@@ -260,8 +267,9 @@ impl GitWork {
         committer: &git2::Signature,
     ) -> Result<Option<Made>, MirrorError> {
         let merged = git2::Oid::from_str(&self.merge_commit)?;
-        let head = repo.refname_to_id(&format!("refs/pull/{}/head", self.number)).ok();
-        let (_, commits) = select::landed_commits(repo, merged, head)?;
+        let head = repo.refname_to_id(&format!("{}/{}/head", self.change_refs, self.number)).ok();
+        let base = self.base_sha.as_deref().and_then(|b| git2::Oid::from_str(b).ok());
+        let (_, commits) = select::landed_commits(repo, merged, head, base)?;
         Ok(match engine::pick(repo, onto, &commits, committer, Some(merged))? {
             Picked::AlreadyApplied => None,
             Picked::Clean { tip, .. } => {

@@ -17,12 +17,28 @@ pub enum Landed {
 }
 
 /// The commits to pick, oldest first, for a change that landed as `merged`. `head` is the
-/// change's own branch tip when known (GitHub's `refs/pull/N/head`): a rebase is recognised by
-/// the landed commits matching the branch's commits one for one (author, author date, message).
-pub fn landed_commits(repo: &Repository, merged: Oid, head: Option<Oid>) -> Result<(Landed, Vec<Oid>), git2::Error> {
+/// change's own branch tip when known (GitHub's `refs/pull/N/head`, GitLab's
+/// `refs/merge-requests/N/head`): a rebase is recognised by the landed commits matching the
+/// branch's commits one for one (author, author date, message). A fast-forward (GitLab's
+/// `ff` method: `merged` is the head itself) landed the branch's own commits after `base`, the
+/// target's commit the change was compared against.
+pub fn landed_commits(
+    repo: &Repository,
+    merged: Oid,
+    head: Option<Oid>,
+    base: Option<Oid>,
+) -> Result<(Landed, Vec<Oid>), git2::Error> {
     let commit = repo.find_commit(merged)?;
     if commit.parent_count() > 1 {
         return Ok((Landed::MergeCommit, vec![merged]));
+    }
+    if head == Some(merged) {
+        let base = base.filter(|&b| b != merged && repo.graph_descendant_of(merged, b).unwrap_or(false));
+        let own = match base {
+            Some(base) => own_commits(repo, merged, base)?,
+            None => vec![merged],
+        };
+        return Ok(if own.len() > 1 { (Landed::Rebase, own) } else { (Landed::Squash, vec![merged]) });
     }
     let (Some(head), Ok(base)) = (head, commit.parent_id(0)) else { return Ok((Landed::Squash, vec![merged])) };
     let originals = own_commits(repo, head, base)?;

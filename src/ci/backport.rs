@@ -77,7 +77,9 @@ impl<F: Forge> Job<'_, F> {
             .map(|(target, b)| serde_json::json!({ "target": target, "state": b.state, "pull": b.pull }))
             .collect();
         runner.output(Output::Backports, &serde_json::Value::Array(listed).to_string()).map_err(write)?;
-        runner.summary(&decide::comment(&backports).replace(decide::BACKPORT_MARKER, "")).map_err(write)?;
+        runner
+            .summary(&decide::comment(&backports, forge.conventions()).replace(decide::BACKPORT_MARKER, ""))
+            .map_err(write)?;
         let failing: Vec<&str> = backports
             .iter()
             .filter(|(_, b)| matches!(b.state, BackportState::Conflict | BackportState::Failed))

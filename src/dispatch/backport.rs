@@ -38,10 +38,10 @@ pub(super) async fn run<P: Forges>(
     };
     let now = d.clock.now_ms();
     let policy = d.policies.get(forge, &repo.full_name).await?.policy.clone();
-    let pull = forge
-        .pull(&repo.full_name, number)
-        .await?
-        .ok_or_else(|| StepError::Invalid(format!("pull request #{number} not found")))?;
+    let pull = forge.pull(&repo.full_name, number).await?.ok_or_else(|| {
+        let c = forge.conventions();
+        StepError::Invalid(format!("{} {} not found", c.change_noun, c.change_ref(number)))
+    })?;
     let request = open::Request {
         forge_name,
         repo,
@@ -127,6 +127,7 @@ pub(super) async fn followup<P: Forges>(
         return Ok(vec![]);
     };
     let now = d.clock.now_ms();
+    let reference = forge.conventions().change_ref(pull);
     let mut writes = Vec::new();
     match state {
         ItemState::Open if record.conflicts.is_empty() => return Ok(vec![]),
@@ -153,12 +154,12 @@ pub(super) async fn followup<P: Forges>(
             writes.push(audit_write(
                 now,
                 change,
-                own(AuditAction::BackportMerged, head_sha, format!("#{pull} to {target}")),
+                own(AuditAction::BackportMerged, head_sha, format!("{reference} to {target}")),
             ));
         }
         ItemState::Closed if !matches!(record.state, BackportState::Merged | BackportState::Closed) => {
             record.state = BackportState::Closed;
-            let detail = format!("#{pull} to {target} closed without merging");
+            let detail = format!("{reference} to {target} closed without merging");
             writes.push(audit_write(now, change, own(AuditAction::BackportClosed, head_sha, detail)));
         }
         _ => return Ok(vec![]),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::command::valid_branch;
+use super::conventions::Conventions;
 use super::markdown;
 use super::policy::Policy;
 use super::report::{CheckState, Report};
@@ -181,6 +182,7 @@ pub fn title(target: &str, original: &str) -> String {
 /// What the backport pull request says. Paths and branch names are shown as code, so nothing
 /// in them renders.
 pub struct PullText<'a> {
+    pub conventions: &'a Conventions,
     pub number: u64,
     pub target: &'a str,
     pub merge_commit: &'a str,
@@ -192,8 +194,8 @@ pub struct PullText<'a> {
 
 pub fn body(t: &PullText) -> String {
     let mut body = format!(
-        "Backport of #{} to {} (merge commit {}), opened by hotfix-lane.\n",
-        t.number,
+        "Backport of {} to {} (merge commit {}), opened by hotfix-lane.\n",
+        t.conventions.change_ref(t.number),
         markdown::code(t.target),
         t.merge_commit
     );
@@ -213,13 +215,16 @@ pub fn body(t: &PullText) -> String {
         for commit in t.remaining {
             body.push_str(&format!("git cherry-pick -x {commit}\n"));
         }
-        body.push_str("git push origin HEAD\n```\n\nThen mark the pull request ready for review.\n");
+        body.push_str(&format!(
+            "git push origin HEAD\n```\n\nThen mark the {} ready for review.\n",
+            t.conventions.change_noun
+        ));
     }
     body
 }
 
 /// The result of every target, as one check on the original merge commit.
-pub fn summary_report(backports: &BTreeMap<String, Backport>) -> Report {
+pub fn summary_report(backports: &BTreeMap<String, Backport>, conventions: &Conventions) -> Report {
     let count = |s: &[BackportState]| backports.values().filter(|b| s.contains(&b.state)).count();
     let failing: Vec<&str> = backports
         .iter()
@@ -233,7 +238,7 @@ pub fn summary_report(backports: &BTreeMap<String, Backport>) -> Report {
     } else {
         (CheckState::Success, format!("backported to {}", backports.keys().cloned().collect::<Vec<_>>().join(", ")))
     };
-    Report { context: BACKPORT_CONTEXT.into(), state, description, details: comment(backports) }
+    Report { context: BACKPORT_CONTEXT.into(), state, description, details: comment(backports, conventions) }
 }
 
 /// The check on a backport pull request's head: fails while the conflicts the pick left remain.
@@ -259,10 +264,11 @@ pub fn head_report(backport: &Backport, head: &str, still_marked: &[String]) -> 
 
 /// The one comment on the original change, edited as targets finish. Paths and failure
 /// details (from git and the forge) are escaped for the table.
-pub fn comment(backports: &BTreeMap<String, Backport>) -> String {
-    let mut text = format!("{BACKPORT_MARKER}\n### Backports\n\n| Target | State | Pull request |\n|---|---|---|\n");
+pub fn comment(backports: &BTreeMap<String, Backport>, conventions: &Conventions) -> String {
+    let noun = conventions.change_noun_capitalized();
+    let mut text = format!("{BACKPORT_MARKER}\n### Backports\n\n| Target | State | {noun} |\n|---|---|---|\n");
     for (target, b) in backports {
-        let pull = b.pull.map_or_else(|| "—".to_string(), |n| format!("#{n}"));
+        let pull = b.pull.map_or_else(|| "—".to_string(), |n| conventions.change_ref(n));
         let state = match b.state {
             BackportState::Pending => "⏳ in progress".to_string(),
             BackportState::Opened => "✅ opened".to_string(),
@@ -310,6 +316,7 @@ pub fn unmerged(backports: &BTreeMap<String, Backport>, now: Millis) -> Vec<Unme
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lane::conventions::GITHUB;
 
     #[test]
     fn branch_names_round_trip_with_slashes_in_targets() {
@@ -381,7 +388,7 @@ mod tests {
         failed.state = BackportState::Failed;
         failed.detail = Some("push refused: `x` | <b>y</b>".into());
         let all = BTreeMap::from([("main".to_string(), conflicted()), ("release-1".to_string(), failed)]);
-        let text = comment(&all);
+        let text = comment(&all, &GITHUB);
         // After the marker and the header row.
         let row: Vec<String> = inline_events(&text).into_iter().skip(4).collect();
         assert_eq!(
@@ -394,6 +401,7 @@ mod tests {
     fn a_conflicting_path_is_shown_as_code_in_the_pull_request_and_its_check() {
         let b = conflicted();
         let text = PullText {
+            conventions: &GITHUB,
             number: 4,
             target: "main",
             merge_commit: "abc",

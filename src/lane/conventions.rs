@@ -12,6 +12,11 @@ pub struct Conventions {
     pub policy_path: &'static str,
     /// What the forge calls a change.
     pub change_noun: &'static str,
+    /// What precedes a change's number in a reference (`#2` on GitHub, `!2` on GitLab, where
+    /// `#2` is an issue).
+    pub change_sigil: &'static str,
+    /// Where git keeps each change's own commits: `<change_refs>/<number>/head`.
+    pub change_refs: &'static str,
 }
 
 pub const GITHUB: Conventions = Conventions {
@@ -19,6 +24,8 @@ pub const GITHUB: Conventions = Conventions {
     name: "GitHub",
     policy_path: ".github/hotfix-lane.toml",
     change_noun: "pull request",
+    change_sigil: "#",
+    change_refs: "refs/pull",
 };
 
 pub const GITLAB: Conventions = Conventions {
@@ -26,6 +33,8 @@ pub const GITLAB: Conventions = Conventions {
     name: "GitLab",
     policy_path: ".gitlab/hotfix-lane.toml",
     change_noun: "merge request",
+    change_sigil: "!",
+    change_refs: "refs/merge-requests",
 };
 
 impl Conventions {
@@ -34,5 +43,16 @@ impl Conventions {
             Forge::Github => &GITHUB,
             Forge::Gitlab => &GITLAB,
         }
+    }
+
+    /// Change `number` as the forge's Markdown links it.
+    pub fn change_ref(&self, number: u64) -> String {
+        format!("{}{number}", self.change_sigil)
+    }
+
+    /// [`Conventions::change_noun`] starting a sentence or a heading.
+    pub fn change_noun_capitalized(&self) -> String {
+        let mut chars = self.change_noun.chars();
+        chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
     }
 }

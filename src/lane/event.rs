@@ -120,6 +120,10 @@ pub struct PullRequest {
     pub draft: bool,
     pub merged: bool,
     pub merge_commit_sha: Option<String>,
+    /// The target's commit the change's diff starts from, where the forge says (GitLab's
+    /// `diff_refs.base_sha`): after a fast-forward merge, what landed begins right after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_sha: Option<String>,
     pub head_sha: String,
     pub head_ref: String,
     pub base_ref: String,

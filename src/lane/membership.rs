@@ -139,6 +139,7 @@ mod tests {
             draft: false,
             merged: false,
             merge_commit_sha: None,
+            base_sha: None,
             head_sha: "abc".into(),
             head_ref: head_ref.into(),
             base_ref: "main".into(),

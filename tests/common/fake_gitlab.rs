@@ -147,6 +147,8 @@ pub struct MergeRequest {
     pub commits: Vec<String>,
     pub merge_commit_sha: Option<String>,
     pub squash_commit_sha: Option<String>,
+    /// `diff_refs.base_sha`: the target's commit the diff starts from, if set.
+    pub base_sha: Option<String>,
     pub merged_by: Option<u64>,
     /// Who merged it or set it to auto-merge.
     pub merge_user: Option<u64>,
@@ -290,6 +292,20 @@ pub struct Issue {
     pub updated_at: String,
 }
 
+impl Project {
+    /// Whether `sha` is a commit of the project, modelled or in [`Project::git_dir`].
+    fn has_commit(&self, sha: &str) -> bool {
+        self.commits.contains_key(sha) || self.git(&["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_some()
+    }
+
+    /// A git command's output on [`Project::git_dir`], if there is one and the command succeeds.
+    fn git(&self, args: &[&str]) -> Option<String> {
+        let out =
+            std::process::Command::new("git").arg("--git-dir").arg(self.git_dir.as_ref()?).args(args).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Protection {
     /// (access level, user id) of who may merge, and who may push.
@@ -325,6 +341,9 @@ pub struct Project {
     pub train: Vec<TrainCar>,
     /// label name → id.
     pub label_ids: BTreeMap<String, u64>,
+    /// A bare repository on disk standing in for the project's git side: its clone URL, and
+    /// the branches and files the fake does not model itself.
+    pub git_dir: Option<std::path::PathBuf>,
     /// Knobs: answer 405 to the next this many merge calls.
     pub merge_405: u32,
     /// Answer the next merge call 422 with this message.
@@ -598,7 +617,7 @@ impl World {
                 Value::Null,
                 |pl| json!({ "id": pl.id, "sha": pl.sha, "ref": pl.ref_, "status": pl.status, "source": pl.source }),
             );
-            let base_sha = p.branches.get(&mr.target_branch).cloned();
+            let base_sha = mr.base_sha.clone().or_else(|| p.branches.get(&mr.target_branch).cloned());
             v["diff_refs"] = json!({ "base_sha": base_sha, "head_sha": mr.sha, "start_sha": base_sha });
             v["merge_error"] = Value::Null;
             v["changes_count"] = mr.changed_files.len().to_string().into();
@@ -799,7 +818,7 @@ impl World {
         let Some(state) = q.get("state").filter(|s| STATES.contains(s)).map(String::from) else {
             return Err(Box::new(error_key(400, "state does not have a valid value")));
         };
-        if !self.projects[&project].commits.contains_key(sha) {
+        if !self.projects[&project].has_commit(sha) {
             return Err(Box::new(not_found("Commit")));
         }
         let name = q.get("name").or(q.get("context")).unwrap_or("default").to_string();
@@ -1334,6 +1353,7 @@ impl FakeGitLab {
                 merge_405: 0,
                 merge_422: None,
                 merge_then_500: 0,
+                git_dir: None,
             };
             project.members.insert(bot, MAINTAINER);
             w.projects.insert(id, project);
@@ -1408,6 +1428,7 @@ impl FakeGitLab {
                 commits: vec![sha],
                 merge_commit_sha: None,
                 squash_commit_sha: None,
+                base_sha: None,
                 merged_by: None,
                 merge_user: None,
                 detailed_merge_status: "mergeable".into(),
@@ -1980,7 +2001,8 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
             Json(json!({
                 "id": pid, "path_with_namespace": p.path, "path": p.path.rsplit('/').next(),
                 "name": p.path.rsplit('/').next(), "default_branch": p.default_branch,
-                "web_url": format!("{base}/{}", p.path), "http_url_to_repo": format!("{base}/{}.git", p.path),
+                "web_url": format!("{base}/{}", p.path),
+                "http_url_to_repo": p.git_dir.as_ref().map_or_else(|| format!("{base}/{}.git", p.path), |d| format!("file://{}", d.display())),
                 "merge_method": p.merge_method, "squash_option": p.squash_option,
                 "merge_trains_enabled": p.merge_trains_enabled,
                 "merge_trains_skip_train_allowed": p.merge_trains_skip_train_allowed,
@@ -1995,7 +2017,11 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
             let raw = segs.len() == 4;
             let branch = q.get("ref").map(String::from).unwrap_or_else(|| w.projects[&pid].default_branch.clone());
             let p = &w.projects[&pid];
-            let Some(entry) = p.files.get(&(branch.clone(), file.to_string())) else {
+            let from_git = p.git(&["show", &format!("{branch}:{file}")]).map(|content| FileEntry {
+                content,
+                last_commit_id: p.git(&["rev-parse", &branch]).unwrap_or_default().trim().to_string(),
+            });
+            let Some(entry) = p.files.get(&(branch.clone(), file.to_string())).cloned().or(from_git) else {
                 return not_found("File");
             };
             let blob = blob_id(&entry.content);
@@ -2049,7 +2075,7 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
         }
         ("GET", ["repository", "commits", sha, "merge_requests"]) => {
             let p = &w.projects[&pid];
-            if !p.commits.contains_key(*sha) {
+            if !p.has_commit(sha) {
                 return not_found("Commit");
             }
             let iids: Vec<u64> = p
@@ -2319,7 +2345,8 @@ fn create_mr(w: &mut World, r: &Req, pid: u64) -> Response {
         )
             .into_response();
     }
-    let Some(sha) = p.branches.get(source).cloned() else {
+    let pushed = || Some(p.git(&["rev-parse", "--verify", "-q", &format!("refs/heads/{source}")])?.trim().to_string());
+    let Some(sha) = p.branches.get(source).cloned().or_else(pushed) else {
         return (StatusCode::BAD_REQUEST, Json(json!({ "message": { "source_branch": ["is invalid"] } })))
             .into_response();
     };
@@ -2342,6 +2369,7 @@ fn create_mr(w: &mut World, r: &Req, pid: u64) -> Response {
         commits: vec![sha],
         merge_commit_sha: None,
         squash_commit_sha: None,
+        base_sha: None,
         merged_by: None,
         merge_user: None,
         detailed_merge_status: "mergeable".into(),

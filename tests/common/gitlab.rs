@@ -420,6 +420,18 @@ pub fn lane_state(word: &str) -> State {
 
 // The driver.
 
+/// The server's settings for the fake GitLab instance, on `db`.
+fn settings_for(fake: &FakeGitLab, db: &TestDb) -> hotfix_lane::server::ServeSettings {
+    let mut settings = super::settings(db);
+    settings.gitlab = Some(hotfix_lane::server::GitLabSettings {
+        url: fake.url.clone(),
+        token: Some(API_TOKEN.into()),
+        webhook_tokens: vec![GITLAB_TOKEN.into()],
+        signing_tokens: vec![],
+    });
+    settings
+}
+
 /// The lane on GitLab: the real server configured for the fake GitLab instance, project
 /// `acme/platform/payments` (id 42, default branch `main`), the policy at [`POLICY`].
 pub struct GitLabDriver {
@@ -433,7 +445,6 @@ pub struct GitLabDriver {
     /// Whether hooks go to the lane; off, the driver only plays moves on the fake (for tests of
     /// the driver itself while the lane cannot take GitLab hooks yet).
     pub deliver: bool,
-    deliveries: u64,
     _db: TestDb,
     /// GitLab's comments are snapshotted apart from GitHub's (`name@gitlab.snap`): commit ids
     /// and the forge's words differ.
@@ -448,25 +459,36 @@ impl GitLabDriver {
         if !self.deliver {
             return;
         }
-        self.deliveries += 1;
-        let key = format!("{:08x}-0000-4000-8000-{:012x}", fastrand::u32(..), self.deliveries);
+        let status = self.deliver_to(&self.base, kind, &body).await;
+        assert!(status == 202 || status == 200, "{kind} Hook answered {status}");
+        self.settle().await;
+    }
+
+    /// Posts a hook of `kind` to the server at `base` (this lane's, or a replica's) as GitLab
+    /// would, each time with a new `Idempotency-Key`; returns the answer's status, without
+    /// waiting for the jobs it caused.
+    pub async fn deliver_to(&self, base: &str, kind: &str, body: &Value) -> u16 {
+        let key = format!("{:08x}-0000-4000-8000-{:012x}", fastrand::u32(..), fastrand::u64(..1 << 48));
         let resp = self
             .client
-            .post(format!("{}/webhooks/gitlab", self.base))
+            .post(format!("{base}/webhooks/gitlab"))
             .header("X-Gitlab-Event", format!("{kind} Hook"))
             .header("X-Gitlab-Token", GITLAB_TOKEN)
             .header("X-Gitlab-Instance", self.fake.url.clone())
             .header("Idempotency-Key", key)
             .header("User-Agent", "GitLab/19.5.0")
             .header("Content-Type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap())
+            .body(serde_json::to_vec(body).unwrap())
             .send()
             .await
             .expect("hook sent");
-        let status = resp.status().as_u16();
-        let answer = resp.text().await.unwrap_or_default();
-        assert!(status == 202 || status == 200, "{status}: {answer}");
-        self.settle().await;
+        resp.status().as_u16()
+    }
+
+    /// A second `serve` on the same database and GitLab, as a replica behind the same load
+    /// balancer.
+    pub async fn replica(&self) -> Running {
+        super::start_server_with(settings_for(&self.fake, &self._db), self.clock.clone()).await
     }
 
     pub async fn settle(&self) {
@@ -506,7 +528,7 @@ impl GitLabDriver {
 
     /// The pipeline CI runs on `sha`: the head pipeline of the MR it heads, else the newest on
     /// it (a train's), else a new `merge_request_event` pipeline for the MR (or the branch).
-    fn ci_pipeline(&self, sha: &str) -> (u64, Option<u64>) {
+    pub fn ci_pipeline(&self, sha: &str) -> (u64, Option<u64>) {
         let mr = self.fake.project(PROJECT, |p| {
             p.merge_requests.values().rev().find(|m| m.sha == sha && m.state == "opened").map(|m| m.iid)
         });
@@ -546,32 +568,14 @@ impl ForgeDriver for GitLabDriver {
         fake.add_project(PROJECT, PROJECT_PATH, DEFAULT_BRANCH);
         fake.set_file(PROJECT, DEFAULT_BRANCH, POLICY, policy);
         let db = TestDb::new(backend).await;
-        let mut settings = super::settings(&db);
-        settings.gitlab = Some(hotfix_lane::server::GitLabSettings {
-            url: fake.url.clone(),
-            token: Some(API_TOKEN.into()),
-            webhook_tokens: vec![GITLAB_TOKEN.into()],
-            signing_tokens: vec![],
-        });
         let clock = Arc::new(ManualClock::new(NOW));
-        let server = super::start_server_with(settings, clock.clone()).await;
+        let server = super::start_server_with(settings_for(&fake, &db), clock.clone()).await;
         let base = base_url(&server);
         let client = reqwest::Client::new();
         let mut snapshots = insta::Settings::clone_current();
         snapshots.set_snapshot_suffix("gitlab");
         let _snapshots = snapshots.bind_to_scope();
-        GitLabDriver {
-            fake,
-            clock,
-            server,
-            client,
-            base,
-            sent: Vec::new(),
-            deliver: true,
-            deliveries: 0,
-            _db: db,
-            _snapshots,
-        }
+        GitLabDriver { fake, clock, server, client, base, sent: Vec::new(), deliver: true, _db: db, _snapshots }
     }
 
     fn repo(&self) -> String {

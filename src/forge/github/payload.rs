@@ -220,6 +220,7 @@ impl From<PullRequestBody> for event::PullRequest {
             draft: p.draft,
             merged,
             merge_commit_sha: p.merge_commit_sha,
+            base_sha: None,
             head_sha: p.head.sha,
             head_ref: p.head.git_ref,
             base_ref: p.base.git_ref,

@@ -78,7 +78,7 @@ pub struct User {
     pub username: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Project {
     pub default_branch: Option<String>,
     #[serde(default)]
@@ -133,6 +133,14 @@ pub struct MergeRequest {
     pub head_pipeline: Option<Pipeline>,
     #[serde(default)]
     pub detailed_merge_status: Option<String>,
+    #[serde(default)]
+    pub diff_refs: Option<DiffRefs>,
+}
+
+/// Where a merge request's diff starts and ends.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DiffRefs {
+    pub base_sha: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -36,9 +36,15 @@ const MOST: usize = 5_000;
 /// How long a commit's head pipeline is trusted between two reports of one evaluation.
 const PLACEMENT_TTL: Duration = Duration::from_secs(2);
 
+/// How long a project's settings (default branch, merge method, squash option, clone URL) are
+/// trusted: each event reads them several times, and they change only by an admin's hand.
+const PROJECT_TTL: Duration = Duration::from_secs(30);
+
+/// Entries kept in each cache before stale ones are dropped.
+const CACHE_ROOM: usize = 1_024;
+
 /// A commit a report goes on, and the pipeline it goes into (GitLab's pick when `None`).
 type Placement = (String, Option<u64>);
-type Placed = (Instant, Vec<Placement>);
 
 #[derive(Clone)]
 pub struct GitLab {
@@ -51,7 +57,29 @@ struct Inner {
     identity: Mutex<Option<String>>,
     users: Mutex<HashMap<String, u64>>,
     /// By (project, commit), with when they were read.
-    placements: Mutex<HashMap<(String, String), Placed>>,
+    placements: Cache<(String, String), Vec<Placement>>,
+    projects: Cache<String, v4::Project>,
+}
+
+/// Values by key, with when they were read.
+type Cache<K, V> = Mutex<HashMap<K, (Instant, V)>>;
+
+/// The entry for `key` if read less than `ttl` ago.
+fn fresh<K: std::hash::Hash + Eq, V: Clone>(cache: &Cache<K, V>, key: &K, ttl: Duration) -> Option<V> {
+    let cache = cache.lock().expect("cache lock");
+    cache.get(key).filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone())
+}
+
+/// Keeps `value` for `key`, first dropping stale entries when the cache is full.
+fn keep<K: std::hash::Hash + Eq, V>(cache: &Cache<K, V>, key: K, value: V, ttl: Duration) {
+    let mut cache = cache.lock().expect("cache lock");
+    if cache.len() >= CACHE_ROOM {
+        cache.retain(|_, (at, _)| at.elapsed() < ttl);
+        if cache.len() >= CACHE_ROOM {
+            cache.clear();
+        }
+    }
+    cache.insert(key, (Instant::now(), value));
 }
 
 impl GitLab {
@@ -64,6 +92,7 @@ impl GitLab {
                 identity: Mutex::default(),
                 users: Mutex::default(),
                 placements: Mutex::default(),
+                projects: Mutex::default(),
             }),
         })
     }
@@ -113,10 +142,23 @@ impl GitLab {
         Ok(id)
     }
 
+    /// The project's settings, as read in the last [`PROJECT_TTL`].
     async fn project(&self, repo: &str) -> Result<v4::Project, ForgeError> {
-        self.find(Call::get(format!("projects/{}", segment(repo))))
+        match fresh(&self.inner.projects, &repo.to_string(), PROJECT_TTL) {
+            Some(known) => Ok(known),
+            None => self.project_now(repo).await,
+        }
+    }
+
+    /// The project's settings as they are now: what a merge goes by (its method, squash option
+    /// and merge trains).
+    async fn project_now(&self, repo: &str) -> Result<v4::Project, ForgeError> {
+        let project: v4::Project = self
+            .find(Call::get(format!("projects/{}", segment(repo))))
             .await?
-            .ok_or_else(|| ForgeError::Failed(format!("GitLab project {repo} not found")))
+            .ok_or_else(|| ForgeError::Failed(format!("GitLab project {repo} not found")))?;
+        keep(&self.inner.projects, repo.to_string(), project.clone(), PROJECT_TTL);
+        Ok(project)
     }
 
     async fn merge_request(&self, repo: &str, iid: u64) -> Result<Option<v4::MergeRequest>, ForgeError> {
@@ -128,10 +170,8 @@ impl GitLab {
     /// pipeline's own commit too when that is a merged-results commit.
     async fn placements(&self, repo: &str, sha: &str) -> Result<Vec<Placement>, ForgeError> {
         let key = (repo.to_string(), sha.to_string());
-        if let Some((at, known)) = self.inner.placements.lock().expect("placements lock").get(&key) {
-            if at.elapsed() < PLACEMENT_TTL {
-                return Ok(known.clone());
-            }
+        if let Some(known) = fresh(&self.inner.placements, &key, PLACEMENT_TTL) {
+            return Ok(known);
         }
         let mut out = vec![];
         for iid in self.pulls_for_commit(repo, sha).await? {
@@ -147,7 +187,7 @@ impl GitLab {
         if out.is_empty() {
             out.push((sha.to_string(), None));
         }
-        self.inner.placements.lock().expect("placements lock").insert(key, (Instant::now(), out.clone()));
+        keep(&self.inner.placements, key, out.clone(), PLACEMENT_TTL);
         Ok(out)
     }
 
@@ -225,6 +265,7 @@ impl From<v4::MergeRequest> for PullRequest {
             draft: m.draft,
             merged,
             merge_commit_sha: m.merge_commit_sha.or(m.squash_commit_sha).or_else(|| merged.then(|| m.sha.clone())),
+            base_sha: m.diff_refs.and_then(|d| d.base_sha),
             head_sha: m.sha,
             head_ref: m.source_branch,
             base_ref: m.target_branch,
@@ -307,7 +348,7 @@ impl Forge for GitLab {
     }
 
     async fn merge(&self, repo: &str, number: u64, sha: &str, method: MergeMethod) -> Result<MergeOutcome, ForgeError> {
-        let project = self.project(repo).await?;
+        let project = self.project_now(repo).await?;
         // The project decides merge commit, rebase or fast-forward; squashing is the one choice
         // left to a merge, within the project's squash option.
         let squash = match project.squash_option.as_deref() {
@@ -356,7 +397,7 @@ impl Forge for GitLab {
     /// allows it, the hotfix skips the train (merged at once, the train not restarted);
     /// otherwise it joins the train, pinned to `sha`, and merges when its train pipeline passes.
     async fn enqueue_first(&self, repo: &str, number: u64, sha: &str) -> Result<(), ForgeError> {
-        let project = self.project(repo).await?;
+        let project = self.project_now(repo).await?;
         if project.merge_trains_skip_train_allowed {
             let call = Call::put(format!("projects/{}/merge_requests/{number}/merge", segment(repo)))
                 .form("sha", sha)

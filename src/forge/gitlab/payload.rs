@@ -260,6 +260,7 @@ impl MergeRequestHook {
             draft: a.draft.or(a.work_in_progress).unwrap_or(false),
             merged,
             merge_commit_sha: a.merge_commit_sha,
+            base_sha: None,
             head_sha: a.last_commit.id,
             head_ref: a.source_branch,
             base_ref: a.target_branch,

@@ -188,7 +188,7 @@ pub(super) fn merged(out: &mut Out, change: &PullRequest, merger: Option<&str>, 
         started = true;
     }
     if let Some(sha) = change.merge_commit_sha.clone().filter(|_| started) {
-        let report = backports::summary_report(&out.facts.lane.backports);
+        let report = backports::summary_report(&out.facts.lane.backports, ctx.conventions);
         out.effects.push(Effect::Report { sha, report });
     }
 }

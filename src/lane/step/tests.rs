@@ -27,6 +27,7 @@ fn change(head: &str, labels: &[&str]) -> PullRequest {
         draft: false,
         merged: false,
         merge_commit_sha: None,
+        base_sha: None,
         head_sha: head.into(),
         head_ref: "fix".into(),
         base_ref: "main".into(),
