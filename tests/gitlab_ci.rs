@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::fake_gitlab::{FakeGitLab, OpenMr, BOT};
+use common::git::GitWorld;
 use common::gitlab::{DEFAULT_BRANCH, POLICY, PROJECT, PROJECT_PATH};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hotfix-lane");
@@ -113,6 +114,7 @@ async fn ci_job(mode: &str, vars: Vec<(String, String)>) -> Run {
         .current_dir(dir.path())
         .env("CI_PROJECT_DIR", dir.path())
         .env("CI_BUILDS_DIR", dir.path())
+        .env("HOME", dir.path())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(vars);
     let started = Instant::now();
@@ -418,25 +420,88 @@ async fn merge_mode_gives_up_when_the_smoke_jobs_are_not_green_in_time() {
     assert!(fake.merges().is_empty());
 }
 
+/// The variables of a push pipeline on `branch` at `sha`: no merge request.
+fn push_pipeline(fake: &FakeGitLab, iid: u64, branch: &str, sha: &str) -> Vec<(String, String)> {
+    with(
+        mr_pipeline(fake, iid),
+        &[
+            ("CI_PIPELINE_SOURCE", Some("push")),
+            ("CI_COMMIT_SHA", Some(sha)),
+            ("CI_COMMIT_REF_NAME", Some(branch)),
+            ("CI_COMMIT_BRANCH", Some(branch)),
+            ("CI_MERGE_REQUEST_IID", None),
+            ("CI_MERGE_REQUEST_PROJECT_ID", None),
+            ("CI_MERGE_REQUEST_PROJECT_PATH", None),
+            ("CI_MERGE_REQUEST_TITLE", None),
+            ("CI_MERGE_REQUEST_LABELS", None),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn backport_mode_opens_the_merged_hotfixs_backport_from_the_push_pipeline_and_a_rerun_finds_it() {
+    let world = GitWorld::new();
+    world.git(&["switch", "-q", "-c", "fix", "release-1"]);
+    let lines: String =
+        (1..=40).map(|i| if i == 5 { "line 5 (fixed)\n".to_string() } else { format!("line {i}\n") }).collect();
+    world.write("app/server.rs", &lines);
+    let fix = world.commit("Fix the crash", "Octo Cat <octocat@example.com>");
+    world.git(&["switch", "-q", "release-1"]);
+    world.git(&["merge", "-q", "--no-ff", "fix", "-m", "Merge branch 'fix' into 'release-1'"]);
+    let merge = world.head();
+    world.push(&["release-1", "fix"]);
+    let fake = fake().await;
+    fake.project(PROJECT, |p| {
+        p.git_dir = Some(world.remote.clone());
+        p.default_branch = "master".into();
+    });
+    fake.set_file(PROJECT, "master", POLICY, RESPONDERS);
+    let open = OpenMr {
+        iid: Some(2),
+        title: "Fix the crash".into(),
+        author: "codertocat".into(),
+        source_branch: "fix".into(),
+        target_branch: "release-1".into(),
+        sha: Some(fix),
+        ..OpenMr::default()
+    };
+    let mr = fake.open_mr(PROJECT, open);
+    fake.add_label(PROJECT, mr, "hotfix", "alice");
+    let bob = fake.user("bob");
+    fake.edit_mr(PROJECT, mr, |m| {
+        m.state = "merged".into();
+        m.merge_commit_sha = Some(merge.clone());
+        m.merged_by = Some(bob);
+    });
+    let push = with(
+        push_pipeline(&fake, mr, "release-1", &merge),
+        &[("CI_DEFAULT_BRANCH", Some("master")), ("GITLAB_USER_LOGIN", Some("bob"))],
+    );
+    let run = ci_job("backport", push.clone()).await;
+    assert_eq!(run.code, 0, "{}", run.log);
+    assert!(run.dotenv["HOTFIX_LANE_BACKPORTS"].contains("\"target\":\"master\""), "{}", run.dotenv_text);
+    let branch = "hotfix-lane/backport/2-to-master";
+    assert!(world.remote_tip(branch).is_some(), "the backport branch is pushed: {}", run.log);
+    let opened = || {
+        fake.project(PROJECT, |p| {
+            p.merge_requests.values().filter(|m| m.source_branch == branch).map(|m| m.iid).collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(opened().len(), 1, "{}", run.log);
+    assert!(!run.log.contains(TOKEN));
+    // A retried job finds what the first one made.
+    let again = ci_job("backport", push).await;
+    assert_eq!(again.code, 0, "{}", again.log);
+    assert_eq!(opened().len(), 1, "{}", again.log);
+}
+
 #[tokio::test]
 async fn backport_mode_finds_the_merged_merge_request_of_the_pushed_commit() {
     let fake = fake().await;
     let mr = open(&fake, "Feature", "A feature.");
     let sha = fake.mr(PROJECT, mr).sha;
     fake.edit_mr(PROJECT, mr, |m| m.state = "merged".into());
-    let push = |sha: &str| {
-        with(
-            mr_pipeline(&fake, mr),
-            &[
-                ("CI_PIPELINE_SOURCE", Some("push")),
-                ("CI_COMMIT_SHA", Some(sha)),
-                ("CI_COMMIT_REF_NAME", Some(DEFAULT_BRANCH)),
-                ("CI_MERGE_REQUEST_IID", None),
-                ("CI_MERGE_REQUEST_PROJECT_ID", None),
-                ("CI_MERGE_REQUEST_PROJECT_PATH", None),
-            ],
-        )
-    };
+    let push = |sha: &str| push_pipeline(&fake, mr, DEFAULT_BRANCH, sha);
     let run1 = ci_job("backport", push(&sha)).await;
     assert_eq!(run1.code, 0, "{}", run1.log);
     assert!(run1.log.contains(&format!("!{mr} is not in the hotfix lane")), "{}", run1.log);
