@@ -1,8 +1,12 @@
 """Checks of the packaging files that the schema validators cannot do; run by .ci/lint-packaging.
 
   split-gitlab FILE OUTDIR      write FILE's two YAML documents (spec header, jobs) to OUTDIR
-  check-gitlab FILE             header holds only `spec`, inputs declared == inputs used, and the
-                                lane job's label match agrees with the full job's rule
+  check-gitlab FILE             the component: its path (templates/<name>[/template].yml), a header
+                                holding only `spec`, inputs declared == inputs used, no script
+                                reading what a merge request's author writes; the label-only
+                                fallback over label sets (lane job's report, the full job's skip,
+                                its warning); with a token, each job running `hotfix-lane
+                                gitlab-ci <mode>` and nothing else; the checksum-verified download
   check-gate FILE JOB           the verdict step of a gate job (JOB in FILE) passes exactly when
                                 it should, for each combination of job results
   check-gate-status FILE        the `pull_request_target` gate's suites and status steps, with a
@@ -12,7 +16,7 @@
                                 tokens and keeps secrets behind an environment; every mutation
                                 that breaks one of these is caught
   extract-scripts OUTDIR FILE…  write every shell script of GitHub workflows/actions (`run:`) and
-                                GitLab templates (`script:`) to OUTDIR for shellcheck; refuses
+                                GitLab templates (`before_script:`, `script:`) to OUTDIR for shellcheck; refuses
                                 `${{ }}` and `$[[ ]]` expressions inside shell text
   extract-step FILE JOB NAME    print the `run:` script of the step called NAME in JOB, for tests
                                 that run it
@@ -56,28 +60,143 @@ def split_gitlab(path, outdir):
     Path(outdir, f"{stem}.jobs.yml").write_text(jobs)
 
 
-def lane_decision(script, labels, label):
-    """Runs the lane job's script as the runner would and returns its dotenv report."""
+COMPONENT_PATH = re.compile(r"^templates/([a-z0-9_-]+)(/template)?\.yml$")
+# CI variables a merge request's author writes: no script of the template may read them (the
+# fallback's exact label match is the one exception, quoted in a `case`).
+CHANGE_TEXT = re.compile(r"\bCI_(MERGE_REQUEST_(TITLE|DESCRIPTION|SOURCE_BRANCH_NAME|DIFF_BASE_SHA|ASSIGNEES|"
+                         r"MILESTONE)|COMMIT_(MESSAGE|TITLE|DESCRIPTION|BRANCH|REF_NAME|REF_SLUG|TAG_MESSAGE|AUTHOR)|"
+                         r"EXTERNAL_PULL_REQUEST_\w+)\b")
+HOSTILE = "$(touch pwned) `touch pwned`; touch pwned\nHOTFIX_SUITE=smoke"
+STUB = "#!/bin/sh\nprintf '%s\\n' \"$*\" >>\"$STUB_CALLS\"\n"
+
+
+def job_lines(job, key):
+    lines = job.get(key) if isinstance(job, dict) else None
+    return "\n".join(lines) if isinstance(lines, list) else None
+
+
+def run_job(jobs, job_id, env, work, after=""):
+    """Runs a job's before_script and script in one shell, as the runner does; returns the result."""
+    job = jobs[job_id]
+    parts = [job_lines(jobs.get(job.get("extends")), "before_script"), job_lines(job, "before_script"),
+             job_lines(job, "script"), after]
+    script = "\n".join(p for p in parts if p)
+    full_env = {"PATH": f"{work}/bin:{os.environ['PATH']}", "STUB_CALLS": f"{work}/calls",
+                "CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_TITLE": HOSTILE,
+                "CI_MERGE_REQUEST_DESCRIPTION": HOSTILE, "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "$(touch pwned)",
+                "CI_COMMIT_MESSAGE": HOSTILE, **env}
+    return subprocess.run(["sh", "-e", "-c", script], cwd=work, env=full_env, capture_output=True, text=True)
+
+
+def job_variables(jobs, job_id, label):
+    merged = {**jobs.get(jobs[job_id].get("extends"), {}).get("variables", {}), **jobs[job_id].get("variables", {})}
+    return {k: INPUT_USE.sub(lambda m: label if m.group(1) == "label" else "", str(v)) for k, v in merged.items()}
+
+
+def lane_decision(path, jobs, labels, label):
+    """The fallback (no token): the lane job's dotenv report, and whether the full job ran its suite."""
     with tempfile.TemporaryDirectory() as work:
-        env = {"PATH": os.environ["PATH"], "HOTFIX_LANE_LABEL": label, "CI_PIPELINE_SOURCE": "merge_request_event"}
+        env = job_variables(jobs, "hotfix-lane", label)
         if labels is not None:
             env["CI_MERGE_REQUEST_LABELS"] = labels
-        subprocess.run(["sh", "-e", "-c", script], cwd=work, env=env, check=True, capture_output=True)
-        report = Path(work, "hotfix-lane.env").read_text()
-    return dict(line.split("=", 1) for line in report.splitlines())
+        done = run_job(jobs, "hotfix-lane", env, work)
+        if done.returncode != 0:
+            sys.exit(f"{path}: the lane job failed for labels {labels!r}: {done.stderr}")
+        if "anyone who can label merge requests gets smoke-only CI" not in done.stdout:
+            error(f"{path}: labels {labels!r}: the fallback gives no warning that the label alone decides")
+        report = dict(line.split("=", 1) for line in Path(work, "hotfix-lane.env").read_text().splitlines())
+        if Path(work, "pwned").exists():
+            error(f"{path}: labels {labels!r}: the lane job ran text of the merge request")
+        full = run_job(jobs, "hotfix-lane-full", {**env, **report}, work, after="echo FULL-SUITE-RAN")
+        return report, "FULL-SUITE-RAN" in full.stdout
 
 
-def rule_skips_full(rule, labels, label):
-    """Evaluates `$CI_MERGE_REQUEST_LABELS =~ /…/` after input interpolation (RE2 and Python agree
-    on this subset). An unset variable never matches."""
-    condition = INPUT_USE.sub(lambda m: label if m.group(1) == "label" else m.group(0), rule)
-    m = re.fullmatch(r"\$CI_MERGE_REQUEST_LABELS =~ /(.*)/", condition)
-    if not m:
-        sys.exit(f"unexpected rule in hotfix-lane-full: {rule}")
-    return labels is not None and re.search(m.group(1), labels) is not None
+def check_token_path(path, jobs, label):
+    """With a token every lane job runs the binary, with exactly its mode, and nothing else."""
+    with tempfile.TemporaryDirectory() as work:
+        Path(work, "bin").mkdir()
+        Path(work, "bin", "hotfix-lane").write_text(STUB)
+        Path(work, "bin", "hotfix-lane").chmod(0o755)
+        for job_id, mode, source in [("hotfix-lane", "lane", "merge_request_event"),
+                                     ("hotfix-lane-postmortem", "postmortem", "merge_request_event"),
+                                     ("hotfix-lane-merge", "merge", "merge_request_event"),
+                                     ("hotfix-lane-backport", "backport", "push")]:
+            Path(work, "calls").write_text("")
+            env = {**job_variables(jobs, job_id, label), "HOTFIX_LANE_TOKEN": "glpat-x",
+                   "CI_MERGE_REQUEST_LABELS": f"{label},{HOSTILE}", "CI_PIPELINE_SOURCE": source}
+            done = run_job(jobs, job_id, env, work)
+            calls = Path(work, "calls").read_text()
+            if done.returncode != 0 or calls != f"gitlab-ci {mode}\n":
+                error(f"{path}: job {job_id} with a token: exit {done.returncode}, ran {calls!r}, expected "
+                      f"`hotfix-lane gitlab-ci {mode}` ({done.stderr.strip()})")
+            if Path(work, "hotfix-lane.env").exists():
+                error(f"{path}: job {job_id} with a token wrote a report of its own beside the binary's")
+            if Path(work, "pwned").exists():
+                error(f"{path}: job {job_id} ran text of the merge request")
+
+
+def check_installer(path, jobs):
+    """The download: only with a token, only over https (or loopback), only if the archive's sha256
+    is the pinned one; then the archive's hotfix-lane is on PATH."""
+    import hashlib
+    import http.server
+    import io
+    import tarfile
+    import threading
+
+    binary = b"#!/bin/sh\necho verified-binary \"$@\"\n"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("hotfix-lane")
+        info.size, info.mode = len(binary), 0o755
+        archive.addfile(info, io.BytesIO(binary))
+    asset = buffer.getvalue()
+    good = hashlib.sha256(asset).hexdigest()
+    requests = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(asset)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hotfix-lane-x86_64-unknown-linux-gnu.tar.gz"
+    cases = [
+        ("the pinned archive", {"HOTFIX_LANE_BINARY_URL": url, "HOTFIX_LANE_BINARY_SHA256": good}, 0, True),
+        ("another archive", {"HOTFIX_LANE_BINARY_URL": url, "HOTFIX_LANE_BINARY_SHA256": "0" * 64}, 3, False),
+        ("no checksum", {"HOTFIX_LANE_BINARY_URL": url, "HOTFIX_LANE_BINARY_SHA256": ""}, 3, False),
+        ("plain http", {"HOTFIX_LANE_BINARY_URL": "http://example.com/a.tar.gz", "HOTFIX_LANE_BINARY_SHA256": good},
+         3, False),
+        ("an image without the binary", {"HOTFIX_LANE_BINARY_URL": "", "HOTFIX_LANE_BINARY_SHA256": ""}, 3, False),
+    ]
+    try:
+        for name, env, want_code, want_run in cases:
+            with tempfile.TemporaryDirectory() as work:
+                Path(work, "bin").mkdir()
+                done = run_job(jobs, "hotfix-lane", {**env, "HOTFIX_LANE_TOKEN": "glpat-x",
+                                                     "PATH": f"{work}/bin:/usr/bin:/bin"}, work)
+                ran = "verified-binary gitlab-ci lane" in done.stdout
+                if done.returncode != want_code or ran != want_run:
+                    error(f"{path}: installer, {name}: exit {done.returncode}, ran the binary: {ran}; expected "
+                          f"exit {want_code}, ran: {want_run} ({done.stderr.strip()})")
+        requests.clear()
+        with tempfile.TemporaryDirectory() as work:
+            run_job(jobs, "hotfix-lane", {"HOTFIX_LANE_BINARY_URL": url, "HOTFIX_LANE_BINARY_SHA256": good}, work)
+        if requests:
+            error(f"{path}: installer downloads without a token, where the fallback needs no binary")
+    finally:
+        server.shutdown()
 
 
 def check_gitlab(path):
+    if not COMPONENT_PATH.match(path):
+        error(f"{path}: a CI/CD component lives at templates/<name>.yml or templates/<name>/template.yml")
     _, jobs_text, header, jobs = gitlab_documents(path)
     if set(header) != {"spec"}:
         error(f"{path}: the header document must hold only `spec`, found {sorted(header)}")
@@ -87,14 +206,17 @@ def check_gitlab(path):
         error(f"{path}: input `{name}` is declared but never used")
     for name in sorted(used - set(inputs)):
         error(f"{path}: input `{name}` is used but not declared")
+    for job_id, job in jobs.items():
+        for key in ("before_script", "script"):
+            text = job_lines(job, key) or ""
+            for found in CHANGE_TEXT.finditer(text):
+                error(f"{path}: job {job_id} reads {found.group(0)}, text the merge request's author writes")
 
     if "default" not in inputs.get("label", {}):
         error(f"{path}: input `label` with a default is missing")
         return
     label = inputs["label"]["default"]
     pattern = inputs["label"].get("regex")
-    script = "\n".join(jobs["hotfix-lane"]["script"])
-    rule = jobs["hotfix-lane-full"]["rules"][0]["if"]
     cases = {
         None: "normal",
         "": "normal",
@@ -106,24 +228,28 @@ def check_gitlab(path):
         f"{label}-later": "normal",
         f"{label}x,x{label}": "normal",
         label.upper(): "normal",
+        f"{HOSTILE},{label}": "hotfix",
+        HOSTILE: "normal",
     }
     for other in ["priority::hotfix", "hotfix_2"]:
         if pattern and not re.fullmatch(pattern, other):
             error(f"{path}: the label regex refuses `{other}`")
-        cases_other = {other: "hotfix", f"a,{other}": "hotfix", f"{other}s": "normal"}
-        for labels, want in cases_other.items():
-            check_case(path, script, rule, labels, other, want)
+        for labels, want in {other: "hotfix", f"a,{other}": "hotfix", f"{other}s": "normal"}.items():
+            check_case(path, jobs, labels, other, want)
     for labels, want in cases.items():
-        check_case(path, script, rule, labels, label, want)
+        check_case(path, jobs, labels, label, want)
+    check_token_path(path, jobs, label)
+    check_installer(path, jobs)
 
 
-def check_case(path, script, rule, labels, label, want):
-    got = lane_decision(script, labels, label)
+def check_case(path, jobs, labels, label, want):
+    report, full_ran = lane_decision(path, jobs, labels, label)
     suite = "smoke" if want == "hotfix" else "full"
-    if got != {"HOTFIX_LANE": want, "HOTFIX_SUITE": suite}:
-        error(f"{path}: labels {labels!r}, label {label!r}: lane job reports {got}, expected {want}/{suite}")
-    if rule_skips_full(rule, labels, label) != (want == "hotfix"):
-        error(f"{path}: labels {labels!r}, label {label!r}: the full job's rule disagrees with the lane job")
+    if report != {"HOTFIX_LANE": want, "HOTFIX_SUITE": suite}:
+        error(f"{path}: labels {labels!r}, label {label!r}: lane job reports {report}, expected {want}/{suite}")
+    if full_ran != (want == "normal"):
+        error(f"{path}: labels {labels!r}, label {label!r}: the full job {'ran' if full_ran else 'skipped'} "
+              f"its suite for a {want} change")
 
 
 GATE_STEP = "Check the lane's jobs"
@@ -362,16 +488,17 @@ def github_scripts(path, data):
 def extract_scripts(outdir, files):
     for path in files:
         slug = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
-        if "gitlab" in path:
+        if COMPONENT_PATH.match(path):
             _, _, _, jobs = gitlab_documents(path)
             for job_id, job in jobs.items():
-                lines = job.get("script") if isinstance(job, dict) else None
-                if not isinstance(lines, list):
-                    continue  # an input (`$[[ inputs.x ]]`): the adopter's own commands
-                text = "\n".join(lines)
-                if "$[[" in text:
-                    error(f"{path}: job {job_id}: pass inputs through `variables:`, not into script text")
-                Path(outdir, f"{slug}--{job_id}.sh").write_text(f"#!/bin/sh\nset -e\n{text}\n")
+                for key in ("before_script", "script"):
+                    text = job_lines(job, key)
+                    if text is None:
+                        continue  # none, or an input (`$[[ inputs.x ]]`): the adopter's own commands
+                    if "$[[" in text:
+                        error(f"{path}: job {job_id}: pass inputs through `variables:`, not into script text")
+                    name = re.sub(r"[^A-Za-z0-9-]+", "_", job_id).strip("_")
+                    Path(outdir, f"{slug}--{name}--{key}.sh").write_text(f"#!/bin/sh\nset -e\n{text}\n")
             continue
         data = yaml.load(Path(path).read_text())
         for name, shell, script in github_scripts(path, data):

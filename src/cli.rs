@@ -53,6 +53,17 @@ enum Command {
     /// on a responder's authorization once the checks pass. Inputs come from INPUT_* variables,
     /// the event from GITHUB_EVENT_PATH.
     Action,
+    /// Run inside a GitLab CI job (the CI/CD component in templates/hotfix-lane/): `lane` writes
+    /// the lane decision as a dotenv report, `postmortem` fails the job unless the postmortem
+    /// check passes, `backport` opens the backports of a merged hotfix, `merge` merges on a
+    /// responder's authorization once the smoke jobs pass. Reads GitLab's predefined CI_*
+    /// variables and the token from HOTFIX_LANE_TOKEN. Exit 0 done, 1 the lane says no, 2 usage
+    /// error, 3 the job is not set up for it.
+    #[command(name = "gitlab-ci")]
+    GitlabCi {
+        #[arg(value_enum)]
+        mode: crate::ci::Mode,
+    },
     /// Check a set-up end to end with the settings `serve` takes (flags, HOTFIX_LANE_*, --config):
     /// the webhook secret, the database, the mirror directory, git, the GitHub credentials and,
     /// with --repo, the repository's permissions, policy file and branch rules. Exit 1 when
@@ -526,7 +537,8 @@ pub fn run(cli: Cli) -> ExitCode {
             telemetry::init(LogFormat::Human);
             block_on(ops::jobs(args))
         }
-        Command::Action => crate::action::main(),
+        Command::Action => crate::ci::github::main(),
+        Command::GitlabCi { mode } => crate::ci::gitlab::main(mode),
         Command::Doctor(args) => ops::doctor(*args),
         Command::Backport { command: BackportCommand::Local { repo, onto, branch, commits } } => {
             ops::backport_local(&repo, &onto, &branch, &commits)

@@ -3,10 +3,10 @@
 //! `lane` decides (pure), `ingress` takes webhooks in, `store` keeps everything durable, `jobs`
 //! runs the work, `dispatch` connects the runner to the lane, `server` wires it all up.
 
-pub mod action;
 pub mod api;
 pub mod audit_view;
 pub mod backport;
+pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod dispatch;

@@ -1258,6 +1258,13 @@ impl FakeGitLab {
         fake
     }
 
+    /// Moves the fake's clock to the real time, for a binary that measures what the fake
+    /// recorded against its own clock (how long ago a note authorized a merge).
+    pub fn clock_at_real_time(&self) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        self.with(|w| w.tick = w.tick.max(now - EPOCH));
+    }
+
     /// The API root, `{url}/api/v4`.
     pub fn api(&self) -> String {
         format!("{}/api/v4", self.url)
@@ -2445,6 +2452,7 @@ fn mr_route(w: &mut World, r: &Req, pid: u64, iid: u64, segs: &[&str]) -> Respon
         ("POST", ["notes"]) => note_create(w, r, pid, Noteable::MergeRequest, iid),
         ("PUT", ["notes", id]) => note_edit(w, r, pid, Noteable::MergeRequest, iid, id),
         ("GET", ["notes", id]) => note_get(w, pid, Noteable::MergeRequest, iid, id),
+        ("GET", ["versions"]) => paged(diff_versions(w, pid, iid), q, &base, r.uri),
         ("GET", ["resource_label_events"]) => {
             let mr = &w.projects[&pid].merge_requests[&iid];
             let list = label_events_json(w, pid, "MergeRequest", mr.id, &mr.label_events.clone());
@@ -2556,6 +2564,25 @@ fn merge(w: &mut World, r: &Req, pid: u64, iid: u64) -> Response {
         return message(500, "500 Internal Server Error");
     }
     Json(w.mr_json(pid, iid, true)).into_response()
+}
+
+/// `GET …/merge_requests/:iid/versions`: one diff version per head the MR has had, newest first,
+/// created when that commit arrived (as the fake recorded it).
+fn diff_versions(w: &World, pid: u64, iid: u64) -> Vec<Value> {
+    let p = &w.projects[&pid];
+    let mr = &p.merge_requests[&iid];
+    let base = p.branches.get(&mr.target_branch).cloned().unwrap_or_default();
+    mr.commits
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, sha)| {
+            let at = p.commits.get(sha).map(|c| c.created_at.clone()).unwrap_or_else(|| mr.created_at.clone());
+            json!({ "id": mr.id * 100 + i as u64, "head_commit_sha": sha, "base_commit_sha": base,
+                "start_commit_sha": base, "created_at": at, "merge_request_id": mr.id,
+                "state": "collected", "real_size": "1" })
+        })
+        .collect()
 }
 
 fn notes_list(w: &mut World, r: &Req, pid: u64, kind: Noteable, iid: u64) -> Response {

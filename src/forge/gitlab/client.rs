@@ -10,6 +10,10 @@ use gitlab::api::{self, AsyncQuery, Endpoint, Pagination};
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 
+mod history;
+
+pub use history::Note;
+
 use super::api::{self as v4, segment, Call};
 use super::transport::{self, Transport};
 use crate::forge::{
