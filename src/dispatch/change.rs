@@ -11,10 +11,11 @@ use super::policies::Loaded;
 use super::responders::Responders;
 use super::written::Written;
 use super::StepError;
-use crate::forge::Forge;
+use crate::forge::{Forge, ForgeError};
 use crate::lane::audit::Audit;
 use crate::lane::effect::Effect;
 use crate::lane::job::Job;
+use crate::lane::policy;
 use crate::lane::step::{self, Answer, Ctx, Input, Need, Observed};
 use crate::lane::track::PullFacts;
 use crate::store::Millis;
@@ -149,8 +150,22 @@ impl<F: Forge> Change<'_, F> {
             Need::Template(path) => {
                 Answer::File(forge.file(repo, path, &self.ctx.repo.default_branch).await?.map(|f| f.text))
             }
+            Need::Approvers(sha) => Answer::Approvers(approvers(forge, repo, self.number, sha).await?),
         })
     }
+}
+
+/// Who approved commit `sha` and may: an approval counts, as in branch protection, only from
+/// someone with write access.
+async fn approvers<F: Forge>(forge: &F, repo: &str, number: u64, sha: &str) -> Result<Vec<String>, ForgeError> {
+    let writers = policy::Responders { min_permission: Some(policy::Permission::Write), ..Default::default() };
+    let mut out = Vec::new();
+    for login in forge.approvals(repo, number, sha).await? {
+        if forge.is_responder(repo, &login, &writers).await? {
+            out.push(login);
+        }
+    }
+    Ok(out)
 }
 
 /// Applies every effect: the server.

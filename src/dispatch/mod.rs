@@ -209,6 +209,11 @@ impl<P: Forges> Dispatch<P> {
                     None => self.track_only(&envelope).await,
                 }
             }
+            // Reviews matter only to the approval check (the step ignores them without it).
+            Event::Review { pull, .. } => {
+                let input = Input::Reviewed { sha: pull.head_sha.clone() };
+                self.decide(forge, &subject(pull.number), input, Observed::default()).await
+            }
             Event::MergeGroup { action: MergeGroupAction::ChecksRequested, group } => {
                 queue::on_merge_group(self, forge, &envelope, repo, group).await
             }

@@ -74,6 +74,7 @@ impl Forge for Client {
         fn has_report(&self, repo: &str, sha: &str, context: &str) -> bool;
         fn pulls_for_commit(&self, repo: &str, sha: &str) -> Vec<u64>;
         fn changed_files(&self, repo: &str, number: u64) -> Vec<String>;
+        fn approvals(&self, repo: &str, number: u64, sha: &str) -> Vec<String>;
         fn report(&self, repo: &str, sha: &str, report: &Report) -> ();
         fn upsert_comment(&self, repo: &str, number: u64, known: Option<u64>, marker: &str, body: &str) -> u64;
         fn labeler(&self, repo: &str, number: u64, label: &str) -> Option<(String, Millis)>;

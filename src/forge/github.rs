@@ -278,6 +278,13 @@ struct ChangedFile {
     filename: String,
 }
 
+#[derive(Deserialize)]
+struct ReviewBody {
+    user: Option<authored::Login>,
+    state: String,
+    commit_id: Option<String>,
+}
+
 #[derive(Serialize)]
 struct NewIssue<'a> {
     title: &'a str,
@@ -463,6 +470,24 @@ impl Forge for GitHub {
     async fn pulls_for_commit(&self, repo: &str, sha: &str) -> Result<Vec<u64>, ForgeError> {
         let pulls = self.get::<Vec<Numbered>>(&format!("/repos/{repo}/commits/{sha}/pulls")).await?.unwrap_or_default();
         Ok(pulls.into_iter().map(|p| p.number).collect())
+    }
+
+    async fn approvals(&self, repo: &str, number: u64, sha: &str) -> Result<Vec<String>, ForgeError> {
+        let route = format!("/repos/{repo}/pulls/{number}/reviews?per_page=100");
+        let reviews: Vec<ReviewBody> = Pages::oldest_first(route).all(self).await?;
+        // Each reviewer's latest review that took a side; comments change nothing.
+        let mut latest: std::collections::BTreeMap<String, (String, ReviewBody)> = Default::default();
+        let sided = |r: &ReviewBody| matches!(r.state.as_str(), "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED");
+        for r in reviews.into_iter().filter(sided) {
+            if let Some(login) = r.user.as_ref().map(|u| u.login.clone()) {
+                latest.insert(login.to_ascii_lowercase(), (login, r));
+            }
+        }
+        Ok(latest
+            .into_values()
+            .filter(|(_, r)| r.state == "APPROVED" && r.commit_id.as_deref() == Some(sha))
+            .map(|(login, _)| login)
+            .collect())
     }
 
     async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError> {

@@ -167,6 +167,16 @@ pub trait Forge: Send + Sync + 'static {
     /// Open pull requests whose head is `sha`.
     fn pulls_for_commit(&self, repo: &str, sha: &str) -> impl Future<Output = Result<Vec<u64>, ForgeError>> + Send;
 
+    /// Who approved commit `sha` of a pull request in their latest review (a later review asking
+    /// for changes, or one of another commit, replaces an approval). Whether they may approve is
+    /// the caller's to check.
+    fn approvals(
+        &self,
+        repo: &str,
+        number: u64,
+        sha: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ForgeError>> + Send;
+
     /// Paths a pull request changes, all of them.
     fn changed_files(&self, repo: &str, number: u64) -> impl Future<Output = Result<Vec<String>, ForgeError>> + Send;
 

@@ -1,5 +1,6 @@
 //! The pure core: events, policy and the lane's decisions. No I/O, no clocks, no forge types.
 
+pub mod approval;
 pub mod audit;
 pub mod backport;
 pub mod command;

@@ -21,6 +21,24 @@ pub struct Policy {
     pub postmortem: PostmortemPolicy,
     pub backport: BackportPolicy,
     pub merge: MergePolicy,
+    pub approval: ApprovalPolicy,
+}
+
+/// The `hotfix-lane/approval` check, for branch protection that requires it instead of a review
+/// count (the lane then merges through ordinary protection, with no bypass list): green when
+/// `reviews` people with write access approved the head commit, or while the lane merges that
+/// commit on a responder's live grant. Off unless `reviews` is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalPolicy {
+    pub reviews: Option<u32>,
+}
+
+impl ApprovalPolicy {
+    /// The approving reviews the check asks for; `None` when it is not reported.
+    pub fn required(&self) -> Option<u32> {
+        self.reviews
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +322,20 @@ impl Policy {
             if let Some(message) = message {
                 at("responders", "min_permission", None, message);
             }
+        }
+        match (self.approval.reviews, forge) {
+            (Some(0), _) | (Some(11..), _) => {
+                at("approval", "reviews", None, "approval.reviews must be between 1 and 10".into())
+            }
+            (Some(_), Forge::Gitlab) => at(
+                "approval",
+                "reviews",
+                None,
+                "approval.reviews: the `hotfix-lane/approval` check is for GitHub branch protection; on GitLab \
+                 use approval rules"
+                    .into(),
+            ),
+            _ => {}
         }
         for (i, _) in self.merge.smoke_checks.iter().enumerate().filter(|(_, c)| c.name.trim().is_empty()) {
             at("merge", "smoke_checks", Some(i), "merge.smoke_checks: a check needs a `name`".into());
@@ -618,7 +650,7 @@ allow_self_authorize = true
                 "5:26: responders.teams: `oncall` is not a team; write it as `@org/team`",
                 "6:18: responders.min_permission = \"owner\" is not a GitHub role; use \"write\", \"maintain\" or \"admin\"",
                 "8:13: `soon` is not a duration; write it like `90s`, `30m`, `4h`, `2d` or `1h30m`",
-                "9:2: unknown field `extra`, expected one of `lane`, `responders`, `postmortem`, `backport`, `merge`",
+                "9:2: unknown field `extra`, expected one of `lane`, `responders`, `postmortem`, `backport`, `merge`, `approval`",
             ],
             "{shown:#?}"
         );

@@ -57,6 +57,8 @@ pub struct Repo {
     pub queue_refs: Vec<(String, String)>,
     /// number → paths the pull request changes.
     pub pull_files: BTreeMap<u64, Vec<String>>,
+    /// number → (reviewer, state, commit) of its reviews, oldest first.
+    pub reviews: BTreeMap<u64, Vec<(String, String, String)>>,
     /// (issue or pull number, label, actor, created_at) of `labeled` events.
     pub label_events: Vec<(u64, String, String, String)>,
     pub statuses: Vec<Status>,
@@ -162,6 +164,7 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/pulls/{number}/requested_reviewers", post(request_reviewers))
             .route("/repos/{owner}/{repo}/pulls/{number}", get(pull).patch(edit_pull))
             .route("/repos/{owner}/{repo}/pulls/{number}/files", get(pull_files))
+            .route("/repos/{owner}/{repo}/pulls/{number}/reviews", get(pull_reviews))
             .route("/repos/{owner}/{repo}/pulls/{number}/merge", axum::routing::put(merge_pull))
             .route("/repos/{owner}/{repo}/commits/{sha}/pulls", get(pulls_for_commit))
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
@@ -585,6 +588,31 @@ async fn pull_files(
         .map(|f| f.iter().map(|name| json!({ "filename": name, "status": "modified" })).collect())
         .unwrap_or_default();
     paged(files, &q, &uri, &headers)
+}
+
+async fn pull_reviews(
+    State(world): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let world = world.lock().unwrap();
+    let reviews: Vec<Value> = world
+        .repos
+        .get(&full(&owner, &repo))
+        .and_then(|r| r.reviews.get(&number))
+        .map(|all| {
+            all.iter()
+                .enumerate()
+                .map(|(i, (login, state, commit))| {
+                    json!({ "id": 80_000 + i, "user": { "login": login, "type": "User" }, "state": state,
+                        "commit_id": commit, "body": "" })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    paged(reviews, &q, &uri, &headers)
 }
 
 async fn edit_pull(

@@ -455,6 +455,12 @@ impl Forge for GitLab {
         Ok(found.into_iter().filter(|m| m.state == "opened" && m.sha == sha).map(|m| m.iid).collect())
     }
 
+    /// GitLab gates merges on its own approval rules, which the lane leaves alone: the policy
+    /// refuses the approval check there.
+    async fn approvals(&self, _repo: &str, _number: u64, _sha: &str) -> Result<Vec<String>, ForgeError> {
+        Err(ForgeError::Failed("the `hotfix-lane/approval` check is not offered on GitLab".into()))
+    }
+
     async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError> {
         let call = Call::get(format!("projects/{}/merge_requests/{number}/diffs", segment(repo)));
         let diffs: Vec<v4::Diff> = self.all(call).await?;

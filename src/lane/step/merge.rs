@@ -3,6 +3,7 @@
 
 use super::publish::{self, comment};
 use super::{Ctx, Need, Observed, Out, Step};
+use crate::lane::approval;
 use crate::lane::audit::AuditAction;
 use crate::lane::conventions::Conventions;
 use crate::lane::effect::Effect;
@@ -73,6 +74,10 @@ pub(super) fn consider(out: &mut Out, seen: &Observed, ctx: &Ctx) -> Result<bool
         out.own(AuditAction::GrantCleared, format!("@{} is no longer a responder", g.by));
         return Ok(false);
     }
+    if policy.approval.required().is_some() {
+        // Passed on the grant only now, with the merge: see `lane::approval`.
+        publish::post(out, approval::by_grant(&g));
+    }
     out.effects.push(Effect::Merge { sha: head, method: policy.merge.method });
     Ok(true)
 }
@@ -119,6 +124,8 @@ pub(super) fn answered(
             _ => {
                 out.facts.lane.merge_refused = Some((sha.to_string(), why.clone()));
                 out.own(AuditAction::MergeRefused, why.clone());
+                // No merge on the grant: the approval check goes back to what reviews say.
+                publish::approval(&mut out, seen, ctx)?;
                 comment(&mut out, None, ctx);
             }
         },

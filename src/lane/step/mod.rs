@@ -51,6 +51,8 @@ pub enum Input {
     /// A check on commit `sha` moved; `new_run`: a CI run started on it (which shows only the
     /// reports posted into it).
     ChecksMoved { sha: String, new_run: bool },
+    /// Someone reviewed the change at commit `sha`.
+    Reviewed { sha: String },
     /// The issue the change names as its postmortem changed, as its event says.
     IssueChanged { lookup: IssueLookup },
     /// The forge's answer to [`Effect::Merge`].
@@ -82,6 +84,14 @@ pub fn step(prior: Option<&PullFacts>, input: &Input, seen: &Observed, ctx: &Ctx
         Input::ChecksMoved { sha, new_run } => match prior {
             Some(facts) if facts.head_sha == *sha => {
                 publish::checks_moved(Out::new(facts.clone()), *new_run, seen, ctx)
+            }
+            _ => Ok(Step::default()),
+        },
+        Input::Reviewed { sha } => match prior {
+            Some(facts) if facts.head_sha == *sha && facts.state == super::event::ItemState::Open => {
+                let mut out = Out::new(facts.clone());
+                publish::approval(&mut out, seen, ctx)?;
+                Ok(out.done())
             }
             _ => Ok(Step::default()),
         },

@@ -29,6 +29,8 @@ pub enum Need {
     File { path: String, sha: String },
     /// A file on the default branch.
     Template(String),
+    /// Who with write access approved commit `sha` of the change (their latest review).
+    Approvers(String),
 }
 
 /// The forge's answer to a [`Need`].
@@ -43,6 +45,7 @@ pub enum Answer {
     ChangedFiles(Vec<String>),
     /// For [`Need::File`] and [`Need::Template`].
     File(Option<String>),
+    Approvers(Vec<String>),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,6 +126,13 @@ impl Observed {
         match self.get(Need::File { path: path.to_string(), sha: sha.to_string() })? {
             Answer::File(text) => Ok(text.as_deref()),
             other => panic!("a file need answered with {other:?}"),
+        }
+    }
+
+    pub(super) fn approvers(&self, sha: &str) -> Result<&[String], Need> {
+        match self.get(Need::Approvers(sha.to_string()))? {
+            Answer::Approvers(who) => Ok(who),
+            other => panic!("an approvers need answered with {other:?}"),
         }
     }
 

@@ -2,6 +2,7 @@
 //! policy file it edits, its one comment, and the backports its merge starts.
 
 use super::{merge, Ctx, Need, Observed, Out, Step};
+use crate::lane::approval;
 use crate::lane::audit::AuditAction;
 use crate::lane::backport::{self as backports, Backport};
 use crate::lane::comment;
@@ -57,11 +58,34 @@ pub(super) fn publish(out: &mut Out, reports: [Report; 2], seen: &Observed, ctx:
             out.facts.lane.remember(&head, report);
         }
     }
+    approval(out, seen, ctx)?;
     if merge::consider(out, seen, ctx)? {
         return Ok(());
     }
     comment(out, Some(&reports), ctx);
     Ok(())
+}
+
+/// Posts `hotfix-lane/approval` from the head's reviews, when the policy asks for the check.
+pub(super) fn approval(out: &mut Out, seen: &Observed, ctx: &Ctx) -> Result<(), Need> {
+    let Some(required) = ctx.policy.approval.required() else { return Ok(()) };
+    if out.facts.state != crate::lane::event::ItemState::Open {
+        return Ok(());
+    }
+    let head = out.facts.head_sha.clone();
+    let author = out.facts.author.clone().unwrap_or_default();
+    let report = approval::by_reviews(seen.approvers(&head)?, &author, required);
+    post(out, report);
+    Ok(())
+}
+
+/// Posts `report` on the head if it is news there.
+pub(super) fn post(out: &mut Out, report: Report) {
+    let head = out.facts.head_sha.clone();
+    if out.facts.lane.is_news(&head, &report) {
+        out.effects.push(Effect::Report { sha: head.clone(), report: report.clone() });
+        out.facts.lane.remember(&head, &report);
+    }
 }
 
 /// A check on the head moved: merge if the lane may now, and update the comment from the

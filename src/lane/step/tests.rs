@@ -2,9 +2,11 @@
 //! facts and feeds the answers to effects back in, as the glue does.
 
 use super::*;
+use crate::lane::approval;
 use crate::lane::event::{Actor, ItemState};
 use crate::lane::grant::Grant;
 use crate::lane::membership::Membership;
+use crate::lane::report::CheckState;
 use crate::lane::smoke::{Conclusion, Seen, Source};
 
 const HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
@@ -46,6 +48,9 @@ struct World {
     /// Whether the change shows as merged once a merge was asked for.
     merge_lands: bool,
     merge_asked: bool,
+    /// Who with write access approved which commit.
+    approvals: Vec<(&'static str, &'static str)>,
+    policy: String,
 }
 
 impl World {
@@ -57,6 +62,8 @@ impl World {
             merge: MergeAnswer::Merged,
             merge_lands: true,
             merge_asked: false,
+            approvals: vec![],
+            policy: POLICY.into(),
         }
     }
 
@@ -87,6 +94,9 @@ impl World {
             }
             Need::ChangedFiles => Answer::ChangedFiles(vec!["src/lib.rs".into()]),
             Need::File { .. } | Need::Template(_) => Answer::File(None),
+            Need::Approvers(sha) => Answer::Approvers(
+                self.approvals.iter().filter(|(_, on)| on == sha).map(|(who, _)| who.to_string()).collect(),
+            ),
         }
     }
 }
@@ -122,7 +132,7 @@ fn ctx<'a>(repo: &'a RepoRef, policy: &'a Policy, now: Millis) -> Ctx<'a> {
 }
 
 fn drive(world: &mut World, prior: Option<PullFacts>, input: Input, now: Millis) -> Run {
-    let (repo, policy) = (repo(), Policy::parse(POLICY).unwrap());
+    let (repo, policy) = (repo(), Policy::parse(&world.policy).unwrap());
     let ctx = ctx(&repo, &policy, now);
     let mut run = Run { facts: prior, ..Run::default() };
     let mut inputs = vec![input];
@@ -432,4 +442,77 @@ fn a_new_ci_run_on_the_head_gets_the_reports_posted_again() {
         })
         .collect();
     assert_eq!(reposted, ["hotfix-lane/lane", "hotfix-lane/postmortem"]);
+}
+
+// The approval check (`[approval] reviews = N`).
+
+fn approval_world() -> World {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    world.policy = format!("{POLICY}[approval]\nreviews = 1\n");
+    world
+}
+
+/// The approval reports the run posted, in order, with the index of each among its effects.
+fn approval_reports(run: &Run) -> Vec<(usize, CheckState, String)> {
+    run.effects
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            Effect::Report { report, .. } if report.context == approval::APPROVAL_CONTEXT => {
+                Some((i, report.state, report.description.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_approval_check_passes_on_a_grant_only_together_with_the_merge() {
+    let mut world = approval_world();
+    let facts = granted(&mut world);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
+    let reports = approval_reports(&run);
+    let merge_at = run.effects.iter().position(|e| matches!(e, Effect::Merge { .. })).expect("merged");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let (at, state, description) = &reports[0];
+    assert_eq!((*state, *at), (CheckState::Success, merge_at - 1), "posted right before the merge");
+    assert!(description.starts_with("merging on @alice's hotfix grant (until "), "{description}");
+}
+
+#[test]
+fn a_grant_waiting_for_its_smoke_check_leaves_the_approval_check_pending() {
+    let mut world = approval_world();
+    world.smoke = None;
+    let run = drive(&mut world, None, label("alice"), NOW);
+    assert!(run.facts.as_ref().unwrap().lane.grant.is_some());
+    assert_eq!(run.merges(), 0);
+    let states: Vec<CheckState> = approval_reports(&run).into_iter().map(|r| r.1).collect();
+    assert_eq!(states, [CheckState::Pending], "a live grant alone never turns it green");
+}
+
+#[test]
+fn an_approval_of_the_head_passes_and_one_of_an_earlier_commit_does_not() {
+    let mut world = approval_world();
+    world.smoke = None;
+    let facts = drive(&mut world, None, event(PullRequestAction::Opened, change(HEAD, &[])), NOW).facts;
+    world.approvals = vec![("bob", PUSHED)];
+    let run = drive(&mut world, facts.clone(), Input::Reviewed { sha: HEAD.into() }, NOW + 1);
+    assert!(approval_reports(&run).is_empty(), "still pending: an approval of another commit counts for nothing");
+    world.approvals.push(("carol", HEAD));
+    let run = drive(&mut world, facts, Input::Reviewed { sha: HEAD.into() }, NOW + 2);
+    let reports = approval_reports(&run);
+    assert_eq!(
+        reports.iter().map(|r| (r.1, r.2.as_str())).collect::<Vec<_>>(),
+        [(CheckState::Success, "approved by @carol")]
+    );
+}
+
+#[test]
+fn a_refused_merge_on_a_grant_takes_the_approval_check_back_to_the_reviews() {
+    let mut world = approval_world();
+    let facts = granted(&mut world);
+    (world.merge, world.merge_lands) = (MergeAnswer::Refused("conflicts".into()), false);
+    let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
+    let states: Vec<CheckState> = approval_reports(&run).into_iter().map(|r| r.1).collect();
+    assert_eq!(states, [CheckState::Success, CheckState::Pending]);
 }
