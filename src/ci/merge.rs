@@ -63,7 +63,7 @@ impl<F: Forge> Job<'_, F> {
         };
         if !self.forge.is_responder(&repo.full_name, &by, &policy.responders).await.map_err(|e| e.to_string())? {
             none()?;
-            return Err(format!("@{by} is not a responder. {}", who_can_authorize(&policy)));
+            return Err(format!("@{by} is not a responder. {}", who_can_authorize(&policy, self.forge.conventions())));
         }
         let number = decision.pull.number;
         let noun = self.forge.conventions().change_noun;

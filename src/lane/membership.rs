@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::conventions::Conventions;
 use super::event::PullRequest;
 use super::policy::Policy;
 use super::report::{CheckState, Report, LANE_CONTEXT};
@@ -55,7 +56,7 @@ pub fn evaluate(pull: &PullRequest, policy: &Policy, labeler: Option<&Labeler>) 
 }
 
 /// The `hotfix-lane/lane` report; workflows read it to run the smoke suite only.
-pub fn report(membership: &Membership, policy: &Policy) -> Report {
+pub fn report(membership: &Membership, policy: &Policy, conventions: &Conventions) -> Report {
     let label = &policy.lane.label;
     match membership {
         Membership::Normal => Report::new(LANE_CONTEXT, CheckState::Success, "normal".into(), String::new()),
@@ -72,7 +73,7 @@ pub fn report(membership: &Membership, policy: &Policy) -> Report {
             format!(
                 "The `{label}` label was applied by {}, who is not a responder. {}",
                 by.as_ref().map_or("someone hotfix-lane could not identify".to_string(), |b| format!("@{b}")),
-                who_can_authorize(policy)
+                who_can_authorize(policy, conventions)
             ),
         ),
         Membership::BranchMismatch => Report::new(
@@ -88,7 +89,7 @@ pub fn report(membership: &Membership, policy: &Policy) -> Report {
 }
 
 /// One sentence naming the responders, for refusals.
-pub fn who_can_authorize(policy: &Policy) -> String {
+pub fn who_can_authorize(policy: &Policy, conventions: &Conventions) -> String {
     let r = &policy.responders;
     // As code: anyone can make the lane say this, and a mention would notify every responder
     // and every member of the team.
@@ -98,7 +99,7 @@ pub fn who_can_authorize(policy: &Policy) -> String {
         who.push(format!("anyone with `{}` permission or more", format!("{p:?}").to_lowercase()));
     }
     if who.is_empty() {
-        "No responders are configured: list them under `[responders]` in `.github/hotfix-lane.toml`.".to_string()
+        format!("No responders are configured: list them under `[responders]` in `{}`.", conventions.policy_path)
     } else {
         format!("Responders who can put a change in the lane: {}.", who.join(", "))
     }
@@ -179,15 +180,24 @@ mod tests {
 
     #[test]
     fn reports_read_as_the_contract_says() {
+        use crate::lane::conventions::GITHUB;
         let policy = Policy::parse("[responders]\nusers = [\"alice\"]\nteams = [\"@acme/oncall\"]").unwrap();
-        assert_eq!(report(&Membership::Normal, &policy).description, "normal");
+        assert_eq!(report(&Membership::Normal, &policy, &GITHUB).description, "normal");
         assert_eq!(
-            report(&Membership::Hotfix { by: "alice".into(), since: 0 }, &policy).description,
+            report(&Membership::Hotfix { by: "alice".into(), since: 0 }, &policy, &GITHUB).description,
             "hotfix: smoke-only"
         );
-        let refused = report(&Membership::NotAuthorized { by: Some("bob".into()) }, &policy);
+        let refused = report(&Membership::NotAuthorized { by: Some("bob".into()) }, &policy, &GITHUB);
         assert_eq!((refused.state, refused.description.as_str()), (CheckState::Failure, "hotfix label not authorized"));
         assert!(refused.details.contains("`@alice`, `@acme/oncall`"), "{}", refused.details);
+    }
+
+    #[test]
+    fn with_no_responders_each_forge_names_its_own_policy_file() {
+        use crate::lane::conventions::{GITHUB, GITLAB};
+        let nobody = Policy::default();
+        assert!(who_can_authorize(&nobody, &GITHUB).contains("`.github/hotfix-lane.toml`"));
+        assert!(who_can_authorize(&nobody, &GITLAB).contains("`.gitlab/hotfix-lane.toml`"));
     }
 
     #[test]

@@ -83,7 +83,10 @@ pub(super) fn on_commands(
             Command::Authorize { .. } | Command::Revoke if !responder => {
                 let (action, why) = refusal(command, actor);
                 out.audit(action, actor, &sha, why);
-                refusals.push(format!("@{actor} is not a responder. {}", membership::who_can_authorize(ctx.policy)));
+                refusals.push(format!(
+                    "@{actor} is not a responder. {}",
+                    membership::who_can_authorize(ctx.policy, ctx.conventions)
+                ));
             }
             Command::Authorize { duration, reason } => {
                 match authorize(&out.facts, prior, &change, actor, *duration, reason.clone(), seen, ctx)? {
@@ -199,7 +202,7 @@ fn refuse(
     if out.facts.lane.refused.insert(actor.to_ascii_lowercase()) {
         let body = format!(
             "{REFUSAL_MARKER}\n### hotfix-lane\n\n@{actor} is not a responder. {}\n",
-            membership::who_can_authorize(ctx.policy)
+            membership::who_can_authorize(ctx.policy, ctx.conventions)
         );
         let (repo, number) = (ctx.repo.full_name.clone(), out.facts.number);
         out.effects.push(Effect::Comment { repo, number, marker: REFUSAL_MARKER, body });

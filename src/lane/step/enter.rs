@@ -64,7 +64,7 @@ pub(super) fn on_change(
     let was = prior.map(|p| p.lane.membership.clone()).unwrap_or_default();
     out.facts.lane.membership = membership::evaluate(change, policy, out.facts.lane.labeler.as_ref());
     if out.facts.lane.membership != was {
-        let details = membership::report(&out.facts.lane.membership, policy).details;
+        let details = membership::report(&out.facts.lane.membership, policy, ctx.conventions).details;
         out.audit(membership_action(&out.facts.lane.membership), actor, sha, details);
     }
     let in_lane = out.facts.lane.membership.in_lane();

@@ -37,7 +37,7 @@ pub(super) fn evaluate(
 ) -> [Report; 2] {
     let membership = &facts.lane.membership;
     [
-        membership::report(membership, ctx.policy),
+        membership::report(membership, ctx.policy, ctx.conventions),
         postmortem::verdict(membership.in_lane(), reference, &ctx.repo.full_name, lookup, ctx.policy),
     ]
 }
