@@ -504,17 +504,8 @@ async fn a_change_to_the_policy_file_is_validated_on_the_change(backend: Backend
 }
 
 /// A throwaway RSA key for the App-mode test, made by the openssl command.
-fn app_private_key() -> String {
-    let out = std::process::Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
-        .output()
-        .expect("the openssl command (CI installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 async fn as_a_github_app_it_acts_per_installation_and_reports_check_runs(backend: Backend) {
-    let auth = GitHubAuth::App { app_id: 4242, private_key_pem: app_private_key() };
+    let auth = GitHubAuth::App { app_id: 4242, private_key_pem: gh::app_private_key() };
     let lane = Lane::start_as(backend, RESPONDERS, auth).await;
     lane.send("pull_request", pr_event("labeled", Some("hotfix"), &["hotfix"], "", "Codertocat")).await;
     assert_eq!(lane.status(HEAD, "hotfix-lane/postmortem"), ("failure".into(), "no postmortem referenced".into()));

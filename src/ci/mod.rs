@@ -141,6 +141,8 @@ impl<F: Forge> Job<'_, F> {
             policy: &loaded.policy,
             policy_error: loaded.error.as_ref(),
             conventions: self.forge.conventions(),
+            // Nothing is reported from a CI job; see `ci::merge` for what it applies.
+            pinned_reports: false,
             now: SystemClock.now_ms(),
         };
         let change = Change { forge: self.forge, ctx, number, loaded, responders: None, written: None, applies };

@@ -33,8 +33,18 @@ pub(super) async fn apply<F: Forge>(
         Effect::Comment { repo: on, number: on_number, marker, body } => {
             forge.upsert_comment(&on, on_number, None, marker, &body).await?;
         }
-        Effect::Merge { sha, method } => {
-            let answer = match forge.merge(repo, number, &sha, method).await {
+        Effect::Merge { sha, method, approval } => {
+            if let Some(a) = &approval {
+                forge.report(repo, &sha, &a.pass).await?;
+            }
+            let outcome = forge.merge(repo, number, &sha, method).await;
+            if let Some(a) = approval.filter(|_| !matches!(outcome, Ok(MergeOutcome::Merged))) {
+                // Taken back whatever else happened: a pass must not outlive its merge. (A lost
+                // answer may hide a merge: the check then shows reviews on a merged change.)
+                forge.report(repo, &sha, &a.otherwise).await?;
+                written.inspect(|w| w.remember(repo, &sha, &a.otherwise));
+            }
+            let answer = match outcome {
                 Ok(MergeOutcome::Merged) => MergeAnswer::Merged,
                 Ok(MergeOutcome::BaseModified) => MergeAnswer::BaseModified,
                 Ok(MergeOutcome::QueueRequired) => MergeAnswer::QueueRequired,

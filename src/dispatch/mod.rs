@@ -267,6 +267,7 @@ impl<P: Forges> Dispatch<P> {
             policy: &loaded.policy,
             policy_error: loaded.error.as_ref(),
             conventions: Conventions::of(subject.forge),
+            pinned_reports: crate::forge::Forge::pinned_reports(forge),
             now: self.clock.now_ms(),
         };
         let change = change::Change {

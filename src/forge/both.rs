@@ -60,6 +60,13 @@ impl Forge for Client {
         }
     }
 
+    fn pinned_reports(&self) -> bool {
+        match self {
+            Client::Github(c) => c.pinned_reports(),
+            Client::Gitlab(c) => c.pinned_reports(),
+        }
+    }
+
     each! {
         fn identity(&self) -> String;
         fn file(&self, repo: &str, path: &str, branch: &str) -> Option<FileContent>;

@@ -485,9 +485,16 @@ impl Forge for GitHub {
         }
         Ok(latest
             .into_values()
-            .filter(|(_, r)| r.state == "APPROVED" && r.commit_id.as_deref() == Some(sha))
+            // An App's or a workflow's approval (`…[bot]`) is no person's.
+            .filter(|(login, r)| {
+                r.state == "APPROVED" && r.commit_id.as_deref() == Some(sha) && !login.ends_with("[bot]")
+            })
             .map(|(login, _)| login)
             .collect())
+    }
+
+    fn pinned_reports(&self) -> bool {
+        self.check_runs
     }
 
     async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError> {

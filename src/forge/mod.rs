@@ -109,6 +109,11 @@ pub trait Forge: Send + Sync + 'static {
     /// This forge's paths and words (where the policy lives, what a change is called).
     fn conventions(&self) -> &'static crate::lane::conventions::Conventions;
 
+    /// Whether what this client reports can be required from it alone: a GitHub App's check
+    /// runs, which a ruleset pins to the App. A commit status can be posted by anyone who can
+    /// push, so a check the lane would vouch for by itself must not rest on one.
+    fn pinned_reports(&self) -> bool;
+
     /// The login the forge shows on what this client writes (a token's user, an App's bot):
     /// comments and pull requests are the lane's own only when this login wrote them.
     fn identity(&self) -> impl Future<Output = Result<String, ForgeError>> + Send;

@@ -13,10 +13,11 @@ use super::report::{CheckState, Report};
 
 pub const APPROVAL_CONTEXT: &str = "hotfix-lane/approval";
 
-/// The check from reviews: `approvers` approved the head and have write access.
-pub fn by_reviews(approvers: &[String], author: &str, required: u32) -> Report {
-    let mut counted: Vec<&str> =
-        approvers.iter().map(String::as_str).filter(|a| !a.eq_ignore_ascii_case(author)).collect();
+/// The check from reviews: `approvers` approved the head and have write access; `excluded`
+/// wrote the change or its head commit, or pushed it, and never approve their own code.
+pub fn by_reviews(approvers: &[String], excluded: &[&str], required: u32) -> Report {
+    let own = |a: &str| excluded.iter().any(|e| !e.is_empty() && e.eq_ignore_ascii_case(a));
+    let mut counted: Vec<&str> = approvers.iter().map(String::as_str).filter(|a| !own(a)).collect();
     counted.sort_unstable_by_key(|a| a.to_ascii_lowercase());
     counted.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     let have = counted.len() as u32;
@@ -48,16 +49,23 @@ mod tests {
 
     #[test]
     fn enough_approvals_pass_and_the_authors_own_never_counts() {
-        assert_eq!(by_reviews(&names(&["bob"]), "alice", 1).state, CheckState::Success);
-        assert_eq!(by_reviews(&names(&["alice"]), "alice", 1).state, CheckState::Pending);
-        assert_eq!(by_reviews(&names(&["Bob", "bob"]), "alice", 2).state, CheckState::Pending, "one person, twice");
-        let two = by_reviews(&names(&["carol", "bob"]), "alice", 2);
+        assert_eq!(by_reviews(&names(&["bob"]), &["alice"], 1).state, CheckState::Success);
+        assert_eq!(by_reviews(&names(&["alice"]), &["alice"], 1).state, CheckState::Pending);
+        assert_eq!(by_reviews(&names(&["Bob", "bob"]), &["alice"], 2).state, CheckState::Pending, "one person, twice");
+        let two = by_reviews(&names(&["carol", "bob"]), &["alice"], 2);
         assert_eq!((two.state, two.description.as_str()), (CheckState::Success, "approved by @bob, @carol"));
     }
 
     #[test]
+    fn whoever_wrote_or_pushed_the_head_cannot_approve_it() {
+        let excluded = ["carol", "mallory", ""];
+        assert_eq!(by_reviews(&names(&["Mallory"]), &excluded, 1).state, CheckState::Pending);
+        assert_eq!(by_reviews(&names(&["mallory", "bob"]), &excluded, 1).description, "approved by @bob");
+    }
+
+    #[test]
     fn too_few_approvals_say_what_is_missing() {
-        let r = by_reviews(&names(&["bob"]), "alice", 2);
+        let r = by_reviews(&names(&["bob"]), &["alice"], 2);
         assert_eq!(r.state, CheckState::Pending);
         assert_eq!(r.description, "1 of 2 approving review(s) of this commit, or a responder's hotfix grant");
     }

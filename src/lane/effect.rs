@@ -16,8 +16,9 @@ pub enum Effect {
     /// Creates or edits another comment of the lane's, found by its marker among the lane's own.
     Comment { repo: String, number: u64, marker: &'static str, body: String },
     /// Merges the change pinned to `sha`; the answer comes back as
-    /// [`Input::MergeAnswered`](super::step::Input::MergeAnswered).
-    Merge { sha: String, method: MergeMethod },
+    /// [`Input::MergeAnswered`](super::step::Input::MergeAnswered). With `approval`, its pass is
+    /// posted right before the merge and taken back by any outcome but a merge.
+    Merge { sha: String, method: MergeMethod, approval: Option<Box<MergeApproval>> },
     /// Puts the change at the front of its merge queue, pinned to `sha`.
     EnqueueFirst { sha: String },
     /// Finds the postmortem issue the lane opened for this change (by `marker`), or opens it;
@@ -30,6 +31,15 @@ pub enum Effect {
     /// The job cannot finish now. `failed`: counts as a failed attempt (with backoff); else it
     /// is tried again shortly.
     Retry { reason: String, failed: bool },
+}
+
+/// The `hotfix-lane/approval` check around a merge on a grant: `pass` for the moment of the
+/// merge, `otherwise` (what reviews say) when the merge does not happen — an error, a refusal,
+/// a lost answer — so a pass never outlives the merge it was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeApproval {
+    pub pass: Report,
+    pub otherwise: Report,
 }
 
 /// A postmortem issue to find or open, and what to carry on with once it exists.

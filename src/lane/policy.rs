@@ -353,6 +353,13 @@ impl Policy {
                 check.name, check.name
             ));
         }
+        if self.approval.reviews.is_some() {
+            out.push(
+                "approval.reviews: hotfix-lane reports `hotfix-lane/approval` only as a GitHub App; require it with \
+                 the hotfix-lane App as its source, or anyone who can push can post it"
+                    .into(),
+            );
+        }
         if self.merge.allow_self_authorize {
             out.push(
                 "merge.allow_self_authorize = true: a responder can merge their own change with no second person"

@@ -52,6 +52,9 @@ pub struct LaneRecord {
     /// The responder's pre-authorization, if any.
     #[serde(default)]
     pub grant: Option<Grant>,
+    /// The head commit and who pushed it, as the last push (or opening) event said.
+    #[serde(default)]
+    pub pushed: Option<(String, String)>,
     /// Why the last grant lapsed, until a new one is given: for the lane's comment.
     #[serde(default)]
     pub lapsed: Option<String>,

@@ -14,6 +14,16 @@ use hotfix_lane::store::Store;
 /// The head commit of the fixtures' pull request #2.
 pub const FIXTURE_HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 
+/// A throwaway GitHub App private key.
+pub fn app_private_key() -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+        .output()
+        .expect("the openssl command (CI installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 // Payloads.
 
 /// Pull request `number` as GitHub serves it and sends it in webhooks: the fixture's #2, by

@@ -455,6 +455,10 @@ impl Forge for GitLab {
         Ok(found.into_iter().filter(|m| m.state == "opened" && m.sha == sha).map(|m| m.iid).collect())
     }
 
+    fn pinned_reports(&self) -> bool {
+        false
+    }
+
     /// GitLab gates merges on its own approval rules, which the lane leaves alone: the policy
     /// refuses the approval check there.
     async fn approvals(&self, _repo: &str, _number: u64, _sha: &str) -> Result<Vec<String>, ForgeError> {

@@ -105,6 +105,9 @@ fn evaluate(
     seen: &Observed,
     ctx: &Ctx,
 ) -> Result<Step, Need> {
+    if matches!(action, PullRequestAction::Opened | PullRequestAction::Synchronize | PullRequestAction::Reopened) {
+        out.facts.lane.pushed = Some((change.head_sha.clone(), actor.to_string()));
+    }
     let reference = postmortem::find_reference(&change.body, &ctx.repo.full_name);
     out.facts.lane.postmortem = reference.clone().ok().flatten();
     if change.state == ItemState::Open {

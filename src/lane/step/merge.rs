@@ -6,7 +6,7 @@ use super::{Ctx, Need, Observed, Out, Step};
 use crate::lane::approval;
 use crate::lane::audit::AuditAction;
 use crate::lane::conventions::Conventions;
-use crate::lane::effect::Effect;
+use crate::lane::effect::{Effect, MergeApproval};
 use crate::lane::event::{ItemState, PullRequest};
 use crate::lane::grant::{self, Blocker, Grant};
 use crate::lane::incident::format_utc;
@@ -74,11 +74,16 @@ pub(super) fn consider(out: &mut Out, seen: &Observed, ctx: &Ctx) -> Result<bool
         out.own(AuditAction::GrantCleared, format!("@{} is no longer a responder", g.by));
         return Ok(false);
     }
-    if policy.approval.required().is_some() {
-        // Passed on the grant only now, with the merge: see `lane::approval`.
-        publish::post(out, approval::by_grant(&g));
-    }
-    out.effects.push(Effect::Merge { sha: head, method: policy.merge.method });
+    // Passed on the grant only with the merge itself: see `lane::approval`.
+    let approval = match publish::approval_reviews(ctx) {
+        Some(required) => {
+            let otherwise = publish::approval_by_reviews(&out.facts, required, seen)?;
+            out.facts.lane.remember(&head, &otherwise);
+            Some(Box::new(MergeApproval { pass: approval::by_grant(&g), otherwise }))
+        }
+        None => None,
+    };
+    out.effects.push(Effect::Merge { sha: head, method: policy.merge.method, approval });
     Ok(true)
 }
 
@@ -124,8 +129,6 @@ pub(super) fn answered(
             _ => {
                 out.facts.lane.merge_refused = Some((sha.to_string(), why.clone()));
                 out.own(AuditAction::MergeRefused, why.clone());
-                // No merge on the grant: the approval check goes back to what reviews say.
-                publish::approval(&mut out, seen, ctx)?;
                 comment(&mut out, None, ctx);
             }
         },

@@ -38,6 +38,9 @@ pub struct Ctx<'a> {
     /// The problem with the policy file on the default branch, when the last good one applies.
     pub policy_error: Option<&'a PolicyError>,
     pub conventions: &'a Conventions,
+    /// Whether the lane's reports can be required from the lane alone (a GitHub App's check
+    /// runs): a check it passes by itself, such as `hotfix-lane/approval`, needs that.
+    pub pinned_reports: bool,
     pub now: Millis,
 }
 

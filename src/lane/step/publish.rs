@@ -68,15 +68,30 @@ pub(super) fn publish(out: &mut Out, reports: [Report; 2], seen: &Observed, ctx:
 
 /// Posts `hotfix-lane/approval` from the head's reviews, when the policy asks for the check.
 pub(super) fn approval(out: &mut Out, seen: &Observed, ctx: &Ctx) -> Result<(), Need> {
-    let Some(required) = ctx.policy.approval.required() else { return Ok(()) };
+    let Some(required) = approval_reviews(ctx) else { return Ok(()) };
     if out.facts.state != crate::lane::event::ItemState::Open {
         return Ok(());
     }
-    let head = out.facts.head_sha.clone();
-    let author = out.facts.author.clone().unwrap_or_default();
-    let report = approval::by_reviews(seen.approvers(&head)?, &author, required);
+    let report = approval_by_reviews(&out.facts, required, seen)?;
     post(out, report);
     Ok(())
+}
+
+/// `hotfix-lane/approval` as the head's reviews have it: approvals by people with write access,
+/// but not by the change's author, the head commit's author, or whoever pushed the head.
+pub(super) fn approval_by_reviews(facts: &PullFacts, required: u32, seen: &Observed) -> Result<Report, Need> {
+    let head = &facts.head_sha;
+    let head_author = seen.head_author(head)?;
+    let pusher = facts.lane.pushed.as_ref().filter(|(sha, _)| sha == head).map(|(_, who)| who.as_str());
+    let excluded = [facts.author.as_deref().unwrap_or(""), head_author.as_deref().unwrap_or(""), pusher.unwrap_or("")];
+    Ok(approval::by_reviews(seen.approvers(head)?, &excluded, required))
+}
+
+/// The approving reviews `hotfix-lane/approval` asks for, when the lane reports it: only as a
+/// GitHub App, whose check runs a ruleset can require from that App alone. A commit status
+/// (a token's reports) can be posted by anyone who can push, so the check would prove nothing.
+pub(super) fn approval_reviews(ctx: &Ctx) -> Option<u32> {
+    ctx.policy.approval.required().filter(|_| ctx.pinned_reports)
 }
 
 /// Posts `report` on the head if it is news there.

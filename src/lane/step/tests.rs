@@ -51,6 +51,8 @@ struct World {
     /// Who with write access approved which commit.
     approvals: Vec<(&'static str, &'static str)>,
     policy: String,
+    /// Whether the lane acts as a GitHub App (its check runs pinned to it), not with a token.
+    app: bool,
 }
 
 impl World {
@@ -64,6 +66,7 @@ impl World {
             merge_asked: false,
             approvals: vec![],
             policy: POLICY.into(),
+            app: false,
         }
     }
 
@@ -128,12 +131,13 @@ impl Run {
 }
 
 fn ctx<'a>(repo: &'a RepoRef, policy: &'a Policy, now: Millis) -> Ctx<'a> {
-    Ctx { repo, installation_id: None, policy, policy_error: None, conventions: &crate::lane::conventions::GITHUB, now }
+    let conventions = &crate::lane::conventions::GITHUB;
+    Ctx { repo, installation_id: None, policy, policy_error: None, conventions, pinned_reports: false, now }
 }
 
 fn drive(world: &mut World, prior: Option<PullFacts>, input: Input, now: Millis) -> Run {
     let (repo, policy) = (repo(), Policy::parse(&world.policy).unwrap());
-    let ctx = ctx(&repo, &policy, now);
+    let ctx = Ctx { pinned_reports: world.app, ..ctx(&repo, &policy, now) };
     let mut run = Run { facts: prior, ..Run::default() };
     let mut inputs = vec![input];
     while let Some(input) = inputs.pop() {
@@ -155,7 +159,7 @@ fn drive(world: &mut World, prior: Option<PullFacts>, input: Input, now: Millis)
         run.audit.extend(step.audit.iter().map(|a| format!("{} {}", a.action, a.detail)));
         for effect in step.effects {
             match &effect {
-                Effect::Merge { sha, method } => {
+                Effect::Merge { sha, method, .. } => {
                     world.merge_asked = true;
                     inputs.push(Input::MergeAnswered {
                         sha: sha.clone(),
@@ -449,34 +453,40 @@ fn a_new_ci_run_on_the_head_gets_the_reports_posted_again() {
 fn approval_world() -> World {
     let mut world = World::new(change(HEAD, &["hotfix"]));
     world.policy = format!("{POLICY}[approval]\nreviews = 1\n");
+    world.app = true;
     world
 }
 
-/// The approval reports the run posted, in order, with the index of each among its effects.
-fn approval_reports(run: &Run) -> Vec<(usize, CheckState, String)> {
+/// The approval reports the run posted as reports of their own, in order.
+fn approval_reports(run: &Run) -> Vec<(CheckState, String)> {
     run.effects
         .iter()
-        .enumerate()
-        .filter_map(|(i, e)| match e {
+        .filter_map(|e| match e {
             Effect::Report { report, .. } if report.context == approval::APPROVAL_CONTEXT => {
-                Some((i, report.state, report.description.clone()))
+                Some((report.state, report.description.clone()))
             }
             _ => None,
         })
         .collect()
 }
 
+fn merge_approval(run: &Run) -> Option<&crate::lane::effect::MergeApproval> {
+    run.effects.iter().find_map(|e| match e {
+        Effect::Merge { approval, .. } => approval.as_deref(),
+        _ => None,
+    })
+}
+
 #[test]
-fn the_approval_check_passes_on_a_grant_only_together_with_the_merge() {
+fn the_approval_check_passes_on_a_grant_only_inside_the_merge_and_is_taken_back_otherwise() {
     let mut world = approval_world();
     let facts = granted(&mut world);
     let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
-    let reports = approval_reports(&run);
-    let merge_at = run.effects.iter().position(|e| matches!(e, Effect::Merge { .. })).expect("merged");
-    assert_eq!(reports.len(), 1, "{reports:?}");
-    let (at, state, description) = &reports[0];
-    assert_eq!((*state, *at), (CheckState::Success, merge_at - 1), "posted right before the merge");
-    assert!(description.starts_with("merging on @alice's hotfix grant (until "), "{description}");
+    assert!(approval_reports(&run).is_empty(), "no pass of its own: {:?}", approval_reports(&run));
+    let around = merge_approval(&run).expect("the merge carries the approval check");
+    assert_eq!(around.pass.state, CheckState::Success);
+    assert!(around.pass.description.starts_with("merging on @alice's hotfix grant (until "), "{:?}", around.pass);
+    assert_eq!(around.otherwise.state, CheckState::Pending, "what reviews say, for any outcome but a merge");
 }
 
 #[test]
@@ -486,7 +496,7 @@ fn a_grant_waiting_for_its_smoke_check_leaves_the_approval_check_pending() {
     let run = drive(&mut world, None, label("alice"), NOW);
     assert!(run.facts.as_ref().unwrap().lane.grant.is_some());
     assert_eq!(run.merges(), 0);
-    let states: Vec<CheckState> = approval_reports(&run).into_iter().map(|r| r.1).collect();
+    let states: Vec<CheckState> = approval_reports(&run).into_iter().map(|r| r.0).collect();
     assert_eq!(states, [CheckState::Pending], "a live grant alone never turns it green");
 }
 
@@ -500,19 +510,16 @@ fn an_approval_of_the_head_passes_and_one_of_an_earlier_commit_does_not() {
     assert!(approval_reports(&run).is_empty(), "still pending: an approval of another commit counts for nothing");
     world.approvals.push(("carol", HEAD));
     let run = drive(&mut world, facts, Input::Reviewed { sha: HEAD.into() }, NOW + 2);
-    let reports = approval_reports(&run);
-    assert_eq!(
-        reports.iter().map(|r| (r.1, r.2.as_str())).collect::<Vec<_>>(),
-        [(CheckState::Success, "approved by @carol")]
-    );
+    assert_eq!(approval_reports(&run), [(CheckState::Success, "approved by @carol".to_string())]);
 }
 
 #[test]
-fn a_refused_merge_on_a_grant_takes_the_approval_check_back_to_the_reviews() {
+fn with_a_token_the_approval_check_is_not_reported_since_anyone_who_can_push_could_post_it() {
     let mut world = approval_world();
+    world.app = false;
     let facts = granted(&mut world);
-    (world.merge, world.merge_lands) = (MergeAnswer::Refused("conflicts".into()), false);
+    world.approvals = vec![("carol", HEAD)];
     let run = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 1);
-    let states: Vec<CheckState> = approval_reports(&run).into_iter().map(|r| r.1).collect();
-    assert_eq!(states, [CheckState::Success, CheckState::Pending]);
+    assert_eq!(run.merges(), 1);
+    assert!(approval_reports(&run).is_empty() && merge_approval(&run).is_none());
 }
