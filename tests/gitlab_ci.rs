@@ -408,6 +408,27 @@ async fn a_revoke_after_the_authorization_merges_nothing() {
 }
 
 #[tokio::test]
+async fn a_revoke_note_posted_while_the_merge_job_waits_stops_the_merge() {
+    let fake = fake().await;
+    let mr = hotfix_with_postmortem(&fake);
+    fake.add_note(PROJECT, mr, "bob", "/hotfix authorize 1h checkout is down");
+    let (pipeline, smoke) = smoke_pipeline(&fake, mr, "running");
+    let vars =
+        with(mr_pipeline(&fake, mr), &[("HOTFIX_LANE_WAIT", Some("60s")), ("HOTFIX_LANE_POLL_INTERVAL", Some("1s"))]);
+    let job = tokio::spawn(ci_job("merge", vars));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // alice spots a problem while the job waits for smoke, and revokes; then smoke goes green.
+    fake.add_note(PROJECT, mr, "alice", "/hotfix revoke");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fake.set_job_status(PROJECT, pipeline, smoke, "success");
+    let run = job.await.unwrap();
+    assert_eq!(run.code, 1, "{}", run.log);
+    assert_eq!(run.dotenv["HOTFIX_LANE_MERGED"], "none", "{}", run.log);
+    assert!(run.log.contains("ERROR: not merged: @bob's authorization no longer stands"), "{}", run.log);
+    assert!(fake.merges().is_empty(), "the revoke holds even though the job had already started");
+}
+
+#[tokio::test]
 async fn merge_mode_gives_up_when_the_smoke_jobs_are_not_green_in_time() {
     let fake = fake().await;
     let mr = hotfix_with_postmortem(&fake);

@@ -41,11 +41,14 @@ pub struct Authorization {
 
 impl<F: Forge> Job<'_, F> {
     /// `authorization`: who authorized, or why nobody did (then there is nothing to merge).
+    /// `still_given` is asked before every look at the change: `Err` with why once the
+    /// authorization no longer stands (a revoke while the job waits).
     pub async fn merge(
         &self,
         decision: Decision,
         settings: &Settings,
         authorization: Result<Authorization, String>,
+        still_given: impl AsyncFn(&Authorization) -> Result<(), String>,
     ) -> Result<ExitCode, String> {
         let runner = self.runner;
         let write = |e: std::io::Error| format!("cannot write the job's outputs: {e}");
@@ -53,7 +56,7 @@ impl<F: Forge> Job<'_, F> {
         let repo = self.repo;
         let policy = decision.policy.clone();
         let loaded = Loaded { policy: policy.clone(), error: None, blob: None };
-        let Authorization { by, duration, reason, seen, at } = match authorization {
+        let given = match authorization {
             Ok(given) => given,
             Err(why) => {
                 runner.line(&format!("{why}: nothing to merge"));
@@ -61,6 +64,7 @@ impl<F: Forge> Job<'_, F> {
                 return Ok(ExitCode::SUCCESS);
             }
         };
+        let Authorization { by, duration, reason, seen, at } = given.clone();
         if !self.forge.is_responder(&repo.full_name, &by, &policy.responders).await.map_err(|e| e.to_string())? {
             none()?;
             return Err(format!("@{by} is not a responder. {}", who_can_authorize(&policy, self.forge.conventions())));
@@ -83,6 +87,10 @@ impl<F: Forge> Job<'_, F> {
         }
         let deadline = (clock.now_ms() + settings.wait.as_millis() as i64).min(granted.expires_at);
         loop {
+            if let Err(why) = still_given(&given).await {
+                none()?;
+                return Err(format!("not merged: {why}"));
+            }
             let now = clock.now_ms();
             let pull = self
                 .forge

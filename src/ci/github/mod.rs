@@ -101,7 +101,8 @@ async fn run(token: &str, actions: &Actions) -> Result<ExitCode, String> {
                     given.by
                 ));
             }
-            job.merge(decision, &settings, authorization).await
+            // A revoke is a new comment, and so a new run: this one holds only its event.
+            job.merge(decision, &settings, authorization, async |_: &Authorization| Ok(())).await
         }
     }
 }

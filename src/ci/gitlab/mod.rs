@@ -205,10 +205,27 @@ async fn run(mode: Mode, runner: &GitLabCi) -> Result<ExitCode, Stop> {
     }
     match mode {
         Mode::Merge => {
-            let found = authorization::find(&forge, runner, &repo.full_name, &decision.pull, &decision.policy)
+            let (pull, policy) = (decision.pull.clone(), decision.policy.clone());
+            let found = authorization::find(&forge, runner, &repo.full_name, &pull, &policy)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(job.merge(decision, &settings, found).await?)
+            // Read again before every look: a `/hotfix revoke` (or a newer authorization, or a
+            // push) while the job waits ends this one.
+            let still_given = async |given: &crate::ci::Authorization| match authorization::find(
+                &forge,
+                runner,
+                &repo.full_name,
+                &pull,
+                &policy,
+            )
+            .await
+            {
+                Ok(Ok(now)) if now.by == given.by && now.at == given.at => Ok(()),
+                Ok(Ok(now)) => Err(format!("@{}'s authorization was replaced by @{}'s", given.by, now.by)),
+                Ok(Err(why)) => Err(format!("@{}'s authorization no longer stands: {why}", given.by)),
+                Err(e) => Err(e.to_string()),
+            };
+            Ok(job.merge(decision, &settings, found, still_given).await?)
         }
         _ => Ok(job.verdict(mode, &decision)?),
     }
