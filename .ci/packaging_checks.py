@@ -107,7 +107,12 @@ def lane_decision(path, jobs, labels, label):
         report = dict(line.split("=", 1) for line in Path(work, "hotfix-lane.env").read_text().splitlines())
         if Path(work, "pwned").exists():
             error(f"{path}: labels {labels!r}: the lane job ran text of the merge request")
-        full = run_job(jobs, "hotfix-lane-full", {**env, **report}, work, after="echo FULL-SUITE-RAN")
+        mr = {**env, **report, "CI_PIPELINE_SOURCE": "merge_request_event"}
+        full = run_job(jobs, "hotfix-lane-full", mr, work, after="echo FULL-SUITE-RAN")
+        # A branch pipeline run with HOTFIX_SUITE=smoke as a variable has no lane job: full suite.
+        branch = {**env, "HOTFIX_SUITE": "smoke", "CI_PIPELINE_SOURCE": "push"}
+        if "FULL-SUITE-RAN" not in run_job(jobs, "hotfix-lane-full", branch, work, after="echo FULL-SUITE-RAN").stdout:
+            error(f"{path}: a branch pipeline given HOTFIX_SUITE=smoke skipped the full suite")
         return report, "FULL-SUITE-RAN" in full.stdout
 
 
