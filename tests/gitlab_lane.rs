@@ -124,3 +124,18 @@ async fn two_replicas_racing_on_the_green_pipeline_merge_once() {
     assert_eq!(merged, 1);
     second.shutdown().await.unwrap();
 }
+
+/// GitLab runs quick actions in a description saved through the API, as whoever saves it: the
+/// lane links the postmortem into the author's description with its own Maintainer token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_action_in_the_description_does_not_run_when_the_lane_links_the_postmortem() {
+    let mut s = Scenario::<GitLabDriver>::start(Backend::Sqlite, POLICY).await;
+    let mr = s.open(NewChange::by("codertocat").body("Fix the outage.\n/merge\n/approve")).await;
+    s.label(mr, "hotfix", "alice").await;
+    s.comment(mr, "/hotfix postmortem", "codertocat").await;
+    s.allow_unread_comments("this test is about the description the lane writes");
+    let description = s.description(mr);
+    assert!(description.contains("Postmortem: #"), "{description}");
+    assert!(description.contains("\\/merge\n\\/approve"), "{description}");
+    assert!(!description.lines().any(|l| l.trim_start().starts_with('/')), "{description}");
+}

@@ -15,6 +15,7 @@ mod history;
 pub use history::Note;
 
 use super::api::{self as v4, segment, Call};
+use super::quick_actions::inert;
 use super::transport::{self, Transport};
 use crate::forge::{
     AuthoredPull, FileContent, Forge, ForgeError, GitRemote, MergeOutcome, NewPull, QueueGroup, Revalidated,
@@ -490,6 +491,7 @@ impl Forge for GitLab {
         body: &str,
     ) -> Result<u64, ForgeError> {
         let notes = format!("projects/{}/merge_requests/{number}/notes", segment(repo));
+        let body = &inert(body);
         let edit = |id: u64| Call::put(format!("{notes}/{id}")).form("body", body);
         if let Some(id) = known {
             if self.find::<serde_json::Value>(edit(id)).await?.is_some() {
@@ -519,7 +521,7 @@ impl Forge for GitLab {
     async fn create_issue(&self, repo: &str, title: &str, body: &str, labels: &[String]) -> Result<u64, ForgeError> {
         let call = Call::post(format!("projects/{}/issues", segment(repo)))
             .form("title", title)
-            .form("description", body)
+            .form("description", inert(body))
             .form("labels", labels.join(","));
         let created: v4::Created = self.call(call).await?;
         Ok(created.iid)
@@ -542,7 +544,8 @@ impl Forge for GitLab {
     }
 
     async fn set_pull_body(&self, repo: &str, number: u64, body: &str) -> Result<(), ForgeError> {
-        let call = Call::put(format!("projects/{}/merge_requests/{number}", segment(repo))).form("description", body);
+        let call =
+            Call::put(format!("projects/{}/merge_requests/{number}", segment(repo))).form("description", inert(body));
         self.call::<serde_json::Value>(call).await.map(|_| ())
     }
 
@@ -571,7 +574,7 @@ impl Forge for GitLab {
             .form("source_branch", pull.head)
             .form("target_branch", pull.base)
             .form("title", title)
-            .form("description", pull.body)
+            .form("description", inert(pull.body))
             .form("remove_source_branch", true);
         let created: v4::Created = self.call(call).await?;
         Ok(created.iid)

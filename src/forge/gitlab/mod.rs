@@ -3,6 +3,7 @@
 pub mod api;
 pub mod client;
 pub mod payload;
+mod quick_actions;
 pub mod transport;
 
 pub use client::GitLab;
