@@ -257,18 +257,7 @@ async fn a_conflict_opens_a_draft_that_fails_until_resolved(backend: Backend) {
     assert_eq!(status(&lane, &tip), ("failed".into(), "conflict markers remain in app/server.rs".into()));
 
     // Someone resolves the conflict on the branch: the status follows.
-    world.git(&["fetch", "-q", "origin", BRANCH]);
-    world.git(&["switch", "-q", "-c", "resolve", "FETCH_HEAD"]);
-    let text = std::fs::read_to_string(world.work.join("app/server.rs")).unwrap();
-    let resolved: String = text
-        .lines()
-        .filter(|l| !l.starts_with("<<<<<<<") && !l.starts_with("=======") && !l.starts_with(">>>>>>>"))
-        .filter(|l| *l != "line 5" && *l != "line five, reworded on master")
-        .map(|l| format!("{l}\n"))
-        .collect();
-    world.write("app/server.rs", &resolved);
-    let fixed = world.commit("Resolve the backport", "Mona <mona@example.com>");
-    world.push(&[&format!("resolve:{BRANCH}")]);
+    let fixed = world.resolve_reworded_line_5(BRANCH);
     lane.fake.edit_mr(PROJECT, mr.iid, |m| {
         m.sha = fixed.clone();
         m.commits.push(fixed.clone());

@@ -114,6 +114,24 @@ impl GitWorld {
         tree
     }
 
+    /// Mona resolves the backport conflict on `branch` over line 5 of `app/server.rs` (the fix's
+    /// line against master's rewording) and pushes it; returns the resolving commit.
+    pub fn resolve_reworded_line_5(&self, branch: &str) -> String {
+        self.git(&["fetch", "-q", "origin", branch]);
+        self.git(&["switch", "-q", "-c", "resolve", "FETCH_HEAD"]);
+        let text = std::fs::read_to_string(self.work.join("app/server.rs")).unwrap();
+        let resolved: String = text
+            .lines()
+            .filter(|l| !l.starts_with("<<<<<<<") && !l.starts_with("=======") && !l.starts_with(">>>>>>>"))
+            .filter(|l| *l != "line 5" && *l != "line five, reworded on master")
+            .map(|l| format!("{l}\n"))
+            .collect();
+        self.write("app/server.rs", &resolved);
+        let fixed = self.commit("Resolve the backport", "Mona <mona@example.com>");
+        self.push(&[&format!("resolve:{branch}")]);
+        fixed
+    }
+
     pub fn tree_of(&self, commit: &str) -> String {
         remote_git(&self.remote, &["rev-parse", &format!("{commit}^{{tree}}")])
     }

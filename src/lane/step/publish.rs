@@ -51,12 +51,8 @@ pub(super) fn postmortem_moved(facts: &PullFacts, report: &Report) -> Option<Rep
 /// Posts what is news of `reports`, then merges if the lane now may — the comment follows the
 /// merge's answer — or else brings the comment up to date.
 pub(super) fn publish(out: &mut Out, reports: [Report; 2], seen: &Observed, ctx: &Ctx) -> Result<(), Need> {
-    let head = out.facts.head_sha.clone();
-    for report in &reports {
-        if out.facts.lane.is_news(&head, report) {
-            out.effects.push(Effect::Report { sha: head.clone(), report: report.clone() });
-            out.facts.lane.remember(&head, report);
-        }
+    for report in reports.iter().cloned() {
+        post(out, report);
     }
     approval(out, seen, ctx)?;
     if merge::consider(out, seen, ctx)? {
