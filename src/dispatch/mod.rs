@@ -7,6 +7,8 @@ mod backport;
 pub(crate) mod change;
 mod checks;
 mod command;
+mod deploy;
+mod lifecycle;
 mod observe;
 mod policies;
 mod pull;
@@ -178,7 +180,7 @@ impl<P: Forges> Dispatch<P> {
                 self.decide(forge, &subject(number), input, Observed::default()).await
             }
             Event::Issue { action, issue, .. } if *action != IssueAction::Unknown && !issue.is_pull_request => {
-                recheck::on_issue(self, &envelope, repo, *action, issue).await
+                recheck::on_issue(self, forge, &envelope, repo, *action, issue).await
             }
             Event::CheckRun { action: CheckAction::Completed, check } => {
                 let seen = checks::CheckSeen {
@@ -216,6 +218,9 @@ impl<P: Forges> Dispatch<P> {
             }
             Event::MergeGroup { action: MergeGroupAction::ChecksRequested, group } => {
                 queue::on_merge_group(self, forge, &envelope, repo, group).await
+            }
+            Event::Deployment { sha, environment, tier } => {
+                deploy::on_deployment(self, forge, &envelope, repo, sha, environment, tier.as_deref()).await
             }
             _ => self.track_only(&envelope).await,
         }
@@ -279,8 +284,19 @@ impl<P: Forges> Dispatch<P> {
             written: Some(&self.written),
             applies: change::everything,
         };
+        let shown = match &input {
+            Input::Change { change, .. } => Some((**change).clone()),
+            _ => None,
+        };
         let decided = change.run(prior.clone(), input, seed).await?;
-        Ok(self.record(subject, prior.as_ref(), read, decided))
+        let facts = decided.facts.as_ref();
+        let now = self.clock.now_ms();
+        let passed =
+            lifecycle::milestones(self, forge, subject, prior.as_ref(), facts, shown.as_ref(), &loaded.policy, now)
+                .await;
+        let mut writes = self.record(subject, prior.as_ref(), read, decided);
+        writes.extend(passed);
+        Ok(writes)
     }
 
     /// The job's writes for what the lane decided: audit entries, queued jobs, and the facts

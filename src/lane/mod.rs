@@ -12,6 +12,8 @@ pub mod grant;
 pub mod incident;
 pub mod job;
 pub mod key;
+pub mod lifecycle;
+pub mod lineage;
 pub mod markdown;
 pub mod membership;
 pub mod policy;
