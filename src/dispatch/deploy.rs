@@ -34,6 +34,7 @@ pub(super) async fn on_deployment<P: Forges>(
         if !forge.commit_contains(name, merge_sha, sha).await? {
             continue;
         }
+        d.metrics.time_to_deploy(std::time::Duration::from_millis((now - hotfix.merged_at).max(0) as u64));
         writes.push(Write::Lifecycle(LifecycleEvent {
             forge: forge_name.into(),
             repo: name.into(),

@@ -36,9 +36,32 @@ pub(super) async fn milestones<P: Forges>(
                     "the merge is recorded without what it reverts, fixes or touches: the forge did not answer"),
             }
         }
+        observe(d, subject, facts, &passed);
         out.push(event(subject, passed));
     }
     out.into_iter().map(Write::Lifecycle).collect()
+}
+
+/// Feeds the live histograms and counters the dashboard reads.
+fn observe<P: Forges>(d: &Dispatch<P>, subject: &Subject, facts: &PullFacts, passed: &Passed) {
+    let forge = subject.forge.as_str();
+    let since_entry = || match facts.lane.membership {
+        crate::lane::membership::Membership::Hotfix { since, .. } => {
+            Some(std::time::Duration::from_millis((passed.at - since).max(0) as u64))
+        }
+        _ => None,
+    };
+    match passed.milestone {
+        Milestone::SmokeGreen => since_entry().into_iter().for_each(|d_| d.metrics.time_to_patch(d_)),
+        Milestone::Merged => {
+            d.metrics.change_merged(forge, passed.detail.hotfix);
+            if passed.detail.hotfix {
+                d.metrics.hotfix_outcome(forge, "merged");
+            }
+        }
+        Milestone::Abandoned => d.metrics.hotfix_outcome(forge, "abandoned"),
+        _ => {}
+    }
 }
 
 /// Fills in what the merged change reverts and fixes (and its files, for a hotfix), and
@@ -89,6 +112,12 @@ async fn merged_links<P: Forges>(
         actor: passed.actor.clone(),
         detail: Detail { by: Some(subject.number), ..Detail::default() },
     };
+    if let Some(n) = reverts {
+        let target = d.store.lifecycle_of(subject.forge.as_str(), repo, n).await?;
+        if target.iter().any(|e| e.milestone == Milestone::Merged && e.detail.hotfix) {
+            d.metrics.hotfix_reverted(subject.forge.as_str());
+        }
+    }
     let mut out: Vec<LifecycleEvent> = reverts.map(|n| named(Milestone::Reverted, n)).into_iter().collect();
     out.extend(passed.detail.fixes.iter().map(|n| named(Milestone::Named, *n)));
     Ok(out)

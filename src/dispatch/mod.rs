@@ -14,6 +14,7 @@ mod policies;
 mod pull;
 mod queue;
 mod recheck;
+mod remind;
 mod responders;
 mod written;
 
@@ -44,7 +45,8 @@ const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// Queues a re-evaluation of every open change of `forge` the lane is watching (in the lane,
 /// refused, or commented on): webhooks missed while hotfix-lane was down or unreachable are
-/// never redelivered. Returns how many were queued.
+/// never redelivered. Queues the postmortem reminders that are due too. Returns how many jobs
+/// were queued.
 pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize, StoreError> {
     let mut queued = 0;
     // Merge groups whose `checks_requested` was missed would wait for the postmortem check
@@ -58,6 +60,10 @@ pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize
         repos.insert(repo.id, (repo.clone(), facts.installation_id));
         let watched =
             facts.lane.membership != crate::lane::membership::Membership::Normal || facts.lane.comment_id.is_some();
+        if let Some(job) = remind::sweep(store, forge, &facts, now).await? {
+            store.enqueue(&new_job(&job, now), now).await?;
+            queued += 1;
+        }
         if watched && facts.state == crate::lane::event::ItemState::Open {
             let subject =
                 Subject { forge, repo: repo.clone(), number: facts.number, installation_id: facts.installation_id };
@@ -252,6 +258,7 @@ impl<P: Forges> Dispatch<P> {
             Job::BackportFollowup { change, target, pull, head_sha, state } => {
                 backport::followup(self, &client, &change, &target, pull, &head_sha, state).await
             }
+            Job::Remind { change, reminder } => remind::run(self, &client, &change, reminder).await,
         }
     }
 

@@ -39,6 +39,14 @@ pub(super) async fn on_issue<P: Forges>(
         let conventions = crate::lane::conventions::Conventions::of(envelope.forge);
         let fixes = lineage::fixes(&issue.body, &repo.full_name, conventions);
         for c in &changes {
+            if done {
+                let events = d.store.lifecycle_of(envelope.forge.as_str(), &c.repo, c.number as u64).await?;
+                let merged = events.iter().find(|e| e.milestone == Milestone::Merged);
+                let closed = events.iter().any(|e| e.milestone == Milestone::PostmortemClosed);
+                if let (Some(m), false) = (merged, closed) {
+                    d.metrics.postmortem_completed(std::time::Duration::from_millis((now - m.at).max(0) as u64));
+                }
+            }
             let milestones = postmortem_milestones(envelope, repo, issue, c, done, &fixes, now);
             writes.extend(milestones.into_iter().map(Write::Lifecycle));
         }

@@ -18,6 +18,7 @@ pub mod markdown;
 pub mod membership;
 pub mod policy;
 pub mod postmortem;
+pub mod reminder;
 pub mod report;
 pub mod smoke;
 pub mod step;

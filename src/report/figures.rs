@@ -288,3 +288,6 @@ pub fn compute(events: &[LifecycleEvent], scope: &Scope, now: Millis) -> Figures
         undeployed,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,6 +23,30 @@ pub async fn figures(store: &Store, scope: &Scope, now: Millis) -> Result<Figure
     Ok(figures::compute(&events, scope, now))
 }
 
+/// What the live gauges show: postmortems pending and overdue (of hotfixes merged in the last
+/// 90 days), and the hotfixes in the lane by what they wait for, with the longest wait.
+pub struct Gauges {
+    pub pending: usize,
+    pub overdue: usize,
+    pub waiting: Vec<(&'static str, usize)>,
+    pub oldest: Option<std::time::Duration>,
+}
+
+pub async fn gauges(store: &Store, now: Millis) -> Result<Gauges> {
+    let scope = Scope { repo: None, since: now - 90 * 24 * 3600 * 1000, until: now + 1 };
+    let f = figures(store, &scope, now).await?;
+    let live = live(store, now).await?;
+    let mut waiting: Vec<(&'static str, usize)> = Vec::new();
+    for l in &live {
+        match waiting.iter_mut().find(|(w, _)| *w == l.waiting_for) {
+            Some((_, n)) => *n += 1,
+            None => waiting.push((l.waiting_for, 1)),
+        }
+    }
+    let oldest = live.iter().map(|l| l.since).min().map(|s| std::time::Duration::from_millis((now - s).max(0) as u64));
+    Ok(Gauges { pending: f.pending_postmortems.len(), overdue: f.overdue_postmortems.len(), waiting, oldest })
+}
+
 /// The hotfixes in the lane now, longest waiting first.
 pub async fn live(store: &Store, now: Millis) -> Result<Vec<LiveHotfix>> {
     let mut out = Vec::new();
