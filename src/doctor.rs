@@ -95,10 +95,16 @@ const APP_PERMISSIONS: [(&str, &str, &str, bool); 9] = [
 ];
 
 /// The webhook events an App subscribes to for the lane: every event the parser knows, but
-/// those GitHub sends without a subscription (`ping`, `installation`).
+/// those GitHub sends without a subscription (`ping`, `installation`) and the optional ones.
 fn subscribed_events() -> impl Iterator<Item = &'static str> {
-    crate::forge::github::payload::EVENTS.iter().copied().filter(|e| !matches!(*e, "ping" | "installation"))
+    crate::forge::github::payload::EVENTS
+        .iter()
+        .copied()
+        .filter(|e| !matches!(*e, "ping" | "installation") && !OPTIONAL_EVENTS.contains(e))
 }
+
+/// Events only the hotfix figures read: without them the lane works, and says what is missing.
+const OPTIONAL_EVENTS: &[&str] = &["deployment_status"];
 
 /// The body of the sample delivery the secret is tried on.
 const SAMPLE: &[u8] = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
@@ -315,6 +321,18 @@ async fn github(f: &mut Findings, settings: &ServeSettings, repo: Option<&str>) 
                         f.fail(
                             "GitHub App",
                             format!("not subscribed to {}: tick them under Permissions & events", missing.join(", ")),
+                        );
+                    }
+                    let subscribed = |e: &&str| app["events"].as_array().is_some_and(|a| a.iter().any(|x| x == *e));
+                    let optional: Vec<&str> = OPTIONAL_EVENTS.iter().copied().filter(|e| !subscribed(e)).collect();
+                    if app["events"].is_array() && !optional.is_empty() {
+                        f.warn(
+                            "GitHub App",
+                            format!(
+                                "not subscribed to {} (needs Deployments: read): the time to deploy reads \"not \
+                                 reported\" until it is",
+                                optional.join(", ")
+                            ),
                         );
                     }
                 }

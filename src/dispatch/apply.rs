@@ -30,8 +30,11 @@ pub(super) async fn apply<F: Forge>(
             let id = forge.upsert_comment(repo, number, known, MARKER, &body).await?;
             return Ok(Some(Input::CommentWritten { id }));
         }
-        Effect::Comment { repo: on, number: on_number, marker, body } => {
+        Effect::Comment { repo: on, number: on_number, issue: false, marker, body } => {
             forge.upsert_comment(&on, on_number, None, marker, &body).await?;
+        }
+        Effect::Comment { repo: on, number: on_number, issue: true, marker, body } => {
+            forge.upsert_issue_comment(&on, on_number, marker, &body).await?;
         }
         Effect::Merge { sha, method, approval } => {
             if let Some(a) = &approval {

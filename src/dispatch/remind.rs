@@ -2,6 +2,7 @@
 
 use super::{Dispatch, StepError};
 use crate::forge::{Forge, Forges};
+use crate::lane::event::ItemState;
 use crate::lane::job::{Job, Subject};
 use crate::lane::lifecycle::{Detail, LifecycleEvent};
 use crate::lane::membership::Membership;
@@ -16,7 +17,7 @@ pub(super) async fn sweep(
     facts: &PullFacts,
     now: Millis,
 ) -> Result<Option<Job>, StoreError> {
-    let (Some(repo), Membership::Hotfix { .. }, Some(_)) = (&facts.repo, &facts.lane.membership, facts.lane.merged_at)
+    let (Some(repo), Membership::Hotfix { .. }, ItemState::Merged) = (&facts.repo, &facts.lane.membership, facts.state)
     else {
         return Ok(None);
     };
@@ -48,7 +49,7 @@ pub(super) async fn run<P: Forges>(
     let reference = forge.conventions().change_ref(change.number);
     let body = reminder::text(reminder, &reference, due_at, postmortem.as_ref().map(|p| p.to_string()).as_deref());
     if let Some(issue) = &postmortem {
-        forge.upsert_comment(&issue.repo, issue.number, None, reminder.marker(), &body).await?;
+        forge.upsert_issue_comment(&issue.repo, issue.number, reminder.marker(), &body).await?;
     }
     forge.upsert_comment(repo, change.number, None, reminder.marker(), &body).await?;
     d.metrics.postmortem_reminder(reminder.as_str());

@@ -85,6 +85,7 @@ impl Forge for Client {
         fn approvals(&self, repo: &str, number: u64, sha: &str) -> Vec<String>;
         fn report(&self, repo: &str, sha: &str, report: &Report) -> ();
         fn upsert_comment(&self, repo: &str, number: u64, known: Option<u64>, marker: &str, body: &str) -> u64;
+        fn upsert_issue_comment(&self, repo: &str, number: u64, marker: &str, body: &str) -> u64;
         fn labeler(&self, repo: &str, number: u64, label: &str) -> Option<(String, Millis)>;
         fn create_issue(&self, repo: &str, title: &str, body: &str, labels: &[String]) -> u64;
         fn find_issue(&self, repo: &str, label: &str, marker: &str) -> Option<u64>;

@@ -577,6 +577,11 @@ impl Forge for GitHub {
         Ok(comment.id)
     }
 
+    async fn upsert_issue_comment(&self, repo: &str, number: u64, marker: &str, body: &str) -> Result<u64, ForgeError> {
+        // Issues and pull requests share their comments on GitHub.
+        self.upsert_comment(repo, number, None, marker, body).await
+    }
+
     async fn labeler(&self, repo: &str, number: u64, label: &str) -> Result<Option<(String, Millis)>, ForgeError> {
         authored::labeler(self, repo, number, label).await
     }

@@ -208,6 +208,15 @@ pub trait Forge: Send + Sync + 'static {
         body: &str,
     ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
 
+    /// Creates or edits the lane's comment marked `marker` on issue `number`.
+    fn upsert_issue_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<u64, ForgeError>> + Send;
+
     /// Who last applied `label` to a change, and when: for a label applied while hotfix-lane
     /// was not listening. `None` when its last application was undone since.
     fn labeler(

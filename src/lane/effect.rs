@@ -13,8 +13,9 @@ pub enum Effect {
     /// Creates or edits the lane's one comment on the change; the id comes back as
     /// [`Input::CommentWritten`](super::step::Input::CommentWritten).
     LaneComment { known: Option<u64>, body: String },
-    /// Creates or edits another comment of the lane's, found by its marker among the lane's own.
-    Comment { repo: String, number: u64, marker: &'static str, body: String },
+    /// Creates or edits another comment of the lane's, found by its marker among the lane's own:
+    /// on change `number`, or with `issue`, on an issue (GitLab keeps the two apart).
+    Comment { repo: String, number: u64, issue: bool, marker: &'static str, body: String },
     /// Merges the change pinned to `sha`; the answer comes back as
     /// [`Input::MergeAnswered`](super::step::Input::MergeAnswered). With `approval`, its pass is
     /// posted right before the merge and taken back by any outcome but a merge.

@@ -119,6 +119,6 @@ mod tests {
     fn the_text_names_the_change_the_issue_and_the_time() {
         let text = text(Reminder::Overdue, "#12", 0, Some("o/r#40"));
         assert!(text.starts_with(Reminder::Overdue.marker()));
-        assert!(text.contains("#12 is overdue") && text.contains("1970-01-01T00:00:00Z") && text.contains("o/r#40"));
+        assert!(text.contains("#12 is overdue") && text.contains("1970-01-01 00:00 UTC") && text.contains("o/r#40"));
     }
 }

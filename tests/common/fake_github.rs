@@ -87,6 +87,22 @@ pub struct Repo {
     /// Base branches that take changes only through their merge queue: a merge into one is
     /// refused the way GitHub's ruleset refuses it.
     pub queue_only: Vec<String>,
+    /// The default branch's commits made by merges, oldest first: what `compare` answers from.
+    pub history: Vec<String>,
+}
+
+impl Repo {
+    /// Merges pull request `number` as a new commit on top of the default branch's history.
+    pub fn land(&mut self, number: u64) -> String {
+        let sha = format!("{:032x}{:08x}", 0x6d65_7267_6564_u128 + self.history.len() as u128, number);
+        if let Some(p) = self.pulls.get_mut(&number) {
+            p["merged"] = json!(true);
+            p["state"] = json!("closed");
+            p["merge_commit_sha"] = json!(sha);
+        }
+        self.history.push(sha.clone());
+        sha
+    }
 }
 
 #[derive(Default)]
@@ -167,6 +183,7 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/pulls/{number}/reviews", get(pull_reviews))
             .route("/repos/{owner}/{repo}/pulls/{number}/merge", axum::routing::put(merge_pull))
             .route("/repos/{owner}/{repo}/commits/{sha}/pulls", get(pulls_for_commit))
+            .route("/repos/{owner}/{repo}/compare/{spec}", get(compare))
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
             .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
             .route("/app/installations/{id}/access_tokens", post(access_token))
@@ -541,20 +558,38 @@ async fn merge_pull(
             .into_response();
     }
     let sha = body["sha"].as_str().unwrap_or_default().to_string();
-    if let Some(p) = repo.pulls.get_mut(&number) {
-        if p["merged"] == json!(true) {
-            return (StatusCode::METHOD_NOT_ALLOWED, Json(json!({ "message": "Pull Request is not mergeable" })))
-                .into_response();
-        }
-        p["merged"] = json!(true);
-        p["state"] = json!("closed");
+    if repo.pulls.get(&number).is_some_and(|p| p["merged"] == json!(true)) {
+        return (StatusCode::METHOD_NOT_ALLOWED, Json(json!({ "message": "Pull Request is not mergeable" })))
+            .into_response();
     }
+    let merge_sha = repo.land(number);
     repo.merges.push((number, sha.clone(), body["merge_method"].as_str().unwrap_or_default().into()));
     if repo.lost_merge_answers > 0 {
         repo.lost_merge_answers -= 1;
         return (StatusCode::BAD_GATEWAY, Json(json!({ "message": "Server Error" }))).into_response();
     }
-    Json(json!({ "sha": "m3rg3d", "merged": true, "message": "Pull Request successfully merged" })).into_response()
+    Json(json!({ "sha": merge_sha, "merged": true, "message": "Pull Request successfully merged" })).into_response()
+}
+
+/// `GET compare/{base}...{head}` over the default branch's linear history: `ahead` when head
+/// came after base, `behind` before it, 404 for a commit it does not know.
+async fn compare(State(world): Shared, Path((owner, repo, spec)): Path<(String, String, String)>) -> Response {
+    let world = world.lock().unwrap();
+    let history = world.repos.get(&full(&owner, &repo)).map(|r| r.history.clone()).unwrap_or_default();
+    let Some((base, head)) = spec.split_once("...") else { return not_found("Not Found") };
+    let at = |sha: &str| history.iter().position(|h| h == sha);
+    match (at(base), at(head)) {
+        (Some(b), Some(h)) => {
+            let status = match h.cmp(&b) {
+                std::cmp::Ordering::Greater => "ahead",
+                std::cmp::Ordering::Equal => "identical",
+                std::cmp::Ordering::Less => "behind",
+            };
+            Json(json!({ "status": status, "ahead_by": h.saturating_sub(b), "behind_by": b.saturating_sub(h) }))
+                .into_response()
+        }
+        _ => not_found("Not Found"),
+    }
 }
 
 async fn pulls_for_commit(State(world): Shared, Path((owner, repo, sha)): Path<(String, String, String)>) -> Response {

@@ -1673,6 +1673,17 @@ impl FakeGitLab {
         self.project(project, |p| f(p.issues.get_mut(&iid).expect("an issue")))
     }
 
+    /// A person merges the MR from the web page, the way the project merges; returns the commit
+    /// the target branch now has.
+    pub fn merge_by_hand(&self, project: u64, iid: u64, by: &str) -> String {
+        self.with(|w| {
+            let user = w.user(by);
+            w.do_merge(project, iid, &MergeParams::default(), user);
+            let target = w.projects[&project].merge_requests[&iid].target_branch.clone();
+            w.projects[&project].branches[&target].clone()
+        })
+    }
+
     pub fn label_issue(&self, project: u64, iid: u64, label: &str, add: bool, by: &str) {
         self.with(|w| {
             let user = w.user(by);
@@ -2055,6 +2066,27 @@ fn project_route(w: &mut World, r: &Req, pid: u64, segs: &[&str]) -> Response {
                 "execute_filemode": false,
             }))
             .into_response()
+        }
+        ("GET", ["repository", "merge_base"]) => {
+            // GitLab answers the common ancestor of the refs; here, of two commits it recorded.
+            let refs = q.list("refs").unwrap_or_default();
+            let [a, b] = refs.as_slice() else { return message(400, "refs is invalid") };
+            let p = &w.projects[&pid];
+            let ancestors = |from: &str| {
+                let (mut seen, mut todo) = (Vec::new(), vec![from.to_string()]);
+                while let Some(c) = todo.pop() {
+                    if let Some(commit) = p.commits.get(&c) {
+                        todo.extend(commit.parent_ids.iter().cloned());
+                    }
+                    seen.push(c);
+                }
+                seen
+            };
+            let of_b = ancestors(b);
+            match ancestors(a).into_iter().find(|c| of_b.contains(c) && p.commits.contains_key(c)) {
+                Some(base) => Json(json!({ "id": base, "short_id": &base[..8.min(base.len())] })).into_response(),
+                None => not_found("Commit"),
+            }
         }
         ("GET", ["repository", "commits", sha]) => {
             let p = &w.projects[&pid];

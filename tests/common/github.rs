@@ -382,6 +382,38 @@ impl ForgeDriver for GitHubDriver {
         group
     }
 
+    async fn merge_by_hand(&mut self, change: Change, by: &str) -> String {
+        let sha = self.lane.fake.repo(REPO, |r| r.land(change.0));
+        let pull = self.served(change);
+        self.lane.send("pull_request", pr_event("closed", &pull, None, by)).await;
+        sha
+    }
+
+    async fn close_issue(&mut self, number: u64, body: &str, by: &str) {
+        let labels = self.lane.fake.repo(REPO, |r| r.issues.get(&number).map(|i| i.0.clone()).unwrap_or_default());
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let mut event = issue_event("closed", number, &labels, by);
+        (event["issue"]["state"], event["issue"]["body"]) = ("closed".into(), body.into());
+        event["label"] = Value::Null;
+        self.lane.send("issues", event).await;
+    }
+
+    async fn deploy(&mut self, sha: &str, environment: &str, by: &str) {
+        let base = json_fixture("github/pull_request/labeled.json");
+        let event = json!({
+            "action": "created",
+            "deployment_status": { "id": 1, "state": "success", "environment": environment },
+            "deployment": { "id": 1, "sha": sha, "ref": "master", "environment": environment, "task": "deploy" },
+            "repository": base["repository"],
+            "sender": { "login": by, "id": 1, "type": "User" },
+        });
+        self.lane.send("deployment_status", event).await;
+    }
+
+    fn default_head(&self) -> String {
+        self.lane.fake.repo(REPO, |r| r.history.last().cloned()).expect("something merged")
+    }
+
     fn head(&self, change: Change) -> String {
         self.served(change)["head"]["sha"].as_str().unwrap().to_string()
     }

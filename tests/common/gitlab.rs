@@ -708,6 +708,47 @@ impl ForgeDriver for GitLabDriver {
         sha
     }
 
+    async fn merge_by_hand(&mut self, change: Change, by: &str) -> String {
+        let tip = self.fake.merge_by_hand(PROJECT, change.0, by);
+        let hook = mr_hook(&self.fake, PROJECT, &self.mr(change), "merge", by, json!({}));
+        self.send("Merge Request", hook).await;
+        tip
+    }
+
+    async fn close_issue(&mut self, number: u64, body: &str, by: &str) {
+        self.fake.edit_issue(PROJECT, number, |i| (i.state, i.description) = ("closed".into(), body.into()));
+        let hook = issue_hook(&self.fake, PROJECT, number, "close", by, json!({}));
+        self.send("Issue", hook).await;
+    }
+
+    async fn deploy(&mut self, sha: &str, environment: &str, by: &str) {
+        let p = hook_project(&self.fake, PROJECT);
+        let hook = json!({
+            "object_kind": "deployment",
+            "status": "success",
+            "status_changed_at": "2026-11-26 13:24:00 +0000",
+            "deployment_id": 15,
+            "deployable_id": 796,
+            "deployable_url": format!("{}/-/jobs/796", p["web_url"].as_str().unwrap()),
+            "environment": environment,
+            "environment_tier": if environment == "production" { "production" } else { "staging" },
+            "environment_slug": environment,
+            "environment_external_url": "https://example.com",
+            "project": p,
+            "short_sha": &sha[..8],
+            "user": hook_user(&self.fake, by),
+            "user_url": "https://gitlab.example.com/root",
+            "commit_url": format!("{}/-/commit/{sha}", p["web_url"].as_str().unwrap()),
+            "commit_title": "Merge branch into 'main'",
+            "ref": DEFAULT_BRANCH,
+        });
+        self.send("Deployment", hook).await;
+    }
+
+    fn default_head(&self) -> String {
+        self.fake.branch_head(PROJECT, DEFAULT_BRANCH).expect("the default branch")
+    }
+
     fn head(&self, change: Change) -> String {
         self.mr(change).sha
     }

@@ -169,6 +169,14 @@ pub trait ForgeDriver: Sized {
     /// The merge queue of the change's base builds a group for it (the change alone) and asks
     /// for its checks; returns the group's head commit.
     async fn queue(&mut self, change: Change) -> String;
+    /// `by` merges the change by hand (not the lane); returns the commit it landed as.
+    async fn merge_by_hand(&mut self, change: Change, by: &str) -> String;
+    /// `by` closes issue `number`, whose description now reads `body`.
+    async fn close_issue(&mut self, number: u64, body: &str, by: &str);
+    /// A deployment of commit `sha` to `environment` succeeded, as `by` ran it.
+    async fn deploy(&mut self, sha: &str, environment: &str, by: &str);
+    /// The default branch's head commit.
+    fn default_head(&self) -> String;
 
     // What the forge shows.
 
@@ -260,6 +268,22 @@ impl<D: ForgeDriver> Scenario<D> {
     }
 
     /// Time passes (the lane's clock is fixed otherwise).
+    pub async fn merge_by_hand(&mut self, change: Change, by: &str) -> String {
+        self.forge.merge_by_hand(change, by).await
+    }
+
+    pub async fn close_issue(&mut self, issue: IssueRef, body: &str, by: &str) {
+        self.forge.close_issue(issue.0, body, by).await
+    }
+
+    pub async fn deploy(&mut self, sha: &str, environment: &str, by: &str) {
+        self.forge.deploy(sha, environment, by).await
+    }
+
+    pub fn default_head(&self) -> String {
+        self.forge.default_head()
+    }
+
     pub fn advance(&self, by: Duration) {
         self.forge.clock().advance(by.as_millis() as i64)
     }

@@ -103,6 +103,31 @@ impl GitLab {
     }
 
     /// `None` for a 404.
+    /// Creates or edits the lane's note marked `marker` under `notes` (an MR's or an issue's).
+    async fn upsert_note(
+        &self,
+        notes: String,
+        known: Option<u64>,
+        marker: &str,
+        body: &str,
+    ) -> Result<u64, ForgeError> {
+        let body = &inert(body);
+        let edit = |id: u64| Call::put(format!("{notes}/{id}")).form("body", body);
+        if let Some(id) = known {
+            if self.find::<serde_json::Value>(edit(id)).await?.is_some() {
+                return Ok(id);
+            }
+        }
+        let me = self.identity().await?;
+        let all: Vec<v4::Note> = self.all(Call::get(notes.clone()).query("sort", "asc")).await?;
+        if let Some(ours) = all.iter().find(|n| !n.system && n.author.username == me && n.body.contains(marker)) {
+            self.call::<serde_json::Value>(edit(ours.id)).await?;
+            return Ok(ours.id);
+        }
+        let created: v4::CreatedNote = self.call(Call::post(notes).form("body", body)).await?;
+        Ok(created.id)
+    }
+
     async fn find<T: DeserializeOwned + 'static>(
         &self,
         endpoint: impl Endpoint + Sync,
@@ -505,22 +530,11 @@ impl Forge for GitLab {
         marker: &str,
         body: &str,
     ) -> Result<u64, ForgeError> {
-        let notes = format!("projects/{}/merge_requests/{number}/notes", segment(repo));
-        let body = &inert(body);
-        let edit = |id: u64| Call::put(format!("{notes}/{id}")).form("body", body);
-        if let Some(id) = known {
-            if self.find::<serde_json::Value>(edit(id)).await?.is_some() {
-                return Ok(id);
-            }
-        }
-        let me = self.identity().await?;
-        let all: Vec<v4::Note> = self.all(Call::get(notes.clone()).query("sort", "asc")).await?;
-        if let Some(ours) = all.iter().find(|n| !n.system && n.author.username == me && n.body.contains(marker)) {
-            self.call::<serde_json::Value>(edit(ours.id)).await?;
-            return Ok(ours.id);
-        }
-        let created: v4::CreatedNote = self.call(Call::post(notes).form("body", body)).await?;
-        Ok(created.id)
+        self.upsert_note(format!("projects/{}/merge_requests/{number}/notes", segment(repo)), known, marker, body).await
+    }
+
+    async fn upsert_issue_comment(&self, repo: &str, number: u64, marker: &str, body: &str) -> Result<u64, ForgeError> {
+        self.upsert_note(format!("projects/{}/issues/{number}/notes", segment(repo)), None, marker, body).await
     }
 
     async fn labeler(&self, repo: &str, number: u64, label: &str) -> Result<Option<(String, Millis)>, ForgeError> {

@@ -132,7 +132,7 @@ pub(super) fn on_commands(
     if !refusals.is_empty() {
         let body = format!("{REFUSAL_MARKER}\n### hotfix-lane\n\n{}\n", refusals.join("\n\n"));
         let (repo, number) = (ctx.repo.full_name.clone(), change.number);
-        out.effects.push(Effect::Comment { repo, number, marker: REFUSAL_MARKER, body });
+        out.effects.push(Effect::Comment { repo, number, issue: false, marker: REFUSAL_MARKER, body });
     }
     if let Some(opening) = postmortem {
         // The evaluation goes on once the issue exists and is linked.
@@ -205,7 +205,7 @@ fn refuse(
             membership::who_can_authorize(ctx.policy, ctx.conventions)
         );
         let (repo, number) = (ctx.repo.full_name.clone(), out.facts.number);
-        out.effects.push(Effect::Comment { repo, number, marker: REFUSAL_MARKER, body });
+        out.effects.push(Effect::Comment { repo, number, issue: false, marker: REFUSAL_MARKER, body });
     }
     Ok(out.done())
 }

@@ -150,7 +150,7 @@ fn merged(out: &mut Out, sha: &str, detail: String, ctx: &Ctx) {
             out.facts.number, g.by
         );
         let (repo, number) = (issue.repo.clone(), issue.number);
-        out.effects.push(Effect::Comment { repo, number, marker: SELF_AUTHORIZED_MARKER, body });
+        out.effects.push(Effect::Comment { repo, number, issue: true, marker: SELF_AUTHORIZED_MARKER, body });
     }
     comment(out, None, ctx);
 }

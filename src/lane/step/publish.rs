@@ -194,7 +194,7 @@ pub(super) fn policy_edit(out: &mut Out, change: &PullRequest, seen: &Observed, 
                     "{POLICY_MARKER}\n### hotfix-lane\n\n❌ `{path}` in this change is invalid:\n\n{message}\n\nThe lane keeps using the policy on the default branch until a valid one is merged.\n"
                 );
                 let (repo, number) = (ctx.repo.full_name.clone(), change.number);
-                out.effects.push(Effect::Comment { repo, number, marker: POLICY_MARKER, body });
+                out.effects.push(Effect::Comment { repo, number, issue: false, marker: POLICY_MARKER, body });
                 (CheckState::Failure, format!("policy file invalid: {error}"), message)
             }
         },
