@@ -85,6 +85,7 @@ fn reading_commands_never_create_a_database() {
         &["audit"][..],
         &["jobs", "dead"],
         &["backport", "pending"],
+        &["report"],
         &["audit", "--database-url", "sqlite://elsewhere/lane.db"],
     ] {
         let (code, out, err) = run_in(dir.path(), args);
@@ -244,4 +245,54 @@ fn a_bad_serve_config_file_names_its_line_and_column() {
     let (code, _, err) = run_in(dir.path(), &["serve", "--config", "serve.toml"]);
     assert_eq!(code, 1);
     assert!(err.starts_with("hotfix-lane: serve.toml:2:11: invalid type"), "{err}");
+}
+
+/// `report` on a database that recorded one hotfix and one ordinary merge, in each format.
+#[test]
+fn report_prints_the_same_figures_in_every_format() {
+    use hotfix_lane::lane::lifecycle::{Detail, LifecycleEvent, Milestone};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/lane.db", dir.path().display());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let (hour, min) = (3_600_000, 60_000);
+    let event = |number, milestone, at, detail| LifecycleEvent {
+        forge: "github".into(),
+        repo: "acme/shop".into(),
+        number,
+        milestone,
+        key: String::new(),
+        at,
+        actor: "alice".into(),
+        detail,
+    };
+    let hotfix = Detail { hotfix: true, title: Some("Fix *checkout* <now>".into()), ..Detail::default() };
+    let events = [
+        event(7, Milestone::Entered, now - 2 * hour, Detail::default()),
+        event(7, Milestone::SmokeGreen, now - 2 * hour + 30 * min, Detail::default()),
+        event(7, Milestone::Merged, now - hour, hotfix),
+        event(8, Milestone::Merged, now - hour, Detail::default()),
+    ];
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = hotfix_lane::store::Store::open(&url, &Default::default()).await.unwrap();
+        store.record_lifecycle(&events).await.unwrap();
+        store.close().await;
+    });
+    let report = |format: &str| {
+        let (code, out, err) = run_in(dir.path(), &["report", "--database-url", &url, "--format", format]);
+        assert_eq!(code, 0, "{format}: {err}");
+        out
+    };
+    let json: serde_json::Value = serde_json::from_str(&report("json")).unwrap();
+    assert_eq!((json["merged"].as_u64(), json["time_to_patch"]["median_s"].as_f64()), (Some(1), Some(1800.0)));
+    assert_eq!((json["rework"]["hits"].as_u64(), json["rework"]["of"].as_u64()), (Some(1), Some(2)));
+    assert!(report("csv").lines().any(|l| l == ",time_to_patch,1,1,1800,1800,"), "{}", report("csv"));
+    let table = report("table");
+    assert!(table.contains("median 30m, p90 30m (1 of 1)") && table.contains("not reported (0 of 1)"), "{table}");
+    let md = report("md");
+    assert!(md.contains("| Time to patch \\(M3\\): entry → smoke green | median 30m, p90 30m \\(1 of 1\\) |"), "{md}");
+    // A title from a change adds no markup to a page the report is pasted into.
+    assert!(md.contains("Fix \\*checkout\\* \\<now\\>"), "{md}");
+    let (code, _, err) = run_in(dir.path(), &["report", "--database-url", &url, "--since", "1d", "--until", "2d"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--since must come before --until"), "{err}");
 }
