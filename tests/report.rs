@@ -191,3 +191,37 @@ on_both_backends!(forge gitlab = crate::common::gitlab::GitLabDriver:
     a_scripted_week_of_hotfixes_reports_what_a_hand_count_gives,
     a_postmortem_is_reminded_once_due_and_once_overdue,
 );
+
+/// The messages `git revert` itself writes — of a commit, of a merge (`-m 1`), and of a revert
+/// (a reland) — name the commit they revert.
+#[test]
+fn git_revert_messages_name_the_commit_they_revert() {
+    use hotfix_lane::lane::conventions::Conventions;
+    use hotfix_lane::lane::lineage::{reverted, Reverted};
+    let world = common::git::GitWorld::new();
+    let conventions = Conventions::of(hotfix_lane::lane::event::Forge::Github);
+    let message = |sha: &str| world.git(&["log", "-1", "--format=%B", sha]);
+    world.write("app/config.toml", "retries = 5\ntimeout = 10\n");
+    let fix = world.commit("Fix retries", "Mona <mona@example.com>");
+    world.git(&["revert", "--no-edit", "HEAD"]);
+    let revert = world.head();
+    assert_eq!(reverted(&message(&revert), "x", "o/r", conventions), Some(Reverted::Commit(fix.clone())));
+    world.git(&["revert", "--no-edit", "HEAD"]);
+    let reland = world.head();
+    assert_eq!(
+        reverted(&message(&reland), "x", "o/r", conventions),
+        Some(Reverted::Commit(revert)),
+        "{}",
+        message(&reland)
+    );
+    world.git(&["switch", "-q", "-c", "topic"]);
+    world.write("docs/guide.md", "# Guide\n\nShorter.\n");
+    world.commit("Shorten the guide", "Mona <mona@example.com>");
+    world.git(&["switch", "-q", "master"]);
+    world.git(&["merge", "-q", "--no-ff", "--no-edit", "topic"]);
+    let merge = world.head();
+    world.git(&["revert", "--no-edit", "-m", "1", "HEAD"]);
+    let undone = message(&world.head());
+    assert!(undone.contains("reversing"), "git's merge revert wording: {undone}");
+    assert_eq!(reverted(&undone, "x", "o/r", conventions), Some(Reverted::Commit(merge)));
+}
