@@ -53,6 +53,7 @@ pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize
     // until the queue gives up on them: every queue of the repositories the lane knows is
     // looked at too.
     let mut repos = std::collections::BTreeMap::new();
+    let recorded = remind::Recorded::load(store, now - RECONCILE_HORIZON_MS).await?;
     let mut states = store.lane_states_since(forge.as_str(), now - RECONCILE_HORIZON_MS);
     while let Some(state) = states.next().await? {
         let Some(facts) = swept(state) else { continue };
@@ -60,7 +61,7 @@ pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize
         repos.insert(repo.id, (repo.clone(), facts.installation_id));
         let watched =
             facts.lane.membership != crate::lane::membership::Membership::Normal || facts.lane.comment_id.is_some();
-        if let Some(job) = remind::sweep(store, forge, &facts, now).await? {
+        if let Some(job) = remind::sweep(&recorded, forge, &facts, now) {
             store.enqueue(&new_job(&job, now), now).await?;
             queued += 1;
         }

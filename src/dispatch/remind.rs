@@ -10,22 +10,36 @@ use crate::lane::reminder::{self, Reminder};
 use crate::lane::track::PullFacts;
 use crate::store::{Millis, Store, StoreError, Write};
 
+/// The milestones of every change with one in the sweep's horizon, by change: read once per
+/// sweep rather than once per change.
+pub(super) struct Recorded(std::collections::HashMap<(String, String, u64), Vec<LifecycleEvent>>);
+
+impl Recorded {
+    pub(super) async fn load(store: &Store, since: Millis) -> Result<Recorded, StoreError> {
+        let mut by_change: std::collections::HashMap<_, Vec<LifecycleEvent>> = Default::default();
+        for e in store.lifecycle_since(None, since).await? {
+            by_change.entry((e.forge.clone(), e.repo.clone(), e.number)).or_default().push(e);
+        }
+        Ok(Recorded(by_change))
+    }
+}
+
 /// The reminder a merged hotfix calls for now, as a job to queue.
-pub(super) async fn sweep(
-    store: &Store,
+pub(super) fn sweep(
+    recorded: &Recorded,
     forge: crate::lane::event::Forge,
     facts: &PullFacts,
     now: Millis,
-) -> Result<Option<Job>, StoreError> {
+) -> Option<Job> {
     let (Some(repo), Membership::Hotfix { .. }, ItemState::Merged) = (&facts.repo, &facts.lane.membership, facts.state)
     else {
-        return Ok(None);
+        return None;
     };
-    let events = store.lifecycle_of(forge.as_str(), &repo.full_name, facts.number).await?;
-    Ok(reminder::due(&events, now).map(|(reminder, _)| Job::Remind {
+    let events = recorded.0.get(&(forge.as_str().to_string(), repo.full_name.clone(), facts.number))?;
+    reminder::due(events, now).map(|(reminder, _)| Job::Remind {
         change: Subject { forge, repo: repo.clone(), number: facts.number, installation_id: facts.installation_id },
         reminder,
-    }))
+    })
 }
 
 /// Writes `reminder` on the change and its postmortem issue, unless it was written already or
