@@ -18,7 +18,8 @@ const LIVE_HORIZON_MS: Millis = 30 * 24 * 3600 * 1000;
 
 /// The figures of `scope`, at `now`.
 pub async fn figures(store: &Store, scope: &Scope, now: Millis) -> Result<Figures> {
-    // A hotfix merged in the scope may have entered the lane before it: read a little earlier.
+    // Every milestone of each change with one in the scope: a hotfix merged in it may have
+    // entered the lane before it, and be reverted after it.
     let events = store.lifecycle_since(scope.repo.as_deref(), scope.since).await?;
     Ok(figures::compute(&events, scope, now))
 }
