@@ -13,4 +13,5 @@ CREATE TABLE lifecycle_events (
     PRIMARY KEY (forge, repo, number, milestone, part)
 );
 CREATE INDEX lifecycle_events_at ON lifecycle_events (repo, at);
+CREATE INDEX lifecycle_events_time ON lifecycle_events (at);
 CREATE INDEX lifecycle_events_milestone ON lifecycle_events (milestone, at);
