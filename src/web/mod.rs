@@ -140,21 +140,21 @@ fn refused_url() -> Response {
     (StatusCode::BAD_REQUEST, "never put the token in a URL: type it into the login form").into_response()
 }
 
-/// Whether a state-changing POST comes from this site (CSRF): `Origin`, when present, must be
-/// this host, and `Sec-Fetch-Site`, when present, `same-origin` (or `none`, typed by the user).
+/// Whether a state-changing POST comes from this site (CSRF). `Sec-Fetch-Site`, when present,
+/// must be `same-origin` (or `none`, typed by the user); `Origin`, when present, must be this
+/// host. Under `Referrer-Policy: no-referrer` browsers send a form's `Origin` as `null`, so
+/// `null` passes only beside a `same-origin` `Sec-Fetch-Site`.
 fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let site = headers.get("sec-fetch-site").map(|s| s.to_str().unwrap_or("invalid"));
+    let site_ok = site.is_none_or(|s| s == "same-origin" || s == "none");
     let origin_ok = match headers.get(header::ORIGIN).map(|o| o.to_str()) {
         None => true,
+        Some(Ok("null")) => site == Some("same-origin"),
         Some(Ok(origin)) => {
             let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
             authority.is_some() && authority == host
         }
-        Some(Err(_)) => false,
-    };
-    let site_ok = match headers.get("sec-fetch-site").map(|s| s.to_str()) {
-        None => true,
-        Some(Ok(site)) => site == "same-origin" || site == "none",
         Some(Err(_)) => false,
     };
     origin_ok && site_ok

@@ -37,6 +37,10 @@ fn only_a_same_origin_post_passes() {
     assert!(same_origin(&headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "same-origin")])));
     assert!(!same_origin(&headers(&[("host", "lane.example.com"), ("origin", "https://evil.example")])));
     assert!(!same_origin(&headers(&[("host", "lane.example.com"), ("origin", "null")])));
+    // What a browser sends for a form under `Referrer-Policy: no-referrer`.
+    assert!(same_origin(&headers(&[("host", "h"), ("origin", "null"), ("sec-fetch-site", "same-origin")])));
+    assert!(!same_origin(&headers(&[("host", "h"), ("origin", "null"), ("sec-fetch-site", "cross-site")])));
+    assert!(!same_origin(&headers(&[("host", "h"), ("origin", "https://evil"), ("sec-fetch-site", "same-origin")])));
     assert!(!same_origin(&headers(&[("host", "lane.example.com"), ("sec-fetch-site", "cross-site")])));
     assert!(!same_origin(&headers(&[("host", "lane.example.com"), ("sec-fetch-site", "same-site")])));
 }
