@@ -47,6 +47,9 @@ enum Command {
     Jobs(JobsArgs),
     /// Read the audit log: every lane decision, who made it, on which commit, and why.
     Audit(AuditArgs),
+    /// The hotfix figures from the lane's records: time to patch, merge and deploy, success,
+    /// postmortems on time, rework and change failure rates, week by week, and what is overdue.
+    Report(ReportArgs),
     /// Run inside a GitHub Actions job (the action in this repository's action.yml), by input
     /// `mode`: `lane` publishes the lane decision as outputs, `postmortem` fails the step unless the
     /// postmortem check passes, `backport` opens the backports of a merged hotfix, `merge` merges
@@ -122,6 +125,32 @@ struct AuditArgs {
     since: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
     format: AuditFormat,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Database URL (see `serve --help`).
+    #[arg(long, env = "HOTFIX_LANE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+    /// Only this repository (`owner/name`, a GitLab project path).
+    #[arg(long)]
+    repo: Option<String>,
+    /// The window's start: `30d`, `2026-11-01` or `2026-11-01T08:00:00Z`.
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// The window's end (default now), written as `--since` is.
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Table,
+    Md,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -566,6 +595,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => {
             telemetry::init(LogFormat::Human);
             block_on(ops::audit(args))
+        }
+        Command::Report(args) => {
+            telemetry::init(LogFormat::Human);
+            block_on(ops::report(args))
         }
     }
 }

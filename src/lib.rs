@@ -17,6 +17,7 @@ pub mod ingress;
 pub mod jobs;
 pub mod lane;
 pub mod metrics;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod telemetry;

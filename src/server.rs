@@ -323,6 +323,13 @@ async fn reconcile_periodically(
             }
             Err(err) => tracing::warn!(error = %err, "counting unmerged backports failed"),
         }
+        match crate::report::gauges(&store, clock.now_ms()).await {
+            Ok(g) => {
+                metrics.postmortems(g.pending, g.overdue);
+                metrics.lanes_waiting(&g.waiting, g.oldest);
+            }
+            Err(err) => tracing::warn!(error = %err, "counting postmortems and waiting hotfixes failed"),
+        }
         for forge in crate::lane::event::Forge::ALL {
             match crate::dispatch::reconcile(&store, forge, clock.now_ms()).await {
                 Ok(0) => {}

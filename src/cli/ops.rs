@@ -1,4 +1,4 @@
-//! The operator's commands: `config check`, `audit`, `jobs`, `backport pending` and
+//! The operator's commands: `config check`, `audit`, `report`, `jobs`, `backport pending` and
 //! `backport local`. Those that read what the server stored never create a database.
 
 use std::path::Path;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use std::path::PathBuf;
 
-use super::{block_on, fail, AuditArgs, AuditFormat, JobsArgs, JobsCommand, ServeOptions};
+use super::{block_on, fail, AuditArgs, AuditFormat, JobsArgs, JobsCommand, ReportArgs, ReportFormat, ServeOptions};
 use crate::audit_view;
 use crate::lane::policy::Policy;
 use crate::store::{Store, StoreOptions};
@@ -108,6 +108,26 @@ pub(super) async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     match args.format {
         AuditFormat::Table => println!("{}", audit_view::table(&entries)),
         AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+    }
+    Ok(())
+}
+
+pub(super) async fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let since = audit_view::parse_since(&args.since, now).map_err(anyhow::Error::msg)?;
+    let until =
+        args.until.as_deref().map(|u| audit_view::parse_since(u, now)).transpose().map_err(anyhow::Error::msg)?;
+    let until = until.unwrap_or(now);
+    anyhow::ensure!(since < until, "the window is empty: --since must come before --until");
+    let store = Store::open_existing(&args.database_url, &StoreOptions::default()).await?;
+    let scope = crate::report::model::Scope { repo: args.repo, since, until };
+    let figures = crate::report::figures(&store, &scope, now).await?;
+    use crate::report::text;
+    match args.format {
+        ReportFormat::Table => print!("{}", text::table(&figures)),
+        ReportFormat::Md => print!("{}", text::markdown(&figures)),
+        ReportFormat::Csv => print!("{}", text::csv(&figures)),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&figures)?),
     }
     Ok(())
 }

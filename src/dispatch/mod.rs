@@ -7,11 +7,14 @@ mod backport;
 pub(crate) mod change;
 mod checks;
 mod command;
+mod deploy;
+mod lifecycle;
 mod observe;
 mod policies;
 mod pull;
 mod queue;
 mod recheck;
+mod remind;
 mod responders;
 mod written;
 
@@ -42,7 +45,8 @@ const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// Queues a re-evaluation of every open change of `forge` the lane is watching (in the lane,
 /// refused, or commented on): webhooks missed while hotfix-lane was down or unreachable are
-/// never redelivered. Returns how many were queued.
+/// never redelivered. Queues the postmortem reminders that are due too. Returns how many jobs
+/// were queued.
 pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize, StoreError> {
     let mut queued = 0;
     // Merge groups whose `checks_requested` was missed would wait for the postmortem check
@@ -56,6 +60,10 @@ pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize
         repos.insert(repo.id, (repo.clone(), facts.installation_id));
         let watched =
             facts.lane.membership != crate::lane::membership::Membership::Normal || facts.lane.comment_id.is_some();
+        if let Some(job) = remind::sweep(store, forge, &facts, now).await? {
+            store.enqueue(&new_job(&job, now), now).await?;
+            queued += 1;
+        }
         if watched && facts.state == crate::lane::event::ItemState::Open {
             let subject =
                 Subject { forge, repo: repo.clone(), number: facts.number, installation_id: facts.installation_id };
@@ -178,7 +186,7 @@ impl<P: Forges> Dispatch<P> {
                 self.decide(forge, &subject(number), input, Observed::default()).await
             }
             Event::Issue { action, issue, .. } if *action != IssueAction::Unknown && !issue.is_pull_request => {
-                recheck::on_issue(self, &envelope, repo, *action, issue).await
+                recheck::on_issue(self, forge, &envelope, repo, *action, issue).await
             }
             Event::CheckRun { action: CheckAction::Completed, check } => {
                 let seen = checks::CheckSeen {
@@ -217,6 +225,9 @@ impl<P: Forges> Dispatch<P> {
             Event::MergeGroup { action: MergeGroupAction::ChecksRequested, group } => {
                 queue::on_merge_group(self, forge, &envelope, repo, group).await
             }
+            Event::Deployment { sha, environment, tier } => {
+                deploy::on_deployment(self, forge, &envelope, repo, sha, environment, tier.as_deref()).await
+            }
             _ => self.track_only(&envelope).await,
         }
     }
@@ -247,6 +258,7 @@ impl<P: Forges> Dispatch<P> {
             Job::BackportFollowup { change, target, pull, head_sha, state } => {
                 backport::followup(self, &client, &change, &target, pull, &head_sha, state).await
             }
+            Job::Remind { change, reminder } => remind::run(self, &client, &change, reminder).await,
         }
     }
 
@@ -279,8 +291,19 @@ impl<P: Forges> Dispatch<P> {
             written: Some(&self.written),
             applies: change::everything,
         };
+        let shown = match &input {
+            Input::Change { change, .. } => Some((**change).clone()),
+            _ => None,
+        };
         let decided = change.run(prior.clone(), input, seed).await?;
-        Ok(self.record(subject, prior.as_ref(), read, decided))
+        let facts = decided.facts.as_ref();
+        let now = self.clock.now_ms();
+        let passed =
+            lifecycle::milestones(self, forge, subject, prior.as_ref(), facts, shown.as_ref(), &loaded.policy, now)
+                .await;
+        let mut writes = self.record(subject, prior.as_ref(), read, decided);
+        writes.extend(passed);
+        Ok(writes)
     }
 
     /// The job's writes for what the lane decided: audit entries, queued jobs, and the facts

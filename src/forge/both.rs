@@ -80,6 +80,7 @@ impl Forge for Client {
         fn queue_groups(&self, repo: &str, base: &str) -> Vec<QueueGroup>;
         fn has_report(&self, repo: &str, sha: &str, context: &str) -> bool;
         fn pulls_for_commit(&self, repo: &str, sha: &str) -> Vec<u64>;
+        fn commit_contains(&self, repo: &str, ancestor: &str, descendant: &str) -> bool;
         fn changed_files(&self, repo: &str, number: u64) -> Vec<String>;
         fn approvals(&self, repo: &str, number: u64, sha: &str) -> Vec<String>;
         fn report(&self, repo: &str, sha: &str, report: &Report) -> ();

@@ -467,6 +467,19 @@ impl Forge for GitHub {
         Ok(status.is_some_and(|s| s.statuses.iter().any(|st| st.context == context)))
     }
 
+    async fn commit_contains(&self, repo: &str, ancestor: &str, descendant: &str) -> Result<bool, ForgeError> {
+        if ancestor.eq_ignore_ascii_case(descendant) {
+            return Ok(true);
+        }
+        #[derive(serde::Deserialize)]
+        struct Compared {
+            status: String,
+        }
+        let route = format!("/repos/{repo}/compare/{ancestor}...{descendant}?per_page=1");
+        // `ahead`: the descendant has the ancestor and more; unknown commits compare as 404.
+        Ok(self.get::<Compared>(&route).await?.is_some_and(|c| matches!(c.status.as_str(), "ahead" | "identical")))
+    }
+
     async fn pulls_for_commit(&self, repo: &str, sha: &str) -> Result<Vec<u64>, ForgeError> {
         let pulls = self.get::<Vec<Numbered>>(&format!("/repos/{repo}/commits/{sha}/pulls")).await?.unwrap_or_default();
         Ok(pulls.into_iter().map(|p| p.number).collect())

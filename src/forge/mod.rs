@@ -169,6 +169,14 @@ pub trait Forge: Send + Sync + 'static {
     fn has_report(&self, repo: &str, sha: &str, context: &str)
         -> impl Future<Output = Result<bool, ForgeError>> + Send;
 
+    /// Whether commit `descendant` contains commit `ancestor` (is it, or comes after it).
+    fn commit_contains(
+        &self,
+        repo: &str,
+        ancestor: &str,
+        descendant: &str,
+    ) -> impl Future<Output = Result<bool, ForgeError>> + Send;
+
     /// Open pull requests whose head is `sha`.
     fn pulls_for_commit(&self, repo: &str, sha: &str) -> impl Future<Output = Result<Vec<u64>, ForgeError>> + Send;
 

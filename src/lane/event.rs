@@ -108,6 +108,14 @@ pub enum Event {
     Installation {
         action: InstallationAction,
     },
+    /// A deployment of commit `sha` to `environment` finished well (others are not delivered
+    /// as events). `tier`: GitLab's deployment tier (`production`, …), when it says.
+    Deployment {
+        sha: String,
+        environment: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +144,9 @@ pub struct PullRequest {
 pub struct Issue {
     pub number: u64,
     pub title: String,
+    /// Its description: read for a postmortem's `Incident-Started:` and `Fixes:` lines.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
     pub state: ItemState,
     pub labels: Vec<String>,
     /// GitHub delivers pull requests through `issues` hooks too; they never count as issues.
@@ -241,7 +252,7 @@ impl Envelope {
             Event::Comment { action, .. } => *action != CommentAction::Unknown,
             Event::MergeGroup { action, .. } => *action != MergeGroupAction::Unknown,
             Event::CheckRun { action, .. } | Event::CheckSuite { action, .. } => *action != CheckAction::Unknown,
-            Event::Status { .. } | Event::Push { .. } => true,
+            Event::Status { .. } | Event::Push { .. } | Event::Deployment { .. } => true,
             Event::Installation { action } => *action != InstallationAction::Unknown,
         }
     }
@@ -270,6 +281,8 @@ impl Envelope {
             Event::MergeGroup { group, .. } => format!("queue:{}", group.base_ref),
             Event::Status { sha, .. } => format!("sha:{sha}"),
             Event::Push { git_ref, .. } => format!("ref:{git_ref}"),
+            // One queue per repository: each deployment sees what the one before recorded.
+            Event::Deployment { .. } => "deployments".to_string(),
             Event::Ping | Event::Installation { .. } => "repo".to_string(),
         };
         format!("{forge}:{}:{scope}", repo.id)

@@ -74,6 +74,13 @@ pub enum Job {
         head_sha: String,
         state: ItemState,
     },
+    /// Reminds the change and its postmortem issue that the postmortem is due or overdue.
+    #[serde(rename = "postmortem_reminder")]
+    Remind {
+        #[serde(flatten)]
+        change: Subject,
+        reminder: super::reminder::Reminder,
+    },
 }
 
 impl Job {
@@ -85,14 +92,15 @@ impl Job {
             | Job::Refresh { change, .. }
             | Job::Recheck { change, .. }
             | Job::Backport { change, .. }
-            | Job::BackportFollowup { change, .. } => change.key().to_string(),
+            | Job::BackportFollowup { change, .. }
+            | Job::Remind { change, .. } => change.key().to_string(),
         }
     }
 
     pub fn max_attempts(&self) -> i64 {
         match self {
             Job::Reconcile(_) | Job::QueueSweep { .. } => 3,
-            Job::Backport { .. } | Job::BackportFollowup { .. } => 5,
+            Job::Backport { .. } | Job::BackportFollowup { .. } | Job::Remind { .. } => 5,
             Job::Refresh { .. } | Job::Recheck { .. } => 8,
         }
     }
@@ -105,7 +113,8 @@ impl Job {
             | Job::Refresh { change, .. }
             | Job::Recheck { change, .. }
             | Job::Backport { change, .. }
-            | Job::BackportFollowup { change, .. } => (change.forge, change.installation_id),
+            | Job::BackportFollowup { change, .. }
+            | Job::Remind { change, .. } => (change.forge, change.installation_id),
         }
     }
 
@@ -148,6 +157,7 @@ mod tests {
                 head_sha: "def".into(),
                 state: ItemState::Open,
             },
+            Job::Remind { change: subject(), reminder: crate::lane::reminder::Reminder::Overdue },
         ];
         for job in jobs {
             let (kind, payload) = job.to_stored();

@@ -22,6 +22,31 @@ pub struct Policy {
     pub backport: BackportPolicy,
     pub merge: MergePolicy,
     pub approval: ApprovalPolicy,
+    pub metrics: MetricsPolicy,
+}
+
+/// How the hotfix figures read a repository: which deployments count as production, and which
+/// label gives a change's severity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsPolicy {
+    /// Environments whose successful deployments count as reaching production (time to
+    /// deploy). Compared case-insensitively.
+    pub production: Vec<String>,
+    /// The label prefix of a severity: `severity` reads `severity:1` and `severity::1`.
+    pub severity_label: String,
+}
+
+impl Default for MetricsPolicy {
+    fn default() -> Self {
+        MetricsPolicy { production: vec!["production".into()], severity_label: "severity".into() }
+    }
+}
+
+impl MetricsPolicy {
+    pub fn is_production(&self, environment: &str) -> bool {
+        self.production.iter().any(|e| e.eq_ignore_ascii_case(environment))
+    }
 }
 
 /// The `hotfix-lane/approval` check, for branch protection that requires it instead of a review
@@ -87,6 +112,11 @@ pub struct PostmortemPolicy {
     pub template: Option<String>,
     /// Open the postmortem issue as soon as the lane label is applied.
     pub open_on_label: bool,
+    /// How long after the merge the postmortem is due (closed, or labelled `done_label`).
+    #[serde(with = "duration_text")]
+    pub due_after: Duration,
+    /// A label that marks the postmortem done while its issue stays open.
+    pub done_label: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,7 +233,14 @@ impl Default for LanePolicy {
 
 impl Default for PostmortemPolicy {
     fn default() -> Self {
-        PostmortemPolicy { label: "postmortem".into(), allowed_repos: vec![], template: None, open_on_label: false }
+        PostmortemPolicy {
+            label: "postmortem".into(),
+            allowed_repos: vec![],
+            template: None,
+            open_on_label: false,
+            due_after: Duration::from_secs(7 * 24 * 3600),
+            done_label: None,
+        }
     }
 }
 
@@ -657,7 +694,7 @@ allow_self_authorize = true
                 "5:26: responders.teams: `oncall` is not a team; write it as `@org/team`",
                 "6:18: responders.min_permission = \"owner\" is not a GitHub role; use \"write\", \"maintain\" or \"admin\"",
                 "8:13: `soon` is not a duration; write it like `90s`, `30m`, `4h`, `2d` or `1h30m`",
-                "9:2: unknown field `extra`, expected one of `lane`, `responders`, `postmortem`, `backport`, `merge`, `approval`",
+                "9:2: unknown field `extra`, expected one of `lane`, `responders`, `postmortem`, `backport`, `merge`, `approval`, `metrics`",
             ],
             "{shown:#?}"
         );

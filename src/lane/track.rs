@@ -105,6 +105,24 @@ pub struct Reported {
     pub report: Report,
 }
 
+impl PullFacts {
+    /// Whether every smoke check the policy names was last seen green on the head.
+    pub fn smoke_green(&self, policy: &super::policy::Policy) -> bool {
+        let checks = &policy.merge.smoke_checks;
+        !checks.is_empty()
+            && checks.iter().all(|c| {
+                self.lane.checks.get(&c.name).is_some_and(|r| r.sha == self.head_sha && r.state == CheckState::Success)
+            })
+    }
+
+    /// Remembers the smoke checks' states as read on the head.
+    pub fn record_smoke(&mut self, states: Vec<(String, CheckState)>) {
+        let head = &self.head_sha;
+        self.lane.checks =
+            states.into_iter().map(|(name, state)| (name, CheckResult { sha: head.clone(), state })).collect();
+    }
+}
+
 impl LaneRecord {
     /// Whether `report` on `sha` differs from what was last posted.
     pub fn is_news(&self, sha: &str, report: &Report) -> bool {

@@ -13,6 +13,7 @@
 
 mod deliveries;
 mod jobs;
+mod lifecycle;
 mod records;
 
 use std::borrow::Cow;
@@ -28,6 +29,7 @@ use tokio::sync::Notify;
 
 pub use deliveries::{DeliveryWriter, NewDelivery, StoreOutcome, DELIVERY_JOB};
 pub use jobs::{ClaimedJob, JobCounts, JobSummary, NewJob};
+pub use lifecycle::Undeployed;
 pub use records::{AuditEntry, LaneStates, LinkedChange, NumberedEntry, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +223,12 @@ impl Store {
                 "lane state version",
                 include_str!("migrations/common/0003_lane_state_version.sql"),
                 include_str!("migrations/common/0003_lane_state_version.sql"),
+            ),
+            (
+                4,
+                "lifecycle events",
+                include_str!("migrations/common/0004_lifecycle.sql"),
+                include_str!("migrations/common/0004_lifecycle.sql"),
             ),
         ];
         let migrations = sources

@@ -53,6 +53,8 @@ pub enum Write {
         number: i64,
         issue: Option<(String, i64)>,
     },
+    /// A milestone of a change's life, recorded once.
+    Lifecycle(crate::lane::lifecycle::LifecycleEvent),
 }
 
 /// A change that names an issue as its postmortem.
@@ -131,6 +133,7 @@ pub(super) async fn apply(tx: &mut Transaction<'_, Any>, write: &Write, now: Mil
         Write::Enqueue(job) => {
             insert_jobs(tx, std::slice::from_ref(job), now).await?;
         }
+        Write::Lifecycle(event) => super::lifecycle::insert(tx, event).await?,
     }
     Ok(())
 }
@@ -194,6 +197,20 @@ impl Store {
         )
         .bind(repo)
         .bind(since.unwrap_or(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_entry).collect()
+    }
+
+    /// One change's audit entries, oldest first.
+    pub async fn audit_of(&self, forge: &str, repo: &str, number: u64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at, forge, repo, number, actor, action, sha, detail FROM audit_log \
+             WHERE forge = $1 AND repo = $2 AND number = $3 ORDER BY at, id",
+        )
+        .bind(forge)
+        .bind(repo)
+        .bind(number as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(audit_entry).collect()

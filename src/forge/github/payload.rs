@@ -29,6 +29,7 @@ pub const EVENTS: &[&str] = &[
     "status",
     "push",
     "installation",
+    "deployment_status",
 ];
 
 /// Parses the body of a delivery whose `X-GitHub-Event` is `event_name`.
@@ -53,6 +54,10 @@ pub fn parse(event_name: &str, body: &[u8]) -> Result<Option<Envelope>, PayloadE
         "status" => de::<StatusHook>(event_name, body)?.into_envelope(),
         "push" => de::<PushHook>(event_name, body)?.into_envelope(),
         "installation" => de::<InstallationHook>(event_name, body)?.into_envelope(),
+        "deployment_status" => match de::<DeploymentStatusHook>(event_name, body)?.into_envelope() {
+            Some(envelope) => envelope,
+            None => return Ok(None),
+        },
         _ => return Ok(None),
     };
     Ok(Some(envelope))
@@ -271,6 +276,8 @@ struct IssueBody {
     #[serde(deserialize_with = "stored_number")]
     number: u64,
     title: String,
+    #[serde(default)]
+    body: Option<String>,
     state: event::ItemState,
     #[serde(default)]
     labels: Vec<Label>,
@@ -284,6 +291,7 @@ impl From<IssueBody> for event::Issue {
         event::Issue {
             number: i.number,
             title: i.title,
+            body: i.body.unwrap_or_default(),
             state: i.state,
             labels: label_names(i.labels),
             is_pull_request: i.pull_request.is_some(),
@@ -410,6 +418,46 @@ hook!(
         | h
         | Event::Status { sha: h.sha, context: h.context, state: h.state }
 );
+
+#[derive(Deserialize)]
+struct DeploymentStatusBody {
+    state: String,
+    #[serde(default)]
+    environment: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeploymentBody {
+    sha: String,
+    environment: String,
+}
+
+/// A `deployment_status` delivery: only a successful one says anything the lane records.
+#[derive(Deserialize)]
+struct DeploymentStatusHook {
+    deployment_status: DeploymentStatusBody,
+    deployment: DeploymentBody,
+    repository: Repository,
+    sender: User,
+    #[serde(default)]
+    installation: Option<Installation>,
+}
+
+impl DeploymentStatusHook {
+    fn into_envelope(self) -> Option<Envelope> {
+        (self.deployment_status.state == "success").then(|| Envelope {
+            forge: Forge::Github,
+            repo: Some(self.repository.into()),
+            sender: self.sender.into(),
+            installation_id: self.installation.map(|i| i.id),
+            event: Event::Deployment {
+                sha: self.deployment.sha.to_ascii_lowercase(),
+                environment: self.deployment_status.environment.unwrap_or(self.deployment.environment),
+                tier: None,
+            },
+        })
+    }
+}
 
 hook!(
     PushHook {

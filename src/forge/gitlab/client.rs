@@ -450,6 +450,21 @@ impl Forge for GitLab {
         Ok(found.iter().any(|s| s.name == context))
     }
 
+    async fn commit_contains(&self, repo: &str, ancestor: &str, descendant: &str) -> Result<bool, ForgeError> {
+        if ancestor.eq_ignore_ascii_case(descendant) {
+            return Ok(true);
+        }
+        #[derive(serde::Deserialize)]
+        struct Commit {
+            id: String,
+        }
+        // The merge base of the two is the ancestor exactly when the descendant contains it.
+        let call = Call::get(format!("projects/{}/repository/merge_base", segment(repo)))
+            .query("refs[]", ancestor)
+            .query("refs[]", descendant);
+        Ok(self.find::<Commit>(call).await?.is_some_and(|c| c.id.eq_ignore_ascii_case(ancestor)))
+    }
+
     async fn pulls_for_commit(&self, repo: &str, sha: &str) -> Result<Vec<u64>, ForgeError> {
         let call = Call::get(format!("projects/{}/repository/commits/{sha}/merge_requests", segment(repo)));
         let found: Vec<v4::MergeRequest> = self.all(call).await?;

@@ -29,7 +29,7 @@ pub enum PayloadError {
 }
 
 /// The `object_kind`s [`parse`] reads; any other is a valid event the lane ignores.
-pub const KINDS: &[&str] = &["merge_request", "note", "issue", "work_item", "pipeline", "push"];
+pub const KINDS: &[&str] = &["merge_request", "note", "issue", "work_item", "pipeline", "push", "deployment"];
 
 /// Parses a GitLab webhook body. `Ok(None)` is a valid event the lane does not act on (an
 /// unknown kind, a tag push, a note on a commit, a system note, a task work item…).
@@ -65,6 +65,7 @@ pub fn parse_with_kind(body: &[u8]) -> Result<(Option<&'static str>, Option<Enve
         "issue" | "work_item" => de::<IssueHook>(kind, body)?.into_envelope(),
         "pipeline" => Some(de::<PipelineHook>(kind, body)?.into_envelope(kind)?),
         "push" => Some(de::<PushHook>(kind, body)?.into_envelope()),
+        "deployment" => de::<DeploymentHook>(kind, body)?.into_envelope(),
         _ => unreachable!("every kind in KINDS is parsed"),
     };
     Ok((Some(kind), envelope))
@@ -375,6 +376,8 @@ struct IssueAttributes {
     #[serde(deserialize_with = "stored_number")]
     iid: u64,
     title: String,
+    #[serde(default)]
+    description: Option<String>,
     state: String,
     /// `Issue`, `Incident`, `Task`…; absent on old deliveries, which are all issues.
     #[serde(default, rename = "type")]
@@ -428,6 +431,7 @@ impl IssueHook {
         let issue = event::Issue {
             number: a.iid,
             title: a.title,
+            body: a.description.unwrap_or_default(),
             state,
             labels: self.labels.or(a.labels).map(titles).unwrap_or_default(),
             is_pull_request: false,
@@ -557,6 +561,43 @@ impl PushHook {
                 forced: false,
             },
         }
+    }
+}
+
+/// A Deployment Hook: only a successful one says anything the lane records.
+#[derive(Deserialize)]
+struct DeploymentHook {
+    status: String,
+    environment: String,
+    #[serde(default)]
+    environment_tier: Option<String>,
+    /// Older hooks name the commit only in `commit_url` (`…/-/commit/<sha>`).
+    #[serde(default)]
+    sha: Option<String>,
+    #[serde(default)]
+    commit_url: Option<String>,
+    user: User,
+    project: Project,
+}
+
+impl DeploymentHook {
+    fn into_envelope(self) -> Option<Envelope> {
+        if self.status != "success" {
+            return None;
+        }
+        let from_url = self.commit_url.as_deref().and_then(|u| u.rsplit('/').next()).map(str::to_string);
+        let sha = self.sha.or(from_url).filter(|s| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        Some(Envelope {
+            forge: Forge::Gitlab,
+            repo: Some(self.project.into()),
+            sender: self.user.actor(),
+            installation_id: None,
+            event: Event::Deployment {
+                sha: sha.to_ascii_lowercase(),
+                environment: self.environment,
+                tier: self.environment_tier,
+            },
+        })
     }
 }
 

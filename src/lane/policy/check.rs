@@ -13,7 +13,7 @@ use toml_edit::{DocumentMut, ImDocument, Item, Key, Table};
 use super::{line_column, Policy, PolicyError};
 
 /// The sections of the file, as `Policy` names its fields.
-pub(super) const SECTIONS: [&str; 6] = ["lane", "responders", "postmortem", "backport", "merge", "approval"];
+pub(super) const SECTIONS: [&str; 7] = ["lane", "responders", "postmortem", "backport", "merge", "approval", "metrics"];
 
 /// A value that deserializes but breaks a rule: where it is, and what to do about it.
 pub(super) struct Problem {

@@ -14,7 +14,7 @@ use crate::lane::policy::{MergeMethod, Policy};
 use crate::lane::postmortem;
 use crate::lane::report::CheckState;
 use crate::lane::smoke;
-use crate::lane::track::{CheckResult, PullFacts};
+use crate::lane::track::PullFacts;
 use crate::store::Millis;
 
 /// What the forge answered to a merge.
@@ -61,10 +61,7 @@ pub(super) fn consider(out: &mut Out, seen: &Observed, ctx: &Ctx) -> Result<bool
         return Ok(false);
     }
     let head = out.facts.head_sha.clone();
-    out.facts.lane.checks = smoke::states(policy, seen.checks(&head)?)
-        .into_iter()
-        .map(|(name, state)| (name, CheckResult { sha: head.clone(), state }))
-        .collect();
+    out.facts.record_smoke(smoke::states(policy, seen.checks(&head)?));
     if grant::readiness(&out.facts, policy, ctx.now).is_err() {
         return Ok(false);
     }

@@ -108,10 +108,28 @@ pub(super) fn checks_moved(mut out: Out, new_run: bool, seen: &Observed, ctx: &C
             out.effects.push(Effect::Report { sha: head.clone(), report: reported.report.clone() });
         }
     }
+    smoke_seen(&mut out, seen, ctx)?;
     if !merge::consider(&mut out, seen, ctx)? {
         comment(&mut out, None, ctx);
     }
     Ok(out.done())
+}
+
+/// Reads the smoke checks of a hotfix's head until they are first seen green, whether or not
+/// it could merge yet: the time to patch is taken from that moment, not from the grant.
+fn smoke_seen(out: &mut Out, seen: &Observed, ctx: &Ctx) -> Result<(), Need> {
+    let facts = &out.facts;
+    let open = facts.state == crate::lane::event::ItemState::Open;
+    if ctx.policy.merge.smoke_checks.is_empty()
+        || facts.smoke_green(ctx.policy)
+        || !open
+        || !facts.lane.membership.in_lane()
+    {
+        return Ok(());
+    }
+    let head = facts.head_sha.clone();
+    out.facts.record_smoke(crate::lane::smoke::states(ctx.policy, seen.checks(&head)?));
+    Ok(())
 }
 
 /// The postmortem issue changed: its check again, as the issue's event describes it.
