@@ -101,12 +101,12 @@ fn to_login() -> Response {
     Redirect::to("/login").into_response()
 }
 
-/// The page's keys, when the request carries a valid session cookie; the answer otherwise.
-fn signed_in<'a>(web: &'a Web, headers: &HeaderMap) -> Result<&'a Keys, Response> {
-    let Some(keys) = &web.keys else { return Err(off()) };
+/// The answer for a request without a valid session cookie; `None` when it has one.
+fn refused(web: &Web, headers: &HeaderMap) -> Option<Response> {
+    let Some(keys) = &web.keys else { return Some(off()) };
     match session::from_headers(headers) {
-        Some(cookie) if keys.verify(cookie, web.clock.now_ms()) => Ok(keys),
-        _ => Err(to_login()),
+        Some(cookie) if keys.verify(cookie, web.clock.now_ms()) => None,
+        _ => Some(to_login()),
     }
 }
 
@@ -229,7 +229,7 @@ async fn stylesheet(State(web): State<Arc<Web>>) -> Response {
 }
 
 async fn oncall(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
-    if let Err(res) = signed_in(&web, &headers) {
+    if let Some(res) = refused(&web, &headers) {
         return res;
     }
     match pages::oncall(&web).await {
@@ -243,7 +243,7 @@ async fn executive(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(res) = signed_in(&web, &headers) {
+    if let Some(res) = refused(&web, &headers) {
         return res;
     }
     let days = match q.get("days").map(String::as_str) {
@@ -264,7 +264,7 @@ async fn timeline(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(res) = signed_in(&web, &headers) {
+    if let Some(res) = refused(&web, &headers) {
         return res;
     }
     let forge = q.get("forge").map(String::as_str).filter(|f| matches!(*f, "github" | "gitlab"));
