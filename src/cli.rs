@@ -198,12 +198,13 @@ struct ServeArgs {
 }
 
 /// The settings that hold a secret; each also comes from a file named by its `_file` twin.
-const SECRETS: [&str; 5] = [
+const SECRETS: [&str; 6] = [
     "github_webhook_secret",
     "github_webhook_secret_previous",
     "github_token",
     "github_app_private_key",
     "admin_token",
+    "dashboard_token",
 ];
 
 impl clap::FromArgMatches for ServeArgs {
@@ -351,6 +352,18 @@ struct ServeOptions {
     /// File holding the admin API's bearer token.
     #[arg(long, env = "HOTFIX_LANE_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
+    /// Read-only token that logs in to the hotfix page (the admin token does too); the page
+    /// is off without either.
+    #[arg(long, env = "HOTFIX_LANE_DASHBOARD_TOKEN", hide_env_values = true)]
+    dashboard_token: Option<Secret>,
+    /// File holding the hotfix page's token.
+    #[arg(long, env = "HOTFIX_LANE_DASHBOARD_TOKEN_FILE")]
+    dashboard_token_file: Option<PathBuf>,
+    /// The page is reached over plain HTTP (local use): its session cookie goes without
+    /// `Secure`. Leave unset behind a TLS proxy.
+    #[arg(long, env = "HOTFIX_LANE_DASHBOARD_PLAIN_HTTP")]
+    #[serde(default)]
+    dashboard_plain_http: bool,
     /// Acknowledge deliveries without waiting for the disk. Loses deliveries on power failure;
     /// only for measuring what durability costs.
     #[arg(long, env = "HOTFIX_LANE_UNSAFE_SKIP_FSYNC")]
@@ -414,6 +427,7 @@ impl ServeOptions {
         let github_app_private_key =
             secret!("HOTFIX_LANE_GITHUB_APP_PRIVATE_KEY", github_app_private_key, github_app_private_key_file);
         let admin_token = secret!("HOTFIX_LANE_ADMIN_TOKEN", admin_token, admin_token_file);
+        let dashboard_token = secret!("HOTFIX_LANE_DASHBOARD_TOKEN", dashboard_token, dashboard_token_file);
         let gitlab_tokens: Vec<String> = [
             secret!("HOTFIX_LANE_GITLAB_WEBHOOK_TOKEN", gitlab_webhook_token, gitlab_webhook_token_file),
             self.gitlab_webhook_token_previous.or(file.gitlab_webhook_token_previous),
@@ -475,6 +489,8 @@ impl ServeOptions {
                 self.mirror_max_mib.or(file.mirror_max_mib).unwrap_or(20 * 1024) * 1024 * 1024,
             ),
             admin_token: admin_token.map(|s| s.0).filter(|t| !t.is_empty()),
+            dashboard_token: dashboard_token.map(|s| s.0).filter(|t| !t.is_empty()),
+            dashboard_plain_http: self.dashboard_plain_http || file.dashboard_plain_http,
             max_attempts: self.job_max_attempts.or(file.job_max_attempts).unwrap_or(8).max(1),
             durable: !(self.unsafe_skip_fsync || file.unsafe_skip_fsync),
         };
@@ -707,5 +723,27 @@ mod tests {
     fn secrets_never_show_in_debug_output() {
         let args = serve_args(&["hotfix-lane", "serve", "--github-webhook-secret", "hunter2"]);
         assert!(!format!("{args:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_page_token_comes_from_a_file_and_plain_http_from_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let (token, file) = (dir.path().join("dashboard"), dir.path().join("serve.toml"));
+        std::fs::write(&token, "page-token\n").unwrap();
+        std::fs::write(&file, "dashboard_plain_http = true\n").unwrap();
+        let args = serve_args(&[
+            "hotfix-lane",
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--dashboard-token-file",
+            token.to_str().unwrap(),
+        ]);
+        let (settings, _) = args.options.resolve().unwrap();
+        assert_eq!(settings.dashboard_token.as_deref(), Some("page-token"));
+        assert!(settings.dashboard_plain_http);
+        let (settings, _) = serve_args(&["hotfix-lane", "serve"]).options.resolve().unwrap();
+        assert_eq!(settings.dashboard_token, None, "off unless set");
+        assert!(!settings.dashboard_plain_http, "the cookie is Secure unless told otherwise");
     }
 }

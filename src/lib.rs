@@ -1,7 +1,8 @@
 //! hotfix-lane: the emergency lane for pull requests.
 //!
 //! `lane` decides (pure), `ingress` takes webhooks in, `store` keeps everything durable, `jobs`
-//! runs the work, `dispatch` connects the runner to the lane, `server` wires it all up.
+//! runs the work, `dispatch` connects the runner to the lane, `server` wires it all up,
+//! `web` is the hotfix page.
 
 pub mod api;
 pub mod audit_view;
@@ -20,3 +21,4 @@ pub mod report;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod web;

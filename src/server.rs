@@ -45,8 +45,13 @@ pub struct ServeSettings {
     pub durable: bool,
     /// GitLab, when the lane serves it too (or only it).
     pub gitlab: Option<GitLabSettings>,
-    /// Bearer token of the admin API; the API is off without one.
+    /// Bearer token of the admin API; the API is off without one. It also logs in to the page.
     pub admin_token: Option<String>,
+    /// Read-only token of the hotfix page. With neither it nor the admin token the page is off.
+    pub dashboard_token: Option<String>,
+    /// The page is served over plain HTTP (local use, no TLS proxy in front): its session
+    /// cookie is then sent without `Secure`, which browsers would otherwise drop.
+    pub dashboard_plain_http: bool,
     /// How often open changes are re-read from the forge (and once at start-up); `None` turns
     /// the sweep off.
     pub reconcile_every: Option<Duration>,
@@ -196,11 +201,21 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
         Arc::new(Ops { store: store.clone(), metrics: metrics.clone(), budget, shutting_down: AtomicBool::new(false) });
     let token = settings.admin_token.as_deref().map(crate::api::AdminToken::new);
     let api = Arc::new(crate::api::Api { store: store.clone(), token, clock: clock.clone() });
+    let web = Arc::new(crate::web::Web {
+        store: store.clone(),
+        clock: clock.clone(),
+        keys: crate::web::session::Keys::new(
+            [settings.admin_token.as_deref(), settings.dashboard_token.as_deref()].into_iter().flatten(),
+        ),
+        secure_cookie: !settings.dashboard_plain_http,
+        links: crate::web::ForgeLinks::new(&settings.github_api_url, settings.gitlab.as_ref().map(|g| g.url.as_str())),
+    });
     let app = Router::new()
         .route("/webhooks/github", post(ingress::github::webhook))
         .route("/webhooks/gitlab", post(ingress::gitlab::webhook))
         .with_state(ingress)
         .merge(Router::new().route("/api/audit", get(crate::api::audit)).with_state(api))
+        .merge(crate::web::router(web))
         .merge(
             Router::new()
                 .route("/healthz", get(|| async { "ok" }))

@@ -150,6 +150,11 @@ pub struct GitHubDriver {
 }
 
 impl GitHubDriver {
+    /// On a lane the test started itself.
+    pub fn on(lane: Lane) -> GitHubDriver {
+        GitHubDriver { lane, commits: 0 }
+    }
+
     /// A commit id no test has seen yet.
     fn new_sha(&mut self) -> String {
         self.commits += 1;

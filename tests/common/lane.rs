@@ -37,11 +37,23 @@ impl Lane {
 
     /// On a fake GitHub of the caller's choosing, such as [`FakeGitHub::start_enterprise`].
     pub async fn start_on(fake: FakeGitHub, backend: Backend, policy: &str, auth: GitHubAuth) -> Lane {
+        Lane::start_configured(fake, backend, policy, auth, |_| {}).await
+    }
+
+    /// With settings of the test's own beside the harness's (the page's tokens, say).
+    pub async fn start_configured(
+        fake: FakeGitHub,
+        backend: Backend,
+        policy: &str,
+        auth: GitHubAuth,
+        configure: impl FnOnce(&mut hotfix_lane::server::ServeSettings),
+    ) -> Lane {
         fake.repo(REPO, |r| r.files.insert(("master".into(), POLICY.into()), policy.into()));
         let db = TestDb::new(backend).await;
         let mut settings = super::settings(&db);
         settings.github_api_url = fake.url.clone();
         settings.github_auth = Some(auth);
+        configure(&mut settings);
         // A fixed clock: timestamps in what the lane writes are part of the snapshots.
         let clock = Arc::new(ManualClock::new(NOW));
         let server = super::start_server_with(settings, clock.clone()).await;

@@ -8,6 +8,7 @@ pub mod git;
 pub mod github;
 pub mod gitlab;
 pub mod gitlab_hook;
+pub mod hotfixes;
 pub mod lane;
 pub mod scenario;
 
@@ -144,6 +145,8 @@ pub fn settings(db: &TestDb) -> ServeSettings {
         github_auth: None,
         gitlab: None,
         admin_token: None,
+        dashboard_token: None,
+        dashboard_plain_http: false,
         // Tests run the sweep themselves, when they mean to.
         reconcile_every: None,
         limits: Limits { body_timeout: Duration::from_secs(2), ..Limits::default() },
