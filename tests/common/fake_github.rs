@@ -447,11 +447,21 @@ async fn create_pull(
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "message": message }))).into_response();
     }
     let number = next_number(repo);
+    // Like GitHub, the head is the branch's commit, when the repository has real git behind it.
+    let head_sha = repo.git_dir.as_ref().map_or_else(String::new, |dir| {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(dir)
+            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{head}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
     let pull = json!({
         "number": number,
         "title": body["title"], "body": body["body"], "draft": body["draft"],
         "state": "open", "merged": false,
-        "head": { "ref": head, "sha": "" }, "base": { "ref": body["base"] },
+        "head": { "ref": head, "sha": head_sha }, "base": { "ref": body["base"], "sha": "" },
         "maintainer_can_modify": body["maintainer_can_modify"],
         "user": { "id": 1, "login": login_of(&headers) },
     });
