@@ -74,7 +74,8 @@ async fn audit(lane: &Lane) -> Vec<(i64, String, String, String)> {
 /// The revert pull request `number` as GitHub shows it once the lane labelled it.
 fn shown_revert(lane: &Lane, number: u64, tip: &str) -> Value {
     let opened = &revert_pulls(lane)[0];
-    let mut pull = common::github::pull(number, TOKEN_LOGIN, "release-1", &["hotfix"], opened["body"].as_str().unwrap());
+    let mut pull =
+        common::github::pull(number, TOKEN_LOGIN, "release-1", &["hotfix"], opened["body"].as_str().unwrap());
     pull["title"] = opened["title"].clone();
     pull["head"]["ref"] = BRANCH.into();
     pull["head"]["sha"] = tip.into();
@@ -126,14 +127,19 @@ async fn a_responders_revert_opens_one_change_that_merges_on_its_smoke_check(bac
     let mut check = common::github::check_event(&tip, "smoke", "success");
     for at in ["/check_run/pull_requests/0", "/check_run/check_suite/pull_requests/0"] {
         if let Some(pull) = check.pointer_mut(at) {
-            (pull["number"], pull["head"]["sha"], pull["head"]["ref"]) = (number.into(), tip.clone().into(), BRANCH.into());
+            (pull["number"], pull["head"]["sha"], pull["head"]["ref"]) =
+                (number.into(), tip.clone().into(), BRANCH.into());
             pull["base"]["ref"] = "release-1".into();
         }
     }
     lane.send("check_run", check).await;
     let merges = lane.fake.repo(REPO, |r| r.merges.clone());
     let entries = audit(&lane).await;
-    assert_eq!(merges.iter().map(|m| (m.0, m.1.as_str())).collect::<Vec<_>>(), [(number, tip.as_str())], "{entries:#?}");
+    assert_eq!(
+        merges.iter().map(|m| (m.0, m.1.as_str())).collect::<Vec<_>>(),
+        [(number, tip.as_str())],
+        "{entries:#?}"
+    );
 
     // Once GitHub says it merged, the original counts as not successful.
     let mut done = shown.clone();

@@ -51,7 +51,12 @@ pub(super) async fn run<P: Forges>(
     })?;
     let merge_commit = pull.merge_commit_sha.clone().unwrap_or_default();
     let failed = |why: String| -> Result<Vec<Write>, StepError> {
-        let audit = Audit { action: AuditAction::RevertFailed, actor: "hotfix-lane".into(), sha: merge_commit.clone(), detail: why };
+        let audit = Audit {
+            action: AuditAction::RevertFailed,
+            actor: "hotfix-lane".into(),
+            sha: merge_commit.clone(),
+            detail: why,
+        };
         Ok(vec![audit_write(now, change, audit)])
     };
     if pull.state != ItemState::Merged || merge_commit.is_empty() {
@@ -205,12 +210,8 @@ fn seeded(
     }
     facts.lane.grant = Some(grant.clone());
     facts.lane.lapsed = None;
-    let detail = format!(
-        "on @{}'s `/hotfix revert` of #{}, until {}",
-        grant.by,
-        original.number,
-        format_utc(grant.expires_at)
-    );
+    let detail =
+        format!("on @{}'s `/hotfix revert` of #{}, until {}", grant.by, original.number, format_utc(grant.expires_at));
     let audit = Audit { action: AuditAction::GrantCreated, actor: grant.by.clone(), sha: grant.sha.clone(), detail };
     Some((facts, audit))
 }

@@ -8,9 +8,14 @@ use super::policy::parse_duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Authorize { duration: Option<Duration>, reason: Option<String> },
+    Authorize {
+        duration: Option<Duration>,
+        reason: Option<String>,
+    },
     Revoke,
-    Backport { branch: String },
+    Backport {
+        branch: String,
+    },
     Postmortem,
     /// Opens the revert of a merged hotfix as a new change in the lane.
     Revert,

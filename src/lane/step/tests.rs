@@ -667,12 +667,8 @@ fn a_revoke_on_the_revert_is_not_undone_by_relabelling() {
     let revoked = drive(&mut world, Some(labelled), revoke.clone(), NOW + 3).facts.unwrap();
     assert!(revoked.lane.grant.is_none());
     world.change = change(HEAD, &[]);
-    let unlabeled = drive(
-        &mut world,
-        Some(revoked),
-        bot_event(PullRequestAction::Unlabeled, change(HEAD, &[]), &[]),
-        NOW + 4,
-    );
+    let unlabeled =
+        drive(&mut world, Some(revoked), bot_event(PullRequestAction::Unlabeled, change(HEAD, &[]), &[]), NOW + 4);
     world.change = change(HEAD, &["hotfix"]);
     for by in [BOT, "mallory"] {
         let relabel = Input::Change {
@@ -698,12 +694,8 @@ fn a_revoke_on_the_revert_is_not_undone_by_relabelling() {
 #[test]
 fn a_push_to_the_revert_voids_its_grant() {
     let mut world = World::new(change(PUSHED, &[]));
-    let pushed = drive(
-        &mut world,
-        Some(seeded_revert()),
-        event(PullRequestAction::Synchronize, change(PUSHED, &[])),
-        NOW + 1,
-    );
+    let pushed =
+        drive(&mut world, Some(seeded_revert()), event(PullRequestAction::Synchronize, change(PUSHED, &[])), NOW + 1);
     let facts = pushed.facts.unwrap();
     assert!(facts.lane.grant.is_none() && facts.lane.revert_for.is_none());
     // Pushing the lane's commit back and labelling it again does not revive it.
