@@ -464,6 +464,7 @@ async fn create_pull(
         "head": { "ref": head, "sha": head_sha }, "base": { "ref": body["base"], "sha": "" },
         "maintainer_can_modify": body["maintainer_can_modify"],
         "user": { "id": 1, "login": login_of(&headers) },
+        "opened_here": true,
     });
     repo.pulls.insert(number, pull);
     repo.issues.insert(number, (vec![], true));
@@ -494,8 +495,14 @@ async fn add_labels(
     Json(body): Json<Value>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    let labels = world.repos.entry(full(&owner, &repo)).or_default().pull_labels.entry(number).or_default();
+    let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    let labels = repo.pull_labels.entry(number).or_default();
     add_unique(labels, strings(&body["labels"]));
+    // A pull request the fake opened shows them when read, as on GitHub.
+    let shown = labels.clone();
+    if let Some(pull) = repo.pulls.get_mut(&number).filter(|p| p["opened_here"] == json!(true)) {
+        pull["labels"] = shown.iter().map(|l| json!({ "name": l })).collect();
+    }
     Json(json!([])).into_response()
 }
 

@@ -51,9 +51,11 @@ pub(super) fn on_change(
         _ => false,
     };
     // The revert the lane opened on a responder's `/hotfix revert`: bound to its head, and
-    // used up by the first event that shows the label, whoever applied it.
+    // used up by the label event itself, or once the label is seen gone. It is kept while the
+    // label shows and through the change's opening event, which can arrive late and never
+    // shows the label the lane applied after opening it.
     let revert = out.facts.lane.revert_for.take().filter(|g| g.sha == change.head_sha && g.base == change.base_ref);
-    if !has_label {
+    if !applied_now && (has_label || action == PullRequestAction::Opened) {
         out.facts.lane.revert_for = revert.clone();
     }
     let mut by_revert = None;

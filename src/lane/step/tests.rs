@@ -682,9 +682,9 @@ fn a_revoke_on_the_revert_is_not_undone_by_relabelling() {
         assert!(facts.lane.grant.is_none() && run.merges() == 0, "{by}: {:?}", run.audit);
         assert!(!matches!(facts.lane.membership, Membership::Hotfix { .. }), "{by}");
     }
-    // Revoked before the lane's label arrived (the forge does not show it yet): the label
-    // then counts for no one.
-    let mut world = World::new(change(HEAD, &[]));
+    // Revoked before the lane's label event arrived (the forge shows the label already): the
+    // label then counts for no one.
+    let mut world = World::new(change(HEAD, &["hotfix"]));
     let early = drive(&mut world, Some(seeded_revert()), revoke, NOW + 1).facts.unwrap();
     assert!(early.lane.revert_for.is_none());
     let run = opened_and_labelled(&mut world, early);
@@ -705,4 +705,18 @@ fn a_push_to_the_revert_voids_its_grant() {
     let labeled = bot_event(PullRequestAction::Labeled, change(HEAD, &["hotfix"]), &["hotfix"]);
     let run = drive(&mut world, back.facts, labeled, NOW + 3);
     assert!(run.facts.as_ref().unwrap().lane.grant.is_none() && run.merges() == 0, "{:?}", run.audit);
+}
+
+#[test]
+fn the_revert_keeps_its_grant_when_its_webhooks_arrive_after_its_reconcile() {
+    // The lane's reconcile reads the revert first, labelled; its opening event and the lane's
+    // label event come after.
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    world.smoke = None;
+    let reconciled =
+        drive(&mut world, Some(seeded_revert()), event(PullRequestAction::Edited, change(HEAD, &["hotfix"])), NOW + 1);
+    let run = opened_and_labelled(&mut world, reconciled.facts.unwrap());
+    let facts = run.facts.unwrap();
+    assert_eq!(facts.lane.grant.map(|g| g.by), Some("alice".to_string()), "{:?}", run.audit);
+    assert!(facts.lane.revert_for.is_none());
 }
