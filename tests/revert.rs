@@ -207,9 +207,29 @@ async fn a_squatted_revert_branch_is_left_alone(backend: Backend) {
     assert!(lane.comments().iter().any(|c| c.contains("branch exists and is not ours")), "{:?}", lane.comments());
 }
 
+async fn a_revert_that_conflicts_fails_saying_where(backend: Backend) {
+    let world = GitWorld::new();
+    landed_hotfix(&world);
+    let lane = merged_hotfix(&world, backend).await;
+    // The fixed line changed again since the merge: the revert cannot apply cleanly.
+    world.git(&["switch", "-q", "release-1"]);
+    let text = std::fs::read_to_string(world.work.join("app/server.rs")).unwrap();
+    world.write("app/server.rs", &text.replacen("line 5 (fixed)\n", "line 5 (fixed twice)\n", 1));
+    world.commit("Fix it again", "Mona <mona@example.com>");
+    world.push(&["release-1"]);
+    world.git(&["switch", "-q", "master"]);
+    lane.send("issue_comment", common::github::comment_event(2, "/hotfix revert", "Codertocat")).await;
+    assert!(revert_pulls(&lane).is_empty());
+    assert_eq!(world.remote_tip(BRANCH), None, "nothing pushed");
+    let failed = audit(&lane).await.into_iter().find(|e| e.1 == "revert.failed").expect("the revert failed");
+    assert!(failed.3.contains("conflicts in `app/server.rs`"), "{failed:?}");
+    assert!(lane.comments().iter().any(|c| c.contains("The revert was not opened")), "{:?}", lane.comments());
+}
+
 on_both_backends!(
     a_responders_revert_opens_one_change_that_merges_on_its_smoke_check,
     reverting_twice_opens_one_change,
     a_non_responder_cannot_revert,
     a_squatted_revert_branch_is_left_alone,
+    a_revert_that_conflicts_fails_saying_where,
 );

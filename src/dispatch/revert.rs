@@ -16,6 +16,7 @@ use crate::lane::event::{ItemState, PullRequest};
 use crate::lane::grant::Grant;
 use crate::lane::incident::format_utc;
 use crate::lane::job::{Job, Subject};
+use crate::lane::markdown;
 use crate::lane::membership::Labeler;
 use crate::lane::track::PullFacts;
 use crate::store::{Millis, Write};
@@ -83,7 +84,7 @@ pub(super) async fn run<P: Forges>(
         // A transient failure (network, lock) is worth another attempt; the last one is said.
         Ok(Err(err)) if !final_attempt => return Err(StepError::Invalid(err.to_string())),
         Ok(Err(err)) => {
-            let why = format!("git failed: {err}");
+            let why = format!("git failed: {}", markdown::text(&err.to_string()));
             return comment_failure(forge, &repo.full_name, number, &why).await.and_then(|()| failed(why));
         }
         Err(join) => return Err(StepError::Invalid(format!("revert task failed: {join}"))),
@@ -142,7 +143,9 @@ pub(super) async fn run<P: Forges>(
             detail: format!("{reference}, authorized by @{by}"),
         },
     )];
-    match seeded(prior, &revert, &pull, &title, &lane, grant, now) {
+    let seeded = seeded(prior, &revert, &pull, &title, &lane, grant, now);
+    let granted = seeded.is_some();
+    match seeded {
         Some((facts, audit)) => {
             writes.push(audit_write(now, &revert, audit));
             writes.push(lane_state_write(revert.key(), &facts, read));
@@ -158,11 +161,18 @@ pub(super) async fn run<P: Forges>(
     }
     // Evaluated in its own queue, after whatever its webhooks brought.
     writes.push(Write::Enqueue(new_job(&Job::Reconcile(revert), now)));
-    let comment = format!(
-        "{REVERT_MARKER}\n### hotfix-lane\n\nReverted in {reference}, opened on @{by}'s `/hotfix revert` with their \
-         authorization on its head `{}`: it merges once its smoke checks pass.\n",
-        &tip[..tip.len().min(7)]
-    );
+    let short = &tip[..tip.len().min(7)];
+    let comment = if granted {
+        format!(
+            "{REVERT_MARKER}\n### hotfix-lane\n\nReverted in {reference}, opened on @{by}'s `/hotfix revert` with \
+             their authorization on its head `{short}`: it merges once its smoke checks pass.\n"
+        )
+    } else {
+        format!(
+            "{REVERT_MARKER}\n### hotfix-lane\n\nReverted in {reference}, opened on @{by}'s `/hotfix revert`; it was \
+             pushed to since, so it needs a responder's `/hotfix authorize`.\n"
+        )
+    };
     forge.upsert_comment(&repo.full_name, number, None, REVERT_MARKER, &comment).await?;
     Ok(writes)
 }
@@ -292,7 +302,7 @@ impl GitWork {
     ) -> Result<Result<git2::Oid, String>, MirrorError> {
         let short = &self.merge_commit[..self.merge_commit.len().min(7)];
         let Ok(merged) = git2::Oid::from_str(&self.merge_commit).and_then(|id| repo.find_commit(id)) else {
-            return Ok(Err(format!("the merge commit {short} is not on `{}`", self.base)));
+            return Ok(Err(format!("the merge commit {short} is not on {}", markdown::code(&self.base))));
         };
         let ours = repo.find_commit(onto)?;
         let mainline = if merged.parent_count() > 1 { 1 } else { 0 };
@@ -305,14 +315,14 @@ impl GitWork {
                 .map(|e| String::from_utf8_lossy(&e.path).into_owned())
                 .collect();
             return Ok(Err(format!(
-                "reverting {short} on `{}` conflicts in {}: revert it by hand",
-                self.base,
-                paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                "reverting {short} on {} conflicts in {}: revert it by hand",
+                markdown::code(&self.base),
+                paths.iter().map(|p| markdown::code(p)).collect::<Vec<_>>().join(", ")
             )));
         }
         let tree = repo.find_tree(index.write_tree_to(repo)?)?;
         if tree.id() == ours.tree_id() {
-            return Ok(Err(format!("`{}` does not have the changes of {short} any more", self.base)));
+            return Ok(Err(format!("{} does not have the changes of {short} any more", markdown::code(&self.base))));
         }
         Ok(Ok(repo.commit(None, committer, committer, &self.message, &tree, &[&ours])?))
     }
@@ -339,7 +349,7 @@ impl GitWork {
         let onto = head.parent_id(0)?;
         let base = repo.refname_to_id(&format!("refs/heads/{}", self.base))?;
         if onto != base && !repo.graph_descendant_of(base, onto).unwrap_or(false) {
-            return not_ours(&format!("is not based on `{}`", self.base));
+            return not_ours(&format!("is not based on {}", markdown::code(&self.base)));
         }
         match self.revert(repo, onto, &committer)? {
             Ok(again) if again == tip => Ok(Outcome::Made(tip)),
