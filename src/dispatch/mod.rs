@@ -16,6 +16,7 @@ mod queue;
 mod recheck;
 mod remind;
 mod responders;
+mod revert;
 mod written;
 
 use std::sync::Arc;
@@ -260,6 +261,9 @@ impl<P: Forges> Dispatch<P> {
                 backport::followup(self, &client, &change, &target, pull, &head_sha, state).await
             }
             Job::Remind { change, reminder } => remind::run(self, &client, &change, reminder).await,
+            Job::Revert { change, by } => {
+                revert::run(self, &client, &change, &by, job.attempts >= job.max_attempts).await
+            }
         }
     }
 

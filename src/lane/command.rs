@@ -1,5 +1,5 @@
 //! Slash commands in change comments: `/hotfix authorize [DURATION] [REASON]`,
-//! `/hotfix revoke`, `/hotfix backport <branch>`, `/hotfix postmortem`.
+//! `/hotfix revoke`, `/hotfix backport <branch>`, `/hotfix postmortem`, `/hotfix revert`.
 
 use std::time::Duration;
 
@@ -8,10 +8,17 @@ use super::policy::parse_duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Authorize { duration: Option<Duration>, reason: Option<String> },
+    Authorize {
+        duration: Option<Duration>,
+        reason: Option<String>,
+    },
     Revoke,
-    Backport { branch: String },
+    Backport {
+        branch: String,
+    },
     Postmortem,
+    /// Opens the revert of a merged hotfix as a new change in the lane.
+    Revert,
 }
 
 /// Every `/hotfix` line of a comment, in order. A command counts where a person reading the
@@ -45,10 +52,12 @@ fn parse_one(args: &[&str]) -> Result<Command, String> {
         ["backport", branch] if valid_branch(branch) => Ok(Command::Backport { branch: branch.to_string() }),
         ["backport", ..] => Err("`/hotfix backport` takes one branch name, e.g. `/hotfix backport release-2.4`".into()),
         ["postmortem"] => Ok(Command::Postmortem),
+        ["revert"] => Ok(Command::Revert),
+        ["revert", ..] => Err("`/hotfix revert` takes no arguments".into()),
         [other, ..] => Err(format!(
-            "`/hotfix {other}` is not a command; the commands are `authorize`, `revoke`, `backport <branch>` and `postmortem`"
+            "`/hotfix {other}` is not a command; the commands are `authorize`, `revoke`, `backport <branch>`, `postmortem` and `revert`"
         )),
-        [] => Err("`/hotfix` needs a command: `authorize`, `revoke`, `backport <branch>` or `postmortem`".into()),
+        [] => Err("`/hotfix` needs a command: `authorize`, `revoke`, `backport <branch>`, `postmortem` or `revert`".into()),
     }
 }
 
@@ -87,6 +96,7 @@ mod tests {
             vec![Ok(Command::Postmortem), Ok(Command::Revoke)]
         );
         assert_eq!(parse("/hotfix backport release-2.4"), vec![Ok(Command::Backport { branch: "release-2.4".into() })]);
+        assert_eq!(parse("/hotfix revert"), vec![Ok(Command::Revert)]);
     }
 
     #[test]
@@ -159,7 +169,8 @@ mod tests {
     #[test]
     fn bad_commands_are_explained() {
         assert!(parse("/hotfix merge").pop().unwrap().unwrap_err().contains("`/hotfix merge` is not a command"));
-        assert!(parse("/hotfix").pop().unwrap().is_err());
+        assert!(parse("/hotfix").pop().unwrap().unwrap_err().contains("`revert`"));
+        assert!(parse("/hotfix revert now").pop().unwrap().unwrap_err().contains("takes no arguments"));
         for bad in ["--force", "a..b", "x:y", "main;rm", "a b"] {
             assert!(parse(&format!("/hotfix backport {bad}")).pop().unwrap().is_err(), "{bad}");
         }

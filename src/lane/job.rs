@@ -74,6 +74,13 @@ pub enum Job {
         head_sha: String,
         state: ItemState,
     },
+    /// Opens the revert of the merged change as a new change in the lane, authorized by `by`
+    /// (the responder who ran `/hotfix revert`).
+    Revert {
+        #[serde(flatten)]
+        change: Subject,
+        by: String,
+    },
     /// Reminds the change and its postmortem issue that the postmortem is due or overdue.
     #[serde(rename = "postmortem_reminder")]
     Remind {
@@ -93,6 +100,7 @@ impl Job {
             | Job::Recheck { change, .. }
             | Job::Backport { change, .. }
             | Job::BackportFollowup { change, .. }
+            | Job::Revert { change, .. }
             | Job::Remind { change, .. } => change.key().to_string(),
         }
     }
@@ -100,7 +108,7 @@ impl Job {
     pub fn max_attempts(&self) -> i64 {
         match self {
             Job::Reconcile(_) | Job::QueueSweep { .. } => 3,
-            Job::Backport { .. } | Job::BackportFollowup { .. } | Job::Remind { .. } => 5,
+            Job::Backport { .. } | Job::BackportFollowup { .. } | Job::Revert { .. } | Job::Remind { .. } => 5,
             Job::Refresh { .. } | Job::Recheck { .. } => 8,
         }
     }
@@ -114,6 +122,7 @@ impl Job {
             | Job::Recheck { change, .. }
             | Job::Backport { change, .. }
             | Job::BackportFollowup { change, .. }
+            | Job::Revert { change, .. }
             | Job::Remind { change, .. } => (change.forge, change.installation_id),
         }
     }
@@ -158,6 +167,7 @@ mod tests {
                 state: ItemState::Open,
             },
             Job::Remind { change: subject(), reminder: crate::lane::reminder::Reminder::Overdue },
+            Job::Revert { change: subject(), by: "alice".into() },
         ];
         for job in jobs {
             let (kind, payload) = job.to_stored();

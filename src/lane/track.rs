@@ -91,6 +91,16 @@ pub struct LaneRecord {
     /// The newest comment whose commands were handled.
     #[serde(default)]
     pub last_comment: Option<u64>,
+    /// Who ran `/hotfix revert` on this merged change: its revert is opened once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_requested: Option<String>,
+    /// On a revert the lane opened: the grant of the responder who asked for it, at the head
+    /// it was opened at. The lane's own label on that head counts as theirs, once (and brings
+    /// the grant back if the opening event, which shows no label yet, dropped it). Written only
+    /// by the revert job; used up by the label event or the label seen gone, dropped by a push
+    /// or a revoke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_for: Option<Grant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -447,13 +447,24 @@ async fn create_pull(
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "message": message }))).into_response();
     }
     let number = next_number(repo);
+    // Like GitHub, the head is the branch's commit, when the repository has real git behind it.
+    let head_sha = repo.git_dir.as_ref().map_or_else(String::new, |dir| {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(dir)
+            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{head}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
     let pull = json!({
         "number": number,
         "title": body["title"], "body": body["body"], "draft": body["draft"],
         "state": "open", "merged": false,
-        "head": { "ref": head, "sha": "" }, "base": { "ref": body["base"] },
+        "head": { "ref": head, "sha": head_sha }, "base": { "ref": body["base"], "sha": "" },
         "maintainer_can_modify": body["maintainer_can_modify"],
         "user": { "id": 1, "login": login_of(&headers) },
+        "opened_here": true,
     });
     repo.pulls.insert(number, pull);
     repo.issues.insert(number, (vec![], true));
@@ -484,8 +495,14 @@ async fn add_labels(
     Json(body): Json<Value>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    let labels = world.repos.entry(full(&owner, &repo)).or_default().pull_labels.entry(number).or_default();
+    let repo = world.repos.entry(full(&owner, &repo)).or_default();
+    let labels = repo.pull_labels.entry(number).or_default();
     add_unique(labels, strings(&body["labels"]));
+    // A pull request the fake opened shows them when read, as on GitHub.
+    let shown = labels.clone();
+    if let Some(pull) = repo.pulls.get_mut(&number).filter(|p| p["opened_here"] == json!(true)) {
+        pull["labels"] = shown.iter().map(|l| json!({ "name": l })).collect();
+    }
     Json(json!([])).into_response()
 }
 

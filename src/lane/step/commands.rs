@@ -1,15 +1,16 @@
-//! Slash commands from a change's comments: `/hotfix authorize`, `revoke`, `postmortem` and
-//! `backport <branch>`, each allowed only to whom it belongs.
+//! Slash commands from a change's comments: `/hotfix authorize`, `revoke`, `postmortem`,
+//! `backport <branch>` and `revert`, each allowed only to whom it belongs.
 
 use super::enter::{self, head_author, opening, self_marked};
 use super::{Ctx, Need, Observed, Out, Step};
 use crate::lane::audit::AuditAction;
 use crate::lane::command::Command;
 use crate::lane::effect::Effect;
-use crate::lane::event::{PullRequest, PullRequestAction};
+use crate::lane::event::{ItemState, PullRequest, PullRequestAction};
 use crate::lane::grant;
 use crate::lane::incident::format_utc;
-use crate::lane::membership::{self, Labeler};
+use crate::lane::job::{Job, Subject};
+use crate::lane::membership::{self, Labeler, Membership};
 use crate::lane::track::{self, PullFacts};
 
 /// Why someone else's `postmortem` or `backport` command is refused.
@@ -30,6 +31,7 @@ fn refusal(command: &Command, actor: &str) -> (AuditAction, String) {
         Command::Authorize { .. } | Command::Revoke => {
             (AuditAction::GrantRefused, format!("@{actor} is not a responder"))
         }
+        Command::Revert => (AuditAction::RevertRefused, format!("@{actor} is not a responder")),
     }
 }
 
@@ -80,7 +82,7 @@ pub(super) fn on_commands(
                 out.audit(action, actor, &sha, why.clone());
                 refusals.push(format!("`/hotfix postmortem`: {why}."));
             }
-            Command::Authorize { .. } | Command::Revoke if !responder => {
+            Command::Authorize { .. } | Command::Revoke | Command::Revert if !responder => {
                 let (action, why) = refusal(command, actor);
                 out.audit(action, actor, &sha, why);
                 refusals.push(format!(
@@ -110,6 +112,8 @@ pub(super) fn on_commands(
                 }
             }
             Command::Revoke => {
+                // A revert's one-shot label goes with its grant: re-labelling gives nothing back.
+                out.facts.lane.revert_for = None;
                 if out.facts.lane.grant.take().is_some() {
                     // The comment says why the grant is gone, as for a push or an expiry.
                     out.facts.lane.lapsed = Some(format!("revoked by @{actor}"));
@@ -127,6 +131,26 @@ pub(super) fn on_commands(
                 out.audit(action, actor, &sha, why.clone());
                 refusals.push(format!("`/hotfix backport`: {why}."));
             }
+            Command::Revert => match revertible(&out.facts, &change, ctx) {
+                Err(why) => {
+                    out.audit(AuditAction::RevertRefused, actor, &sha, why.clone());
+                    refusals.push(format!("`/hotfix revert`: {why}."));
+                }
+                // Once per change: a second command, or the comment redelivered, opens nothing.
+                Ok(()) if out.facts.lane.revert_requested.is_some() => {}
+                Ok(()) => {
+                    let merged = change.merge_commit_sha.clone().unwrap_or_else(|| sha.clone());
+                    out.audit(AuditAction::RevertRequested, actor, &merged, "by command".into());
+                    out.facts.lane.revert_requested = Some(actor.to_string());
+                    let subject = Subject {
+                        forge: ctx.conventions.forge,
+                        repo: ctx.repo.clone(),
+                        number: change.number,
+                        installation_id: ctx.installation_id,
+                    };
+                    out.effects.push(Effect::Enqueue(Job::Revert { change: subject, by: actor.to_string() }));
+                }
+            },
         }
     }
     if !refusals.is_empty() {
@@ -172,6 +196,22 @@ fn authorize(
     let head_author = head_author(&as_seen, actor, seen, ctx)?;
     let request = grant::Request { by: actor, duration, reason, head_author: head_author.as_deref() };
     Ok(grant::authorize(&as_seen, request, ctx.policy, ctx.now))
+}
+
+/// Whether `/hotfix revert` applies: only a hotfix that merged in the lane is rolled back by
+/// the lane (anything else is reverted the ordinary way, with the forge's own button).
+fn revertible(facts: &PullFacts, change: &PullRequest, ctx: &Ctx) -> Result<(), String> {
+    let noun = ctx.conventions.change_noun;
+    if change.state != ItemState::Merged {
+        return Err(format!("only a merged {noun} can be reverted, and this one is not merged"));
+    }
+    if !matches!(facts.lane.membership, Membership::Hotfix { .. }) {
+        return Err(format!("this {noun} did not merge in the lane: revert it the usual way"));
+    }
+    if change.merge_commit_sha.as_deref().is_none_or(str::is_empty) {
+        return Err(format!("this {noun} merged without a merge commit to revert"));
+    }
+    Ok(())
 }
 
 /// A commenter's commands none of which they may run: audited every time, answered once per
@@ -225,6 +265,7 @@ pub(super) fn revoked(
     }
     let mut out = Out::new(prior.clone());
     out.facts.lane.grant = None;
+    out.facts.lane.revert_for = None;
     out.facts.lane.lapsed = Some(format!("revoked by @{actor}"));
     out.facts.lane.last_comment = Some(comment_id);
     let sha = out.facts.head_sha.clone();

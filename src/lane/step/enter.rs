@@ -50,10 +50,28 @@ pub(super) fn on_change(
         PullRequestAction::Opened => has_label,
         _ => false,
     };
+    // The revert the lane opened on a responder's `/hotfix revert`: bound to its head, and
+    // used up by the label event itself, or once the label is seen gone. It is kept while the
+    // label shows and through the change's opening event, which can arrive late and never
+    // shows the label the lane applied after opening it.
+    let revert = out.facts.lane.revert_for.take().filter(|g| g.sha == change.head_sha && g.base == change.base_ref);
+    if !applied_now && (has_label || action == PullRequestAction::Opened) {
+        out.facts.lane.revert_for = revert.clone();
+    }
+    let mut by_revert = None;
     let labeler = if !has_label {
         None
     } else if applied_now {
-        Some(Labeler { login: actor.to_string(), responder: seen.responder(actor)?, at: ctx.now })
+        let responder = seen.responder(actor)?;
+        match revert {
+            // The lane's own label call: it counts as the responder's who asked for the revert.
+            Some(seeded) if !responder => {
+                let labeler = Labeler { login: seeded.by.clone(), responder: true, at: ctx.now };
+                by_revert = Some(seeded);
+                Some(labeler)
+            }
+            _ => Some(Labeler { login: actor.to_string(), responder, at: ctx.now }),
+        }
     } else if let Some(known) = out.facts.lane.labeler.clone() {
         Some(known)
     } else {
@@ -70,7 +88,16 @@ pub(super) fn on_change(
     let in_lane = out.facts.lane.membership.in_lane();
     // A responder applying the label authorizes the head commit (unless they wrote it);
     // leaving the lane ends the grant.
-    if applied_now && in_lane {
+    if let Some(seeded) = by_revert.filter(|_| in_lane) {
+        // The responder's grant stands, or comes back if the opening event, which showed no
+        // label yet, dropped it: the lane gives none of its own.
+        if out.facts.lane.grant.is_none() {
+            let detail = format!("on @{}'s `/hotfix revert`, until {}", seeded.by, format_utc(seeded.expires_at));
+            out.audit(AuditAction::GrantCreated, &seeded.by, sha, detail);
+            out.facts.lane.grant = Some(seeded);
+            out.facts.lane.lapsed = None;
+        }
+    } else if applied_now && in_lane {
         let head_author = head_author(change, actor, seen, ctx)?;
         let request = grant::Request { by: actor, duration: None, reason: None, head_author: head_author.as_deref() };
         match grant::authorize(change, request, policy, ctx.now) {

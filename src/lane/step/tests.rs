@@ -524,3 +524,199 @@ fn with_a_token_the_approval_check_is_not_reported_since_anyone_who_can_push_cou
     assert_eq!(run.merges(), 1);
     assert!(approval_reports(&run).is_empty() && merge_approval(&run).is_none());
 }
+
+const MERGE_COMMIT: &str = "2222222222222222222222222222222222222222";
+const BOT: &str = "hotfix-lane[bot]";
+
+/// A hotfix merged in the lane on alice's label.
+fn merged_hotfix(world: &mut World) -> PullFacts {
+    world.change.merge_commit_sha = Some(MERGE_COMMIT.into());
+    let facts = drive(world, None, label("alice"), NOW).facts.unwrap();
+    assert_eq!(facts.state, ItemState::Merged);
+    facts
+}
+
+fn revert_by(actor: &str, comment_id: u64) -> Input {
+    Input::Commands { comment_id, actor: actor.into(), commands: vec![Command::Revert] }
+}
+
+fn revert_jobs(run: &Run) -> Vec<&crate::lane::job::Job> {
+    run.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Enqueue(job @ crate::lane::job::Job::Revert { .. }) => Some(job),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_responders_revert_of_a_merged_hotfix_queues_its_revert() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = merged_hotfix(&mut world);
+    let run = drive(&mut world, Some(facts), revert_by("alice", 10), NOW + 1);
+    assert_eq!(run.actions().first(), Some(&"revert.requested"), "{:?}", run.audit);
+    let jobs = revert_jobs(&run);
+    assert!(
+        matches!(jobs[..], [crate::lane::job::Job::Revert { change, by }] if change.number == 2 && by == "alice"),
+        "{jobs:?}"
+    );
+    assert_eq!(run.facts.unwrap().lane.revert_requested.as_deref(), Some("alice"));
+}
+
+#[test]
+fn a_non_responder_cannot_revert() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = merged_hotfix(&mut world);
+    let run = drive(&mut world, Some(facts), revert_by("mallory", 10), NOW + 1);
+    assert_eq!(run.actions(), ["revert.refused"]);
+    assert!(revert_jobs(&run).is_empty());
+    assert!(run.effects.iter().any(|e| matches!(e, Effect::Comment { body, .. } if body.contains("not a responder"))));
+    assert!(run.facts.unwrap().lane.revert_requested.is_none());
+}
+
+#[test]
+fn reverting_twice_opens_one_change() {
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let facts = merged_hotfix(&mut world);
+    let first = drive(&mut world, Some(facts), revert_by("alice", 10), NOW + 1);
+    assert_eq!(revert_jobs(&first).len(), 1);
+    let again = drive(&mut world, first.facts.clone(), revert_by("alice", 11), NOW + 2);
+    assert!(revert_jobs(&again).is_empty() && !again.actions().contains(&"revert.requested"), "{:?}", again.audit);
+    let redelivered = drive(&mut world, again.facts.clone(), revert_by("alice", 10), NOW + 3);
+    assert!(redelivered.effects.is_empty() && redelivered.audit.is_empty());
+}
+
+#[test]
+fn only_a_hotfix_merged_in_the_lane_is_reverted() {
+    // Open, in the lane: not merged yet.
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    world.smoke = None;
+    let open = drive(&mut world, None, label("alice"), NOW).facts.unwrap();
+    let run = drive(&mut world, Some(open), revert_by("alice", 10), NOW + 1);
+    assert!(revert_jobs(&run).is_empty());
+    assert!(run.audit.iter().any(|a| a.starts_with("revert.refused only a merged pull request")), "{:?}", run.audit);
+    // Merged, but never in the lane.
+    let mut world = World::new(PullRequest {
+        state: ItemState::Merged,
+        merged: true,
+        merge_commit_sha: Some(MERGE_COMMIT.into()),
+        ..change(HEAD, &[])
+    });
+    let run = drive(&mut world, None, revert_by("alice", 10), NOW + 1);
+    assert!(revert_jobs(&run).is_empty());
+    assert!(run.audit.iter().any(|a| a.contains("did not merge in the lane")), "{:?}", run.audit);
+}
+
+/// The revert as the revert job leaves it: alice's label and grant on `HEAD`, the lane's label
+/// to count once as hers. `opened`: the change's opening event (no label yet) was seen.
+fn seeded_revert() -> PullFacts {
+    let mut facts = crate::lane::track::first_seen(&change(HEAD, &["hotfix"]));
+    let grant = Grant {
+        by: "alice".into(),
+        sha: HEAD.into(),
+        base: "main".into(),
+        label: "hotfix".into(),
+        granted_at: NOW,
+        expires_at: NOW + 4 * 3600 * 1000,
+        reason: Some("revert of #1".into()),
+        self_authorized: false,
+    };
+    facts.author = Some(BOT.into());
+    facts.lane.labeler = Some(crate::lane::membership::Labeler { login: "alice".into(), responder: true, at: NOW });
+    facts.lane.grant = Some(grant.clone());
+    facts.lane.revert_for = Some(grant);
+    facts
+}
+
+fn bot_event(action: PullRequestAction, change: PullRequest, added: &[&str]) -> Input {
+    let added = added.iter().map(|l| l.to_string()).collect();
+    Input::Change { action, change: Box::new(change), added, actor: BOT.into() }
+}
+
+/// Its opening (which shows no label) and then the lane's label, as the forge sends them.
+fn opened_and_labelled(world: &mut World, facts: PullFacts) -> Run {
+    world.smoke = None;
+    world.change = change(HEAD, &[]);
+    let opened = drive(world, Some(facts), bot_event(PullRequestAction::Opened, change(HEAD, &[]), &[]), NOW + 1);
+    world.change = change(HEAD, &["hotfix"]);
+    let labeled = bot_event(PullRequestAction::Labeled, change(HEAD, &["hotfix"]), &["hotfix"]);
+    drive(world, opened.facts, labeled, NOW + 2)
+}
+
+#[test]
+fn the_lanes_label_on_its_revert_counts_as_the_responders_and_the_seeded_grant_merges() {
+    let mut world = World::new(change(HEAD, &[]));
+    let run = opened_and_labelled(&mut world, seeded_revert());
+    let facts = run.facts.clone().unwrap();
+    assert!(matches!(facts.lane.membership, Membership::Hotfix { .. }), "{:?}", run.audit);
+    let grant = facts.lane.grant.clone().expect("the seeded grant stands");
+    assert_eq!((grant.by.as_str(), grant.reason.as_deref()), ("alice", Some("revert of #1")), "never the bot's");
+    assert!(facts.lane.revert_for.is_none(), "one shot");
+    world.smoke = Some(Conclusion::Success);
+    let green = drive(&mut world, Some(facts), Input::ChecksMoved { sha: HEAD.into(), new_run: false }, NOW + 3);
+    assert_eq!(green.merges(), 1, "{:?}", green.audit);
+}
+
+#[test]
+fn a_revoke_on_the_revert_is_not_undone_by_relabelling() {
+    // Revoked once the label counted: removing and re-applying it gives nothing back.
+    let mut world = World::new(change(HEAD, &[]));
+    let labelled = opened_and_labelled(&mut world, seeded_revert()).facts.unwrap();
+    let revoke = Input::Commands { comment_id: 20, actor: "alice".into(), commands: vec![Command::Revoke] };
+    let revoked = drive(&mut world, Some(labelled), revoke.clone(), NOW + 3).facts.unwrap();
+    assert!(revoked.lane.grant.is_none());
+    world.change = change(HEAD, &[]);
+    let unlabeled =
+        drive(&mut world, Some(revoked), bot_event(PullRequestAction::Unlabeled, change(HEAD, &[]), &[]), NOW + 4);
+    world.change = change(HEAD, &["hotfix"]);
+    for by in [BOT, "mallory"] {
+        let relabel = Input::Change {
+            action: PullRequestAction::Labeled,
+            change: Box::new(change(HEAD, &["hotfix"])),
+            added: vec!["hotfix".into()],
+            actor: by.into(),
+        };
+        let run = drive(&mut world, unlabeled.facts.clone(), relabel, NOW + 5);
+        let facts = run.facts.clone().unwrap();
+        assert!(facts.lane.grant.is_none() && run.merges() == 0, "{by}: {:?}", run.audit);
+        assert!(!matches!(facts.lane.membership, Membership::Hotfix { .. }), "{by}");
+    }
+    // Revoked before the lane's label event arrived (the forge shows the label already): the
+    // label then counts for no one.
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    let early = drive(&mut world, Some(seeded_revert()), revoke, NOW + 1).facts.unwrap();
+    assert!(early.lane.revert_for.is_none());
+    let run = opened_and_labelled(&mut world, early);
+    assert!(run.facts.as_ref().unwrap().lane.grant.is_none(), "{:?}", run.audit);
+}
+
+#[test]
+fn a_push_to_the_revert_voids_its_grant() {
+    let mut world = World::new(change(PUSHED, &[]));
+    let pushed =
+        drive(&mut world, Some(seeded_revert()), event(PullRequestAction::Synchronize, change(PUSHED, &[])), NOW + 1);
+    let facts = pushed.facts.unwrap();
+    assert!(facts.lane.grant.is_none() && facts.lane.revert_for.is_none());
+    // Pushing the lane's commit back and labelling it again does not revive it.
+    world.change = change(HEAD, &[]);
+    let back = drive(&mut world, Some(facts), event(PullRequestAction::Synchronize, change(HEAD, &[])), NOW + 2);
+    world.change = change(HEAD, &["hotfix"]);
+    let labeled = bot_event(PullRequestAction::Labeled, change(HEAD, &["hotfix"]), &["hotfix"]);
+    let run = drive(&mut world, back.facts, labeled, NOW + 3);
+    assert!(run.facts.as_ref().unwrap().lane.grant.is_none() && run.merges() == 0, "{:?}", run.audit);
+}
+
+#[test]
+fn the_revert_keeps_its_grant_when_its_webhooks_arrive_after_its_reconcile() {
+    // The lane's reconcile reads the revert first, labelled; its opening event and the lane's
+    // label event come after.
+    let mut world = World::new(change(HEAD, &["hotfix"]));
+    world.smoke = None;
+    let reconciled =
+        drive(&mut world, Some(seeded_revert()), event(PullRequestAction::Edited, change(HEAD, &["hotfix"])), NOW + 1);
+    let run = opened_and_labelled(&mut world, reconciled.facts.unwrap());
+    let facts = run.facts.unwrap();
+    assert_eq!(facts.lane.grant.map(|g| g.by), Some("alice".to_string()), "{:?}", run.audit);
+    assert!(facts.lane.revert_for.is_none());
+}
