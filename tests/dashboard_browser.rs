@@ -126,6 +126,22 @@ async fn path(c: &Client) -> String {
     c.current_url().await.unwrap().path().to_string()
 }
 
+/// The path once a click's navigation has landed on `expected` (a click returns before the
+/// next page loads, the more so on a busy machine), or the path after 10 s.
+async fn arrived(c: &Client, expected: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = path(c).await;
+        let ready = c.execute("return document.readyState", vec![]).await.ok();
+        if (now == expected && ready.as_ref().and_then(|r| r.as_str()) == Some("complete"))
+            || std::time::Instant::now() > deadline
+        {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The cells of the table row whose header says `name`.
 async fn row(c: &Client, table: &str, name: &str) -> Vec<String> {
     for tr in c.find_all(Locator::Css(&format!("table#{table} tbody tr"))).await.unwrap() {
@@ -181,10 +197,12 @@ async fn a_responder_reads_the_page_in_a_real_browser() {
     // A wrong token first: the form again, with the reason.
     input.send_keys("not-the-token").await.unwrap();
     c.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
-    assert!(text(&c, "[role=alert]").await.contains("not valid"));
+    // The answer is a new page: wait for it before typing into its form.
+    let alert = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[role=alert]")).await.unwrap();
+    assert!(alert.text().await.unwrap().contains("not valid"));
     c.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
     c.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
-    assert_eq!(path(&c).await, "/");
+    assert_eq!(arrived(&c, "/").await, "/");
 
     // On call: the live change, who labelled and authorized it, what it waits for.
     assert_eq!(text(&c, "h1").await, "On call");
@@ -206,7 +224,7 @@ async fn a_responder_reads_the_page_in_a_real_browser() {
 
     // Executive, the scripted repository's last 7 days.
     c.find(Locator::LinkText("Executive")).await.unwrap().click().await.unwrap();
-    assert_eq!(path(&c).await, "/executive");
+    assert_eq!(arrived(&c, "/executive").await, "/executive");
     c.goto(&format!("{base}/executive?days=7&repo=acme%2Fpayments")).await.unwrap();
     let figure = |id: &'static str| {
         let c = c.clone();
@@ -236,8 +254,9 @@ async fn a_responder_reads_the_page_in_a_real_browser() {
 
     // Follow the on-call view's link to #12's timeline.
     c.find(Locator::LinkText("On call")).await.unwrap().click().await.unwrap();
+    assert_eq!(arrived(&c, "/").await, "/");
     c.find(Locator::LinkText("acme/payments#12")).await.unwrap().click().await.unwrap();
-    assert_eq!(path(&c).await, "/timeline");
+    assert_eq!(arrived(&c, "/timeline").await, "/timeline");
     assert_eq!(text(&c, "h1").await, "Timeline of acme/payments#12");
     let whats = c.find_all(Locator::Css("table#entries tbody th")).await.unwrap();
     let mut names = Vec::new();
@@ -254,7 +273,7 @@ async fn a_responder_reads_the_page_in_a_real_browser() {
 
     // Logged out, the browser holds no session: every view is the login form.
     c.find(Locator::Css("form.logout button")).await.unwrap().click().await.unwrap();
-    assert_eq!(path(&c).await, "/login");
+    assert_eq!(arrived(&c, "/login").await, "/login");
     for view in ["/", "/executive", "/timeline?forge=github&repo=acme%2Fpayments&number=12"] {
         c.goto(&format!("{base}{view}")).await.unwrap();
         assert_eq!(path(&c).await, "/login", "{view} after logout");
