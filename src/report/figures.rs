@@ -36,6 +36,12 @@ impl<'a> Life<'a> {
         self.first(m).map(|e| e.at)
     }
 
+    /// From lane entry to the first `m` after it.
+    fn since_entry(&self, m: Milestone) -> Option<Millis> {
+        let entry = self.at(Milestone::Entered)?;
+        self.all(m).map(|e| e.at).filter(|at| *at >= entry).min().map(|at| at - entry)
+    }
+
     pub fn head(&self) -> &'a LifecycleEvent {
         self.events[0]
     }
@@ -106,16 +112,11 @@ pub fn compute(events: &[LifecycleEvent], scope: &Scope, now: Millis) -> Figures
         lives.iter().filter_map(|l| l.merged_hotfix().map(|m| (l, m))).filter(|(_, m)| within(m.at)).collect();
     let entered: Vec<(&Life, Millis)> =
         lives.iter().filter_map(|l| l.at(Milestone::Entered).map(|at| (l, at))).filter(|(_, at)| within(*at)).collect();
-    let after_entry = |l: &Life, entry: Millis, m: Milestone| l.all(m).map(|e| e.at).filter(|at| *at >= entry).min();
 
-    let time_to_patch = spread(
-        entered.iter().filter_map(|(l, at)| after_entry(l, *at, Milestone::SmokeGreen).map(|g| g - at)).collect(),
-        entered.len(),
-    );
-    let authorization = spread(
-        entered.iter().filter_map(|(l, at)| after_entry(l, *at, Milestone::Granted).map(|g| g - at)).collect(),
-        entered.len(),
-    );
+    let time_to_patch =
+        spread(entered.iter().filter_map(|(l, _)| l.since_entry(Milestone::SmokeGreen)).collect(), entered.len());
+    let authorization =
+        spread(entered.iter().filter_map(|(l, _)| l.since_entry(Milestone::Granted)).collect(), entered.len());
     let time_to_merge =
         spread(merged.iter().filter_map(|(l, m)| l.at(Milestone::Entered).map(|e| m.at - e)).collect(), merged.len());
     let deployed_after =
@@ -210,13 +211,7 @@ pub fn compute(events: &[LifecycleEvent], scope: &Scope, now: Millis) -> Figures
             merged: group.len(),
             success: Share { hits: group.iter().filter(|(l, m)| !failed(l, m.at)).count(), of: group.len() },
             time_to_patch: spread(
-                group
-                    .iter()
-                    .filter_map(|(l, _)| {
-                        let e = l.at(Milestone::Entered)?;
-                        after_entry(l, e, Milestone::SmokeGreen).map(|g| g - e)
-                    })
-                    .collect(),
+                group.iter().filter_map(|(l, _)| l.since_entry(Milestone::SmokeGreen)).collect(),
                 group.len(),
             ),
             time_to_merge: spread(
@@ -237,15 +232,7 @@ pub fn compute(events: &[LifecycleEvent], scope: &Scope, now: Millis) -> Figures
             merged: group.len(),
             all_merges: all_merges.iter().filter(|l| l.at(Milestone::Merged).is_some_and(this)).count(),
             success: Share { hits: group.iter().filter(|(l, m)| !failed(l, m.at)).count(), of: group.len() },
-            time_to_patch_s: median(
-                group
-                    .iter()
-                    .filter_map(|(l, _)| {
-                        let e = l.at(Milestone::Entered)?;
-                        after_entry(l, e, Milestone::SmokeGreen).map(|g| g - e)
-                    })
-                    .collect(),
-            ),
+            time_to_patch_s: median(group.iter().filter_map(|(l, _)| l.since_entry(Milestone::SmokeGreen)).collect()),
             time_to_merge_s: median(
                 group.iter().filter_map(|(l, m)| l.at(Milestone::Entered).map(|e| m.at - e)).collect(),
             ),
