@@ -335,7 +335,7 @@ async fn reconcile_periodically(
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(changes = n, forge = forge.as_str(), "reconciling open changes with the forge");
-                    wake.notify_waiters();
+                    wake.notify_one();
                 }
                 Err(err) => tracing::warn!(error = %err, forge = forge.as_str(), "reconcile sweep failed"),
             }

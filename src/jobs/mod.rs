@@ -15,7 +15,7 @@ pub use backoff::Backoff;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{ClaimedJob, Millis, Store, StoreError, Write};
+use crate::store::{ClaimedJob, Dialect, Millis, Store, StoreError, Write};
 
 /// What a handler made of one attempt.
 #[derive(Debug)]
@@ -69,7 +69,10 @@ pub struct Runner<H> {
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     pub options: RunnerOptions,
-    /// Poked when new work is stored in this process, so idle workers need not wait to poll.
+    /// Poked (`notify_one`) when new work is stored in this process, so idle workers need not
+    /// wait to poll. A worker that claims a job pokes it again, waking the next: the wake-ups
+    /// follow the work, where waking every worker on each batch would send most of them to
+    /// claim nothing.
     pub wake: Arc<Notify>,
 }
 
@@ -80,20 +83,8 @@ impl<H: JobHandler> Runner<H> {
         let this = Arc::new(self);
         let mut workers = JoinSet::new();
         {
-            let (this, mut shutdown) = (this.clone(), shutdown.clone());
-            workers.spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(HEAD_REPAIR_INTERVAL) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return,
-                    }
-                    match this.store.repair_heads().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(repaired = n, "promoted stranded queue heads"),
-                        Err(err) => tracing::warn!(error = %err, "queue head repair failed"),
-                    }
-                }
-            });
+            let (this, shutdown) = (this.clone(), shutdown.clone());
+            workers.spawn(async move { this.maintain(shutdown).await });
         }
         for _ in 0..this.options.workers.max(1) {
             let (this, shutdown) = (this.clone(), shutdown.clone());
@@ -123,15 +114,40 @@ impl<H: JobHandler> Runner<H> {
         }
     }
 
+    /// The queue's housekeeping, on a timer rather than on every claim, so that its cost does
+    /// not grow with the claim rate: bury jobs whose last attempt's lease ran out (their
+    /// process died), and — on PostgreSQL, where concurrent transactions can leave one —
+    /// promote stranded queue heads.
+    async fn maintain(&self, mut shutdown: watch::Receiver<bool>) {
+        let bury_every = (self.options.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let mut last_repair = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(bury_every) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            match self.store.bury_expired(self.clock.now_ms()).await {
+                Ok(buried) => (0..buried).for_each(|_| self.metrics.job_dead("unknown")),
+                Err(err) => tracing::warn!(error = %err, "burying expired jobs failed"),
+            }
+            if self.store.dialect() == Dialect::Postgres && last_repair.elapsed() >= HEAD_REPAIR_INTERVAL {
+                last_repair = tokio::time::Instant::now();
+                match self.store.repair_heads().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(repaired = n, "promoted stranded queue heads"),
+                    Err(err) => tracing::warn!(error = %err, "queue head repair failed"),
+                }
+            }
+        }
+    }
+
     /// Claims and runs one job; false when there was nothing to do.
     pub async fn step(&self) -> crate::store::Result<bool> {
         let now = self.clock.now_ms();
-        for _ in 0..self.store.bury_expired(now).await? {
-            self.metrics.job_dead("unknown");
-        }
         let Some(job) = self.store.claim(&self.options.owner, now, now + ms(self.options.lease)).await? else {
             return Ok(false);
         };
+        self.wake.notify_one();
         let span = tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
         self.process(job).instrument(span).await?;
         Ok(true)

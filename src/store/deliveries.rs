@@ -49,7 +49,7 @@ pub struct DeliveryWriter {
 pub const DELIVERY_JOB: &str = "delivery";
 
 impl DeliveryWriter {
-    /// `wake` is notified after each commit that queued new jobs, once per batch.
+    /// `wake` is notified once after each commit that queued new jobs (see [`crate::jobs::Runner`]).
     pub fn spawn(store: Store, max_attempts: i64, wake: Arc<Notify>) -> (DeliveryWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let task = tokio::spawn(run(store, rx, max_attempts, wake));
@@ -70,9 +70,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Request>, max_attempts: i64, w
         match store.insert_deliveries(&batch, max_attempts).await {
             Ok(outcomes) => {
                 if outcomes.contains(&StoreOutcome::Stored) {
-                    // Idle workers wake now; the stored permit catches one that was
-                    // just about to wait.
-                    wake.notify_waiters();
+                    // One idle worker wakes (or the next to wait finds the permit); each
+                    // worker that finds a job wakes another, so a batch wakes as many as it
+                    // has work for and no more: claims that find nothing still take the writer.
                     wake.notify_one();
                 }
                 for ((_, done), outcome) in batch.drain(..).zip(outcomes) {

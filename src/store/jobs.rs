@@ -120,7 +120,9 @@ async fn lock_keys(tx: &mut Transaction<'_, Any>, keys: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Marks the oldest pending job of each key as its head.
+/// Marks the oldest pending job of each key as its head. One `MIN` per key, each answered from
+/// the start of the key's pending index: a `GROUP BY` over the keys would read every job
+/// waiting behind them, and that grows with the backlog.
 async fn promote_heads(tx: &mut Transaction<'_, Any>, keys: &[&str]) -> Result<()> {
     let mut keys = keys.to_vec();
     keys.sort_unstable();
@@ -128,10 +130,10 @@ async fn promote_heads(tx: &mut Transaction<'_, Any>, keys: &[&str]) -> Result<(
     if keys.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+    let list: Vec<String> = (1..=keys.len()).map(|i| format!("(${i})")).collect();
     let sql = format!(
-        "UPDATE jobs SET head = 1 WHERE head = 0 AND id IN (SELECT MIN(e.id) FROM jobs e \
-         WHERE e.state IN ('queued', 'running') AND e.ordering_key IN ({}) GROUP BY e.ordering_key)",
+        "UPDATE jobs SET head = 1 WHERE head = 0 AND id IN (SELECT (SELECT MIN(e.id) FROM jobs e \
+         WHERE e.ordering_key = k.column1 AND e.state IN ('queued', 'running')) FROM (VALUES {}) AS k)",
         list.join(", ")
     );
     let mut promote = sqlx::query(&sql).persistent(false);
@@ -334,13 +336,18 @@ impl Store {
 
 impl Store {
     /// Buries running jobs whose lease ran out after their last allowed attempt: a job that
-    /// kills its process every time must not be retried forever.
+    /// kills its process every time must not be retried forever. A running job is always its
+    /// key's head (only heads are claimed), so the heads index bounds the scan by the keys with
+    /// pending work, however long the queues behind them are (the `IN` repeats the index's
+    /// predicate so that SQLite's planner sees it applies).
     pub async fn bury_expired(&self, now: Millis) -> Result<u64> {
         let mut tx = self.background_writer().await.begin().await?;
         let keys: Vec<(String,)> = sqlx::query_as(
             "UPDATE jobs SET state = 'dead', head = 0, last_error = 'lease expired on the last attempt', \
              updated_at = $1, finished_at = $1, lease_owner = NULL, lease_until = NULL \
-             WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts RETURNING ordering_key",
+             WHERE head = 1 AND state IN ('queued', 'running') AND state = 'running' AND lease_until < $1 \
+               AND attempts >= max_attempts \
+             RETURNING ordering_key",
         )
         .bind(now)
         .fetch_all(&mut *tx)
