@@ -112,10 +112,13 @@ impl Store {
         batch: &[Request],
         max_attempts: i64,
     ) -> Result<Vec<StoreOutcome>> {
-        let mut tx = conn.begin().await?;
-        if self.durable && self.dialect == Dialect::Postgres {
-            sqlx::query("SET LOCAL synchronous_commit = on").execute(&mut *tx).await?;
-        }
+        // On PostgreSQL the commit that acknowledges waits for the disk; asked for in the same
+        // round trip as the `BEGIN`.
+        let mut tx = if self.durable && self.dialect == Dialect::Postgres {
+            conn.begin_with("BEGIN; SET LOCAL synchronous_commit = on").await?
+        } else {
+            conn.begin().await?
+        };
         // A delivery id seen earlier in the same batch is a duplicate of that one.
         let mut first = std::collections::HashSet::new();
         let fresh: Vec<&NewDelivery> =

@@ -111,12 +111,21 @@ async fn lock_keys(tx: &mut Transaction<'_, Any>, keys: &[&str]) -> Result<()> {
         return Ok(());
     }
     let mut keys = keys.to_vec();
-    // One order for every transaction, so two of them never wait on each other in a cycle.
+    // One order for every transaction, so two of them never wait on each other in a cycle; the
+    // scan of a `VALUES` list takes its rows in the order written. One round trip for all keys.
     keys.sort_unstable();
     keys.dedup();
-    for key in keys {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)").bind(key).execute(&mut **tx).await?;
+    if keys.is_empty() {
+        return Ok(());
     }
+    let list: Vec<String> = (1..=keys.len()).map(|i| format!("(${i})")).collect();
+    let sql =
+        format!("SELECT pg_advisory_xact_lock(hashtext(k.column1)::bigint) FROM (VALUES {}) AS k", list.join(", "));
+    let mut lock = sqlx::query(&sql).persistent(false);
+    for key in keys {
+        lock = lock.bind(key);
+    }
+    lock.execute(&mut **tx).await?;
     Ok(())
 }
 
