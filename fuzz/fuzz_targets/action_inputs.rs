@@ -24,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
     let (targets, wait, poll, event_name) = (text(), text(), text(), text());
     let event_file = fields.next().unwrap_or_default();
 
-    match Settings::parse(("input `targets`", &targets), ("input `wait`", &wait), ("input `poll-interval`", &poll), PathBuf::from("/tmp")) {
+    match Settings::parse(
+        ("input `targets`", &targets),
+        ("input `wait`", &wait),
+        ("input `poll-interval`", &poll),
+        PathBuf::from("/tmp"),
+    ) {
         Ok(settings) => {
             for target in &settings.targets {
                 assert!(valid_branch(target) && !target.contains([',', '\n']), "{target:?}");

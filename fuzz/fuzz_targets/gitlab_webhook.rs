@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         let id = id.and_then(|v| std::str::from_utf8(v).ok());
         if let Ok(signed) = SignedHeaders::parse(id, timestamp, signature, NOW_SECS) {
             assert_eq!(Some(signed.id.as_str()), id);
-            assert!((NOW_SECS - signed.timestamp).abs() <= TIMESTAMP_TOLERANCE_SECS, "a stale timestamp was let through");
+            assert!(
+                (NOW_SECS - signed.timestamp).abs() <= TIMESTAMP_TOLERANCE_SECS,
+                "a stale timestamp was let through"
+            );
         }
     }
     let parsed = parse_with_kind(data);
