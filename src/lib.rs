@@ -22,3 +22,12 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+
+/// Parsers and escapes of untrusted text that are private to their modules, reachable for the
+/// fuzz targets in `fuzz/`. Not an API: nothing else should call these.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::ci::github::runner::escape_data as actions_escape_data;
+    pub use crate::ci::gitlab::runner::escape_log as gitlab_escape_log;
+    pub use crate::forge::gitlab::quick_actions::inert as gitlab_inert;
+}

@@ -71,11 +71,13 @@ fn parse_reference(value: &str, this_repo: &str) -> Option<IssueRef> {
     Some(IssueRef { repo, number })
 }
 
-/// `owner/name` in the characters GitHub and GitLab allow. The reference comes from untrusted
-/// text and ends up in the lane's comments, so nothing else (markdown, HTML) gets through.
+/// `owner/name`, or a GitLab project path with its subgroups (`group/subgroup/name`, as the lane
+/// itself writes a project's reference), in the characters GitHub and GitLab allow. The
+/// reference comes from untrusted text and ends up in the lane's comments, so nothing else
+/// (markdown, HTML) gets through.
 fn valid_repo(repo: &str) -> bool {
     let part = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    repo.split_once('/').is_some_and(|(o, n)| part(o) && part(n))
+    repo.contains('/') && repo.split('/').all(part)
 }
 
 /// What the forge said about a referenced issue.
@@ -200,6 +202,20 @@ mod tests {
         assert_eq!(find("Postmortem: https://ghe.example/acme/shop/issues/4#issuecomment-1"), Ok(r("acme/shop", 4)));
         assert_eq!(find("no reference here\nPostmortems are good"), Ok(None));
         assert_eq!(find(""), Ok(None));
+    }
+
+    /// Found by fuzzing: backports and reverts carry `Postmortem: <project path>#N`, and on
+    /// GitLab the path of a project in a subgroup has more than one `/`.
+    #[test]
+    fn a_reference_to_a_project_in_a_subgroup_reads_back() {
+        let project = "group/sub/project";
+        let issue = IssueRef { repo: project.into(), number: 50 };
+        assert_eq!(find_reference(&format!("Postmortem: {issue}"), project), Ok(Some(issue.clone())));
+        assert_eq!(find_reference("Postmortem: #50", project), Ok(Some(issue)));
+        assert_eq!(find("Postmortem: a/b/c/d#1"), Ok(r("a/b/c/d", 1)));
+        for bad in ["a//b#1", "/a/b#1", "a/b/#1", "a/<b>/c#1"] {
+            assert!(find(&format!("Postmortem: {bad}")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! job's facts come from the event file; inputs from `INPUT_*` variables; the log, outputs and
 //! summary follow the Actions runner's contract ([`runner`]).
 
-mod runner;
+pub(crate) mod runner;
 
 use std::process::ExitCode;
 

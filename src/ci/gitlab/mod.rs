@@ -12,7 +12,7 @@
 //! unreadable).
 
 mod authorization;
-mod runner;
+pub(crate) mod runner;
 mod train;
 
 use std::path::PathBuf;

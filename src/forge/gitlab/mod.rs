@@ -3,7 +3,7 @@
 pub mod api;
 pub mod client;
 pub mod payload;
-mod quick_actions;
+pub(crate) mod quick_actions;
 pub mod transport;
 
 pub use client::GitLab;
