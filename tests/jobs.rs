@@ -307,6 +307,47 @@ async fn a_job_whose_workers_are_killed_more_often_than_its_attempts_still_finis
     assert!(store.jobs_in_state("dead").await.unwrap().is_empty());
 }
 
+/// Works until stopped, counting its steps.
+#[derive(Default)]
+struct Endless {
+    steps: std::sync::atomic::AtomicU64,
+}
+
+impl JobHandler for Endless {
+    async fn run(&self, _: &ClaimedJob) -> JobResult {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// A worker that stalled past its lease (a pause, a starved machine) while another took the
+/// job over stops at its next renewal: it must not go on acting on the forge beside the new
+/// owner, and it leaves the job to it.
+async fn a_worker_that_lost_its_lease_stops_working_on_the_job(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store.enqueue(&job("pr:1", 0), 0).await.unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let handler = Arc::new(Endless::default());
+    let mut stalled = runner(store.clone(), handler.clone(), clock.clone(), "stalled");
+    stalled.options.lease = Duration::from_millis(300);
+    let step = tokio::spawn(async move { stalled.step().await });
+    let steps = || handler.steps.load(std::sync::atomic::Ordering::SeqCst);
+    common::eventually("the job runs", || async { steps() > 0 }).await;
+    // Seen from later on, the lease has run out: another worker takes the job over.
+    let later = clock.now_ms() + 10_000;
+    let taken = store.claim("other", later, later + 60_000).await.unwrap().expect("taken over");
+    let stepped = tokio::time::timeout(Duration::from_secs(5), step).await.expect("the stalled worker stops");
+    assert!(stepped.unwrap().unwrap(), "it had claimed a job");
+    let stopped_at = steps();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(steps(), stopped_at, "no more work once the lease was lost");
+    assert_eq!(store.job_counts().await.unwrap().running, 1, "the job is still the new owner's");
+    assert!(store.complete(&taken, &[], later + 1).await.unwrap(), "and the new owner completes it");
+}
+
 async fn the_audit_log_is_append_only(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
@@ -402,5 +443,6 @@ on_both_backends!(
     shutdown_releases_leases,
     a_job_that_keeps_killing_its_process_is_buried,
     a_job_whose_workers_are_killed_more_often_than_its_attempts_still_finishes,
+    a_worker_that_lost_its_lease_stops_working_on_the_job,
     the_audit_log_is_append_only,
 );
