@@ -10,7 +10,9 @@ use common::{Backend, TestDb};
 use hotfix_lane::clock::{Clock, ManualClock, SystemClock};
 use hotfix_lane::jobs::{Backoff, JobHandler, JobResult, Runner, RunnerOptions};
 use hotfix_lane::metrics::Metrics;
-use hotfix_lane::store::{AuditEntry, ClaimedJob, DeliveryWriter, NewDelivery, NewJob, Store, StoreOutcome, Write};
+use hotfix_lane::store::{
+    AuditEntry, ClaimedJob, DeliveryWriter, NewDelivery, NewJob, Store, StoreOutcome, Write, MAX_LEASE_EXPIRIES,
+};
 use tokio::sync::{watch, Notify};
 
 fn job(key: &str, seq: usize) -> NewJob {
@@ -193,7 +195,7 @@ async fn a_lost_lease_is_reclaimed_and_its_writes_never_land(backend: Backend) {
     let first = store.claim("crashed", t0, t0 + 1_000).await.unwrap().expect("claimed");
     assert!(store.claim("other", t0 + 500, t0 + 1_500).await.unwrap().is_none(), "leased");
     let second = store.claim("other", t0 + 2_000, t0 + 3_000).await.unwrap().expect("reclaimed after expiry");
-    assert_eq!((second.id, second.attempts), (first.id, 2));
+    assert_eq!((second.id, second.attempts), (first.id, 1), "the attempt its dead worker lost, run again");
 
     let audit = |actor: &str| {
         Write::Audit(AuditEntry {
@@ -272,11 +274,78 @@ async fn a_job_that_keeps_killing_its_process_is_buried(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     store.enqueue(&NewJob { max_attempts: 2, ..job("pr:1", 0) }, 0).await.unwrap();
-    store.claim("p1", 10, 20).await.unwrap().unwrap();
-    store.claim("p2", 30, 40).await.unwrap().unwrap();
-    assert!(store.claim("p3", 50, 60).await.unwrap().is_none(), "no third attempt");
-    assert_eq!(store.bury_expired(50).await.unwrap(), 1);
-    assert_eq!(store.jobs_in_state("dead").await.unwrap().len(), 1);
+    // The first run, then one re-run per lease that ran out, up to the limit.
+    for run in 0..=MAX_LEASE_EXPIRIES {
+        let at = 10 + 20 * run;
+        store.claim(&format!("p{run}"), at, at + 10).await.unwrap().expect("claimed");
+    }
+    let after = 10 + 20 * (MAX_LEASE_EXPIRIES + 1);
+    assert!(store.claim("last", after, after + 10).await.unwrap().is_none(), "no run after the limit");
+    assert_eq!(store.bury_expired(after).await.unwrap(), 1);
+    let dead = store.jobs_in_state("dead").await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].last_error.as_deref().unwrap().contains("ran out 10 times"), "{dead:?}");
+}
+
+/// Replicas killed under a job (a deploy, OOM kills, a node lost) more often than it has
+/// attempts: each re-run takes the place of the one its dead worker lost, so the job still
+/// runs to the end instead of being buried as failed, and its attempts count only real runs.
+async fn a_job_whose_workers_are_killed_more_often_than_its_attempts_still_finishes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store.enqueue(&NewJob { max_attempts: 2, ..job("pr:1", 0) }, 0).await.unwrap();
+    for killed in 0..4 {
+        let at = 10 + 20 * killed;
+        let run = store.claim(&format!("killed-{killed}"), at, at + 10).await.unwrap().expect("claimed");
+        assert_eq!(run.attempts, 1, "a lost run is no failed attempt");
+    }
+    assert_eq!(store.bury_expired(1_000).await.unwrap(), 0, "not buried for its workers' deaths");
+    let last = store.claim("survivor", 1_000, 2_000).await.unwrap().expect("run again");
+    assert_eq!((last.attempts, last.max_attempts), (1, 2));
+    assert!(store.complete(&last, &[], 1_500).await.unwrap());
+    assert_eq!(store.job_counts().await.unwrap().done, 1);
+    assert!(store.jobs_in_state("dead").await.unwrap().is_empty());
+}
+
+/// Works until stopped, counting its steps.
+#[derive(Default)]
+struct Endless {
+    steps: std::sync::atomic::AtomicU64,
+}
+
+impl JobHandler for Endless {
+    async fn run(&self, _: &ClaimedJob) -> JobResult {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// A worker that stalled past its lease (a pause, a starved machine) while another took the
+/// job over stops at its next renewal: it must not go on acting on the forge beside the new
+/// owner, and it leaves the job to it.
+async fn a_worker_that_lost_its_lease_stops_working_on_the_job(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store.enqueue(&job("pr:1", 0), 0).await.unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let handler = Arc::new(Endless::default());
+    let mut stalled = runner(store.clone(), handler.clone(), clock.clone(), "stalled");
+    stalled.options.lease = Duration::from_millis(300);
+    let step = tokio::spawn(async move { stalled.step().await });
+    let steps = || handler.steps.load(std::sync::atomic::Ordering::SeqCst);
+    common::eventually("the job runs", || async { steps() > 0 }).await;
+    // Seen from later on, the lease has run out: another worker takes the job over.
+    let later = clock.now_ms() + 10_000;
+    let taken = store.claim("other", later, later + 60_000).await.unwrap().expect("taken over");
+    let stepped = tokio::time::timeout(Duration::from_secs(5), step).await.expect("the stalled worker stops");
+    assert!(stepped.unwrap().unwrap(), "it had claimed a job");
+    let stopped_at = steps();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(steps(), stopped_at, "no more work once the lease was lost");
+    assert_eq!(store.job_counts().await.unwrap().running, 1, "the job is still the new owner's");
+    assert!(store.complete(&taken, &[], later + 1).await.unwrap(), "and the new owner completes it");
 }
 
 async fn the_audit_log_is_append_only(backend: Backend) {
@@ -373,5 +442,7 @@ on_both_backends!(
     a_job_that_decided_on_stale_facts_cannot_overwrite_newer_ones,
     shutdown_releases_leases,
     a_job_that_keeps_killing_its_process_is_buried,
+    a_job_whose_workers_are_killed_more_often_than_its_attempts_still_finishes,
+    a_worker_that_lost_its_lease_stops_working_on_the_job,
     the_audit_log_is_append_only,
 );

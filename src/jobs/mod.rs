@@ -157,7 +157,12 @@ impl<H: JobHandler> Runner<H> {
         self.metrics.job_attempt(&job.kind);
         self.metrics.worker_busy(1);
         let result = match tokio::time::timeout(self.options.job_timeout, self.run_leased(&job)).await {
-            Ok(result) => result,
+            Ok(Some(result)) => result,
+            Ok(None) => {
+                self.metrics.worker_busy(-1);
+                tracing::warn!("lease lost while running; stopped, another worker owns this job now");
+                return Ok(());
+            }
             Err(_) => {
                 self.metrics.job_timeout(&job.kind);
                 JobResult::Failed(format!("stopped at the job deadline of {:?}", self.options.job_timeout))
@@ -194,19 +199,25 @@ impl<H: JobHandler> Runner<H> {
         Ok(())
     }
 
-    /// Runs the handler while renewing the lease at a third of its length.
-    async fn run_leased(&self, job: &ClaimedJob) -> JobResult {
+    /// Runs the handler while renewing the lease at a third of its length; `None` when the
+    /// lease was lost to another worker, which has the job now.
+    async fn run_leased(&self, job: &ClaimedJob) -> Option<JobResult> {
         let run = self.handler.run(job);
         tokio::pin!(run);
         let mut renew = tokio::time::interval(self.options.lease / 3);
         renew.tick().await;
         loop {
             tokio::select! {
-                result = &mut run => return result,
+                result = &mut run => return Some(result),
                 _ = renew.tick() => {
                     let until = self.clock.now_ms() + ms(self.options.lease);
-                    if let Err(err) = self.store.extend_lease(job, until).await {
-                        tracing::warn!(error = %err, "could not extend job lease");
+                    match self.store.extend_lease(job, until).await {
+                        Ok(true) => {}
+                        // This worker stalled past its lease and another took the job over:
+                        // the run stops here, so that it reports and writes nothing more on the
+                        // forge behind the new owner's back.
+                        Ok(false) => return None,
+                        Err(err) => tracing::warn!(error = %err, "could not extend job lease"),
                     }
                 }
             }

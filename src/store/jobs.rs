@@ -60,18 +60,27 @@ pub struct JobCounts {
     pub dead: i64,
 }
 
+/// How many times a job's lease may run out before it is buried: a job that kills its process
+/// every time must not be retried forever, but a job whose replica was killed under it (a deploy,
+/// an OOM kill, a lost node) did not fail, and is not charged an attempt for it.
+pub const MAX_LEASE_EXPIRIES: i64 = 10;
+
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
-            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+            // A queued job starts its next attempt; an expired one re-runs the attempt its dead
+            // worker lost (right-hand sides read the row as it was before the update).
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, \
+             attempts = CASE WHEN state = 'running' THEN attempts ELSE attempts + 1 END, \
+             expiries = CASE WHEN state = 'running' THEN expiries + 1 ELSE expiries END, updated_at = $3 \
              WHERE id = (SELECT j.id FROM jobs j \
                 WHERE j.head = 1 AND j.state IN ('queued', 'running') \
-                  AND ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3 AND j.attempts < j.max_attempts)) \
+                  AND ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3 AND j.expiries < $4)) \
                   AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.ordering_key = j.ordering_key AND e.id < j.id \
                                   AND e.state IN ('queued', 'running')) \
                 ORDER BY j.id LIMIT 1 ",
             $lock,
-            ") AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3 AND attempts < max_attempts)) \
+            ") AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3 AND expiries < $4)) \
              RETURNING id, kind, ordering_key, payload, delivery_id, attempts, max_attempts"
         )
     };
@@ -173,6 +182,7 @@ impl Store {
             .bind(owner)
             .bind(lease_until)
             .bind(now)
+            .bind(MAX_LEASE_EXPIRIES)
             .fetch_optional(self.background_writer().await)
             .await?;
         Ok(row.map(|(id, kind, ordering_key, payload, delivery_id, attempts, max_attempts)| ClaimedJob {
@@ -311,8 +321,8 @@ impl Store {
     pub async fn requeue_dead(&self, id: i64, now: Millis) -> Result<bool> {
         let mut tx = self.background_writer().await.begin().await?;
         let key: Option<(String,)> = sqlx::query_as(
-            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, finished_at = NULL \
-             WHERE id = $2 AND state = 'dead' RETURNING ordering_key",
+            "UPDATE jobs SET state = 'queued', attempts = 0, expiries = 0, run_at = $1, updated_at = $1, \
+             finished_at = NULL WHERE id = $2 AND state = 'dead' RETURNING ordering_key",
         )
         .bind(now)
         .bind(id)
@@ -344,21 +354,23 @@ impl Store {
 }
 
 impl Store {
-    /// Buries running jobs whose lease ran out after their last allowed attempt: a job that
-    /// kills its process every time must not be retried forever. A running job is always its
-    /// key's head (only heads are claimed), so the heads index bounds the scan by the keys with
+    /// Buries running jobs whose lease ran out [`MAX_LEASE_EXPIRIES`] times: a job that kills
+    /// its process every time must not be retried forever. A running job is always its key's
+    /// head (only heads are claimed), so the heads index bounds the scan by the keys with
     /// pending work, however long the queues behind them are (the `IN` repeats the index's
     /// predicate so that SQLite's planner sees it applies).
     pub async fn bury_expired(&self, now: Millis) -> Result<u64> {
         let mut tx = self.background_writer().await.begin().await?;
         let keys: Vec<(String,)> = sqlx::query_as(
-            "UPDATE jobs SET state = 'dead', head = 0, last_error = 'lease expired on the last attempt', \
+            "UPDATE jobs SET state = 'dead', head = 0, \
+             last_error = 'its lease ran out ' || expiries || ' times: its worker died or stalled each time', \
              updated_at = $1, finished_at = $1, lease_owner = NULL, lease_until = NULL \
              WHERE head = 1 AND state IN ('queued', 'running') AND state = 'running' AND lease_until < $1 \
-               AND attempts >= max_attempts \
+               AND expiries >= $2 \
              RETURNING ordering_key",
         )
         .bind(now)
+        .bind(MAX_LEASE_EXPIRIES)
         .fetch_all(&mut *tx)
         .await?;
         let keys: Vec<&str> = keys.iter().map(|(k,)| k.as_str()).collect();

@@ -28,7 +28,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::Notify;
 
 pub use deliveries::{DeliveryWriter, NewDelivery, StoreOutcome, DELIVERY_JOB};
-pub use jobs::{ClaimedJob, JobCounts, JobSummary, NewJob};
+pub use jobs::{ClaimedJob, JobCounts, JobSummary, NewJob, MAX_LEASE_EXPIRIES};
 pub use lifecycle::Undeployed;
 pub use records::{AuditEntry, LaneStates, LinkedChange, NumberedEntry, Write};
 
@@ -229,6 +229,12 @@ impl Store {
                 "lifecycle events",
                 include_str!("migrations/common/0004_lifecycle.sql"),
                 include_str!("migrations/common/0004_lifecycle.sql"),
+            ),
+            (
+                5,
+                "job lease expiries",
+                include_str!("migrations/common/0005_job_lease_expiries.sql"),
+                include_str!("migrations/common/0005_job_lease_expiries.sql"),
             ),
         ];
         let migrations = sources
