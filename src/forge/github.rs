@@ -15,11 +15,10 @@ pub use queue::queue_pull_number;
 
 use crate::lane::event::Forge as ForgeKind;
 use crate::lane::policy::MergeMethod;
-use std::time::Duration;
-
 use base64::Engine;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
@@ -27,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AuthoredPull, FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull, QueueGroup, Revalidated,
+    Timeouts,
 };
 use crate::lane::event::PullRequest;
 use crate::lane::policy::{Permission, Responders};
@@ -73,15 +73,19 @@ pub enum GitHubClients {
 
 impl GitHubClients {
     pub fn new(api_url: &str, auth: GitHubAuth) -> Result<GitHubClients, ForgeError> {
+        GitHubClients::with_timeouts(api_url, auth, Timeouts::default())
+    }
+
+    pub fn with_timeouts(api_url: &str, auth: GitHubAuth, timeouts: Timeouts) -> Result<GitHubClients, ForgeError> {
         // A host that accepts and never answers fails the call, and the job retries later.
         let builder = |base: &str| {
             Ok::<_, ForgeError>(
                 Octocrab::builder()
                     .base_uri(base)
                     .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{base}`: {e}")))?
-                    .set_connect_timeout(Some(Duration::from_secs(10)))
-                    .set_read_timeout(Some(Duration::from_secs(30)))
-                    .set_write_timeout(Some(Duration::from_secs(30))),
+                    .set_connect_timeout(Some(timeouts.connect))
+                    .set_read_timeout(Some(timeouts.request))
+                    .set_write_timeout(Some(timeouts.request)),
             )
         };
         let graphql = match graphql_root(api_url) {
@@ -147,12 +151,35 @@ impl Forges for GitHubClients {
     }
 }
 
+/// A read GitHub failed (5xx), dropped or let time out is asked again this many times, at once
+/// but for a short pause: a read changes nothing, and the job's own retry would repeat every
+/// read and write before it.
+const READ_RETRIES: u32 = 2;
+
+/// Worth asking again: GitHub's own failures and the network's, never a refusal or a limit.
+fn transient(err: &octocrab::Error) -> bool {
+    match err {
+        octocrab::Error::GitHub { source, .. } => source.status_code.is_server_error(),
+        octocrab::Error::Hyper { .. } | octocrab::Error::Service { .. } | octocrab::Error::Http { .. } => true,
+        _ => false,
+    }
+}
+
+fn read_pause(attempt: u32) -> Duration {
+    Duration::from_millis(50 * u64::from(attempt))
+}
+
 impl GitHub {
     async fn get<T: octocrab::FromResponse>(&self, route: &str) -> Result<Option<T>, ForgeError> {
-        match self.client.get::<T, _, ()>(route, None).await {
-            Ok(value) => Ok(Some(value)),
-            Err(err) if status(&err) == Some(404) => Ok(None),
-            Err(err) => Err(classify(err)),
+        let mut attempt = 0;
+        loop {
+            match self.client.get::<T, _, ()>(route, None).await {
+                Ok(value) => return Ok(Some(value)),
+                Err(err) if status(&err) == Some(404) => return Ok(None),
+                Err(err) if attempt < READ_RETRIES && transient(&err) => attempt += 1,
+                Err(err) => return Err(classify(err)),
+            }
+            tokio::time::sleep(read_pause(attempt)).await;
         }
     }
 
@@ -165,7 +192,16 @@ impl GitHub {
         expected: &[u16],
     ) -> Result<(u16, Option<String>, Vec<u8>), ForgeError> {
         use http_body_util::BodyExt;
-        let response = self.client._get_with_headers(route, headers).await.map_err(classify)?;
+        let mut attempt = 0;
+        let response = loop {
+            match self.client._get_with_headers(route, headers.clone()).await {
+                Ok(response) if response.status().is_server_error() && attempt < READ_RETRIES => attempt += 1,
+                Ok(response) => break response,
+                Err(err) if attempt < READ_RETRIES && transient(&err) => attempt += 1,
+                Err(err) => return Err(classify(err)),
+            }
+            tokio::time::sleep(read_pause(attempt)).await;
+        };
         let code = response.status().as_u16();
         if !expected.contains(&code) {
             return Err(match octocrab::map_github_error(response).await {

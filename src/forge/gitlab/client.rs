@@ -86,9 +86,13 @@ fn keep<K: std::hash::Hash + Eq, V>(cache: &Cache<K, V>, key: K, value: V, ttl: 
 impl GitLab {
     /// `instance`: `https://gitlab.com`, a self-managed instance's address, or a test fake.
     pub fn new(instance: &str, token: &str) -> Result<GitLab, ForgeError> {
+        GitLab::with_timeouts(instance, token, crate::forge::Timeouts::default())
+    }
+
+    pub fn with_timeouts(instance: &str, token: &str, timeouts: crate::forge::Timeouts) -> Result<GitLab, ForgeError> {
         Ok(GitLab {
             inner: Arc::new(Inner {
-                api: Transport::new(instance, token)?,
+                api: Transport::new(instance, token, timeouts)?,
                 token: token.to_string(),
                 identity: Mutex::default(),
                 users: Mutex::default(),
