@@ -242,7 +242,7 @@ impl Faults {
     }
 
     fn coin(&self) -> bool {
-        next(&mut self.inner.state.lock().unwrap().rng) % 2 == 0
+        next(&mut self.inner.state.lock().unwrap().rng).is_multiple_of(2)
     }
 
     /// Serves `app` on `listener` through the faults, each connection on a task of its own, as
