@@ -105,11 +105,23 @@ impl Job {
         }
     }
 
+    /// Attempts before the job is dead. A reconcile or a queue sweep is cheap and done again by
+    /// the next event or sweep: three. Every other job does work nothing else redoes, and gets
+    /// the budget a delivery gets by default (`--job-max-attempts`, 8): a backport, a revert or
+    /// a reminder makes more forge calls per attempt than a refresh (mirror, branch, pull
+    /// request, labels, people, reports, comment), so its attempts fail more often on a forge
+    /// that fails some calls, and it needs at least as many of them. Each attempt takes up
+    /// what the one before it made (the branch, the pull request by its branch, the comment by
+    /// its marker); the last one reports the failure rather than leaving it looking green.
     pub fn max_attempts(&self) -> i64 {
         match self {
             Job::Reconcile(_) | Job::QueueSweep { .. } => 3,
-            Job::Backport { .. } | Job::BackportFollowup { .. } | Job::Revert { .. } | Job::Remind { .. } => 5,
-            Job::Refresh { .. } | Job::Recheck { .. } => 8,
+            Job::Refresh { .. }
+            | Job::Recheck { .. }
+            | Job::Backport { .. }
+            | Job::BackportFollowup { .. }
+            | Job::Revert { .. }
+            | Job::Remind { .. } => 8,
         }
     }
 
