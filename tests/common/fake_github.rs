@@ -830,7 +830,12 @@ async fn list_statuses(State(world): Shared, Path((owner, repo, sha)): Path<(Str
                 .iter()
                 .rev()
                 .filter(|s| s.sha == sha && !r.check_runs.contains(s))
-                .map(|s| json!({ "context": s.context, "state": s.state, "creator": { "id": 1, "login": s.by } }))
+                .map(|s| {
+                    json!({
+                        "context": s.context, "state": s.state, "description": s.description,
+                        "creator": { "id": 1, "login": s.by },
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default();
