@@ -62,15 +62,39 @@ impl Transport {
 
 /// A read GitLab failed (5xx), dropped or let time out is asked again this many times, at once
 /// but for a short pause: a read changes nothing, and the job's own retry would repeat every
-/// read and write before it. Writes are never repeated here.
+/// read and write before it. A write is repeated only inside [`repeatable`].
 const READ_RETRIES: u32 = 2;
+
+tokio::task_local! {
+    static REPEATABLE: ();
+}
+
+/// Runs `call` with its writes asked again like reads when their answer is lost: only for
+/// writes whose repeat leaves GitLab as one would (labels added, assignees and reviewers set to
+/// the same people, a note or a description set to its whole new text). Never a create (a
+/// note, issue or merge request) or a merge: a lost answer may hide that it happened, and the
+/// lane reads to find out.
+pub async fn repeatable<F: std::future::Future>(call: F) -> F::Output {
+    REPEATABLE.scope((), call).await
+}
+
+/// A failure that may be a lost answer: GitLab's own (5xx) or the network's.
+pub fn lost(err: &Error) -> bool {
+    match err {
+        ApiError::Client { source: TransportError::Http(err) } => {
+            err.is_timeout() || err.is_connect() || err.is_request()
+        }
+        other => status(other).is_some_and(|s| s.is_server_error()),
+    }
+}
 
 impl Transport {
     async fn execute(&self, request: reqwest::Request) -> Result<reqwest::Response, reqwest::Error> {
         let read = matches!(*request.method(), reqwest::Method::GET | reqwest::Method::HEAD);
+        let again_allowed = read || REPEATABLE.try_with(|_| ()).is_ok();
         let mut attempt = 0;
         loop {
-            let again = if read && attempt < READ_RETRIES { request.try_clone() } else { None };
+            let again = if again_allowed && attempt < READ_RETRIES { request.try_clone() } else { None };
             let Some(again) = again else { return self.http.execute(request).await };
             match self.http.execute(again).await {
                 Ok(rsp) if !rsp.status().is_server_error() => return Ok(rsp),
