@@ -10,6 +10,10 @@
 #[path = "../tests/common/fake_github.rs"]
 #[allow(dead_code)]
 mod fake_github;
+// What the fake is served through (nothing, here).
+#[path = "../tests/common/faults.rs"]
+#[allow(dead_code)]
+mod faults;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -493,6 +493,7 @@ impl ServeOptions {
             dashboard_plain_http: self.dashboard_plain_http || file.dashboard_plain_http,
             max_attempts: self.job_max_attempts.or(file.job_max_attempts).unwrap_or(8).max(1),
             durable: !(self.unsafe_skip_fsync || file.unsafe_skip_fsync),
+            forge_timeouts: crate::forge::Timeouts::default(),
         };
         Ok((settings, self.log_format.or(file.log_format).unwrap_or(LogFormat::Human)))
     }

@@ -57,6 +57,8 @@ pub struct ServeSettings {
     pub reconcile_every: Option<Duration>,
     /// Where backports are made.
     pub mirrors: crate::backport::mirror::Mirrors,
+    /// How long a call to GitHub or GitLab may take.
+    pub forge_timeouts: crate::forge::Timeouts,
 }
 
 /// How the lane meets one GitLab instance.
@@ -225,7 +227,10 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
         );
 
     let github = match settings.github_auth {
-        Some(auth) => Some(GitHubClients::new(&settings.github_api_url, auth).map_err(ServeError::Forge)?),
+        Some(auth) => Some(
+            GitHubClients::with_timeouts(&settings.github_api_url, auth, settings.forge_timeouts)
+                .map_err(ServeError::Forge)?,
+        ),
         None if github_serves => {
             tracing::warn!("no GitHub token configured: deliveries are stored and tracked, nothing is reported");
             None
@@ -234,7 +239,7 @@ pub async fn start_with_clock(settings: ServeSettings, clock: Arc<dyn Clock>) ->
     };
     let gitlab = match settings.gitlab.as_ref() {
         Some(GitLabSettings { url, token: Some(token), .. }) => {
-            Some(GitLab::new(url, token).map_err(ServeError::Forge)?)
+            Some(GitLab::with_timeouts(url, token, settings.forge_timeouts).map_err(ServeError::Forge)?)
         }
         Some(_) => {
             tracing::warn!("no GitLab token configured: deliveries are stored and tracked, nothing is reported");

@@ -14,7 +14,7 @@ use super::{audit_write, lane_state_write, Dispatch, StepError};
 use crate::backport::open;
 use crate::forge::{Forge, Forges};
 use crate::lane::audit::{Audit, AuditAction};
-use crate::lane::backport::{self as decide, BackportState};
+use crate::lane::backport::{self as decide, BackportState, BACKPORT_MARKER};
 use crate::lane::effect::Effect;
 use crate::lane::event::ItemState;
 use crate::lane::job::Subject;
@@ -66,7 +66,7 @@ pub(super) async fn run<P: Forges>(
     }
     let merge_commit = pull.merge_commit_sha.clone().unwrap_or_default();
     let mut writes = vec![audit_write(now, change, own(action, &merge_commit, detail))];
-    publish(forge, &repo.full_name, &mut facts, &merge_commit).await?;
+    publish(d, forge, &repo.full_name, &mut facts, &merge_commit).await?;
     writes.push(lane_state_write(change.key(), &facts, read));
     Ok(writes)
 }
@@ -97,10 +97,23 @@ pub async fn pending(store: &crate::store::Store, now: Millis) -> Result<Vec<Pen
     Ok(all)
 }
 
-/// Reports every target's state on the merge commit and in the backport comment.
-async fn publish<F: Forge>(forge: &F, repo: &str, facts: &mut PullFacts, merge_commit: &str) -> Result<(), StepError> {
+/// Reports every target's state on the merge commit and in the backport comment. The report
+/// goes through what the lane wrote lately: a job attempt that posted it and then failed (on
+/// the comment, say) does not post it again on its next attempt.
+async fn publish<P: Forges>(
+    d: &Dispatch<P>,
+    forge: &P::Client,
+    repo: &str,
+    facts: &mut PullFacts,
+    merge_commit: &str,
+) -> Result<(), StepError> {
+    let summary = decide::summary_report(&facts.lane.backports, forge.conventions());
+    if !merge_commit.is_empty() {
+        let effect = Effect::Report { sha: merge_commit.to_string(), report: summary.clone() };
+        apply(forge, Some(&d.written), repo, facts.number, effect).await?;
+    }
     let known = facts.lane.backport_comment_id;
-    let id = open::publish(forge, repo, facts.number, &facts.lane.backports, known, merge_commit).await?;
+    let id = forge.upsert_comment(repo, facts.number, known, BACKPORT_MARKER, &summary.details).await?;
     facts.lane.backport_comment_id = Some(id);
     Ok(())
 }
@@ -165,7 +178,7 @@ pub(super) async fn followup<P: Forges>(
         _ => return Ok(vec![]),
     }
     let merge_commit = facts.lane.merge_commit.clone().unwrap_or_default();
-    publish(forge, &repo.full_name, &mut facts, &merge_commit).await?;
+    publish(d, forge, &repo.full_name, &mut facts, &merge_commit).await?;
     writes.push(lane_state_write(change.key(), &facts, read));
     Ok(writes)
 }

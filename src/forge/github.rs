@@ -15,11 +15,10 @@ pub use queue::queue_pull_number;
 
 use crate::lane::event::Forge as ForgeKind;
 use crate::lane::policy::MergeMethod;
-use std::time::Duration;
-
 use base64::Engine;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
@@ -27,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AuthoredPull, FileContent, Forge, ForgeError, Forges, GitRemote, MergeOutcome, NewPull, QueueGroup, Revalidated,
+    Timeouts,
 };
 use crate::lane::event::PullRequest;
 use crate::lane::policy::{Permission, Responders};
@@ -73,15 +73,19 @@ pub enum GitHubClients {
 
 impl GitHubClients {
     pub fn new(api_url: &str, auth: GitHubAuth) -> Result<GitHubClients, ForgeError> {
+        GitHubClients::with_timeouts(api_url, auth, Timeouts::default())
+    }
+
+    pub fn with_timeouts(api_url: &str, auth: GitHubAuth, timeouts: Timeouts) -> Result<GitHubClients, ForgeError> {
         // A host that accepts and never answers fails the call, and the job retries later.
         let builder = |base: &str| {
             Ok::<_, ForgeError>(
                 Octocrab::builder()
                     .base_uri(base)
                     .map_err(|e| ForgeError::Failed(format!("bad GitHub API URL `{base}`: {e}")))?
-                    .set_connect_timeout(Some(Duration::from_secs(10)))
-                    .set_read_timeout(Some(Duration::from_secs(30)))
-                    .set_write_timeout(Some(Duration::from_secs(30))),
+                    .set_connect_timeout(Some(timeouts.connect))
+                    .set_read_timeout(Some(timeouts.request))
+                    .set_write_timeout(Some(timeouts.request)),
             )
         };
         let graphql = match graphql_root(api_url) {
@@ -147,12 +151,67 @@ impl Forges for GitHubClients {
     }
 }
 
+/// A read GitHub failed (5xx), dropped or let time out is asked again this many times, at once
+/// but for a short pause: a read changes nothing, and the job's own retry would repeat every
+/// read and write before it.
+const READ_RETRIES: u32 = 2;
+
+/// Worth asking again: GitHub's own failures and the network's, never a refusal or a limit.
+fn transient(err: &octocrab::Error) -> bool {
+    match err {
+        octocrab::Error::GitHub { source, .. } => source.status_code.is_server_error(),
+        octocrab::Error::Hyper { .. } | octocrab::Error::Service { .. } | octocrab::Error::Http { .. } => true,
+        _ => false,
+    }
+}
+
+fn read_pause(attempt: u32) -> Duration {
+    Duration::from_millis(50 * u64::from(attempt))
+}
+
+/// A write whose repeat leaves GitHub as one would (labels or assignees added, reviewers asked,
+/// a comment or a description set to its whole new text, a status set) is asked again as a read
+/// is when its answer is lost. A create (comment, issue, pull request, check run) or a merge
+/// never is: a lost answer may hide that it happened, and the lane reads to find out.
+const WRITE_RETRIES: u32 = READ_RETRIES;
+
+/// Runs `call` again, after a pause, while it fails the way a lost answer fails.
+async fn repeated<T, Fut>(call: impl Fn() -> Fut) -> Result<T, octocrab::Error>
+where
+    Fut: std::future::Future<Output = Result<T, octocrab::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(err) if attempt < WRITE_RETRIES && transient(&err) => attempt += 1,
+            done => return done,
+        }
+        tokio::time::sleep(read_pause(attempt)).await;
+    }
+}
+
 impl GitHub {
+    /// Whether the newest status of `status.context` on `sha` is `status`: a post whose answer
+    /// was lost may have set it.
+    async fn status_is(&self, repo: &str, sha: &str, status: &NewStatus<'_>) -> Result<bool, ForgeError> {
+        let route = format!("/repos/{repo}/commits/{sha}/statuses?per_page=100");
+        let listed = self.get::<Vec<ListedStatus>>(&route).await?.unwrap_or_default();
+        // Newest first.
+        Ok(listed.into_iter().find(|s| s.context == status.context).is_some_and(|s| {
+            s.state == status.state && s.description.as_deref().unwrap_or_default() == status.description
+        }))
+    }
+
     async fn get<T: octocrab::FromResponse>(&self, route: &str) -> Result<Option<T>, ForgeError> {
-        match self.client.get::<T, _, ()>(route, None).await {
-            Ok(value) => Ok(Some(value)),
-            Err(err) if status(&err) == Some(404) => Ok(None),
-            Err(err) => Err(classify(err)),
+        let mut attempt = 0;
+        loop {
+            match self.client.get::<T, _, ()>(route, None).await {
+                Ok(value) => return Ok(Some(value)),
+                Err(err) if status(&err) == Some(404) => return Ok(None),
+                Err(err) if attempt < READ_RETRIES && transient(&err) => attempt += 1,
+                Err(err) => return Err(classify(err)),
+            }
+            tokio::time::sleep(read_pause(attempt)).await;
         }
     }
 
@@ -165,7 +224,16 @@ impl GitHub {
         expected: &[u16],
     ) -> Result<(u16, Option<String>, Vec<u8>), ForgeError> {
         use http_body_util::BodyExt;
-        let response = self.client._get_with_headers(route, headers).await.map_err(classify)?;
+        let mut attempt = 0;
+        let response = loop {
+            match self.client._get_with_headers(route, headers.clone()).await {
+                Ok(response) if response.status().is_server_error() && attempt < READ_RETRIES => attempt += 1,
+                Ok(response) => break response,
+                Err(err) if attempt < READ_RETRIES && transient(&err) => attempt += 1,
+                Err(err) => return Err(classify(err)),
+            }
+            tokio::time::sleep(read_pause(attempt)).await;
+        };
         let code = response.status().as_u16();
         if !expected.contains(&code) {
             return Err(match octocrab::map_github_error(response).await {
@@ -222,6 +290,15 @@ struct NewStatus<'a> {
     state: &'a str,
     context: &'a str,
     description: &'a str,
+}
+
+/// A status as `GET …/commits/{sha}/statuses` lists it, newest first.
+#[derive(Deserialize)]
+struct ListedStatus {
+    context: String,
+    state: String,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -549,11 +626,26 @@ impl Forge for GitHub {
             return Ok(());
         }
         let status = NewStatus { state, context: &report.context, description: &report.description };
-        self.client
-            .post::<_, serde_json::Value>(format!("/repos/{repo}/statuses/{sha}"), Some(&status))
-            .await
-            .map_err(classify)?;
-        Ok(())
+        let route = format!("/repos/{repo}/statuses/{sha}");
+        let mut attempt = 0;
+        loop {
+            match self.client.post::<_, serde_json::Value>(route.as_str(), Some(&status)).await {
+                Ok(_) => return Ok(()),
+                Err(err) if attempt < WRITE_RETRIES && transient(&err) => {
+                    attempt += 1;
+                    tokio::time::sleep(read_pause(attempt)).await;
+                    // The status may be set already: posted again, it would be listed twice.
+                    match self.status_is(repo, sha, &status).await {
+                        Ok(true) => return Ok(()),
+                        Ok(false) => {}
+                        // Slowed down: the job waits as long as GitHub asks, then posts again.
+                        Err(limited @ ForgeError::RateLimited(_)) => return Err(limited),
+                        Err(_) => return Err(classify(err)),
+                    }
+                }
+                Err(err) => return Err(classify(err)),
+            }
+        }
     }
 
     async fn upsert_comment(
@@ -570,7 +662,12 @@ impl Forge for GitHub {
         };
         let text = CommentText { body };
         let comment: CommentId = match existing {
-            Some(id) => self.client.patch(format!("/repos/{repo}/issues/comments/{id}"), Some(&text)).await,
+            // The whole text again: an edit repeated is the same edit.
+            Some(id) => {
+                let route = format!("/repos/{repo}/issues/comments/{id}");
+                repeated(|| self.client.patch(route.as_str(), Some(&text))).await
+            }
+            // Never repeated here: the job's next attempt finds it by its marker if it was made.
             None => self.client.post(format!("/repos/{repo}/issues/{number}/comments"), Some(&text)).await,
         }
         .map_err(classify)?;
@@ -598,11 +695,9 @@ impl Forge for GitHub {
     }
 
     async fn set_pull_body(&self, repo: &str, number: u64, body: &str) -> Result<(), ForgeError> {
-        let _: serde_json::Value = self
-            .client
-            .patch(format!("/repos/{repo}/pulls/{number}"), Some(&CommentText { body }))
-            .await
-            .map_err(classify)?;
+        let (route, text) = (format!("/repos/{repo}/pulls/{number}"), CommentText { body });
+        let _: serde_json::Value =
+            repeated(|| self.client.patch(route.as_str(), Some(&text))).await.map_err(classify)?;
         Ok(())
     }
 
@@ -644,22 +739,25 @@ impl Forge for GitHub {
         labels: &[String],
         people: &[String],
     ) -> Result<(), ForgeError> {
+        // Each adds to what is there: asked again, it adds nothing more.
         if !labels.is_empty() {
             let route = format!("/repos/{repo}/issues/{number}/labels");
+            let body = serde_json::json!({ "labels": labels });
             let _: serde_json::Value =
-                self.client.post(route, Some(&serde_json::json!({ "labels": labels }))).await.map_err(classify)?;
+                repeated(|| self.client.post(route.as_str(), Some(&body))).await.map_err(classify)?;
         }
         if people.is_empty() {
             return Ok(());
         }
         let route = format!("/repos/{repo}/issues/{number}/assignees");
+        let body = serde_json::json!({ "assignees": people });
         let _: serde_json::Value =
-            self.client.post(route, Some(&serde_json::json!({ "assignees": people }))).await.map_err(classify)?;
+            repeated(|| self.client.post(route.as_str(), Some(&body))).await.map_err(classify)?;
         // One at a time: GitHub refuses the whole request when one reviewer cannot review.
         for login in people {
             let route = format!("/repos/{repo}/pulls/{number}/requested_reviewers");
-            let asked: Result<serde_json::Value, _> =
-                self.client.post(route, Some(&serde_json::json!({ "reviewers": [login] }))).await;
+            let body = serde_json::json!({ "reviewers": [login] });
+            let asked: Result<serde_json::Value, _> = repeated(|| self.client.post(route.as_str(), Some(&body))).await;
             match asked {
                 Ok(_) => {}
                 Err(err) if status(&err) == Some(422) => {

@@ -21,6 +21,21 @@ pub enum ForgeError {
     Failed(String),
 }
 
+/// How long the lane waits on a forge: a host that accepts and never answers fails the call, and
+/// the job retries later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// The whole call: request written, answer read.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts { connect: Duration::from_secs(10), request: Duration::from_secs(30) }
+    }
+}
+
 /// What a merge request to the forge came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergeOutcome {

@@ -105,11 +105,25 @@ impl Job {
         }
     }
 
+    /// Attempts before the job is dead. A queue sweep is done again by the next sweep: three.
+    /// Every other job gets the budget a delivery gets by default (`--job-max-attempts`, 8): a
+    /// reconcile evaluates the change as a delivery does (and is what looks at a change again
+    /// after an evaluation failed part-way); a backport, a revert or a reminder makes more
+    /// forge calls per attempt than a refresh (mirror, branch, pull request, labels, people,
+    /// reports, comment), so its attempts fail more often on a forge that fails some calls, and
+    /// it needs at least as many of them. Each attempt takes up what the one before it made
+    /// (the branch, the pull request by its branch, the comment by its marker); the last one
+    /// reports the failure rather than leaving it looking green.
     pub fn max_attempts(&self) -> i64 {
         match self {
-            Job::Reconcile(_) | Job::QueueSweep { .. } => 3,
-            Job::Backport { .. } | Job::BackportFollowup { .. } | Job::Revert { .. } | Job::Remind { .. } => 5,
-            Job::Refresh { .. } | Job::Recheck { .. } => 8,
+            Job::QueueSweep { .. } => 3,
+            Job::Reconcile(_)
+            | Job::Refresh { .. }
+            | Job::Recheck { .. }
+            | Job::Backport { .. }
+            | Job::BackportFollowup { .. }
+            | Job::Revert { .. }
+            | Job::Remind { .. } => 8,
         }
     }
 

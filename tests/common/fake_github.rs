@@ -14,6 +14,8 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::faults::{Faults, Flavor};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub sha: String,
@@ -89,12 +91,16 @@ pub struct Repo {
     pub queue_only: Vec<String>,
     /// The default branch's commits made by merges, oldest first: what `compare` answers from.
     pub history: Vec<String>,
+    /// number → the commit in `git_dir` a merge of the pull request lands as, instead of one
+    /// made up: what a backport then picks.
+    pub landings: BTreeMap<u64, String>,
 }
 
 impl Repo {
     /// Merges pull request `number` as a new commit on top of the default branch's history.
     pub fn land(&mut self, number: u64) -> String {
-        let sha = format!("{:032x}{:08x}", 0x6d65_7267_6564_u128 + self.history.len() as u128, number);
+        let made_up = || format!("{:032x}{:08x}", 0x6d65_7267_6564_u128 + self.history.len() as u128, number);
+        let sha = self.landings.get(&number).cloned().unwrap_or_else(made_up);
         if let Some(p) = self.pulls.get_mut(&number) {
             p["merged"] = json!(true);
             p["state"] = json!("closed");
@@ -148,21 +154,28 @@ pub struct World {
 pub struct FakeGitHub {
     pub world: Arc<Mutex<World>>,
     pub url: String,
+    /// What stands between the lane and this fake: nothing, unless it was started with faults.
+    pub faults: Faults,
 }
 
 impl FakeGitHub {
     /// Laid out as github.com: REST at the root, GraphQL at `/graphql`.
     pub async fn start() -> FakeGitHub {
-        FakeGitHub::serve(false).await
+        FakeGitHub::serve(false, Faults::off()).await
+    }
+
+    /// Laid out as github.com, every call going through `faults`.
+    pub async fn start_with(faults: Faults) -> FakeGitHub {
+        FakeGitHub::serve(false, faults).await
     }
 
     /// Laid out as GitHub Enterprise Server: REST under `/api/v3` (the `url`), GraphQL beside
     /// it at `/api/graphql`. Recorded calls carry the whole path.
     pub async fn start_enterprise() -> FakeGitHub {
-        FakeGitHub::serve(true).await
+        FakeGitHub::serve(true, Faults::off()).await
     }
 
-    async fn serve(enterprise: bool) -> FakeGitHub {
+    async fn serve(enterprise: bool, faults: Faults) -> FakeGitHub {
         let world = Arc::new(Mutex::new(World { next_id: 1000, ..World::default() }));
         let api = Router::new()
             .route("/repos/{owner}/{repo}/contents/{*path}", get(contents))
@@ -206,8 +219,8 @@ impl FakeGitHub {
             .with_state(world.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}{prefix}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        FakeGitHub { world, url }
+        tokio::spawn(faults.clone().serve(listener, app, Flavor::GitHub));
+        FakeGitHub { world, url, faults }
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
@@ -817,7 +830,12 @@ async fn list_statuses(State(world): Shared, Path((owner, repo, sha)): Path<(Str
                 .iter()
                 .rev()
                 .filter(|s| s.sha == sha && !r.check_runs.contains(s))
-                .map(|s| json!({ "context": s.context, "state": s.state, "creator": { "id": 1, "login": s.by } }))
+                .map(|s| {
+                    json!({
+                        "context": s.context, "state": s.state, "description": s.description,
+                        "creator": { "id": 1, "login": s.by },
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default();

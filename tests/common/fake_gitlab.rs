@@ -17,6 +17,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sha2::Digest;
 
+use super::faults::{Faults, Flavor};
+
 /// Who the lane's token is, unless a test says otherwise: a project access token's bot.
 pub const BOT: &str = "project_42_bot_hotfix";
 /// The access levels GitLab grants.
@@ -344,6 +346,9 @@ pub struct Project {
     /// A bare repository on disk standing in for the project's git side: its clone URL, and
     /// the branches and files the fake does not model itself.
     pub git_dir: Option<std::path::PathBuf>,
+    /// iid → the commit in `git_dir` its merge lands as (the merge commit), instead of one
+    /// made up: what a backport then picks.
+    pub landings: BTreeMap<u64, String>,
     /// Knobs: answer 405 to the next this many merge calls.
     pub merge_405: u32,
     /// Answer the next merge call 422 with this message.
@@ -757,8 +762,9 @@ impl World {
             _ => params.squash.unwrap_or(mr.squash),
         };
         let (head, target) = (mr.sha.clone(), mr.target_branch.clone());
-        let squash_sha = squash.then(|| self.new_sha());
-        let merge_sha = (method != "ff").then(|| self.new_sha());
+        let landing = p.landings.get(&iid).cloned();
+        let squash_sha = squash.then(|| self.new_sha()).filter(|_| landing.is_none());
+        let merge_sha = landing.or_else(|| (method != "ff").then(|| self.new_sha()));
         let tip = merge_sha.clone().or(squash_sha.clone()).unwrap_or(head.clone());
         let parent = self.projects[&project].branches.get(&target).cloned();
         let title = format!("Merge branch into '{target}'");
@@ -1224,6 +1230,8 @@ pub struct FakeGitLab {
     pub world: Arc<Mutex<World>>,
     /// The instance's base URL, as the lane is configured with it (the API is `{url}/api/v4`).
     pub url: String,
+    /// What stands between the lane and this fake: nothing, unless it was started with faults.
+    pub faults: Faults,
 }
 
 /// A merge request to open through the control API.
@@ -1245,12 +1253,17 @@ pub struct OpenMr {
 impl FakeGitLab {
     /// An instance with its bot user ([`BOT`]) and no project yet.
     pub async fn start() -> FakeGitLab {
+        FakeGitLab::start_with(Faults::off()).await
+    }
+
+    /// An instance every call to which goes through `faults`.
+    pub async fn start_with(faults: Faults) -> FakeGitLab {
         let world = Arc::new(Mutex::new(World { next_id: 1000, ..World::default() }));
         let app = Router::new().fallback(dispatch).with_state(world.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let fake = FakeGitLab { world, url: url.clone() };
+        tokio::spawn(faults.clone().serve(listener, app, Flavor::GitLab));
+        let fake = FakeGitLab { world, url: url.clone(), faults };
         fake.with(|w| {
             w.base = url;
             w.bot = w.user(BOT);
@@ -1354,6 +1367,7 @@ impl FakeGitLab {
                 merge_422: None,
                 merge_then_500: 0,
                 git_dir: None,
+                landings: BTreeMap::new(),
             };
             project.members.insert(bot, MAINTAINER);
             w.projects.insert(id, project);

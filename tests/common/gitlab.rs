@@ -445,6 +445,9 @@ pub struct GitLabDriver {
     /// Whether hooks go to the lane; off, the driver only plays moves on the fake (for tests of
     /// the driver itself while the lane cannot take GitLab hooks yet).
     pub deliver: bool,
+    /// Whether each hook waits until every job it caused has run (on by default); a test
+    /// driving many changes at once turns it off and waits by itself.
+    pub settle_each: bool,
     _db: TestDb,
     /// GitLab's comments are snapshotted apart from GitHub's (`name@gitlab.snap`): commit ids
     /// and the forge's words differ.
@@ -461,7 +464,9 @@ impl GitLabDriver {
         }
         let status = self.deliver_to(&self.base, kind, &body).await;
         assert!(status == 202 || status == 200, "{kind} Hook answered {status}");
-        self.settle().await;
+        if self.settle_each {
+            self.settle().await;
+        }
     }
 
     /// Posts a hook of `kind` to the server at `base` (this lane's, or a replica's) as GitLab
@@ -550,6 +555,30 @@ impl GitLabDriver {
 }
 
 impl GitLabDriver {
+    /// On a fake GitLab of the caller's choosing (one with faults, say), with settings of the
+    /// test's own beside the harness's.
+    pub async fn start_configured(
+        fake: FakeGitLab,
+        backend: Backend,
+        policy: &str,
+        configure: impl FnOnce(&mut hotfix_lane::server::ServeSettings),
+    ) -> GitLabDriver {
+        fake.add_project(PROJECT, PROJECT_PATH, DEFAULT_BRANCH);
+        fake.set_file(PROJECT, DEFAULT_BRANCH, POLICY, policy);
+        let db = TestDb::new(backend).await;
+        let clock = Arc::new(ManualClock::new(NOW));
+        let mut settings = settings_for(&fake, &db);
+        configure(&mut settings);
+        let server = super::start_server_with(settings, clock.clone()).await;
+        let base = base_url(&server);
+        let client = reqwest::Client::new();
+        let mut snapshots = insta::Settings::clone_current();
+        snapshots.set_snapshot_suffix("gitlab");
+        let _snapshots = snapshots.bind_to_scope();
+        let sent = Vec::new();
+        GitLabDriver { fake, clock, server, client, base, sent, deliver: true, settle_each: true, _db: db, _snapshots }
+    }
+
     /// Someone runs a new pipeline for the merge request's head (Run pipeline, or a retry of
     /// the whole pipeline): GitLab makes it the head pipeline and says so in a Pipeline Hook.
     pub async fn run_pipeline(&mut self, change: Change) -> u64 {
@@ -564,18 +593,7 @@ impl GitLabDriver {
 
 impl ForgeDriver for GitLabDriver {
     async fn start(backend: Backend, policy: &str) -> GitLabDriver {
-        let fake = FakeGitLab::start().await;
-        fake.add_project(PROJECT, PROJECT_PATH, DEFAULT_BRANCH);
-        fake.set_file(PROJECT, DEFAULT_BRANCH, POLICY, policy);
-        let db = TestDb::new(backend).await;
-        let clock = Arc::new(ManualClock::new(NOW));
-        let server = super::start_server_with(settings_for(&fake, &db), clock.clone()).await;
-        let base = base_url(&server);
-        let client = reqwest::Client::new();
-        let mut snapshots = insta::Settings::clone_current();
-        snapshots.set_snapshot_suffix("gitlab");
-        let _snapshots = snapshots.bind_to_scope();
-        GitLabDriver { fake, clock, server, client, base, sent: Vec::new(), deliver: true, _db: db, _snapshots }
+        GitLabDriver::start_configured(FakeGitLab::start().await, backend, policy, |_| {}).await
     }
 
     fn repo(&self) -> String {

@@ -4,6 +4,7 @@
 
 pub mod fake_github;
 pub mod fake_gitlab;
+pub mod faults;
 pub mod git;
 pub mod github;
 pub mod gitlab;
@@ -157,6 +158,7 @@ pub fn settings(db: &TestDb) -> ServeSettings {
             std::env::temp_dir().join(format!("hl-test-mirrors-{:016x}", fastrand::u64(..))),
             1 << 30,
         ),
+        forge_timeouts: Default::default(),
     }
 }
 

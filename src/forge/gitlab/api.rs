@@ -184,6 +184,8 @@ pub struct Status {
     pub name: String,
     pub status: String,
     #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
     pub author: Option<User>,
 }
 

@@ -34,6 +34,10 @@ pub const CI_SOURCE: &str = "gitlab-ci";
 /// Lists are read to the end, within reason: a change with more is not one the lane can judge.
 const MOST: usize = 5_000;
 
+/// A status post whose answer was lost is asked again this many times, each after reading
+/// whether it was set (as a read is asked again).
+const STATUS_RETRIES: u32 = 2;
+
 /// How long a commit's head pipeline is trusted between two reports of one evaluation.
 const PLACEMENT_TTL: Duration = Duration::from_secs(2);
 
@@ -86,9 +90,13 @@ fn keep<K: std::hash::Hash + Eq, V>(cache: &Cache<K, V>, key: K, value: V, ttl: 
 impl GitLab {
     /// `instance`: `https://gitlab.com`, a self-managed instance's address, or a test fake.
     pub fn new(instance: &str, token: &str) -> Result<GitLab, ForgeError> {
+        GitLab::with_timeouts(instance, token, crate::forge::Timeouts::default())
+    }
+
+    pub fn with_timeouts(instance: &str, token: &str, timeouts: crate::forge::Timeouts) -> Result<GitLab, ForgeError> {
         Ok(GitLab {
             inner: Arc::new(Inner {
-                api: Transport::new(instance, token)?,
+                api: Transport::new(instance, token, timeouts)?,
                 token: token.to_string(),
                 identity: Mutex::default(),
                 users: Mutex::default(),
@@ -112,18 +120,20 @@ impl GitLab {
         body: &str,
     ) -> Result<u64, ForgeError> {
         let body = &inert(body);
+        // The whole text again: an edit repeated is the same edit.
         let edit = |id: u64| Call::put(format!("{notes}/{id}")).form("body", body);
         if let Some(id) = known {
-            if self.find::<serde_json::Value>(edit(id)).await?.is_some() {
+            if transport::repeatable(self.find::<serde_json::Value>(edit(id))).await?.is_some() {
                 return Ok(id);
             }
         }
         let me = self.identity().await?;
         let all: Vec<v4::Note> = self.all(Call::get(notes.clone()).query("sort", "asc")).await?;
         if let Some(ours) = all.iter().find(|n| !n.system && n.author.username == me && n.body.contains(marker)) {
-            self.call::<serde_json::Value>(edit(ours.id)).await?;
+            transport::repeatable(self.call::<serde_json::Value>(edit(ours.id))).await?;
             return Ok(ours.id);
         }
+        // Never repeated here: the job's next attempt finds it by its marker if it was made.
         let created: v4::CreatedNote = self.call(Call::post(notes).form("body", body)).await?;
         Ok(created.id)
     }
@@ -229,19 +239,66 @@ impl GitLab {
             CheckState::Failure => "failed",
             CheckState::Pending => "pending",
         };
-        let mut call = Call::post(format!("projects/{}/statuses/{sha}", segment(repo)))
-            .form("state", state)
-            .form("name", &report.context)
-            .form("description", &report.description);
+        let call = || {
+            let call = Call::post(format!("projects/{}/statuses/{sha}", segment(repo)))
+                .form("state", state)
+                .form("name", &report.context)
+                .form("description", &report.description);
+            match pipeline {
+                Some(id) => call.form("pipeline_id", id),
+                None => call,
+            }
+        };
+        let mut attempt = 0;
+        loop {
+            let answer: Result<serde_json::Value, _> = call().query_async(&self.inner.api).await;
+            match answer {
+                Ok(_) => return Ok(()),
+                // The same state again: GitLab refuses the transition, the status stands.
+                Err(err) if transport::message(&err).contains("Cannot transition status") => return Ok(()),
+                Err(err) if attempt < STATUS_RETRIES && transport::lost(&err) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    // The status may be set already: posted again once finished, GitLab would
+                    // list it twice (the first as retried).
+                    match self.status_is(repo, sha, pipeline, &report.context, state, &report.description).await {
+                        Ok(true) => return Ok(()),
+                        Ok(false) => {}
+                        // Slowed down: the job waits as long as GitLab asks, then posts again.
+                        Err(limited @ ForgeError::RateLimited(_)) => return Err(limited),
+                        Err(_) => return Err(transport::forge_error(err)),
+                    }
+                }
+                Err(err) => return Err(transport::forge_error(err)),
+            }
+        }
+    }
+
+    /// Whether the newest status named `name` on `sha` (in `pipeline`) is the lane's, in `state`
+    /// with `description`: a post whose answer was lost may have set it.
+    async fn status_is(
+        &self,
+        repo: &str,
+        sha: &str,
+        pipeline: Option<u64>,
+        name: &str,
+        state: &str,
+        description: &str,
+    ) -> Result<bool, ForgeError> {
+        let me = self.identity().await?;
+        let mut call = Call::get(format!("projects/{}/repository/commits/{sha}/statuses", segment(repo)))
+            .query("name", name)
+            .query("per_page", 1);
         if let Some(id) = pipeline {
-            call = call.form("pipeline_id", id);
+            call = call.query("pipeline_id", id);
         }
-        match call.query_async(&self.inner.api).await {
-            Ok(serde_json::Value::Object(_)) | Ok(_) => Ok(()),
-            // The same state again: GitLab refuses the transition, the status stands.
-            Err(err) if transport::message(&err).contains("Cannot transition status") => Ok(()),
-            Err(err) => Err(transport::forge_error(err)),
-        }
+        let listed: Vec<v4::Status> = self.call(call).await?;
+        // Newest first.
+        Ok(listed.first().is_some_and(|s| {
+            s.status == state
+                && s.description.as_deref().unwrap_or_default() == description
+                && s.author.as_ref().is_some_and(|a| a.username == me)
+        }))
     }
 
     fn merge_answer(&self, err: &transport::Error) -> Option<MergeOutcome> {
@@ -575,7 +632,7 @@ impl Forge for GitLab {
     async fn set_pull_body(&self, repo: &str, number: u64, body: &str) -> Result<(), ForgeError> {
         let call =
             Call::put(format!("projects/{}/merge_requests/{number}", segment(repo))).form("description", inert(body));
-        self.call::<serde_json::Value>(call).await.map(|_| ())
+        transport::repeatable(self.call::<serde_json::Value>(call)).await.map(|_| ())
     }
 
     async fn git_remote(&self, repo: &str) -> Result<GitRemote, ForgeError> {
@@ -625,7 +682,8 @@ impl Forge for GitLab {
                 call = call.form("assignee_ids[]", id).form("reviewer_ids[]", id);
             }
         }
-        self.call::<serde_json::Value>(call).await.map(|_| ())
+        // Labels added, people set to the same list: asked again, it changes nothing more.
+        transport::repeatable(self.call::<serde_json::Value>(call)).await.map(|_| ())
     }
 
     /// The jobs of the pipeline that gates the merge (GitLab CI, [`CI_SOURCE`]; a retried job
