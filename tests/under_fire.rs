@@ -254,8 +254,11 @@ struct Left {
     backports: usize,
     /// Comments the lane keeps on the change: how many, and what they read now.
     comments: Vec<String>,
-    /// Reports on the change's head and its merge commit, per context: how many were posted.
-    reports: BTreeMap<String, usize>,
+    /// Reports on the change's head and its merge commit, per context: the values it took, in
+    /// order. A report is a value on the commit, not an object: posting the same value again
+    /// (a post whose answer was lost, repeated) changes nothing anyone sees, so repeats of a
+    /// value collapse; a report that went back to an earlier value would show.
+    reports: BTreeMap<String, Vec<String>>,
 }
 
 fn left<D: UnderFire>(forge: &D, change: Change, landed: &str, written: &[Written]) -> Left {
@@ -268,7 +271,7 @@ fn left<D: UnderFire>(forge: &D, change: Change, landed: &str, written: &[Writte
     let comments = ids.iter().map(|id| written.iter().rev().find(|w| w.id == *id).unwrap().body.clone()).collect();
     let head = forge.head(change);
     let mut reports = BTreeMap::new();
-    for (sha, context, _, _) in forge.reports() {
+    for (sha, context, state, description) in forge.reports() {
         let on = if sha == head {
             "head"
         } else if sha == landed {
@@ -276,7 +279,11 @@ fn left<D: UnderFire>(forge: &D, change: Change, landed: &str, written: &[Writte
         } else {
             continue;
         };
-        *reports.entry(format!("{on} {context}")).or_insert(0) += 1;
+        let values: &mut Vec<String> = reports.entry(format!("{on} {context}")).or_default();
+        let value = format!("{state}: {}", shape(&description));
+        if values.last() != Some(&value) {
+            values.push(value);
+        }
     }
     Left { merges: forge.merges(change), backports: forge.backports(change), comments, reports }
 }
@@ -318,7 +325,9 @@ async fn lifecycles_under_fire<D: UnderFire>(backend: Backend, count: usize) {
     run_wave(&mut forge, &changes(&yardstick), &landed).await;
     faults.pause(false);
     let before = faults.served().len();
-    for wave in numbers.chunks(WAVE) {
+    // The highest numbers first: a fake forge numbers a new pull or merge request (a backport)
+    // above every number in use, so it never takes a number a later wave opens.
+    for wave in numbers.rchunks(WAVE) {
         run_wave(&mut forge, &changes(wave), &landed).await;
     }
     ticker.abort();
@@ -350,7 +359,10 @@ async fn lifecycles_under_fire<D: UnderFire>(backend: Backend, count: usize) {
 
     let store = forge.store();
     assert_eq!(store.job_counts().await.unwrap().dead, 0);
-    let early = faults.early_retries();
+    // The lane's clock here steps along with real time every 5 ms and falls behind under load,
+    // so its waits are measured up to a few steps short; the retry delays (40–400 ms) and the
+    // waits asked for (a second or more) are far apart, so a retry that ignored one still shows.
+    let early = faults.early_retries(Duration::from_millis(50));
     assert!(early.is_empty(), "retried sooner than the forge allowed: {early:#?}");
 
     let hurt = faults.served()[before..].iter().filter(|s| s.fault.is_some()).count();

@@ -1415,6 +1415,8 @@ impl FakeGitLab {
             let author = w.user(&mr.author);
             let p = &w.projects[&project];
             let iid = mr.iid.unwrap_or_else(|| p.merge_requests.keys().max().map_or(1, |n| n + 1));
+            // GitLab never gives a number twice: a test that asks for one in use is wrong.
+            assert!(!p.merge_requests.contains_key(&iid), "!{iid} is already open in project {project}");
             let target = if mr.target_branch.is_empty() { p.default_branch.clone() } else { mr.target_branch };
             let source = if mr.source_branch.is_empty() { format!("fix-{iid}") } else { mr.source_branch };
             let base = p.branches.get(&target).cloned();

@@ -193,14 +193,16 @@ impl Faults {
     }
 
     /// Each rate-limited call whose retry (the next call of the same method and path) came
-    /// sooner than the answer allowed: `(refused, retry)`.
-    pub fn early_retries(&self) -> Vec<(Served, Served)> {
+    /// more than `slack` sooner than the answer allowed: `(refused, retry)`. The slack is for a
+    /// lane whose clock is not the wall clock (one stepped along with real time measures a wait
+    /// a few milliseconds short or long); a retry that ignored the answer comes far earlier.
+    pub fn early_retries(&self, slack: Duration) -> Vec<(Served, Served)> {
         let served = self.served();
         let mut early = Vec::new();
         for (i, refused) in served.iter().enumerate() {
             let Some(not_before) = refused.not_before else { continue };
             let retry = served[i + 1..].iter().find(|s| s.method == refused.method && s.uri == refused.uri);
-            if let Some(retry) = retry.filter(|r| r.at < not_before) {
+            if let Some(retry) = retry.filter(|r| r.at + slack < not_before) {
                 early.push((refused.clone(), retry.clone()));
             }
         }
