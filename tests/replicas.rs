@@ -392,11 +392,13 @@ impl World {
         };
         self.fake.repo(REPO, |r| r.comments.push(comment));
         self.deliver("issue_comment", id("postmortem"), &event).await;
-        self.until(format!("#{n}: the postmortem linked"), |_| {
+        // Linked: reported, and written into the description (the report may come first).
+        self.until(format!("#{n}: the postmortem linked"), |f| {
             self.lane_status(&head, "hotfix-lane/postmortem").as_deref() == Some("success")
+                && f.repo(REPO, |r| r.pulls[&n]["body"].as_str().is_some_and(|b| b.contains("Postmortem: #")))
         })
         .await;
-        // GitHub tells of the lane's own edit of the description.
+        // GitHub tells of the lane's own edit of the description, with the description it left.
         let served = self.fake.repo(REPO, |r| r.pulls[&n].clone());
         let mut event = pr_event("edited", &served, None, common::fake_github::LANE_TOKEN_USER);
         event["changes"] = json!({ "body": { "from": "The crash on start-up." } });
@@ -685,6 +687,11 @@ async fn two_replicas_killed_at_random_lose_and_repeat_nothing() {
         .await
         .unwrap();
         eprintln!("#{n}: jobs (id, kind, attempts, expiries, last error): {jobs:?}");
+        for s in fake.repo(REPO, |r| r.statuses.clone()) {
+            if s.sha == heads[n] && s.context.starts_with("hotfix-lane/") {
+                eprintln!("#{n}: {} {} {}", s.context, s.state, s.description);
+            }
+        }
     }
     assert!(differing.is_empty(), "lifecycles unlike the fault-free one ({reference:?}): {differing:#?}");
     let merges = fake.repo(REPO, |r| r.merges.len());
