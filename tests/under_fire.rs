@@ -4,8 +4,8 @@
 //! whole lane at once — labelled by a responder (in the lane, authorized), the postmortem issue
 //! opened, the smoke check green, merged, backported to the default branch — and what the fake
 //! forge holds afterwards is what a fault-free run leaves: one merge per change, one backport,
-//! one postmortem issue, the same comments and reports, no job dead, and every retry after a
-//! rate limit no sooner than the forge allowed.
+//! one postmortem issue, the same comments, reports that took the same values, no job dead,
+//! and every retry after a rate limit no sooner than the forge allowed.
 
 mod common;
 
