@@ -414,8 +414,13 @@ async fn a_retried_backport_reuses_its_own_branch_and_pull_request() {
     let world = GitWorld::new();
     let merged = landed_hotfix(&world);
     let lane = backport_lane(&world).await;
-    // The branch is pushed and the pull request opened, then labelling it fails.
-    lane.fake.with(|w| w.failures.push(("POST /repos/Codertocat/Hello-World/issues/3/labels".into(), 502)));
+    // The branch is pushed and the pull request opened, then labelling it fails: three times,
+    // for adding a label is asked again twice before the attempt gives up.
+    lane.fake.with(|w| {
+        for _ in 0..3 {
+            w.failures.push(("POST /repos/Codertocat/Hello-World/issues/3/labels".into(), 502));
+        }
+    });
     let delivery = Delivery::new("pull_request", "merged", merged_event(&lane, &merged));
     let mut first_tip = None;
     deliver_with_one_failed_attempt(&lane, &delivery, || first_tip = world.remote_tip(BRANCH)).await;
