@@ -29,7 +29,7 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -273,14 +273,7 @@ fn spawn_server(database_url: &str, api: &str, workers: usize, mirrors: &Path, l
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn hotfix-lane serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr: String = loop {
-        let line = lines.next().expect("the server exited before listening").unwrap();
-        let entry: Value = serde_json::from_str(&line).unwrap_or_default();
-        if entry["message"] == "listening" {
-            break entry["addr"].as_str().unwrap().to_string();
-        }
-    };
+    let (addr, lines) = common::listening(&mut child);
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             let level = if line.contains("\"level\":\"WARN\"") {

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,14 +29,8 @@ fn spawn_server(db: &TestDb) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn hotfix-lane serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
-        let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if log["message"] == "listening" {
-            break log["addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
+    let (addr, lines) = common::listening(&mut child);
+    let addr = addr.parse().unwrap();
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Server { child, addr }

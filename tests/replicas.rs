@@ -20,7 +20,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -86,14 +85,8 @@ fn spawn_replica(database_url: &str, api: &str, mirrors: &Path, log: Arc<Mutex<V
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn hotfix-lane serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("a replica exited before listening").unwrap();
-        let entry: Value = serde_json::from_str(&line).unwrap_or_default();
-        if entry["message"] == "listening" {
-            break entry["addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
+    let (addr, lines) = common::listening(&mut child);
+    let addr = addr.parse().unwrap();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             if line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"") || line.contains("panicked")

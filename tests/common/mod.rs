@@ -246,3 +246,21 @@ pub async fn settle(store: &Store) {
     .await;
     assert_eq!(store.job_counts().await.unwrap().dead, 0, "a job died: {:?}", store.jobs_in_state("dead").await);
 }
+
+/// Reads a `serve` process's JSON log (its stderr, piped) until it says where it listens;
+/// returns that address and the rest of the log, which the caller must keep draining so the
+/// child never blocks on a full pipe.
+#[allow(dead_code)]
+pub fn listening(
+    child: &mut std::process::Child,
+) -> (String, std::io::Lines<std::io::BufReader<std::process::ChildStderr>>) {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    loop {
+        let line = lines.next().expect("the server exited before listening").expect("a log line");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if entry["message"] == "listening" {
+            return (entry["addr"].as_str().expect("the address").to_string(), lines);
+        }
+    }
+}
