@@ -9,6 +9,10 @@
 //! removed once the cache outgrows its budget. A git command still running after its time limit
 //! is killed: a host that accepts and never answers must not hold the mirror (and a blocking
 //! thread) forever.
+//!
+//! Each git command holds the mirror's lock too (the lock file is its standard input): a git left
+//! running by a lane process that was killed keeps the mirror until it ends, so whoever takes the
+//! lock next knows no git is at work in it, and clears the ref locks a git killed halfway left.
 
 use std::fs::File;
 use std::io::Read;
@@ -41,7 +45,7 @@ pub struct Mirror {
     path: PathBuf,
     repo: git2::Repository,
     git_timeout: Duration,
-    _lock: File,
+    lock: File,
 }
 
 /// Who the forge should see: an access token sent as HTTP basic auth, or nothing (local paths).
@@ -119,12 +123,19 @@ impl Mirrors {
     pub fn open(&self, key: &str) -> Result<Mirror, MirrorError> {
         assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "mirror keys are plain names");
         std::fs::create_dir_all(&self.dir)?;
-        let lock =
-            File::options().create(true).truncate(false).write(true).open(self.dir.join(format!("{key}.lock")))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(self.dir.join(format!("{key}.lock")))?;
         lock.lock()?;
         // The lock file's modification time is the mirror's last use, for eviction.
         lock.set_modified(SystemTime::now())?;
         let path = self.dir.join(format!("{key}.git"));
+        // No git holds the lock now (each one inherits it), so a lock file in the mirror was
+        // left by a git that was killed: git would refuse to touch those refs ever again.
+        clear_stale_locks(&path, true)?;
         let repo = match git2::Repository::open_bare(&path) {
             Ok(repo) => repo,
             Err(_) => {
@@ -135,7 +146,7 @@ impl Mirrors {
                 git2::Repository::init_bare(&path)?
             }
         };
-        Ok(Mirror { path, repo, git_timeout: self.git_timeout, _lock: lock })
+        Ok(Mirror { path, repo, git_timeout: self.git_timeout, lock })
     }
 
     /// Removes the mirrors used longest ago (and not in use now) until the cache fits its
@@ -171,6 +182,25 @@ impl Mirrors {
         }
         Ok(removed)
     }
+}
+
+/// Removes git's `*.lock` files at the top of the mirror and under `refs/` (those a fetch
+/// takes: `packed-refs.lock`, `shallow.lock`, `refs/heads/x.lock`, …).
+fn clear_stale_locks(dir: &Path, top: bool) -> std::io::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if entry.file_type()?.is_dir() {
+            if !top || name == "refs" {
+                clear_stale_locks(&entry.path(), false)?;
+            }
+        } else if name.to_string_lossy().ends_with(".lock") {
+            tracing::warn!(file = %entry.path().display(), "removing a lock a killed git left in the mirror");
+            std::fs::remove_file(entry.path()).or_else(ignore_missing)?;
+        }
+    }
+    Ok(())
 }
 
 fn ignore_missing(err: std::io::Error) -> std::io::Result<()> {
@@ -227,16 +257,24 @@ impl Mirror {
         }
     }
 
+    /// `program` in a child that holds the mirror's lock for as long as it runs, whatever
+    /// becomes of this process.
+    fn command(&self, program: &str) -> std::io::Result<Command> {
+        let mut command = Command::new(program);
+        command.stdin(Stdio::from(self.lock.try_clone()?));
+        Ok(command)
+    }
+
     fn git(&self, action: &'static str, credentials: &Credentials, args: &[&str]) -> Result<String, MirrorError> {
-        let mut command = Command::new("git");
-        command.arg("--git-dir").arg(&self.path).args(args).stdin(Stdio::null());
+        let failed = |detail: String| MirrorError::Command { action, detail };
+        let mut command = self.command("git").map_err(|e| failed(e.to_string()))?;
+        command.arg("--git-dir").arg(&self.path).args(args);
         // Only what this call sets: no inherited repository or config from the environment.
         for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT"] {
             command.env_remove(var);
         }
         credentials.apply(&mut command);
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let failed = |detail: String| MirrorError::Command { action, detail };
         let mut child = command.spawn().map_err(|e| failed(e.to_string()))?;
         let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
         let Some(status) = wait_at_most(&mut child, self.git_timeout).map_err(|e| failed(e.to_string()))? else {
@@ -324,6 +362,49 @@ mod tests {
         drop(first);
         rx.recv_timeout(std::time::Duration::from_secs(5)).expect("then gets its turn");
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn a_git_left_running_by_a_killed_lane_process_keeps_the_mirror_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirrors = Mirrors::new(dir.path().to_path_buf(), u64::MAX);
+        let mirror = mirrors.open("repo").unwrap();
+        let mut child = mirror.command("sleep").unwrap().arg("1").spawn().unwrap();
+        // The lane process's own hold ends (as when it is killed); the child's does not.
+        drop(mirror);
+        let lock = File::open(dir.path().join("repo.lock")).unwrap();
+        assert!(lock.try_lock().is_err(), "the mirror stays locked while its git runs");
+        child.wait().unwrap();
+        lock.try_lock().expect("and is free once it ends");
+    }
+
+    #[test]
+    fn ref_locks_a_killed_git_left_do_not_stop_the_next_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        let upstream = git2::Repository::init_bare(&remote).unwrap();
+        let commit = |message: &str| {
+            let tree = upstream.find_tree(upstream.treebuilder(None).unwrap().write().unwrap()).unwrap();
+            let parent = upstream.refname_to_id("refs/heads/main").ok().map(|id| upstream.find_commit(id).unwrap());
+            let who = git2::Signature::now("Mona", "mona@example.com").unwrap();
+            upstream
+                .commit(Some("refs/heads/main"), &who, &who, message, &tree, &parent.iter().collect::<Vec<_>>())
+                .unwrap()
+        };
+        commit("first");
+        let mirrors = Mirrors::new(dir.path().join("cache"), u64::MAX);
+        let url = format!("file://{}", remote.display());
+        let refspecs = ["+refs/heads/*:refs/heads/*".to_string()];
+        let mirror = mirrors.open("repo").unwrap();
+        mirror.fetch(&url, &Credentials::default(), &refspecs).unwrap();
+        // What a git killed in the middle of its fetch leaves behind.
+        std::fs::write(mirror.path.join("refs/heads/main.lock"), "").unwrap();
+        std::fs::write(mirror.path.join("packed-refs.lock"), "").unwrap();
+        drop(mirror);
+        let second = commit("second");
+        let mirror = mirrors.open("repo").unwrap();
+        mirror.fetch(&url, &Credentials::default(), &refspecs).unwrap();
+        assert_eq!(mirror.repo().refname_to_id("refs/heads/main").unwrap(), second);
     }
 
     #[test]
