@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::scenario::{Change, ForgeDriver, IssueRef, Landed, NewChange, Scenario, Source, State};
 use hotfix_lane::report::model::{Figures, Scope, Share, Spread};
+use hotfix_lane::store::Store;
 
 /// Two responders, `smoke` must pass, postmortems due a week after the merge.
 const POLICY: &str = "[responders]\nusers = [\"Codertocat\", \"alice\"]\n[merge]\nsmoke_checks = [\"smoke\"]\n";
@@ -166,6 +167,54 @@ async fn a_postmortem_is_reminded_once_due_and_once_overdue<D: ForgeDriver>(back
     assert_eq!(reminders(&s).len(), 4, "nothing after it is done");
 }
 
+/// The live gauges count open postmortems in the database; they say what the figures say from
+/// the milestones, also over a database written before due times had a column of their own.
+async fn the_gauges_count_open_postmortems_as_the_figures_do(backend: common::Backend) {
+    use common::hotfixes::{expect, scripted, DAY};
+    let now = 1_800_000_000_000;
+    let db = common::TestDb::new(backend).await;
+    let store = db.store().await;
+    store.record_lifecycle(&scripted(now, "Fix the ledger")).await.unwrap();
+    let scope = Scope { repo: None, since: now - 90 * DAY, until: now + 1 };
+    let f = hotfix_lane::report::figures(&store, &scope, now).await.unwrap();
+    let numbers =
+        |d: &[hotfix_lane::report::model::DuePostmortem]| d.iter().map(|p| p.hotfix.number).collect::<Vec<_>>();
+    assert_eq!(
+        (numbers(&f.pending_postmortems), numbers(&f.overdue_postmortems)),
+        (vec![expect::PENDING], vec![expect::OVERDUE])
+    );
+    let counted = |store: Store| async move {
+        let g = hotfix_lane::report::gauges(&store, now).await.unwrap();
+        store.close().await;
+        (g.pending, g.overdue)
+    };
+    assert_eq!(counted(store).await, (1, 1));
+
+    // The release before: no `due_at` column, migration 6 not run.
+    let undo = [
+        "DROP INDEX lifecycle_events_due",
+        "ALTER TABLE lifecycle_events DROP COLUMN due_at",
+        "DELETE FROM _sqlx_migrations WHERE version = 6",
+    ];
+    match backend {
+        common::Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            for sql in undo {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        common::Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            for sql in undo {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+    }
+    assert_eq!(counted(db.store().await).await, (1, 1), "the due times are read back from the details");
+}
+
 fn forge_name<D: ForgeDriver>() -> &'static str {
     if std::any::type_name::<D>().contains("GitLab") {
         "gitlab"
@@ -225,3 +274,5 @@ fn git_revert_messages_name_the_commit_they_revert() {
     assert!(undone.contains("reversing"), "git's merge revert wording: {undone}");
     assert_eq!(reverted(&undone, "x", "o/r", conventions), Some(Reverted::Commit(merge)));
 }
+
+on_both_backends!(the_gauges_count_open_postmortems_as_the_figures_do);

@@ -54,7 +54,7 @@ pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize
     // until the queue gives up on them: every queue of the repositories the lane knows is
     // looked at too.
     let mut repos = std::collections::BTreeMap::new();
-    let recorded = remind::Recorded::load(store, now - RECONCILE_HORIZON_MS).await?;
+    let recorded = remind::Recorded::load(store, now - RECONCILE_HORIZON_MS, now).await?;
     let mut states = store.lane_states_since(forge.as_str(), now - RECONCILE_HORIZON_MS);
     while let Some(state) = states.next().await? {
         let Some(facts) = swept(state) else { continue };

@@ -10,14 +10,15 @@ use crate::lane::reminder::{self, Reminder};
 use crate::lane::track::PullFacts;
 use crate::store::{Millis, Store, StoreError, Write};
 
-/// The milestones of every change with one in the sweep's horizon, by change: read once per
-/// sweep rather than once per change.
+/// The milestones of every hotfix merged in the sweep's horizon whose postmortem may call for a
+/// reminder now, by change: read once per sweep rather than once per change, and only those,
+/// so that the sweep's memory follows the postmortems that are due, not the lane's history.
 pub(super) struct Recorded(std::collections::HashMap<(String, String, u64), Vec<LifecycleEvent>>);
 
 impl Recorded {
-    pub(super) async fn load(store: &Store, since: Millis) -> Result<Recorded, StoreError> {
+    pub(super) async fn load(store: &Store, since: Millis, now: Millis) -> Result<Recorded, StoreError> {
         let mut by_change: std::collections::HashMap<_, Vec<LifecycleEvent>> = Default::default();
-        for e in store.lifecycle_since(None, since).await? {
+        for e in store.lifecycle_awaiting_postmortem(since, now + reminder::AHEAD).await? {
             by_change.entry((e.forge.clone(), e.repo.clone(), e.number)).or_default().push(e);
         }
         Ok(Recorded(by_change))

@@ -7,6 +7,8 @@ use super::lifecycle::{LifecycleEvent, Milestone};
 use crate::store::Millis;
 
 const DAY: Millis = 24 * 3600 * 1000;
+/// How long before its due time a postmortem is first reminded of.
+pub const AHEAD: Millis = DAY;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,7 +53,7 @@ pub fn due(events: &[LifecycleEvent], now: Millis) -> Option<(Reminder, Millis)>
     }
     let reminder = match now {
         _ if now >= due_at => Reminder::Overdue,
-        _ if now >= due_at - DAY => Reminder::Due,
+        _ if now >= due_at - AHEAD => Reminder::Due,
         _ => return None,
     };
     (!has(reminder.milestone())).then_some((reminder, due_at))

@@ -34,8 +34,7 @@ pub struct Gauges {
 }
 
 pub async fn gauges(store: &Store, now: Millis) -> Result<Gauges> {
-    let scope = Scope { repo: None, since: now - 90 * 24 * 3600 * 1000, until: now + 1 };
-    let f = figures(store, &scope, now).await?;
+    let (pending, overdue) = store.open_postmortems(now - 90 * 24 * 3600 * 1000, now).await?;
     let live = live(store, now).await?;
     let mut waiting: Vec<(&'static str, usize)> = Vec::new();
     for l in &live {
@@ -45,7 +44,7 @@ pub async fn gauges(store: &Store, now: Millis) -> Result<Gauges> {
         }
     }
     let oldest = live.iter().map(|l| l.since).min().map(|s| std::time::Duration::from_millis((now - s).max(0) as u64));
-    Ok(Gauges { pending: f.pending_postmortems.len(), overdue: f.overdue_postmortems.len(), waiting, oldest })
+    Ok(Gauges { pending: pending as usize, overdue: overdue as usize, waiting, oldest })
 }
 
 /// The hotfixes in the lane now, longest waiting first.

@@ -11,8 +11,8 @@ use crate::lane::lifecycle::{Detail, LifecycleEvent, Milestone};
 /// first observation is the one that counts.
 pub(super) async fn insert(tx: &mut Transaction<'_, Any>, event: &LifecycleEvent) -> Result<()> {
     sqlx::query(
-        "INSERT INTO lifecycle_events (forge, repo, number, milestone, part, at, actor, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (forge, repo, number, milestone, part) DO NOTHING",
+        "INSERT INTO lifecycle_events (forge, repo, number, milestone, part, at, actor, detail, due_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (forge, repo, number, milestone, part) DO NOTHING",
     )
     .bind(&event.forge)
     .bind(&event.repo)
@@ -22,12 +22,22 @@ pub(super) async fn insert(tx: &mut Transaction<'_, Any>, event: &LifecycleEvent
     .bind(event.at)
     .bind(&event.actor)
     .bind(serde_json::to_string(&event.detail).expect("a detail serializes"))
+    .bind(event.detail.due_at)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 const COLUMNS: &str = "forge, repo, number, milestone, part, at, actor, detail";
+
+/// Whether the change of lifecycle row `m` has recorded `milestone`.
+fn has(milestone: Milestone) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM lifecycle_events c WHERE c.forge = m.forge AND c.repo = m.repo \
+         AND c.number = m.number AND c.milestone = '{}')",
+        milestone.as_str()
+    )
+}
 
 impl Store {
     /// Records milestones outside a job (the deployment and reminder sweeps write through jobs;
@@ -55,6 +65,41 @@ impl Store {
              ORDER BY e.forge, e.repo, e.number, e.at, e.milestone, e.part"
         );
         let rows = sqlx::query(&sql).bind(repo).bind(since).fetch_all(&self.pool).await?;
+        rows.iter().map(event).collect()
+    }
+
+    /// Postmortems still open of the hotfixes merged at or after `since`: how many are due
+    /// after `now`, and how many by then (overdue). Counted in the database, so that the live
+    /// gauges cost no memory however many hotfixes are recorded.
+    pub async fn open_postmortems(&self, since: Millis, now: Millis) -> Result<(u64, u64)> {
+        let (pending, overdue): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT COUNT(CASE WHEN m.due_at > $2 THEN 1 END), COUNT(CASE WHEN m.due_at <= $2 THEN 1 END) \
+             FROM lifecycle_events m WHERE m.milestone = 'merged' AND m.at >= $1 AND m.due_at IS NOT NULL \
+             AND NOT {}",
+            has(Milestone::PostmortemClosed)
+        ))
+        .bind(since)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((pending as u64, overdue as u64))
+    }
+
+    /// Every milestone of the hotfixes merged at or after `since` whose postmortem is still
+    /// open, due by `due_by`, and not yet reminded of as overdue: the changes a reminder may be
+    /// due for ([`crate::lane::reminder::due`] decides), ordered by change, then time.
+    pub async fn lifecycle_awaiting_postmortem(&self, since: Millis, due_by: Millis) -> Result<Vec<LifecycleEvent>> {
+        let columns = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM lifecycle_events m JOIN lifecycle_events e \
+             ON e.forge = m.forge AND e.repo = m.repo AND e.number = m.number \
+             WHERE m.milestone = 'merged' AND m.due_at IS NOT NULL AND m.due_at <= $2 AND m.at >= $1 \
+             AND NOT {} AND NOT {} \
+             ORDER BY e.forge, e.repo, e.number, e.at, e.milestone, e.part",
+            has(Milestone::PostmortemClosed),
+            has(Milestone::RemindedOverdue)
+        );
+        let rows = sqlx::query(&sql).bind(since).bind(due_by).fetch_all(&self.pool).await?;
         rows.iter().map(event).collect()
     }
 

@@ -236,6 +236,12 @@ impl Store {
                 include_str!("migrations/common/0005_job_lease_expiries.sql"),
                 include_str!("migrations/common/0005_job_lease_expiries.sql"),
             ),
+            (
+                6,
+                "lifecycle due times",
+                include_str!("migrations/sqlite/0006_lifecycle_due.sql"),
+                include_str!("migrations/postgres/0006_lifecycle_due.sql"),
+            ),
         ];
         let migrations = sources
             .iter()
