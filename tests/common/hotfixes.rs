@@ -50,7 +50,7 @@ pub fn at(number: u64, milestone: Milestone, at: i64, actor: &str) -> LifecycleE
     }
 }
 
-fn keyed(mut e: LifecycleEvent, key: &str) -> LifecycleEvent {
+pub fn keyed(mut e: LifecycleEvent, key: &str) -> LifecycleEvent {
     e.key = key.into();
     e
 }
@@ -68,7 +68,7 @@ fn entered(number: u64, at: i64, by: &str, title: &str, severity: &str) -> Lifec
     })
 }
 
-fn merged(number: u64, at: i64, title: &str, severity: &str, due_after: i64) -> LifecycleEvent {
+pub fn merged(number: u64, at: i64, title: &str, severity: &str, due_after: i64) -> LifecycleEvent {
     with(self::at(number, Milestone::Merged, at, "hotfix-lane"), |d| {
         d.hotfix = true;
         d.title = Some(title.into());
