@@ -430,7 +430,66 @@ async fn the_same_delivery_twice_in_one_batch_is_stored_once(backend: Backend) {
     assert_eq!(store.job_counts().await.unwrap().queued, 1);
 }
 
+/// Deliveries taken in one order are queued in that order for each change, also when the
+/// writer stores two batches at once (PostgreSQL): a later batch never takes a change's queue
+/// before an earlier one.
+async fn deliveries_keep_their_order_per_change_across_overlapping_batches(backend: Backend) {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let (writer, _task) = DeliveryWriter::spawn(store.clone(), 3, Arc::new(Notify::new()));
+    const N: usize = 1500;
+    type Storing = Pin<Box<dyn Future<Output = hotfix_lane::store::Result<StoreOutcome>> + Send>>;
+    let mut storing: Vec<(Storing, Option<StoreOutcome>)> = (0..N)
+        .map(|seq| {
+            let delivery = NewDelivery {
+                forge: "github",
+                delivery_id: format!("d{seq}"),
+                event: "push".into(),
+                envelope: format!("{{\"seq\":{seq}}}"),
+                // Most share one change, as a burst on one pull request does; some do not.
+                ordering_key: if seq % 4 == 0 { format!("k{}", seq % 3) } else { "hot".into() },
+                received_at: 0,
+            };
+            let writer = writer.clone();
+            (Box::pin(async move { writer.store(delivery).await }) as Storing, None)
+        })
+        .collect();
+    // The first poll of each hands its delivery to the writer: in this order, while the
+    // writer is already storing the first ones.
+    std::future::poll_fn(|cx| {
+        for (future, done) in storing.iter_mut() {
+            if let Poll::Ready(outcome) = future.as_mut().poll(cx) {
+                *done = Some(outcome.unwrap());
+            }
+        }
+        Poll::Ready(())
+    })
+    .await;
+    for (future, done) in storing {
+        let outcome = match done {
+            Some(outcome) => outcome,
+            None => future.await.unwrap(),
+        };
+        assert_eq!(outcome, StoreOutcome::Stored);
+    }
+    let mut seqs: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    while let Some(job) = store.claim("w", 1, 1_000_000).await.unwrap() {
+        let envelope = store.delivery_envelope(job.delivery_id.unwrap()).await.unwrap().unwrap();
+        let seq = serde_json::from_str::<serde_json::Value>(&envelope).unwrap()["seq"].as_u64().unwrap();
+        seqs.entry(job.ordering_key.clone()).or_default().push(seq);
+        assert!(store.complete(&job, &[], 2).await.unwrap());
+    }
+    assert_eq!(seqs.values().map(Vec::len).sum::<usize>(), N);
+    for (key, seqs) in &seqs {
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{key} queued out of order: {seqs:?}");
+    }
+}
+
 on_both_backends!(
+    deliveries_keep_their_order_per_change_across_overlapping_batches,
     a_stranded_queue_head_is_repaired,
     the_same_delivery_twice_in_one_batch_is_stored_once,
     finished_work_is_pruned_and_dead_work_kept,
