@@ -3,6 +3,7 @@
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   default 60 s, every target
 #   fuzz/run.sh --ci [TARGET...]                   20 s each, for CI
+#   FUZZ_RUNS=N fuzz/run.sh ...                    also stop a target after N executions
 #
 # Builds once, runs each target in turn for the given time, prints a table and exits non-zero
 # if any target crashed (a panic, a failed property, a timeout or running out of memory); the
@@ -51,11 +52,12 @@ for target in "${targets[@]}"; do
     artifacts=artifacts/$target
     mkdir -p "$work" "$artifacts" "corpus/$target"
     out=work/$target.log
-    dict=()
-    [ -f "dict/$target.dict" ] && dict=(-dict="dict/$target.dict")
+    extra=()
+    [ -f "dict/$target.dict" ] && extra=(-dict="dict/$target.dict")
+    [ -n "${FUZZ_RUNS:-}" ] && extra+=(-runs="$FUZZ_RUNS")
     echo "fuzzing $target for ${seconds}s (log: fuzz/$out)"
     set +e
-    "$bin" "$work" "corpus/$target" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    "$bin" "$work" "corpus/$target" "${extra[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$artifacts/" -print_final_stats=1 >"$out" 2>&1
     rc=$?
     set -e
