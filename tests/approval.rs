@@ -162,6 +162,18 @@ async fn a_writer_who_pushes_onto_someone_elses_pull_request_cannot_approve_her_
     assert_eq!(on_push(&lane).as_deref(), Some("success"));
 }
 
+async fn a_dismissal_whose_webhook_never_came_takes_the_approval_back_at_the_next_sweep(backend: Backend) {
+    let lane = opened(backend, &[]).await;
+    review(&lane, "bob", "approved", HEAD).await;
+    assert_eq!(approval(&lane).0, "success");
+    // A maintainer dismisses bob's review; the webhook is lost.
+    lane.fake.repo(REPO, |r| r.reviews.get_mut(&2).unwrap()[0].1 = "DISMISSED".into());
+    let now = hotfix_lane::clock::Clock::now_ms(lane.clock.as_ref());
+    hotfix_lane::dispatch::reconcile(lane.store(), hotfix_lane::lane::event::Forge::Github, now).await.unwrap();
+    lane.settle().await;
+    assert_eq!(approval(&lane).0, "pending", "the sweep reads the reviews again");
+}
+
 async fn with_a_token_the_lane_does_not_report_the_approval_check(backend: Backend) {
     // A commit status can be posted by anyone who can push: it would prove nothing.
     let lane = opened_as(Lane::start(backend, POLICY).await, &[]).await;
@@ -171,6 +183,7 @@ async fn with_a_token_the_lane_does_not_report_the_approval_check(backend: Backe
 }
 
 on_both_backends!(
+    a_dismissal_whose_webhook_never_came_takes_the_approval_back_at_the_next_sweep,
     a_merge_on_a_grant_that_fails_takes_the_approval_check_back,
     a_writer_who_pushes_onto_someone_elses_pull_request_cannot_approve_her_push,
     with_a_token_the_lane_does_not_report_the_approval_check,

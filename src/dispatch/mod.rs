@@ -45,7 +45,7 @@ pub use responders::Responders;
 const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// Queues a re-evaluation of every open change of `forge` the lane is watching (in the lane,
-/// refused, or commented on): webhooks missed while hotfix-lane was down or unreachable are
+/// refused, commented on, or passed by the approval check): webhooks missed while hotfix-lane was down or unreachable are
 /// never redelivered. Queues the postmortem reminders that are due too. Returns how many jobs
 /// were queued.
 pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize, StoreError> {
@@ -60,8 +60,16 @@ pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize
         let Some(facts) = swept(state) else { continue };
         let Some(repo) = &facts.repo else { continue };
         repos.insert(repo.id, (repo.clone(), facts.installation_id));
-        let watched =
-            facts.lane.membership != crate::lane::membership::Membership::Normal || facts.lane.comment_id.is_some();
+        // A green approval check is watched too: a dismissal whose webhook never came must
+        // not leave it green.
+        let approved = facts
+            .lane
+            .reported
+            .get(crate::lane::approval::APPROVAL_CONTEXT)
+            .is_some_and(|r| r.sha == facts.head_sha && r.report.state == crate::lane::report::CheckState::Success);
+        let watched = facts.lane.membership != crate::lane::membership::Membership::Normal
+            || facts.lane.comment_id.is_some()
+            || approved;
         if let Some(job) = remind::sweep(&recorded, forge, &facts, now) {
             store.enqueue(&new_job(&job, now), now).await?;
             queued += 1;
