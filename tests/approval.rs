@@ -162,6 +162,23 @@ async fn a_writer_who_pushes_onto_someone_elses_pull_request_cannot_approve_her_
     assert_eq!(on_push(&lane).as_deref(), Some("success"));
 }
 
+async fn a_pass_left_standing_by_a_merge_cut_short_is_taken_back_at_the_next_sweep(backend: Backend) {
+    let lane = opened(backend, &["hotfix"]).await;
+    let labeled = gh::pull(2, "Codertocat", "master", &["hotfix"], "Postmortem: #50");
+    lane.send("pull_request", gh::pr_event("labeled", &labeled, Some("hotfix"), "alice")).await;
+    assert_eq!(approval(&lane).0, "pending");
+    // The lane posted the pass and was killed before the merge (or its take-back failed): the
+    // check is green on the forge, and the lane's own record never saw it.
+    lane.fake.post_check_run(REPO, HEAD, APPROVAL, "success", "hotfix-lane");
+    lane.send("issue_comment", app_event(gh::comment_event(2, "/hotfix revoke", "alice"))).await;
+    assert_eq!(approval(&lane).0, "success", "an event that changes nothing of it leaves it as it is");
+    let now = hotfix_lane::clock::Clock::now_ms(lane.clock.as_ref());
+    hotfix_lane::dispatch::reconcile(lane.store(), hotfix_lane::lane::event::Forge::Github, now).await.unwrap();
+    lane.settle().await;
+    assert_eq!(approval(&lane).0, "pending", "the sweep posts it again as the reviews have it");
+    assert!(lane.fake.repo(REPO, |r| r.merges.is_empty()));
+}
+
 async fn a_dismissal_whose_webhook_never_came_takes_the_approval_back_at_the_next_sweep(backend: Backend) {
     let lane = opened(backend, &[]).await;
     review(&lane, "bob", "approved", HEAD).await;
@@ -183,6 +200,7 @@ async fn with_a_token_the_lane_does_not_report_the_approval_check(backend: Backe
 }
 
 on_both_backends!(
+    a_pass_left_standing_by_a_merge_cut_short_is_taken_back_at_the_next_sweep,
     a_dismissal_whose_webhook_never_came_takes_the_approval_back_at_the_next_sweep,
     a_merge_on_a_grant_that_fails_takes_the_approval_check_back,
     a_writer_who_pushes_onto_someone_elses_pull_request_cannot_approve_her_push,

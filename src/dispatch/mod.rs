@@ -305,7 +305,7 @@ impl<P: Forges> Dispatch<P> {
             applies: change::everything,
         };
         let shown = match &input {
-            Input::Change { change, .. } => Some((**change).clone()),
+            Input::Change { change, .. } | Input::Swept { change } => Some((**change).clone()),
             _ => None,
         };
         let decided = change.run(prior.clone(), input, seed).await?;

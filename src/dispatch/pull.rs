@@ -3,7 +3,6 @@
 
 use super::{Dispatch, StepError};
 use crate::forge::{Forge, Forges};
-use crate::lane::event::PullRequestAction;
 use crate::lane::job::Subject;
 use crate::lane::step::{Answer, Input, Need, Observed};
 use crate::store::Write;
@@ -17,11 +16,6 @@ pub(super) async fn reconcile<P: Forges>(
     // The read is fresh: a merge decided on this input needs no second one.
     let mut seen = Observed::default();
     seen.record(Need::Change, Answer::Change(Some(change.clone())));
-    let input = Input::Change {
-        action: PullRequestAction::Edited,
-        change: Box::new(change),
-        added: vec![],
-        actor: "hotfix-lane".into(),
-    };
+    let input = Input::Swept { change: Box::new(change) };
     d.decide(forge, subject, input, seen).await
 }

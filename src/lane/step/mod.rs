@@ -29,6 +29,9 @@ use super::postmortem::IssueLookup;
 use super::track::PullFacts;
 use crate::store::Millis;
 
+/// Who a sweep's reads are audited as.
+const SWEEPER: &str = "hotfix-lane";
+
 /// What a step decides with, beside the change's facts.
 pub struct Ctx<'a> {
     pub repo: &'a RepoRef,
@@ -49,6 +52,10 @@ pub enum Input {
     /// The change as an event — or a fresh read, for a sweep — shows it; `actor` caused it.
     /// `added`: the labels this event applied (none unless `action` is `Labeled`).
     Change { action: PullRequestAction, change: Box<PullRequest>, added: Vec<String>, actor: String },
+    /// The change as a sweep read it: an edit by the lane itself, after which the approval
+    /// check is posted again whatever the lane last posted — a pass posted for a merge whose
+    /// take-back was lost with a failed call or a killed process must not stand.
+    Swept { change: Box<PullRequest> },
     /// The commands of a new comment on the change.
     Commands { comment_id: u64, actor: String, commands: Vec<Command> },
     /// A check on commit `sha` moved; `new_run`: a CI run started on it (which shows only the
@@ -80,6 +87,13 @@ pub fn step(prior: Option<&PullFacts>, input: &Input, seen: &Observed, ctx: &Ctx
     match input {
         Input::Change { action, change, added, actor } => {
             enter::on_change(prior, *action, change, added, actor, true, seen, ctx)
+        }
+        Input::Swept { change } => {
+            let mut prior = prior.cloned();
+            if let Some(p) = prior.as_mut() {
+                p.lane.reported.remove(super::approval::APPROVAL_CONTEXT);
+            }
+            enter::on_change(prior.as_ref(), PullRequestAction::Edited, change, &[], SWEEPER, true, seen, ctx)
         }
         Input::Commands { comment_id, actor, commands } => {
             commands::on_commands(prior, *comment_id, actor, commands, seen, ctx)
@@ -142,6 +156,7 @@ pub fn needs(prior: Option<&PullFacts>, input: &Input, seen: &Observed, ctx: &Ct
 pub fn withdrawn(prior: Option<&PullFacts>, input: &Input, seen: &Observed, ctx: &Ctx) -> Option<Step> {
     match input {
         Input::Change { change, actor, .. } => enter::lapsed(prior, change, actor, ctx),
+        Input::Swept { change } => enter::lapsed(prior, change, SWEEPER, ctx),
         Input::Commands { comment_id, actor, commands } => {
             commands::revoked(prior?, *comment_id, actor, commands, seen)
         }

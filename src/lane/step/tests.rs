@@ -515,6 +515,18 @@ fn an_approval_of_the_head_passes_and_one_of_an_earlier_commit_does_not() {
 }
 
 #[test]
+fn a_sweep_posts_the_approval_check_again_though_nothing_changed_and_an_event_does_not() {
+    let mut world = approval_world();
+    world.smoke = None;
+    let facts = drive(&mut world, None, event(PullRequestAction::Opened, change(HEAD, &[])), NOW).facts;
+    let edited = drive(&mut world, facts.clone(), event(PullRequestAction::Edited, change(HEAD, &[])), NOW + 1);
+    assert!(approval_reports(&edited).is_empty(), "unchanged: not posted again");
+    let swept = drive(&mut world, facts, Input::Swept { change: Box::new(change(HEAD, &[])) }, NOW + 2);
+    let states: Vec<CheckState> = approval_reports(&swept).into_iter().map(|r| r.0).collect();
+    assert_eq!(states, [CheckState::Pending], "a pass the lane never recorded may stand on the forge");
+}
+
+#[test]
 fn with_a_token_the_approval_check_is_not_reported_since_anyone_who_can_push_could_post_it() {
     let mut world = approval_world();
     world.app = false;
