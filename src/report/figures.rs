@@ -131,15 +131,18 @@ pub fn compute(events: &[LifecycleEvent], scope: &Scope, now: Millis) -> Figures
     let success = Share { hits: merged.iter().filter(|(l, m)| !failed(l, m.at)).count(), of: merged.len() };
 
     // M8: another merged hotfix of the same repository within the window that shares a file.
-    let all_hotfix_merges: Vec<&LifecycleEvent> = lives.iter().filter_map(|l| l.merged_hotfix()).collect();
+    // Each repository's hotfix merges by time, so that each looks only at those in its window.
+    let mut merges_by_repo: BTreeMap<&str, Vec<&LifecycleEvent>> = BTreeMap::new();
+    for m in lives.iter().filter_map(|l| l.merged_hotfix()) {
+        merges_by_repo.entry(m.repo.as_str()).or_default().push(m);
+    }
+    merges_by_repo.values_mut().for_each(|merges| merges.sort_by_key(|m| m.at));
     let regressed = |m: &LifecycleEvent| {
-        all_hotfix_merges.iter().any(|o| {
-            o.repo == m.repo
-                && o.number != m.number
-                && o.at > m.at
-                && o.at - m.at <= REGRESSION_WINDOW
-                && o.detail.files.iter().any(|f| m.detail.files.contains(f))
-        })
+        let later = &merges_by_repo[m.repo.as_str()];
+        later[later.partition_point(|o| o.at <= m.at)..]
+            .iter()
+            .take_while(|o| o.at - m.at <= REGRESSION_WINDOW)
+            .any(|o| o.number != m.number && o.detail.files.iter().any(|f| m.detail.files.contains(f)))
     };
     let regressions = Share { hits: merged.iter().filter(|(_, m)| regressed(m)).count(), of: merged.len() };
 

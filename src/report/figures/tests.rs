@@ -180,3 +180,28 @@ fn weeks_start_on_monday_utc() {
     assert_eq!(week_start(T0 + 6 * DAY + 23 * HOUR), T0);
     assert_eq!(week_start(T0 - 1), T0 - 7 * DAY);
 }
+
+/// M8 at its edges: a later hotfix of the same repository within 7 days (inclusive) sharing a
+/// file counts; one at the same moment, a millisecond past the window, in another repository or
+/// touching other files does not.
+#[test]
+fn a_regression_is_a_later_hotfix_of_the_repository_within_the_window_sharing_a_file() {
+    let window = REGRESSION_WINDOW;
+    let cases: [(&str, Millis, &str, &str, bool); 6] = [
+        ("within the window", window, "acme/shop", "a.rs", true),
+        ("at the same moment", 0, "acme/shop", "a.rs", false),
+        ("a millisecond late", window + 1, "acme/shop", "a.rs", false),
+        ("in another repository", HOUR, "acme/other", "a.rs", false),
+        ("other files", HOUR, "acme/shop", "b.rs", false),
+        ("an hour later", HOUR, "acme/shop", "a.rs", true),
+    ];
+    for (what, after, repo, file, counts) in cases {
+        let mut s = Script(Vec::new());
+        s.at(1, Milestone::Merged, T0, hotfix_merge(7 * DAY, T0, &["a.rs", "c.rs"], None));
+        s.at(2, Milestone::Merged, T0 + after, hotfix_merge(7 * DAY, T0 + after, &[file], None));
+        s.0[1].repo = repo.into();
+        let scope = Scope { repo: None, since: T0 - DAY, until: T0 + 30 * DAY };
+        let f = compute(&s.0, &scope, T0 + 30 * DAY);
+        assert_eq!(f.regressions.hits, usize::from(counts), "{what}: {:?}", f.regressions);
+    }
+}
