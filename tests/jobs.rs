@@ -430,10 +430,9 @@ async fn the_same_delivery_twice_in_one_batch_is_stored_once(backend: Backend) {
     assert_eq!(store.job_counts().await.unwrap().queued, 1);
 }
 
-/// Deliveries taken in one order are queued in that order for each change, also when the
-/// writer stores two batches at once (PostgreSQL): a later batch never takes a change's queue
-/// before an earlier one.
-async fn deliveries_keep_their_order_per_change_across_overlapping_batches(backend: Backend) {
+/// Deliveries taken in one order are queued in that order for each change, across the many
+/// batches the writer stores them in while more keep arriving.
+async fn deliveries_keep_their_order_per_change_across_batches(backend: Backend) {
     use std::future::Future;
     use std::pin::Pin;
     use std::task::Poll;
@@ -489,7 +488,7 @@ async fn deliveries_keep_their_order_per_change_across_overlapping_batches(backe
 }
 
 on_both_backends!(
-    deliveries_keep_their_order_per_change_across_overlapping_batches,
+    deliveries_keep_their_order_per_change_across_batches,
     a_stranded_queue_head_is_repaired,
     the_same_delivery_twice_in_one_batch_is_stored_once,
     finished_work_is_pruned_and_dead_work_kept,

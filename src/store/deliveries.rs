@@ -4,19 +4,14 @@
 //! queued up while the previous commit was on its way to disk and stores it in one transaction:
 //! one fsync acknowledges a whole batch, so durability costs little under load and adds no wait
 //! when idle.
-//!
-//! On PostgreSQL two batches are in flight at once: the next one is stored while the one before
-//! waits for its commit to reach the disk. It starts only once that one holds its queue locks,
-//! so the jobs of one change are still queued in the order their deliveries were taken. SQLite
-//! has one writer connection, and one batch at a time.
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use std::collections::HashMap;
 
-use super::jobs::{insert_locked_jobs, lock_keys, NewJob};
+use super::jobs::{insert_jobs, NewJob};
 use sqlx::{AnyConnection, Connection, Executor};
 
 use super::{placeholders, Dialect, Millis, Result, Store, StoreError};
@@ -70,62 +65,33 @@ impl DeliveryWriter {
 }
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Request>, max_attempts: i64, wake: Arc<Notify>) {
-    let in_flight = match store.dialect {
-        Dialect::Sqlite => 1,
-        Dialect::Postgres => 2,
-    };
-    let slots = Arc::new(Semaphore::new(in_flight));
-    loop {
-        let slot = slots.clone().acquire_owned().await.expect("the writer's slots are never closed");
-        let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            break;
-        }
-        let (locked, has_locked) = oneshot::channel();
-        let (store, wake) = (store.clone(), wake.clone());
-        tokio::spawn(async move {
-            let result = store.insert_deliveries(&batch, max_attempts, locked).await;
-            answer(batch, result, &wake);
-            drop(slot);
-        });
-        // Dropped unsent when the batch failed before it took its locks: nothing to wait for.
-        let _ = has_locked.await;
-    }
-    // Every handle is gone: the batches still in flight answer before the task ends.
-    let _ = slots.acquire_many(in_flight as u32).await;
-}
-
-fn answer(mut batch: Vec<Request>, result: Result<Vec<StoreOutcome>>, wake: &Notify) {
-    match result {
-        Ok(outcomes) => {
-            if outcomes.contains(&StoreOutcome::Stored) {
-                // One idle worker wakes (or the next to wait finds the permit); each worker
-                // that finds a job wakes another, so a batch wakes as many as it has work for
-                // and no more: claims that find nothing still take the writer.
-                wake.notify_one();
+    let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match store.insert_deliveries(&batch, max_attempts).await {
+            Ok(outcomes) => {
+                if outcomes.contains(&StoreOutcome::Stored) {
+                    // One idle worker wakes (or the next to wait finds the permit); each
+                    // worker that finds a job wakes another, so a batch wakes as many as it
+                    // has work for and no more: claims that find nothing still take the writer.
+                    wake.notify_one();
+                }
+                for ((_, done), outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = done.send(Ok(outcome));
+                }
             }
-            for ((_, done), outcome) in batch.drain(..).zip(outcomes) {
-                let _ = done.send(Ok(outcome));
-            }
-        }
-        Err(err) => {
-            tracing::error!(error = %err, count = batch.len(), "storing a batch of deliveries failed");
-            let message = err.to_string();
-            for (_, done) in batch.drain(..) {
-                let _ = done.send(Err(StoreError::BatchFailed(message.clone())));
+            Err(err) => {
+                tracing::error!(error = %err, count = batch.len(), "storing a batch of deliveries failed");
+                let message = err.to_string();
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(Err(StoreError::BatchFailed(message.clone())));
+                }
             }
         }
     }
 }
 
 impl Store {
-    /// Stores `batch`; `locked` is told once the batch holds the queue locks of its jobs.
-    async fn insert_deliveries(
-        &self,
-        batch: &[Request],
-        max_attempts: i64,
-        locked: oneshot::Sender<()>,
-    ) -> Result<Vec<StoreOutcome>> {
+    async fn insert_deliveries(&self, batch: &[Request], max_attempts: i64) -> Result<Vec<StoreOutcome>> {
         let (writer, _turn) = self.inbox_writer();
         let mut conn = writer.acquire().await?;
         let sqlite_sync = self.durable && self.dialect == Dialect::Sqlite;
@@ -133,7 +99,7 @@ impl Store {
             // In WAL mode a FULL commit syncs the log, and with it every commit before it.
             conn.execute("PRAGMA synchronous = FULL").await?;
         }
-        let result = self.insert_batch(&mut conn, batch, max_attempts, locked).await;
+        let result = self.insert_batch(&mut conn, batch, max_attempts).await;
         if sqlite_sync {
             conn.execute("PRAGMA synchronous = NORMAL").await?;
         }
@@ -145,7 +111,6 @@ impl Store {
         conn: &mut AnyConnection,
         batch: &[Request],
         max_attempts: i64,
-        locked: oneshot::Sender<()>,
     ) -> Result<Vec<StoreOutcome>> {
         // On PostgreSQL the commit that acknowledges waits for the disk; asked for in the same
         // round trip as the `BEGIN`.
@@ -188,12 +153,9 @@ impl Store {
                 })
             })
             .collect();
-        let keys: Vec<&str> = jobs.iter().map(|j| j.ordering_key.as_str()).collect();
-        lock_keys(&mut tx, &keys).await?;
-        let _ = locked.send(());
         if !jobs.is_empty() {
             // Ordered as received, so jobs of one pull request run in delivery order.
-            insert_locked_jobs(&mut tx, &jobs, jobs[0].run_at).await?;
+            insert_jobs(&mut tx, &jobs, jobs[0].run_at).await?;
         }
         let mut claimed = std::collections::HashSet::new();
         let outcomes = batch

@@ -92,12 +92,6 @@ const CLAIM_POSTGRES: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
 pub(super) async fn insert_jobs(tx: &mut Transaction<'_, Any>, jobs: &[NewJob], now: Millis) -> Result<()> {
     let keys: Vec<&str> = jobs.iter().map(|j| j.ordering_key.as_str()).collect();
     lock_keys(tx, &keys).await?;
-    insert_locked_jobs(tx, jobs, now).await
-}
-
-/// [`insert_jobs`], for a transaction that holds the jobs' queue locks already.
-pub(super) async fn insert_locked_jobs(tx: &mut Transaction<'_, Any>, jobs: &[NewJob], now: Millis) -> Result<()> {
-    let keys: Vec<&str> = jobs.iter().map(|j| j.ordering_key.as_str()).collect();
     let sql = format!(
         "INSERT INTO jobs (kind, ordering_key, payload, delivery_id, max_attempts, run_at, state, attempts, created_at, \
          updated_at) VALUES {}",
@@ -121,7 +115,7 @@ pub(super) async fn insert_locked_jobs(tx: &mut Transaction<'_, Any>, jobs: &[Ne
 /// On PostgreSQL, serializes the transactions that change which job heads a key, until commit:
 /// otherwise one finishing a key's job and another queueing the next could each miss the
 /// other's row and leave the new job unmarked. (SQLite has one writer at a time anyway.)
-pub(super) async fn lock_keys(tx: &mut Transaction<'_, Any>, keys: &[&str]) -> Result<()> {
+async fn lock_keys(tx: &mut Transaction<'_, Any>, keys: &[&str]) -> Result<()> {
     if tx.backend_name() != "PostgreSQL" {
         return Ok(());
     }
