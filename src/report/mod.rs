@@ -24,28 +24,6 @@ pub async fn figures(store: &Store, scope: &Scope, now: Millis) -> Result<Figure
     Ok(figures::compute(&events, scope, now))
 }
 
-/// What needs someone, of the hotfixes merged in `scope`: overdue and pending postmortems,
-/// stale backports, hotfixes no production deployment was reported for — the lists of
-/// [`figures`], read from the changes with something open alone (each list item depends on its
-/// own change's milestones only, so the lists are the same).
-pub struct Duties {
-    pub overdue_postmortems: Vec<DuePostmortem>,
-    pub pending_postmortems: Vec<DuePostmortem>,
-    pub stale_backports: Vec<OpenBackport>,
-    pub undeployed: Vec<HotfixRef>,
-}
-
-pub async fn duties(store: &Store, scope: &Scope, now: Millis) -> Result<Duties> {
-    let events = store.lifecycle_with_open_duties(scope.since).await?;
-    let f = figures::compute(&events, scope, now);
-    Ok(Duties {
-        overdue_postmortems: f.overdue_postmortems,
-        pending_postmortems: f.pending_postmortems,
-        stale_backports: f.stale_backports,
-        undeployed: f.undeployed,
-    })
-}
-
 /// What the live gauges show: postmortems pending and overdue (of hotfixes merged in the last
 /// 90 days), and the hotfixes in the lane by what they wait for, with the longest wait.
 pub struct Gauges {

@@ -103,29 +103,6 @@ impl Store {
         rows.iter().map(event).collect()
     }
 
-    /// Every milestone of the hotfixes merged at or after `since` that still call for someone:
-    /// the postmortem not done, no production deployment since the merge, or a backport opened
-    /// and not merged; ordered by change, then time. The on-call lists need only these, so
-    /// their cost follows what is open, not the lane's history.
-    pub async fn lifecycle_with_open_duties(&self, since: Millis) -> Result<Vec<LifecycleEvent>> {
-        let columns = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT {columns} FROM (SELECT m.forge, m.repo, m.number FROM lifecycle_events m \
-             WHERE m.milestone = 'merged' AND m.due_at IS NOT NULL AND m.at >= $1 AND (NOT {closed} \
-             OR NOT EXISTS (SELECT 1 FROM lifecycle_events d WHERE d.forge = m.forge AND d.repo = m.repo \
-             AND d.number = m.number AND d.milestone = 'deployed' AND d.at >= m.at) \
-             OR EXISTS (SELECT 1 FROM lifecycle_events b WHERE b.forge = m.forge AND b.repo = m.repo \
-             AND b.number = m.number AND b.milestone = 'backport_opened' AND NOT EXISTS (SELECT 1 \
-             FROM lifecycle_events l WHERE l.forge = b.forge AND l.repo = b.repo AND l.number = b.number \
-             AND l.milestone = 'backport_merged' AND l.part = b.part)))) k \
-             JOIN lifecycle_events e ON e.forge = k.forge AND e.repo = k.repo AND e.number = k.number \
-             ORDER BY e.forge, e.repo, e.number, e.at, e.milestone, e.part",
-            closed = has(Milestone::PostmortemClosed)
-        );
-        let rows = sqlx::query(&sql).bind(since).fetch_all(&self.pool).await?;
-        rows.iter().map(event).collect()
-    }
-
     /// One change's milestones, oldest first.
     pub async fn lifecycle_of(&self, forge: &str, repo: &str, number: u64) -> Result<Vec<LifecycleEvent>> {
         let sql = format!(

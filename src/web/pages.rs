@@ -103,7 +103,7 @@ pub async fn oncall(web: &Web) -> Result<std::result::Result<String, askama::Err
     let now = web.clock.now_ms();
     let live = crate::report::live(&web.store, now).await?;
     let scope = Scope { repo: None, since: now - ONCALL_DAYS * DAY, until: now + 1 };
-    let duties = crate::report::duties(&web.store, &scope, now).await?;
+    let figures = crate::report::figures(&web.store, &scope, now).await?;
     let backports = crate::dispatch::pending_backports(&web.store, now).await.map_err(|e| match e {
         crate::dispatch::StepError::Store(e) => e,
         other => crate::store::StoreError::Corrupt(other.to_string()),
@@ -134,10 +134,10 @@ pub async fn oncall(web: &Web) -> Result<std::result::Result<String, askama::Err
                 postmortem: l.postmortem.clone(),
             })
             .collect(),
-        overdue: duties.overdue_postmortems.iter().map(due).collect(),
-        pending: duties.pending_postmortems.iter().map(due).collect(),
-        backports: backport_rows(web, &duties.stale_backports, &backports),
-        undeployed: duties
+        overdue: figures.overdue_postmortems.iter().map(due).collect(),
+        pending: figures.pending_postmortems.iter().map(due).collect(),
+        backports: backport_rows(web, &figures, &backports),
+        undeployed: figures
             .undeployed
             .iter()
             .map(|h| UndeployedRow {
@@ -151,13 +151,10 @@ pub async fn oncall(web: &Web) -> Result<std::result::Result<String, askama::Err
 
 /// The backports not merged: those the lane tracks now, and those its milestones show went
 /// stale (a backport the lane stopped tracking stays on the list until it merges).
-fn backport_rows(
-    web: &Web,
-    stale: &[crate::report::model::OpenBackport],
-    tracked: &[crate::dispatch::PendingBackport],
-) -> Vec<BackportRow> {
+fn backport_rows(web: &Web, figures: &Figures, tracked: &[crate::dispatch::PendingBackport]) -> Vec<BackportRow> {
     let now = web.clock.now_ms();
-    let mut rows: Vec<BackportRow> = stale
+    let mut rows: Vec<BackportRow> = figures
+        .stale_backports
         .iter()
         .map(|b| BackportRow {
             change: format!("{}#{}", b.hotfix.repo, b.hotfix.number),

@@ -50,7 +50,7 @@ pub fn at(number: u64, milestone: Milestone, at: i64, actor: &str) -> LifecycleE
     }
 }
 
-pub fn keyed(mut e: LifecycleEvent, key: &str) -> LifecycleEvent {
+fn keyed(mut e: LifecycleEvent, key: &str) -> LifecycleEvent {
     e.key = key.into();
     e
 }
@@ -68,7 +68,7 @@ fn entered(number: u64, at: i64, by: &str, title: &str, severity: &str) -> Lifec
     })
 }
 
-pub fn merged(number: u64, at: i64, title: &str, severity: &str, due_after: i64) -> LifecycleEvent {
+fn merged(number: u64, at: i64, title: &str, severity: &str, due_after: i64) -> LifecycleEvent {
     with(self::at(number, Milestone::Merged, at, "hotfix-lane"), |d| {
         d.hotfix = true;
         d.title = Some(title.into());
