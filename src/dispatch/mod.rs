@@ -45,9 +45,9 @@ pub use responders::Responders;
 const RECONCILE_HORIZON_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// Queues a re-evaluation of every open change of `forge` the lane is watching (in the lane,
-/// refused, commented on, or passed by the approval check): webhooks missed while hotfix-lane was down or unreachable are
-/// never redelivered. Queues the postmortem reminders that are due too. Returns how many jobs
-/// were queued.
+/// refused, commented on, or passed by the approval check): webhooks missed while hotfix-lane
+/// was down or unreachable are never redelivered. Queues the postmortem reminders that are due
+/// too. Returns how many jobs were queued.
 pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize, StoreError> {
     let mut queued = 0;
     // Merge groups whose `checks_requested` was missed would wait for the postmortem check
