@@ -196,22 +196,12 @@ async fn the_gauges_count_open_postmortems_as_the_figures_do(backend: common::Ba
         "ALTER TABLE lifecycle_events DROP COLUMN due_at",
         "DELETE FROM _sqlx_migrations WHERE version = 6",
     ];
-    match backend {
-        common::Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            for sql in undo {
-                sqlx::query(sql).execute(&pool).await.unwrap();
-            }
-            pool.close().await;
-        }
-        common::Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            for sql in undo {
-                sqlx::query(sql).execute(&pool).await.unwrap();
-            }
-            pool.close().await;
-        }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    for sql in undo {
+        sqlx::query(sql).execute(&pool).await.unwrap();
     }
+    pool.close().await;
     assert_eq!(counted(db.store().await).await, (1, 1), "the due times are read back from the details");
 }
 

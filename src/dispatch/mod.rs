@@ -62,11 +62,7 @@ pub async fn reconcile(store: &Store, forge: Forge, now: Millis) -> Result<usize
         repos.insert(repo.id, (repo.clone(), facts.installation_id));
         // A green approval check is watched too: a dismissal whose webhook never came must
         // not leave it green.
-        let approved = facts
-            .lane
-            .reported
-            .get(crate::lane::approval::APPROVAL_CONTEXT)
-            .is_some_and(|r| r.sha == facts.head_sha && r.report.state == crate::lane::report::CheckState::Success);
+        let approved = facts.reported_green(crate::lane::approval::APPROVAL_CONTEXT);
         let watched = facts.lane.membership != crate::lane::membership::Membership::Normal
             || facts.lane.comment_id.is_some()
             || approved;

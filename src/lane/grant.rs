@@ -167,12 +167,7 @@ pub fn readiness(facts: &PullFacts, policy: &Policy, now: Millis) -> Result<(), 
     if let Some(blocker) = grant_blocker(facts, now) {
         return Err(blocker);
     }
-    let postmortem_green = facts
-        .lane
-        .reported
-        .get(super::report::POSTMORTEM_CONTEXT)
-        .is_some_and(|r| r.sha == facts.head_sha && r.report.state == CheckState::Success);
-    if !postmortem_green {
+    if !facts.reported_green(super::report::POSTMORTEM_CONTEXT) {
         return Err(Blocker::PostmortemNotGreen);
     }
     let result = |name: &String| facts.lane.checks.get(name).filter(|c| c.sha == facts.head_sha).map(|c| c.state);

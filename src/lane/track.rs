@@ -125,6 +125,11 @@ impl PullFacts {
             })
     }
 
+    /// Whether the lane's report `context` was last posted green on the head.
+    pub fn reported_green(&self, context: &str) -> bool {
+        self.lane.reported.get(context).is_some_and(|r| r.sha == self.head_sha && r.report.state == CheckState::Success)
+    }
+
     /// Remembers the smoke checks' states as read on the head.
     pub fn record_smoke(&mut self, states: Vec<(String, CheckState)>) {
         let head = &self.head_sha;

@@ -71,10 +71,7 @@ fn live_hotfix(forge: Forge, facts: &PullFacts) -> Option<LiveHotfix> {
     }
     let lane = &facts.lane;
     let grant = lane.grant.as_ref().filter(|g| g.sha == facts.head_sha);
-    let postmortem_green = lane
-        .reported
-        .get(crate::lane::report::POSTMORTEM_CONTEXT)
-        .is_some_and(|r| r.sha == facts.head_sha && r.report.state == CheckState::Success);
+    let postmortem_green = facts.reported_green(crate::lane::report::POSTMORTEM_CONTEXT);
     let smoke_green = !lane.checks.is_empty()
         && lane.checks.values().all(|c| c.sha == facts.head_sha && c.state == CheckState::Success);
     let waiting_for = match () {

@@ -30,6 +30,11 @@ pub(super) async fn insert(tx: &mut Transaction<'_, Any>, event: &LifecycleEvent
 
 const COLUMNS: &str = "forge, repo, number, milestone, part, at, actor, detail";
 
+/// [`COLUMNS`] of the table aliased `alias`.
+fn columns_of(alias: &str) -> String {
+    COLUMNS.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Whether the change of lifecycle row `m` has recorded `milestone`.
 fn has(milestone: Milestone) -> String {
     format!(
@@ -57,7 +62,7 @@ impl Store {
     pub async fn lifecycle_since(&self, repo: Option<&str>, since: Millis) -> Result<Vec<LifecycleEvent>> {
         // The changes first (a range of the `at` index), then their rows by the primary key: a
         // correlated EXISTS makes SQLite walk the index once per row.
-        let columns = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+        let columns = columns_of("e");
         let sql = format!(
             "SELECT {columns} FROM (SELECT DISTINCT forge, repo, number FROM lifecycle_events \
              WHERE ($1 IS NULL OR repo = $1) AND at >= $2) c JOIN lifecycle_events e \
@@ -89,7 +94,7 @@ impl Store {
     /// open, due by `due_by`, and not yet reminded of as overdue: the changes a reminder may be
     /// due for ([`crate::lane::reminder::due`] decides), ordered by change, then time.
     pub async fn lifecycle_awaiting_postmortem(&self, since: Millis, due_by: Millis) -> Result<Vec<LifecycleEvent>> {
-        let columns = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+        let columns = columns_of("e");
         let sql = format!(
             "SELECT {columns} FROM lifecycle_events m JOIN lifecycle_events e \
              ON e.forge = m.forge AND e.repo = m.repo AND e.number = m.number \
