@@ -13,7 +13,7 @@
 //! * [`Fault::AppliedThenError`]: the call is carried out, then its answer is replaced by a 502
 //!   (GitHub) or 500 (GitLab): the write happened, the answer was lost.
 //!
-//! Rate limits are answered only to calls about one change (a change, issue or commit in the
+//! Rate limits are answered only to writes about one change (a change, issue or commit in the
 //! path), so that the next call on the same path is the refused one's retry: [`Faults::early_retries`]
 //! lists the retries that came sooner than the answer allowed.
 //!
@@ -228,8 +228,13 @@ impl Faults {
         let hurt = !state.paused && self.inner.share > 0 && (roll % 1_000_000) < u64::from(self.inner.share);
         let mut fault = None;
         if hurt {
-            let kinds: Vec<Fault> =
-                self.inner.kinds.iter().copied().filter(|k| !k.is_rate_limit() || about_one_change(uri)).collect();
+            let kinds: Vec<Fault> = self
+                .inner
+                .kinds
+                .iter()
+                .copied()
+                .filter(|k| !k.is_rate_limit() || one_changes_write(method, uri))
+                .collect();
             if !kinds.is_empty() {
                 fault = Some(kinds[(next(&mut state.rng) % kinds.len() as u64) as usize]);
             }
@@ -382,10 +387,15 @@ fn unix_now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
 }
 
-/// A call about one change: a pull or merge request, an issue or a commit in its path.
-fn about_one_change(uri: &str) -> bool {
+/// A write about one change: a pull or merge request, an issue or a commit in its path. Only
+/// that change's own jobs, which run one at a time, write there; a read of the same path may
+/// come from another job (the merge-queue sweep reads each change a train carries), so the next
+/// call on a read's path need not be its retry.
+fn one_changes_write(method: &str, uri: &str) -> bool {
     let path = uri.split('?').next().unwrap_or_default();
-    ["/pulls/", "/issues/", "/merge_requests/", "/statuses/", "/commits/"].iter().any(|p| path.contains(p))
+    method != "GET"
+        && method != "HEAD"
+        && ["/pulls/", "/issues/", "/merge_requests/", "/statuses/", "/commits/"].iter().any(|p| path.contains(p))
 }
 
 /// splitmix64: small, seedable, good enough to spread faults.
