@@ -84,7 +84,7 @@ pub struct Served {
 
 impl Served {
     pub fn is_write(&self) -> bool {
-        self.method != "GET" && self.method != "HEAD"
+        is_write(&self.method)
     }
 }
 
@@ -393,9 +393,12 @@ fn unix_now() -> Duration {
 /// call on a read's path need not be its retry.
 fn one_changes_write(method: &str, uri: &str) -> bool {
     let path = uri.split('?').next().unwrap_or_default();
-    method != "GET"
-        && method != "HEAD"
+    is_write(method)
         && ["/pulls/", "/issues/", "/merge_requests/", "/statuses/", "/commits/"].iter().any(|p| path.contains(p))
+}
+
+fn is_write(method: &str) -> bool {
+    method != "GET" && method != "HEAD"
 }
 
 /// splitmix64: small, seedable, good enough to spread faults.
